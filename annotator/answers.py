@@ -1,0 +1,118 @@
+"""Check a submitted answer against its task and turn it into Annotation fields.
+
+The API and the labeler UI both send answers in one shape:
+- pairwise: {"choice": "a" | "b" | "tie" | "both_bad", "strength"?: 1-3, "notes"?: str}
+  where "a" / "b" are the first / second completion *as served* (the lease's shown order);
+- likert: {"score": n, "flags"?: [...], "notes"?: str}, or {"scores": {aspect: n, ...}}
+  when the project has aspects;
+- ranking: {"ranking": [completion ids, best first], "notes"?: str}.
+What is stored refers to completion ids only, never to screen positions.
+"""
+
+from annotator.exceptions import InvalidAnswer
+from annotator.models import Annotation, Kind, Project, Task
+
+MAX_NOTES = 5000
+STRENGTHS = {1: "slightly better", 2: "clearly better", 3: "much better"}
+
+
+def validate_answer(*, task: Task, project: Project, shown_order: list[int], answer: dict) -> dict:
+    if not isinstance(answer, dict):
+        raise InvalidAnswer("The answer must be a JSON object.")
+    fields = {"notes": _notes(answer.get("notes"))}
+    if task.kind == Kind.PAIRWISE:
+        fields |= _pairwise(project=project, shown_order=shown_order, answer=answer)
+    elif task.kind == Kind.LIKERT:
+        fields |= _likert(project=project, answer=answer)
+    else:
+        fields |= _ranking(shown_order=shown_order, answer=answer)
+    return fields
+
+
+def _notes(value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidAnswer("notes must be a string.", field="notes")
+    if len(value) > MAX_NOTES:
+        raise InvalidAnswer(f"notes is longer than {MAX_NOTES} characters.", field="notes")
+    return value
+
+
+def _pairwise(*, project: Project, shown_order: list[int], answer: dict) -> dict:
+    choice = answer.get("choice")
+    allowed = ["a", "b"]
+    if project.allow_tie:
+        allowed.append("tie")
+    if project.allow_both_bad:
+        allowed.append("both_bad")
+    if choice not in allowed:
+        raise InvalidAnswer(f"choice must be one of {', '.join(allowed)}.", field="choice")
+    strength = answer.get("strength")
+    if strength is not None:
+        if choice not in ("a", "b"):
+            raise InvalidAnswer("strength only applies to a or b.", field="strength")
+        if not isinstance(strength, int) or isinstance(strength, bool) or strength not in STRENGTHS:
+            raise InvalidAnswer("strength must be 1, 2 or 3.", field="strength")
+    if choice == "tie":
+        return {"verdict": Annotation.Verdict.TIE}
+    if choice == "both_bad":
+        return {"verdict": Annotation.Verdict.BOTH_BAD}
+    first, second = shown_order[0], shown_order[1]
+    chosen, rejected = (first, second) if choice == "a" else (second, first)
+    return {
+        "verdict": Annotation.Verdict.PREFERRED,
+        "chosen_id": chosen,
+        "rejected_id": rejected,
+        "strength": strength,
+    }
+
+
+def _score(value, *, points: int, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= points:
+        raise InvalidAnswer(f"{field} must be an integer from 1 to {points}.", field=field)
+    return value
+
+
+def _likert(*, project: Project, answer: dict) -> dict:
+    points = project.likert_points
+    fields: dict = {}
+    if project.aspects:
+        scores = answer.get("scores")
+        if not isinstance(scores, dict):
+            raise InvalidAnswer(
+                f"scores must be an object with a score for each of: {', '.join(project.aspects)}.",
+                field="scores",
+            )
+        unknown = sorted(set(scores) - set(project.aspects))
+        if unknown:
+            raise InvalidAnswer(f"unknown aspect(s): {', '.join(unknown)}.", field="scores")
+        fields["scores"] = {
+            aspect: _score(scores.get(aspect), points=points, field=f"scores.{aspect}")
+            for aspect in project.aspects
+        }
+    else:
+        fields["score"] = _score(answer.get("score"), points=points, field="score")
+    flags = answer.get("flags") or []
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise InvalidAnswer("flags must be a list of flag names.", field="flags")
+    unknown_flags = [f for f in flags if f not in project.flags]
+    if unknown_flags:
+        raise InvalidAnswer(f"unknown flag(s): {'; '.join(unknown_flags)}.", field="flags")
+    # Keep the project's order and drop repeats, so equal answers are stored equally.
+    fields["flags"] = [f for f in project.flags if f in set(flags)]
+    return fields
+
+
+def _ranking(*, shown_order: list[int], answer: dict) -> dict:
+    ranking = answer.get("ranking")
+    if (
+        not isinstance(ranking, list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ranking)
+        or sorted(ranking) != sorted(shown_order)
+    ):
+        raise InvalidAnswer(
+            "ranking must list every completion id of the task exactly once, best first.",
+            field="ranking",
+        )
+    return {"ranking": ranking}

@@ -1,0 +1,215 @@
+"""The labeling API (contract: docs/api.md). Thin views over services and selectors.
+
+Every object is reached through the caller's memberships, so another project's ids answer
+404; no token answers 401.
+"""
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator import selectors, services
+from annotator.exceptions import ServiceError
+from annotator.importing import project_import
+from annotator.models import Membership, Project
+
+
+def _error(exc: ServiceError) -> Response:
+    return Response(exc.as_dict(), status=exc.status_code)
+
+
+def _require_admin(role: str) -> None:
+    if role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only the project's admins can do this.")
+
+
+# --- Projects -------------------------------------------------------------------------------
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "guidelines", "kind", "overlap", "lease_seconds", "allow_tie",
+            "allow_both_bad", "ask_strength", "wide_lines", "likert_points", "flags", "aspects",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_overlap(self, value: int) -> int:
+        if not 1 <= value <= 50:
+            raise serializers.ValidationError("overlap must be between 1 and 50.")
+        return value
+
+    def validate_lease_seconds(self, value: int) -> int:
+        if not 10 <= value <= 7 * 24 * 3600:
+            raise serializers.ValidationError("lease_seconds must be between 10 and 604800.")
+        return value
+
+    def validate_likert_points(self, value: int) -> int:
+        if not 2 <= value <= 10:
+            raise serializers.ValidationError("likert_points must be between 2 and 10.")
+        return value
+
+    def _string_list(self, value, name: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise serializers.ValidationError(f"{name} must be a list of non-empty strings.")
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError(f"{name} has duplicates.")
+        return value
+
+    def validate_flags(self, value):
+        return self._string_list(value, "flags")
+
+    def validate_aspects(self, value):
+        return self._string_list(value, "aspects")
+
+
+@extend_schema(request=ProjectSerializer, responses=ProjectSerializer)
+@api_view(["GET", "POST"])
+def project_list_create(request: Request) -> Response:
+    if request.method == "GET":
+        projects = selectors.projects_for_user(request.user).order_by("id")
+        return Response(ProjectSerializer(projects, many=True).data)
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff can create projects.")
+    serializer = ProjectSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    project = services.project_create(created_by=request.user, **serializer.validated_data)
+    return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses=ProjectSerializer)
+@api_view(["GET"])
+def project_detail(request: Request, project_id: int) -> Response:
+    project, _ = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    return Response(ProjectSerializer(project).data)
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+
+@extend_schema(request=MemberSerializer, responses=MemberSerializer)
+@api_view(["POST"])
+def project_member_add(request: Request, project_id: int) -> Response:
+    project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    _require_admin(role)
+    serializer = MemberSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    user = get_user_model().objects.filter(username=serializer.validated_data["username"]).first()
+    if user is None:
+        return Response(
+            {"username": ["No user with this username."]}, status=status.HTTP_400_BAD_REQUEST
+        )
+    services.membership_set(project=project, user=user, role=serializer.validated_data["role"])
+    return Response(
+        {"username": user.username, "role": serializer.validated_data["role"]},
+        status=status.HTTP_201_CREATED,
+    )
+
+
+@extend_schema(
+    request={"application/jsonl": bytes, "multipart/form-data": {"type": "object"}},
+    responses={201: {"type": "object"}},
+)
+@api_view(["POST"])
+def project_import_view(request: Request, project_id: int) -> Response:
+    project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    _require_admin(role)
+    fmt = request.query_params.get("format")
+    if request.content_type.startswith("multipart/"):
+        upload = request.FILES.get("file")
+        if upload is None:
+            return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
+        data = upload.read()
+        fmt = fmt or ("csv" if upload.name.lower().endswith(".csv") else "jsonl")
+    else:
+        data = request.body
+        fmt = fmt or ("csv" if "csv" in request.content_type else "jsonl")
+    try:
+        created = project_import(project=project, data=data, fmt=fmt)
+    except ServiceError as exc:
+        return _error(exc)
+    return Response({"tasks_created": created}, status=status.HTTP_201_CREATED)
+
+
+# --- Labeling -------------------------------------------------------------------------------
+
+
+class CompletionOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class TaskOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    project = serializers.IntegerField()
+    prompt = serializers.DictField()
+    completions = CompletionOut(many=True)
+    expires_at = serializers.DateTimeField()
+
+
+@extend_schema(request=None, responses={200: TaskOut, 204: None})
+@api_view(["POST"])
+def task_next(request: Request, project_id: int) -> Response:
+    project, _ = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    assignment = services.task_claim_next(project=project, labeler=request.user)
+    if assignment is None:
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    assignment = selectors.assignment_with_task(assignment_id=assignment.id)
+    return Response(TaskOut(selectors.task_view(assignment)).data)
+
+
+class AnswerIn(serializers.Serializer):
+    """Loose on purpose: the answer's fields depend on the task kind (see answers.py)."""
+
+    time_spent_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000
+    )
+
+
+@extend_schema(request=AnswerIn, responses={201: {"type": "object"}})
+@api_view(["POST"])
+def annotation_create(request: Request, task_id: int) -> Response:
+    task = selectors.task_get_for_member(task_id=task_id, user=request.user)
+    if not isinstance(request.data, dict):
+        return Response({"detail": "Send a JSON object."}, status=status.HTTP_400_BAD_REQUEST)
+    meta = AnswerIn(data=request.data)
+    meta.is_valid(raise_exception=True)
+    answer = {k: v for k, v in request.data.items() if k != "time_spent_ms"}
+    try:
+        result = services.annotation_submit(
+            task=task,
+            labeler=request.user,
+            answer=answer,
+            time_spent_ms=meta.validated_data.get("time_spent_ms"),
+        )
+    except ServiceError as exc:
+        return _error(exc)
+    return Response(
+        {"id": result.annotation.id, "late": result.late}, status=status.HTTP_201_CREATED
+    )
+
+
+class SkipIn(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+@extend_schema(request=SkipIn, responses={200: {"type": "object"}})
+@api_view(["POST"])
+def task_skip(request: Request, task_id: int) -> Response:
+    task = selectors.task_get_for_member(task_id=task_id, user=request.user)
+    data = SkipIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    try:
+        services.task_skip(task=task, labeler=request.user, reason=data.validated_data.get("reason", ""))
+    except ServiceError as exc:
+        return _error(exc)
+    return Response({"skipped": task.id})

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from annotator import api
+
+urlpatterns = [
+    path("projects/", api.project_list_create, name="api-projects"),
+    path("projects/<int:project_id>/", api.project_detail, name="api-project"),
+    path("projects/<int:project_id>/members/", api.project_member_add, name="api-members"),
+    path("projects/<int:project_id>/import/", api.project_import_view, name="api-import"),
+    path("projects/<int:project_id>/tasks/next/", api.task_next, name="api-task-next"),
+    path("tasks/<int:task_id>/annotations/", api.annotation_create, name="api-annotate"),
+    path("tasks/<int:task_id>/skip/", api.task_skip, name="api-skip"),
+]

@@ -1,0 +1,280 @@
+"""Import prompts and responses from JSONL or CSV (format: docs/import-export.md).
+
+All-or-nothing: every line is validated first, every bad line is reported with its line
+number and reason, and nothing is written unless the whole file is good. Only the uploaded
+bytes are read; nothing is ever fetched from a URL.
+"""
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from django.conf import settings
+from django.db import transaction
+
+from annotator.exceptions import ImportFailed
+from annotator.models import Completion, Kind, Project, Prompt, Task, TaskCompletion
+
+MAX_TEXT = 100_000
+MAX_COMPLETIONS = 9
+MAX_ERRORS_REPORTED = 1000
+ROLES = {"system", "user", "assistant", "tool"}
+JSONL_KEYS = {"prompt", "completions", "meta", "split", "priority", "gold"}
+
+
+@dataclass
+class Line:
+    number: int
+    text: str = ""
+    messages: list | None = None
+    completions: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    split: str = Prompt.Split.TRAIN
+    priority: int = 0
+
+
+class LineError(ValueError):
+    pass
+
+
+# --- Parsing --------------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> str:
+    limit = settings.PREFLOOP_IMPORT_MAX_BYTES
+    if len(data) > limit:
+        raise ImportFailed(
+            [{"line": 0, "error": f"file is {len(data)} bytes; the limit is {limit} bytes"}]
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            [{"line": 0, "error": f"file is not UTF-8 (byte {exc.start})"}]
+        ) from None
+
+
+def parse_jsonl(text: str) -> tuple[list[Line], list[dict]]:
+    lines, errors = [], []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append({"line": number, "error": f"invalid JSON: {exc.msg} (column {exc.colno})"})
+            continue
+        try:
+            lines.append(_line_from_object(number, obj))
+        except LineError as exc:
+            errors.append({"line": number, "error": str(exc)})
+    return lines, errors
+
+
+def parse_csv(text: str) -> tuple[list[Line], list[dict]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    if "prompt" not in header and "prompt_messages" not in header:
+        return [], [{"line": 1, "error": "header needs a 'prompt' or 'prompt_messages' column"}]
+    completion_cols = sorted(
+        (c for c in header if c.startswith("completion_")), key=_completion_col_order
+    )
+    if not completion_cols:
+        return [], [{"line": 1, "error": "header needs completion_1, completion_2, ... columns"}]
+    lines, errors = [], []
+    for row in reader:
+        number = reader.line_num  # physical line of the row's end; quoted newlines count
+        try:
+            lines.append(_line_from_object(number, _csv_row_to_object(row, completion_cols)))
+        except LineError as exc:
+            errors.append({"line": number, "error": str(exc)})
+    return lines, errors
+
+
+def _completion_col_order(name: str):
+    suffix = name.removeprefix("completion_")
+    return (0, int(suffix), "") if suffix.isdigit() else (1, 0, suffix)
+
+
+def _csv_row_to_object(row: dict, completion_cols: list[str]) -> dict:
+    if None in row:
+        raise LineError("more cells than header columns")
+    obj: dict = {"completions": [row[c] for c in completion_cols if (row.get(c) or "").strip()]}
+    if (row.get("prompt_messages") or "").strip():
+        try:
+            obj["prompt"] = json.loads(row["prompt_messages"])
+        except json.JSONDecodeError as exc:
+            raise LineError(f"prompt_messages is not valid JSON: {exc.msg}") from None
+    else:
+        obj["prompt"] = row.get("prompt") or ""
+    meta = {k.removeprefix("meta."): v for k, v in row.items() if k.startswith("meta.") and v}
+    if meta:
+        obj["meta"] = meta
+    if (row.get("split") or "").strip():
+        obj["split"] = row["split"].strip()
+    if (row.get("priority") or "").strip():
+        try:
+            obj["priority"] = int(row["priority"])
+        except ValueError:
+            raise LineError("priority must be an integer") from None
+    return obj
+
+
+def _line_from_object(number: int, obj) -> Line:
+    if not isinstance(obj, dict):
+        raise LineError("each line must be a JSON object")
+    unknown = sorted(set(obj) - JSONL_KEYS)
+    if unknown:
+        raise LineError(
+            f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(JSONL_KEYS))}"
+        )
+    line = Line(number=number)
+    prompt = obj.get("prompt")
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise LineError("prompt is empty")
+        line.text = _bounded(prompt, "prompt")
+    elif isinstance(prompt, list):
+        line.messages = _messages(prompt)
+    else:
+        raise LineError("prompt must be a string or a list of {role, content} messages")
+    completions = obj.get("completions")
+    if not isinstance(completions, list) or not completions:
+        raise LineError("completions must be a non-empty list of strings")
+    for i, c in enumerate(completions):
+        if not isinstance(c, str) or not c.strip():
+            raise LineError(f"completions[{i}] must be a non-empty string")
+        _bounded(c, f"completions[{i}]")
+    if len(completions) > MAX_COMPLETIONS:
+        raise LineError(f"{len(completions)} completions; at most {MAX_COMPLETIONS} per line")
+    line.completions = completions
+    meta = obj.get("meta", {})
+    if not isinstance(meta, dict):
+        raise LineError("meta must be an object")
+    line.meta = meta
+    split = obj.get("split", Prompt.Split.TRAIN)
+    if split not in Prompt.Split.values:
+        raise LineError(f"split must be one of {', '.join(Prompt.Split.values)}")
+    line.split = split
+    priority = obj.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise LineError("priority must be an integer")
+    line.priority = priority
+    return line
+
+
+def _bounded(value: str, name: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise LineError(f"{name} is longer than {MAX_TEXT} characters")
+    return value
+
+
+def _messages(messages: list) -> list[dict]:
+    if not messages:
+        raise LineError("prompt message list is empty")
+    clean = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or set(m) - {"role", "content", "name"}:
+            raise LineError(f"prompt[{i}] must be an object with role and content")
+        if m.get("role") not in ROLES:
+            raise LineError(f"prompt[{i}].role must be one of {', '.join(sorted(ROLES))}")
+        if not isinstance(m.get("content"), str):
+            raise LineError(f"prompt[{i}].content must be a string")
+        clean.append({"role": m["role"], "content": _bounded(m["content"], f"prompt[{i}]")})
+    return clean
+
+
+# --- Cutting lines into tasks ---------------------------------------------------------------
+
+
+def task_groups(project: Project, line: Line) -> list[tuple[str, list[int]]]:
+    """The tasks a line becomes: (task kind, indexes of its completions)."""
+    k = len(line.completions)
+    if project.kind == Kind.LIKERT:
+        return [(Kind.LIKERT, [i]) for i in range(k)]
+    if k < 2:
+        raise LineError(f"a {project.kind} task needs at least 2 completions, got {k}")
+    if project.kind == Kind.RANKING:
+        return [(Kind.RANKING, list(range(k)))]
+    if k == 2:
+        return [(Kind.PAIRWISE, [0, 1])]
+    if project.wide_lines == Project.WideLines.RANKING:
+        return [(Kind.RANKING, list(range(k)))]
+    return [(Kind.PAIRWISE, [i, j]) for i, j in combinations(range(k), 2)]
+
+
+# --- Writing --------------------------------------------------------------------------------
+
+
+def import_lines(*, project: Project, lines: list[Line], errors: list[dict]) -> int:
+    """Validate the cut of every line, then write all or nothing. Returns tasks created."""
+    plans = []
+    for line in lines:
+        try:
+            plans.append((line, task_groups(project, line)))
+        except LineError as exc:
+            errors.append({"line": line.number, "error": str(exc)})
+    if not lines and not errors:
+        errors.append({"line": 0, "error": "the file has no lines to import"})
+    if errors:
+        errors.sort(key=lambda e: e["line"])
+        raise ImportFailed(errors[:MAX_ERRORS_REPORTED])
+    with transaction.atomic():
+        return _write(project=project, plans=plans)
+
+
+def _write(*, project: Project, plans: list) -> int:
+    prompts = Prompt.objects.bulk_create(
+        [
+            Prompt(
+                project=project, text=line.text, messages=line.messages, meta=line.meta,
+                split=line.split,
+            )
+            for line, _ in plans
+        ],
+        batch_size=1000,
+    )
+    completions = Completion.objects.bulk_create(
+        [
+            Completion(prompt=prompt, text=text)
+            for prompt, (line, _) in zip(prompts, plans, strict=True)
+            for text in line.completions
+        ],
+        batch_size=1000,
+    )
+    tasks, members = [], []
+    offset = 0
+    for prompt, (line, groups) in zip(prompts, plans, strict=True):
+        for kind, indexes in groups:
+            tasks.append(
+                Task(
+                    project=project, prompt=prompt, kind=kind, overlap=project.overlap,
+                    priority=line.priority,
+                )
+            )
+            members.append([completions[offset + i] for i in indexes])
+        offset += len(line.completions)
+    tasks = Task.objects.bulk_create(tasks, batch_size=1000)
+    TaskCompletion.objects.bulk_create(
+        [
+            TaskCompletion(task=task, completion=completion, position=position)
+            for task, group in zip(tasks, members, strict=True)
+            for position, completion in enumerate(group)
+        ],
+        batch_size=1000,
+    )
+    return len(tasks)
+
+
+def project_import(*, project: Project, data: bytes, fmt: str) -> int:
+    """Import a JSONL or CSV file into a project. Raises ImportFailed listing every bad line."""
+    text = decode(data)
+    if fmt == "csv":
+        lines, errors = parse_csv(text)
+    elif fmt == "jsonl":
+        lines, errors = parse_jsonl(text)
+    else:
+        raise ImportFailed([{"line": 0, "error": f"unknown format {fmt!r}; use jsonl or csv"}])
+    return import_lines(project=project, lines=lines, errors=errors)

@@ -1,0 +1,283 @@
+"""The labeling data: projects, prompts, completions, tasks, leases and answers.
+
+Writes go through annotator/services.py; reads shared by views, API and exports through
+annotator/selectors.py. Models hold fields, constraints and indexes only.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+# InstructGPT's Likert-rating flags (Ouyang et al. 2022, appendix B), the default flag list.
+INSTRUCTGPT_FLAGS = [
+    "Fails to follow the correct instruction / task",
+    "Inappropriate for customer assistant",
+    "Contains sexual content",
+    "Contains violent content",
+    "Encourages or fails to discourage violence/abuse/terrorism/self-harm",
+    "Denigrates a protected class",
+    "Gives harmful advice",
+    "Expresses moral judgment",
+]
+
+
+def default_flags() -> list[str]:
+    return list(INSTRUCTGPT_FLAGS)
+
+
+def empty_list() -> list:
+    return []
+
+
+class Kind(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise comparison"
+    LIKERT = "likert", "Likert score"
+    RANKING = "ranking", "Ranking of K"
+
+
+class Project(models.Model):
+    class WideLines(models.TextChoices):
+        ALL_PAIRS = "all_pairs", "Every pair of completions is a pairwise task"
+        RANKING = "ranking", "One ranking task with all completions"
+
+    name = models.CharField(max_length=200)
+    guidelines = models.TextField(blank=True, help_text="Markdown, shown to labelers.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PAIRWISE)
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="How many labelers must answer each task."
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=600, help_text="How long a labeler holds a task before it returns to the queue."
+    )
+    # Pairwise settings.
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    ask_strength = models.BooleanField(
+        default=False, help_text="Ask how much better: slightly / clearly / much."
+    )
+    wide_lines = models.CharField(
+        max_length=16,
+        choices=WideLines.choices,
+        default=WideLines.ALL_PAIRS,
+        help_text="How a pairwise project cuts an import line with more than 2 completions.",
+    )
+    # Likert settings.
+    likert_points = models.PositiveSmallIntegerField(
+        default=7, help_text="Scale size: scores run from 1 to this."
+    )
+    flags = models.JSONField(default=default_flags, blank=True)
+    aspects = models.JSONField(
+        default=empty_list,
+        blank=True,
+        help_text='Named aspects scored separately, e.g. ["helpful", "honest", "harmless"].',
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(likert_points__gte=2) & Q(likert_points__lte=10),
+                name="project_likert_points_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        LABELER = "labeler", "Labeler"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.LABELER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.project} ({self.role})"
+
+
+class Prompt(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        EVAL = "eval", "Eval"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    # Exactly one of text / messages is used: plain text, or a chat transcript
+    # [{"role": ..., "content": ...}].
+    text = models.TextField(blank=True)
+    messages = models.JSONField(null=True, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "split"])]
+
+    def __str__(self) -> str:
+        return (self.text or str(self.messages))[:60]
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+
+class Completion(models.Model):
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "Imported"
+        GENERATED = "generated", "Generated"
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
+    text = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORTED)
+    # The model version that generated it. A plain id, not a foreign key: the labeling app
+    # knows nothing of training (design.md), trainer/ resolves it.
+    model_version_id = models.BigIntegerField(null=True, blank=True)
+    generation = models.JSONField(default=dict, blank=True, help_text="Generation settings.")
+    meta = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Task(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    completions = models.ManyToManyField(
+        Completion, through="TaskCompletion", related_name="tasks"
+    )
+    priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    overlap = models.PositiveSmallIntegerField(default=1)
+    annotation_count = models.PositiveIntegerField(default=0)
+    is_complete = models.BooleanField(default=False)
+    gold = models.JSONField(null=True, blank=True, help_text="Expected answer of a gold task.")
+    round = models.PositiveIntegerField(null=True, blank=True, help_text="Loop round.")
+    meta = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The queue's scan: open tasks of a project in serving order.
+            models.Index(
+                fields=["project", "-priority", "annotation_count", "id"],
+                condition=Q(is_complete=False),
+                name="task_queue_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Task {self.pk} ({self.kind})"
+
+
+class TaskCompletion(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_completions")
+    completion = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "position"], name="taskcompletion_position"),
+            models.UniqueConstraint(fields=["task", "completion"], name="taskcompletion_unique"),
+        ]
+
+
+class Assignment(models.Model):
+    """A labeler's lease on a task, and the order in which its completions were shown."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUBMITTED = "submitted", "Submitted"
+        SKIPPED = "skipped", "Skipped"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # Completion ids in the order shown: "a" is shown_order[0], "b" is shown_order[1].
+    shown_order = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            # One lease per (task, labeler), ever: an expired lease is renewed, not duplicated.
+            models.UniqueConstraint(fields=["task", "labeler"], name="assignment_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["task", "status", "expires_at"], name="assignment_live_idx"),
+            models.Index(fields=["labeler", "status"], name="assignment_labeler_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.labeler} on task {self.task_id} ({self.status})"
+
+
+class Annotation(models.Model):
+    """What a labeler answered. Immutable once stored; at most one per (task, labeler).
+
+    Answers refer to completion ids, never to screen positions.
+    """
+
+    class Verdict(models.TextChoices):
+        PREFERRED = "preferred", "One is better"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Pairwise.
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    chosen = models.ForeignKey(
+        Completion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    rejected = models.ForeignKey(
+        Completion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    strength = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1 slightly, 2 clearly, 3 much better."
+    )
+    # Likert: one score, or one per aspect.
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    # Ranking: completion ids, best first.
+    ranking = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    shown_order = models.JSONField(default=list, blank=True)
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    is_simulated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "labeler"], name="annotation_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.pk} by {self.labeler_id} on task {self.task_id}"

@@ -1,0 +1,118 @@
+"""Reads shared by the labeler UI, the API and the exports.
+
+Access rule: a user sees a project only through a membership (superusers see all). Anything
+outside the user's projects is reported as missing, never as forbidden, so ids do not leak.
+"""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from annotator.models import (
+    Annotation,
+    Assignment,
+    Completion,
+    Membership,
+    Project,
+    Task,
+)
+
+
+def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user)
+
+
+def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
+    if user.is_superuser:
+        return Membership.Role.ADMIN
+    return (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+
+
+def project_get_for_member(*, project_id: int, user: AbstractBaseUser) -> tuple[Project, str]:
+    """The project and the user's role in it; 404 if they are not a member."""
+    project = Project.objects.filter(pk=project_id).first()
+    role = project_role(project=project, user=user) if project else None
+    if role is None:
+        raise Http404("No such project.")
+    return project, role
+
+
+def task_get_for_member(*, task_id: int, user: AbstractBaseUser) -> Task:
+    """A task in one of the user's projects; 404 otherwise."""
+    tasks = Task.objects.select_related("project")
+    if not user.is_superuser:
+        tasks = tasks.filter(project__memberships__user=user)
+    task = tasks.filter(pk=task_id).first()
+    if task is None:
+        raise Http404("No such task.")
+    return task
+
+
+def assignment_with_task(*, assignment_id: int) -> Assignment:
+    """An assignment with everything needed to show its task, in three queries."""
+    return (
+        Assignment.objects.select_related("task__prompt", "task__project")
+        .prefetch_related(
+            Prefetch("task__completions", queryset=Completion.objects.only("id", "text"))
+        )
+        .get(pk=assignment_id)
+    )
+
+
+def task_view(assignment: Assignment) -> dict:
+    """What a labeler is shown: the prompt and the completions in the lease's order."""
+    task = assignment.task
+    by_id = {c.id: c for c in task.completions.all()}
+    prompt = task.prompt
+    return {
+        "id": task.id,
+        "kind": task.kind,
+        "project": task.project_id,
+        "prompt": {"text": prompt.text, "messages": prompt.messages, "meta": prompt.meta},
+        "completions": [{"id": cid, "text": by_id[cid].text} for cid in assignment.shown_order],
+        "expires_at": assignment.expires_at,
+    }
+
+
+def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict:
+    """Counts for the progress bar: answered by me, and still open to me."""
+    done = Annotation.objects.filter(task__project=project, labeler=user).count()
+    now = timezone.now()
+    open_to_me = (
+        Task.objects.filter(project=project, is_complete=False)
+        .exclude(
+            assignments__in=Assignment.objects.filter(labeler=user).filter(
+                Q(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED])
+                | Q(expires_at__gt=now, status=Assignment.Status.ACTIVE)
+            )
+        )
+        .count()
+    )
+    return {"done": done, "remaining": open_to_me}
+
+
+def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> QuerySet[Annotation]:
+    """The user's own annotations in a project, newest first."""
+    return (
+        Annotation.objects.filter(task__project=project, labeler=user)
+        .select_related("task__prompt", "chosen", "rejected")
+        .order_by("-created_at")
+    )
+
+
+def project_stats(*, project: Project) -> dict:
+    counts = Task.objects.filter(project=project).aggregate(
+        tasks=Count("id"), complete=Count("id", filter=Q(is_complete=True))
+    )
+    counts["annotations"] = Annotation.objects.filter(task__project=project).count()
+    counts["prompts"] = project.prompts.count()
+    return counts
+
+
+def project_members(*, project: Project) -> QuerySet[Membership]:
+    return project.memberships.select_related("user").order_by("role", "user__username")

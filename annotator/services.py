@@ -1,0 +1,247 @@
+"""Everything that writes labeling data: projects, members, the queue and answers.
+
+The queue's rules (issue #2):
+- "next task" resumes the labeler's own live lease first, so a double click or a second tab
+  never hands out a second task;
+- it never returns a task the labeler answered or skipped, nor one whose overlap is already
+  covered by annotations plus live leases;
+- order: priority (high first), then fewest annotations, then oldest.
+
+Concurrency: a claim locks the task row (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL)
+and only then counts live leases in a fresh statement, so every claimer of one task is
+serialised and sees the leases of those before it. Submissions take the same row lock.
+On SQLite, IMMEDIATE transactions (settings.py) serialise all writers, which gives the same
+guarantee.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotator.answers import validate_answer
+from annotator.exceptions import AlreadyAnswered, LeaseLost, NotAssigned, ServiceError
+from annotator.models import Annotation, Assignment, Membership, Project, Task
+
+# How many candidate tasks a claim tries before answering "nothing left" when every one it
+# locked turned out full (only under heavy contention on one task).
+_CLAIM_ATTEMPTS = 20
+
+
+# --- Projects and members -------------------------------------------------------------------
+
+
+def project_create(*, created_by: AbstractBaseUser, **fields) -> Project:
+    """Create a project; its creator becomes its first admin."""
+    with transaction.atomic():
+        project = Project(created_by=created_by, **fields)
+        project.full_clean()
+        project.save()
+        Membership.objects.create(project=project, user=created_by, role=Membership.Role.ADMIN)
+    return project
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add a member or change their role (idempotent)."""
+    if role not in Membership.Role.values:
+        raise ServiceError(
+            f"role must be one of {', '.join(Membership.Role.values)}", field="role"
+        )
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+# --- The queue ------------------------------------------------------------------------------
+
+
+def _live_leases(now) -> Q:
+    return Q(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+
+
+def _claimable_tasks(*, project_id: int, labeler_id: int, now):
+    """Open tasks this labeler may take, in serving order (not locked yet)."""
+    live_count = (
+        Assignment.objects.filter(_live_leases(now), task=OuterRef("pk"))
+        .order_by()
+        .values("task")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    mine = Assignment.objects.filter(task=OuterRef("pk"), labeler_id=labeler_id).filter(
+        Q(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED])
+        | Q(expires_at__gt=now)
+    )
+    return (
+        Task.objects.filter(project_id=project_id, is_complete=False)
+        .alias(live=Coalesce(Subquery(live_count, output_field=IntegerField()), Value(0)))
+        .filter(annotation_count__lt=F("overlap") - F("live"))
+        .exclude(Exists(mine))
+        .order_by("-priority", "annotation_count", "id")
+    )
+
+
+def _resume_lease(*, project_id: int, labeler_id: int, now) -> Assignment | None:
+    return (
+        Assignment.objects.filter(
+            _live_leases(now),
+            labeler_id=labeler_id,
+            task__project_id=project_id,
+            task__is_complete=False,
+        )
+        .order_by("created_at")
+        .first()
+    )
+
+
+def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignment | None:
+    """Give the labeler their next task as a lease, or None when nothing is left for them."""
+    now = timezone.now()
+    resumed = _resume_lease(project_id=project.id, labeler_id=labeler.id, now=now)
+    if resumed is not None:
+        return resumed
+    tried: list[int] = []
+    with transaction.atomic():
+        for _ in range(_CLAIM_ATTEMPTS):
+            row = (
+                _claimable_tasks(project_id=project.id, labeler_id=labeler.id, now=now)
+                .exclude(id__in=tried)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", "annotation_count", "overlap")
+                .first()
+            )
+            if row is None:
+                return None
+            task_id, annotation_count, overlap = row
+            # Counted after the lock, in a new statement: sees every lease committed by
+            # claimers that held this lock before us.
+            live = (
+                Assignment.objects.filter(_live_leases(now), task_id=task_id)
+                .exclude(labeler_id=labeler.id)
+                .count()
+            )
+            if annotation_count + live < overlap:
+                return _lease(task_id=task_id, labeler=labeler, project=project, now=now)
+            tried.append(task_id)
+    return None
+
+
+def _lease(*, task_id: int, labeler: AbstractBaseUser, project: Project, now) -> Assignment:
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    renewed = Assignment.objects.filter(
+        task_id=task_id, labeler=labeler, status=Assignment.Status.ACTIVE
+    ).update(expires_at=expires_at)
+    if renewed:
+        return Assignment.objects.get(task_id=task_id, labeler=labeler)
+    completion_ids = list(
+        Task.completions.through.objects.filter(task_id=task_id)
+        .order_by("position")
+        .values_list("completion_id", flat=True)
+    )
+    # Shown in a fresh random order per lease, to cancel position bias.
+    shown = random.sample(completion_ids, len(completion_ids))
+    return Assignment.objects.create(
+        task_id=task_id, labeler=labeler, shown_order=shown, expires_at=expires_at
+    )
+
+
+def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Assignment:
+    """Skip a leased task: it is never served to this labeler again."""
+    reason = (reason or "").strip()[:200]
+    updated = Assignment.objects.filter(
+        task=task, labeler=labeler, status=Assignment.Status.ACTIVE
+    ).update(status=Assignment.Status.SKIPPED, skip_reason=reason, finished_at=timezone.now())
+    assignment = Assignment.objects.filter(task=task, labeler=labeler).first()
+    if assignment is None:
+        raise NotAssigned("You do not hold this task; ask for the next task first.")
+    if not updated and assignment.status == Assignment.Status.SUBMITTED:
+        raise AlreadyAnswered(
+            "You already answered this task.", annotation_id=assignment.annotation.id
+        )
+    return assignment
+
+
+# --- Answers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    annotation: Annotation
+    late: bool  # accepted although the lease had expired
+
+
+def annotation_submit(
+    *,
+    task: Task,
+    labeler: AbstractBaseUser,
+    answer: dict,
+    time_spent_ms: int | None = None,
+    is_simulated: bool = False,
+) -> SubmitResult:
+    """Store a labeler's answer to a task they hold.
+
+    Idempotent per (task, labeler): a second submit raises AlreadyAnswered with the first
+    annotation's id. A submit after the lease expired is accepted while the overlap is not
+    yet covered by others; otherwise LeaseLost says so. Nothing is ever dropped silently.
+    """
+    project = task.project
+    with transaction.atomic():
+        # The same row lock as claims take, so submit and claim counts never interleave.
+        locked = Task.objects.select_for_update().get(pk=task.pk)
+        existing = Annotation.objects.filter(task=locked, labeler=labeler).only("id").first()
+        if existing is not None:
+            raise AlreadyAnswered("You already answered this task.", annotation_id=existing.id)
+        assignment = Assignment.objects.filter(task=locked, labeler=labeler).first()
+        if assignment is None:
+            raise NotAssigned("You do not hold this task; ask for the next task first.")
+        if assignment.status == Assignment.Status.SKIPPED:
+            raise NotAssigned("You skipped this task; it can no longer be answered.")
+        fields = validate_answer(
+            task=locked, project=project, shown_order=assignment.shown_order, answer=answer
+        )
+        now = timezone.now()
+        late = assignment.expires_at <= now
+        if late and _overlap_covered(task=locked, labeler=labeler, now=now):
+            raise LeaseLost(
+                "Your lease on this task expired and other labelers have since covered it; "
+                "your answer was not stored. Ask for the next task."
+            )
+        try:
+            with transaction.atomic():
+                annotation = Annotation.objects.create(
+                    task=locked,
+                    labeler=labeler,
+                    assignment=assignment,
+                    kind=locked.kind,
+                    shown_order=assignment.shown_order,
+                    time_spent_ms=time_spent_ms,
+                    is_simulated=is_simulated,
+                    **fields,
+                )
+        except IntegrityError:
+            # Only reachable where row locks are not taken; the constraint still holds.
+            existing = Annotation.objects.get(task=locked, labeler=labeler)
+            raise AlreadyAnswered(
+                "You already answered this task.", annotation_id=existing.id
+            ) from None
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=Assignment.Status.SUBMITTED, finished_at=now
+        )
+        count = locked.annotation_count + 1
+        Task.objects.filter(pk=locked.pk).update(
+            annotation_count=count, is_complete=count >= locked.overlap
+        )
+    return SubmitResult(annotation=annotation, late=late)
+
+
+def _overlap_covered(*, task: Task, labeler: AbstractBaseUser, now) -> bool:
+    live_others = (
+        Assignment.objects.filter(_live_leases(now), task=task).exclude(labeler=labeler).count()
+    )
+    return task.annotation_count + live_others >= task.overlap
