@@ -5,6 +5,7 @@ throwaway secret key. Production refuses to start without `DJANGO_SECRET_KEY` an
 the HTTPS protections that `manage.py check --deploy` asks for.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -81,6 +82,8 @@ TEMPLATES = [
 # transactions take the write lock at BEGIN, which serialises the queue's claim so two
 # labelers can never take the same slot on SQLite either.
 _default_db = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+if "DATABASE_URL" not in os.environ:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", _default_db),
