@@ -69,7 +69,10 @@ class ProjectSerializer(serializers.ModelSerializer):
         return self._string_list(value, "aspects")
 
 
-@extend_schema(request=ProjectSerializer, responses=ProjectSerializer)
+@extend_schema(
+    methods=["GET"], responses=ProjectSerializer(many=True), operation_id="v1_projects_list"
+)
+@extend_schema(methods=["POST"], request=ProjectSerializer, responses={201: ProjectSerializer})
 @api_view(["GET", "POST"])
 def project_list_create(request: Request) -> Response:
     if request.method == "GET":
