@@ -51,10 +51,10 @@ class NonFiniteLossError(TrainingError):
     def __init__(self, value: float, step: int, name: str = "loss"):
         self.value, self.step, self.name = value, step, name
         super().__init__(
-            f"The {name} became {value} at step {step}, so training was stopped. This usually means "
-            "the learning rate is too high, the data holds an extreme or NaN value (e.g. a margin), "
-            "or mixed precision overflowed. Lower the learning rate or check the rows and resume "
-            "from the last checkpoint."
+            f"The {name} became {value} at step {step}, so training was stopped. This usually "
+            "means the learning rate is too high, the data holds an extreme or NaN value (e.g. a "
+            "margin), or mixed precision overflowed. Lower the learning rate or check the rows, "
+            "then resume from the last checkpoint."
         )
 
 
@@ -83,8 +83,10 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"Unknown {cls.__name__} field(s): {', '.join(unknown)}. "
-                         f"Known fields: {', '.join(sorted(names))}.")
+        raise ValueError(
+            f"Unknown {cls.__name__} field(s): {', '.join(unknown)}. "
+            f"Known fields: {', '.join(sorted(names))}."
+        )
     return cls(**data)
 
 
@@ -178,13 +180,16 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
-    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*")
-             if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+    found = [
+        p
+        for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*")
+        if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
 
 
 def find_resume_checkpoint(output_dir: str | Path, resume: str | None) -> Path | None:
-    """``None``: start fresh; ``"latest"``: newest checkpoint in output_dir (if any); else a path."""
+    """``None``: start fresh; ``"latest"``: newest checkpoint in output_dir, if any; or a path."""
     if not resume:
         return None
     if resume == "latest":
@@ -196,13 +201,18 @@ def find_resume_checkpoint(output_dir: str | Path, resume: str | None) -> Path |
     return path
 
 
-def save_training_state(checkpoint_dir: Path, step: int, optimizer, scheduler,
-                        extra: dict | None = None) -> None:
+def save_training_state(
+    checkpoint_dir: Path, step: int, optimizer, scheduler, extra: dict | None = None
+) -> None:
     import torch
 
-    state = {"step": step, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-             "torch_rng": torch.get_rng_state(), "extra": extra or {}}
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "extra": extra or {},
+    }
     torch.save(state, checkpoint_dir / TRAINING_STATE_FILENAME)
 
 
@@ -262,8 +272,12 @@ def _rows_from(payload: dict, key: str) -> list[dict] | None:
     return None
 
 
-def run_main(train: Callable[..., dict], config_cls: type, argv: list[str] | None = None,
-             description: str = "") -> dict:
+def run_main(
+    train: Callable[..., dict],
+    config_cls: type,
+    argv: list[str] | None = None,
+    description: str = "",
+) -> dict:
     """``python -m trainer.algorithms.<name> --config file.json``.
 
     The JSON holds the config's fields plus ``"output_dir"`` and ``"rows"`` (a list) or

@@ -27,35 +27,91 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-_SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the teacher", "a child", "the farmer",
-             "our neighbour", "the robot", "a small fox", "the old man", "the girl"]
-_VERBS = ["sees", "likes", "finds", "carries", "paints", "wants", "helps", "follows", "reads",
-          "builds", "cleans", "watches"]
-_OBJECTS = ["a red ball", "the green tree", "a warm cup of tea", "the big house", "a good book",
-            "the blue river", "a happy song", "the quiet garden", "a bright star", "the new car",
-            "a sweet apple", "the long road"]
-_PLACES = ["in the park", "at home", "by the sea", "on the hill", "near the school",
-           "in the morning", "after lunch", "under the sun"]
+_SUBJECTS = [
+    "the cat",
+    "the dog",
+    "a bird",
+    "my friend",
+    "the teacher",
+    "a child",
+    "the farmer",
+    "our neighbour",
+    "the robot",
+    "a small fox",
+    "the old man",
+    "the girl",
+]
+_VERBS = [
+    "sees",
+    "likes",
+    "finds",
+    "carries",
+    "paints",
+    "wants",
+    "helps",
+    "follows",
+    "reads",
+    "builds",
+    "cleans",
+    "watches",
+]
+_OBJECTS = [
+    "a red ball",
+    "the green tree",
+    "a warm cup of tea",
+    "the big house",
+    "a good book",
+    "the blue river",
+    "a happy song",
+    "the quiet garden",
+    "a bright star",
+    "the new car",
+    "a sweet apple",
+    "the long road",
+]
+_PLACES = [
+    "in the park",
+    "at home",
+    "by the sea",
+    "on the hill",
+    "near the school",
+    "in the morning",
+    "after lunch",
+    "under the sun",
+]
 _ADJECTIVES = ["happy", "kind", "tired", "helpful", "curious", "calm", "brave", "polite"]
-_TOPICS = ["the weather", "a cat", "the garden", "your day", "a good book", "the sea", "music",
-           "the market", "a friend", "the river"]
+_TOPICS = [
+    "the weather",
+    "a cat",
+    "the garden",
+    "your day",
+    "a good book",
+    "the sea",
+    "music",
+    "the market",
+    "a friend",
+    "the river",
+]
 
 
 def tiny_corpus(seed: int = 0) -> list[str]:
     """Templated sentences, plus short ChatML dialogues so chat prompts get sentence answers."""
     sentences = [f"{s} {v} {o}." for s, v, o in itertools.product(_SUBJECTS, _VERBS, _OBJECTS)]
-    sentences += [f"{s} is {a} {p}." for s, a, p in itertools.product(_SUBJECTS, _ADJECTIVES,
-                                                                       _PLACES)]
+    sentences += [
+        f"{s} is {a} {p}." for s, a, p in itertools.product(_SUBJECTS, _ADJECTIVES, _PLACES)
+    ]
     rng = random.Random(seed)
     rng.shuffle(sentences)
-    lines = [" ".join(sentences[i:i + 2]) for i in range(0, len(sentences), 2)]
+    lines = [" ".join(sentences[i : i + 2]) for i in range(0, len(sentences), 2)]
     dialogues = []
     for topic in _TOPICS:
         for _ in range(12):
             question = rng.choice(["tell me about", "write a sentence about", "what about"])
             answer = " ".join(rng.sample(sentences, 2))
-            dialogues.append(f"{IM_START}user\n{question} {topic}.{IM_END}\n"
-                             f"{IM_START}assistant\n{answer}{IM_END}\n")
+            dialogues.append(
+                f"{IM_START}user\n{question} {topic}.{IM_END}\n"
+                f"{IM_START}assistant\n{answer}{IM_END}\n"
+            )
     return lines + dialogues
 
 
@@ -106,8 +162,16 @@ def build_model(tokenizer, *, hidden_size: int = 128, layers: int = 4, seed: int
     return LlamaForCausalLM(config)
 
 
-def pretrain(model, tokenizer, corpus: list[str], *, steps: int, seed: int = 0,
-             batch_size: int = 16, lr: float = 3e-3) -> float:
+def pretrain(
+    model,
+    tokenizer,
+    corpus: list[str],
+    *,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+) -> float:
     """Plain next-token training on the corpus; returns the last loss."""
     import torch
 
@@ -118,8 +182,7 @@ def pretrain(model, tokenizer, corpus: list[str], *, steps: int, seed: int = 0,
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
         texts = [text + EOS for text in rng.sample(corpus, batch_size)]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                          max_length=96)
+        batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=96)
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         loss = model(**batch, labels=labels).loss
         loss.backward()
@@ -131,8 +194,14 @@ def pretrain(model, tokenizer, corpus: list[str], *, steps: int, seed: int = 0,
     return float(loss.detach())
 
 
-def build_tiny_policy(output_dir: str | Path, *, pretrain_steps: int = 300, seed: int = 0,
-                      hidden_size: int = 128, layers: int = 4) -> Path:
+def build_tiny_policy(
+    output_dir: str | Path,
+    *,
+    pretrain_steps: int = 300,
+    seed: int = 0,
+    hidden_size: int = 128,
+    layers: int = 4,
+) -> Path:
     """Build, optionally pretrain, and save a tiny Llama + tokenizer; returns the directory."""
     import torch
 
@@ -146,8 +215,10 @@ def build_tiny_policy(output_dir: str | Path, *, pretrain_steps: int = 300, seed
         if pretrain_steps > 0:
             pretrain(model, tokenizer, corpus, steps=pretrain_steps, seed=seed)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id,
-                                            tokenizer.convert_tokens_to_ids(IM_END)]
+    model.generation_config.eos_token_id = [
+        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids(IM_END),
+    ]
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)

@@ -1,0 +1,442 @@
+"""Reward model training on torch + transformers, with ranking groups.
+
+A reward model is ``AutoModelForSequenceClassification(num_labels=1)`` on any causal LM: the
+score is read at the last non-pad token. It is trained with the ranking loss
+``-log σ(r(x, y+) - r(x, y-) - margin)``. A row is either a comparison
+``{"prompt", "chosen", "rejected", "margin"?}`` or a ranking ``{"prompt", "ranking": [best, ...]}``.
+A ranking of K is one batch element: K forward passes give all K(K-1)/2 pairs, whose losses are
+averaged so that a long ranking does not outweigh a single comparison (InstructGPT does this
+to avoid overfitting on correlated pairs).
+
+The text the model sees is built by reward_scoring.reward_text, shared with
+:func:`score_texts` (re-exported here) so training and scoring read the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.algorithms.common import (
+    CHECKPOINT_PREFIX,
+    ProgressCallback,
+    StopCheck,
+    TrainingError,
+    check_finite,
+    find_resume_checkpoint,
+    load_training_state,
+    prune_checkpoints,
+    report,
+    resolve_device,
+    run_main,
+    save_config,
+    save_training_state,
+    set_seed,
+    split_rows,
+    stop_requested,
+)
+from trainer.algorithms.reward_data import Group, rows_to_groups
+from trainer.algorithms.reward_scoring import (
+    RewardScorer,
+    encode,
+    load_reward_model,
+    reward_text,
+    score_texts,
+)
+
+__all__ = ["RewardConfig", "RewardScorer", "reward_text", "score_texts", "train"]
+
+
+@dataclass
+class RewardConfig:
+    model_name_or_path: str = field(
+        metadata={"help": "Causal LM (or an earlier reward model) to start from: id or path."},
+    )
+    learning_rate: float = field(
+        default=1e-5,
+        metadata={"help": "Peak AdamW learning rate."},
+    )
+    num_epochs: float = field(
+        default=1.0,
+        metadata={"help": "Passes over the training rows (ignored when max_steps > 0)."},
+    )
+    max_steps: int = field(
+        default=-1,
+        metadata={"help": "Optimizer steps to run; -1 derives them from num_epochs."},
+    )
+    batch_size: int = field(
+        default=8,
+        metadata={"help": "Rows (comparisons or whole rankings) per optimizer step."},
+    )
+    eval_batch_size: int = field(
+        default=16,
+        metadata={"help": "Rows per forward pass during evaluation and scoring."},
+    )
+    max_length: int = field(
+        default=512,
+        metadata={
+            "help": "Token limit per text; longer texts lose the start of the prompt, never "
+            "the end of the completion."
+        },
+    )
+    weight_decay: float = field(
+        default=0.0,
+        metadata={"help": "AdamW weight decay."},
+    )
+    warmup_steps: int = field(
+        default=0,
+        metadata={"help": "Linear warm-up steps before the linear decay to zero."},
+    )
+    max_grad_norm: float = field(
+        default=1.0,
+        metadata={"help": "Gradient clipping norm; 0 disables clipping."},
+    )
+    lm_loss_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of an imitation (next-token) loss on the preferred response; "
+            "0 turns it off."
+        },
+    )
+    val_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Share of the rows held out for validation when no val_rows are given."},
+    )
+    eval_steps: int = field(
+        default=0,
+        metadata={"help": "Evaluate every N steps (0: only at the end)."},
+    )
+    save_steps: int = field(
+        default=100,
+        metadata={"help": "Write a resumable checkpoint every N steps (0: never)."},
+    )
+    save_total_limit: int = field(
+        default=1,
+        metadata={"help": "How many checkpoints to keep in output_dir."},
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "A checkpoint directory, or 'latest' for the newest one in output_dir (starts "
+            "fresh if there is none)."
+        },
+    )
+    require_trained_head: bool = field(
+        default=False,
+        metadata={
+            "help": "Refuse to start if model_name_or_path has no trained score head (i.e. it is "
+            "not a reward model yet)."
+        },
+    )
+    device: str = field(
+        default="auto",
+        metadata={"help": "'auto', 'cpu', 'cuda:0', ..."},
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "Weights dtype: float32, bfloat16 or float16."},
+    )
+    seed: int = field(
+        default=42,
+        metadata={"help": "Seed for initialisation, shuffling and the validation split."},
+    )
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+
+class ImitationHead:
+    """Next-token logits for the preferred responses, sharing the reward model's backbone.
+
+    A forward hook keeps the backbone's last hidden states from the reward forward pass, so
+    the imitation loss costs one extra matmul, not a second forward. Tied embeddings reuse the
+    input embedding matrix; otherwise the LM head is loaded from the causal LM checkpoint and
+    trained alongside.
+    """
+
+    def __init__(self, model, model_path: str | Path, device: str):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.model, self.hidden = model, None
+        getattr(model, model.base_model_prefix).register_forward_hook(self._capture)
+        self.head: torch.nn.Module | None = None
+        if not model.config.get_text_config().tie_word_embeddings:
+            lm, info = AutoModelForCausalLM.from_pretrained(
+                str(model_path), output_loading_info=True
+            )
+            if any("lm_head" in key for key in info.get("missing_keys", ())):
+                raise TrainingError(
+                    f"lm_loss_weight > 0 needs a causal LM with its LM head, and "
+                    f"{model_path} has none (is it already a reward model?)."
+                )
+            self.head = lm.get_output_embeddings().to(device=device, dtype=model.dtype)
+            del lm
+
+    def _capture(self, module, args, output) -> None:
+        self.hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+    def parameters(self) -> list:
+        return list(self.head.parameters()) if self.head is not None else []
+
+    def loss(self, rows, input_ids, completion_lengths):
+        import torch.nn.functional as F
+
+        hidden = self.hidden[rows]
+        if self.head is not None:
+            logits = self.head(hidden)
+        else:
+            logits = F.linear(hidden, self.model.get_input_embeddings().weight)
+        ids = input_ids[rows]
+        labels = ids.new_full(ids.shape, -100)
+        for i, n in enumerate(completion_lengths):
+            labels[i, ids.shape[1] - n :] = ids[i, ids.shape[1] - n :]
+        return F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
+        )
+
+
+def ranking_loss(rewards, groups: list[Group], offsets: list[int]):
+    """Mean over groups of the mean pair loss; returns (loss, correct pairs, pairs)."""
+    import torch
+    import torch.nn.functional as F
+
+    better, worse, margin, weight = [], [], [], []
+    for group, offset in zip(groups, offsets, strict=True):
+        for i, j, m in group.pairs:
+            better.append(offset + i)
+            worse.append(offset + j)
+            margin.append(m)
+            weight.append(1.0 / len(group.pairs))
+    diff = rewards[better] - rewards[worse]
+    margins = torch.tensor(margin, device=rewards.device, dtype=rewards.dtype)
+    weights = torch.tensor(weight, device=rewards.device, dtype=rewards.dtype)
+    loss = (-F.logsigmoid(diff - margins) * weights).sum() / len(groups)
+    return loss, int((diff > 0).sum()), len(better)
+
+
+def forward_groups(
+    model,
+    tokenizer,
+    groups: list[Group],
+    config: RewardConfig,
+    device: str,
+    imitation: ImitationHead | None = None,
+) -> dict:
+    """One forward pass over every completion of every group in the batch."""
+    prompts, completions, offsets = [], [], []
+    for group in groups:
+        offsets.append(len(prompts))
+        prompts += [group.prompt] * len(group.completions)
+        completions += group.completions
+    batch = encode(tokenizer, prompts, completions, config.max_length, device)
+    rewards = model(**batch).logits[:, 0].float()
+    loss, correct, pairs = ranking_loss(rewards, groups, offsets)
+    out = {"loss": loss, "ranking_loss": loss, "correct": correct, "pairs": pairs}
+    if imitation is not None:
+        best = [offset + group.best for group, offset in zip(groups, offsets, strict=True)]
+        lengths = [
+            len(
+                tokenizer(
+                    group.completions[group.best] + tokenizer.eos_token, add_special_tokens=False
+                )["input_ids"]
+            )
+            for group in groups
+        ]
+        lm_loss = imitation.loss(best, batch["input_ids"], lengths)
+        out["lm_loss"] = lm_loss
+        out["loss"] = loss + config.lm_loss_weight * lm_loss
+    return out
+
+
+def evaluate(model, tokenizer, groups: list[Group], config: RewardConfig, device: str) -> dict:
+    import torch
+
+    if not groups:
+        return {}
+    model.eval()
+    total, correct, pairs = 0.0, 0, 0
+    with torch.no_grad():
+        for i in range(0, len(groups), config.eval_batch_size):
+            chunk = groups[i : i + config.eval_batch_size]
+            out = forward_groups(model, tokenizer, chunk, config, device)
+            total += float(out["ranking_loss"]) * len(chunk)
+            correct, pairs = correct + out["correct"], pairs + out["pairs"]
+    model.train()
+    return {"val_loss": total / len(groups), "val_accuracy": correct / max(pairs, 1)}
+
+
+# --- training loop --------------------------------------------------------------------------
+
+
+def batch_for_step(n_rows: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Row indices of optimizer step ``step`` (0-based): a fixed function of the step, so a
+    resumed run sees exactly the batches the interrupted one would have."""
+    per_epoch = math.ceil(n_rows / batch_size)
+    epoch, index = divmod(step, per_epoch)
+    order = list(range(n_rows))
+    random.Random(seed + epoch).shuffle(order)
+    return order[index * batch_size : (index + 1) * batch_size]
+
+
+def build_optimizer(params: list, config: RewardConfig, total_steps: int):
+    import torch
+
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    def schedule(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / (config.warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - config.warmup_steps))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def save_checkpoint(
+    output_dir: Path,
+    step: int,
+    model,
+    tokenizer,
+    optimizer,
+    scheduler,
+    config: RewardConfig,
+    imitation: ImitationHead | None,
+) -> Path:
+    checkpoint = output_dir / f"{CHECKPOINT_PREFIX}{step}"
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    head = imitation.head if imitation is not None else None
+    head = head.state_dict() if head is not None else None
+    save_training_state(checkpoint, step, optimizer, scheduler, {"lm_head": head})
+    save_config(config, checkpoint, "reward")
+    prune_checkpoints(output_dir, config.save_total_limit)
+    return checkpoint
+
+
+def train(
+    config: RewardConfig,
+    rows: list[dict],
+    output_dir: str | Path,
+    *,
+    val_rows: list[dict] | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> dict:
+    """Train a reward model on comparison/ranking rows; returns final metrics."""
+    set_seed(config.seed)
+    output_dir = Path(output_dir)
+    device = resolve_device(config.device)
+    if val_rows is None:
+        rows, val_rows = split_rows(list(rows), config.val_fraction, config.seed)
+    train_groups, val_groups = rows_to_groups(rows), rows_to_groups(val_rows)
+    if not train_groups:
+        raise TrainingError("No training rows: a reward model needs at least one comparison.")
+    resume = find_resume_checkpoint(output_dir, config.resume_from_checkpoint)
+    model, tokenizer = load_reward_model(
+        resume or config.model_name_or_path,
+        device=device,
+        dtype=config.dtype,
+        require_trained_head=config.require_trained_head,
+    )
+    imitation = None
+    if config.lm_loss_weight > 0:
+        imitation = ImitationHead(model, config.model_name_or_path, device)
+    per_epoch = math.ceil(len(train_groups) / config.batch_size)
+    total = config.max_steps if config.max_steps > 0 else math.ceil(config.num_epochs * per_epoch)
+    params = list(model.parameters()) + (imitation.parameters() if imitation else [])
+    optimizer, scheduler = build_optimizer(params, config, total)
+    start = 0
+    if resume is not None:
+        state = load_training_state(resume)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if imitation is not None and imitation.head is not None and state["extra"].get("lm_head"):
+            imitation.head.load_state_dict(state["extra"]["lm_head"])
+        start = state["step"]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, output_dir, "reward")
+    return _loop(
+        model,
+        tokenizer,
+        imitation,
+        optimizer,
+        scheduler,
+        train_groups,
+        val_groups,
+        config,
+        output_dir,
+        device,
+        start,
+        total,
+        progress,
+        should_stop,
+    )
+
+
+def _loop(
+    model,
+    tokenizer,
+    imitation,
+    optimizer,
+    scheduler,
+    train_groups,
+    val_groups,
+    config,
+    output_dir,
+    device,
+    start,
+    total,
+    progress,
+    should_stop,
+) -> dict:
+    import torch
+
+    model.train()
+    metrics: dict = {"start_step": start}
+    stopped, done = False, start
+    for step in range(start, total):
+        batch = [
+            train_groups[i]
+            for i in batch_for_step(len(train_groups), config.batch_size, step, config.seed)
+        ]
+        out = forward_groups(model, tokenizer, batch, config, device, imitation)
+        loss = check_finite(out["loss"], step + 1)
+        out["loss"].backward()
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        metrics.update(train_loss=loss, train_accuracy=out["correct"] / out["pairs"])
+        if "lm_loss" in out:
+            metrics["lm_loss"] = float(out["lm_loss"].detach())
+        report(progress, step + 1, total, {**metrics, "learning_rate": scheduler.get_last_lr()[0]})
+        stopped = stop_requested(should_stop)
+        if config.eval_steps > 0 and (step + 1) % config.eval_steps == 0 and not stopped:
+            evaluation = evaluate(model, tokenizer, val_groups, config, device)
+            report(progress, step + 1, total, evaluation)
+        if stopped or (config.save_steps > 0 and (step + 1) % config.save_steps == 0):
+            save_checkpoint(
+                output_dir, step + 1, model, tokenizer, optimizer, scheduler, config, imitation
+            )
+        if stopped:
+            break
+    metrics["step"] = done
+    final = evaluate(model, tokenizer, val_groups, config, device)
+    metrics.update(final, stopped=stopped)
+    if final:
+        report(progress, metrics["step"], total, final)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_main(train, RewardConfig, argv, description="Train a reward model.")
+
+
+if __name__ == "__main__":
+    main()

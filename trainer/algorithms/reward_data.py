@@ -1,0 +1,43 @@
+"""Preference rows -> ranking groups (one group is one batch element of reward training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Group:
+    """One batch element: a prompt, its completions, and (better, worse, margin) index pairs."""
+
+    prompt: str | list[dict]
+    completions: list[str]
+    pairs: list[tuple[int, int, float]]
+    best: int = 0
+
+
+def _check_text(value, what: str, index: int) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"Row {index}: '{what}' must be a string, got {type(value).__name__}.")
+    return value
+
+
+def row_to_group(row: dict, index: int = 0) -> Group:
+    """``{"prompt", "chosen", "rejected", "margin"?}`` or ``{"prompt", "ranking": [best, ...]}``."""
+    if "prompt" not in row:
+        raise ValueError(f"Row {index} has no 'prompt'.")
+    if "ranking" in row:
+        ranking = [_check_text(text, "ranking", index) for text in row["ranking"]]
+        if len(ranking) < 2:
+            raise ValueError(f"Row {index}: a ranking needs at least two completions.")
+        margin = float(row.get("margin", 0.0))
+        pairs = [(i, j, margin) for i in range(len(ranking)) for j in range(i + 1, len(ranking))]
+        return Group(row["prompt"], ranking, pairs)
+    if "chosen" in row and "rejected" in row:
+        chosen = _check_text(row["chosen"], "chosen", index)
+        rejected = _check_text(row["rejected"], "rejected", index)
+        return Group(row["prompt"], [chosen, rejected], [(0, 1, float(row.get("margin", 0.0)))])
+    raise ValueError(f"Row {index} needs either 'chosen' and 'rejected', or 'ranking'.")
+
+
+def rows_to_groups(rows: list[dict]) -> list[Group]:
+    return [row_to_group(row, i) for i, row in enumerate(rows)]
