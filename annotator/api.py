@@ -34,8 +34,19 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = [
-            "id", "name", "guidelines", "kind", "overlap", "lease_seconds", "allow_tie",
-            "allow_both_bad", "ask_strength", "wide_lines", "likert_points", "flags", "aspects",
+            "id",
+            "name",
+            "guidelines",
+            "kind",
+            "overlap",
+            "lease_seconds",
+            "allow_tie",
+            "allow_both_bad",
+            "ask_strength",
+            "wide_lines",
+            "likert_points",
+            "flags",
+            "aspects",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
@@ -212,7 +223,9 @@ def task_skip(request: Request, task_id: int) -> Response:
     data = SkipIn(data=request.data)
     data.is_valid(raise_exception=True)
     try:
-        services.task_skip(task=task, labeler=request.user, reason=data.validated_data.get("reason", ""))
+        services.task_skip(
+            task=task, labeler=request.user, reason=data.validated_data.get("reason", "")
+        )
     except ServiceError as exc:
         return _error(exc)
     return Response({"skipped": task.id})

@@ -64,7 +64,9 @@ def parse_jsonl(text: str) -> tuple[list[Line], list[dict]]:
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
-            errors.append({"line": number, "error": f"invalid JSON: {exc.msg} (column {exc.colno})"})
+            errors.append(
+                {"line": number, "error": f"invalid JSON: {exc.msg} (column {exc.colno})"}
+            )
             continue
         try:
             lines.append(_line_from_object(number, obj))
@@ -229,7 +231,10 @@ def _write(*, project: Project, plans: list) -> int:
     prompts = Prompt.objects.bulk_create(
         [
             Prompt(
-                project=project, text=line.text, messages=line.messages, meta=line.meta,
+                project=project,
+                text=line.text,
+                messages=line.messages,
+                meta=line.meta,
                 split=line.split,
             )
             for line, _ in plans
@@ -250,7 +255,10 @@ def _write(*, project: Project, plans: list) -> int:
         for kind, indexes in groups:
             tasks.append(
                 Task(
-                    project=project, prompt=prompt, kind=kind, overlap=project.overlap,
+                    project=project,
+                    prompt=prompt,
+                    kind=kind,
+                    overlap=project.overlap,
                     priority=line.priority,
                 )
             )

@@ -159,9 +159,7 @@ class Task(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    completions = models.ManyToManyField(
-        Completion, through="TaskCompletion", related_name="tasks"
-    )
+    completions = models.ManyToManyField(Completion, through="TaskCompletion", related_name="tasks")
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
     overlap = models.PositiveSmallIntegerField(default=1)
     annotation_count = models.PositiveIntegerField(default=0)
@@ -196,6 +194,9 @@ class TaskCompletion(models.Model):
             models.UniqueConstraint(fields=["task", "position"], name="taskcompletion_position"),
             models.UniqueConstraint(fields=["task", "completion"], name="taskcompletion_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"Task {self.task_id} #{self.position}: completion {self.completion_id}"
 
 
 class Assignment(models.Model):

@@ -49,9 +49,7 @@ def project_create(*, created_by: AbstractBaseUser, **fields) -> Project:
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
     """Add a member or change their role (idempotent)."""
     if role not in Membership.Role.values:
-        raise ServiceError(
-            f"role must be one of {', '.join(Membership.Role.values)}", field="role"
-        )
+        raise ServiceError(f"role must be one of {', '.join(Membership.Role.values)}", field="role")
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
