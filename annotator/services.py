@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from annotator.answers import validate_answer
 from annotator.exceptions import AlreadyAnswered, LeaseLost, NotAssigned, ServiceError
@@ -54,6 +55,13 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
         project=project, user=user, defaults={"role": role}
     )
     return membership
+
+
+def api_token_regenerate(*, user: AbstractBaseUser) -> Token:
+    """Give the user a new API token; the old one stops working at once."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user)
 
 
 # --- The queue ------------------------------------------------------------------------------
