@@ -1,0 +1,171 @@
+"""Django admin for the labeling data: a back office for staff, not the labeling UI.
+
+Counters and queue state (annotation counts, leases) are written by annotator/services.py
+only, so they are read-only here. Annotations are immutable: the admin shows them and never
+adds, changes or deletes one (deleting a project that has annotations is refused for the same
+reason).
+"""
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from annotator import services
+from annotator.models import (
+    Annotation,
+    Assignment,
+    Completion,
+    Membership,
+    Project,
+    Prompt,
+    Task,
+    TaskCompletion,
+)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "overlap", "lease_seconds", "created_by", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    readonly_fields = ["created_by", "created_at"]
+    inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "guidelines", "overlap", "lease_seconds"]}),
+        ("Pairwise", {"fields": ["allow_tie", "allow_both_bad", "ask_strength", "wide_lines"]}),
+        ("Likert", {"fields": ["likert_points", "flags", "aspects"]}),
+        ("History", {"fields": ["created_by", "created_at"]}),
+    ]
+
+    def save_model(self, request: HttpRequest, obj: Project, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        # The creator becomes the project's first admin, as with services.project_create.
+        services.membership_set(project=obj, user=request.user, role=Membership.Role.ADMIN)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__name"]
+    raw_id_fields = ["user", "project"]
+    list_select_related = ["user", "project"]
+
+
+class CompletionInline(ReadOnlyInline):
+    model = Completion
+    fields = ["text", "source", "model_version_id"]
+
+
+class NoAddAdmin(admin.ModelAdmin):
+    """Prompts, completions and tasks come in through the import (annotator/importing.py)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Prompt)
+class PromptAdmin(NoAddAdmin):
+    list_display = ["id", "__str__", "project", "split", "created_at"]
+    list_filter = ["split", "project"]
+    search_fields = ["text"]
+    list_select_related = ["project"]
+    # What labelers judged stays as it was; split and meta may be corrected.
+    readonly_fields = ["project", "text", "messages", "created_at"]
+    inlines = [CompletionInline]
+
+
+@admin.register(Completion)
+class CompletionAdmin(NoAddAdmin):
+    list_display = ["id", "__str__", "prompt", "source", "model_version_id", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["text"]
+    list_select_related = ["prompt"]
+    readonly_fields = ["prompt", "text", "source", "model_version_id", "generation", "created_at"]
+
+
+class TaskCompletionInline(ReadOnlyInline):
+    model = TaskCompletion
+    fields = ["position", "completion"]
+    show_change_link = False
+
+
+class AssignmentInline(ReadOnlyInline):
+    model = Assignment
+    fields = ["labeler", "status", "expires_at", "finished_at", "skip_reason"]
+
+
+@admin.register(Task)
+class TaskAdmin(NoAddAdmin):
+    list_display = ["id", "project", "kind", "priority", "annotation_count", "overlap"]
+    list_filter = ["kind", "is_complete", "project"]
+    list_select_related = ["project"]
+    # Priority, gold answer and meta may be edited; the rest is the queue's state.
+    readonly_fields = [
+        "project",
+        "prompt",
+        "kind",
+        "overlap",
+        "annotation_count",
+        "is_complete",
+        "round",
+        "created_at",
+    ]
+    inlines = [TaskCompletionInline, AssignmentInline]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    """Leases are the queue's state: shown, never edited by hand."""
+
+    list_display = ["id", "task", "labeler", "status", "expires_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["labeler__username"]
+    list_select_related = ["task", "labeler"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    """Annotations are immutable once stored: view only."""
+
+    list_display = ["id", "task", "labeler", "kind", "verdict", "score", "created_at"]
+    list_filter = ["kind", "verdict", "is_simulated"]
+    search_fields = ["labeler__username", "notes"]
+    list_select_related = ["task", "labeler"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
