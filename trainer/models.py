@@ -1,1 +1,108 @@
-# Training jobs and the model registry arrive with the training-jobs issue (#4).
+"""Training jobs and the model registry.
+
+The job row is the source of truth: a worker claims a job by a conditional update, writes a
+heartbeat while it runs, and a periodic reaper fails jobs whose worker went silent.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    class Role(models.TextChoices):
+        POLICY = "policy", "Policy"
+        REWARD = "reward", "Reward model"
+
+    project = models.ForeignKey(
+        "annotator.Project", on_delete=models.CASCADE, related_name="model_versions"
+    )
+    name = models.CharField(max_length=200)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    path = models.CharField(
+        max_length=1000, help_text="Local checkpoint directory or Hugging Face model id."
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    job = models.ForeignKey(
+        "TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
+
+
+class TrainingJob(models.Model):
+    class Kind(models.TextChoices):
+        REWARD = "reward", "Reward model"
+        PPO = "ppo", "PPO"
+        RAFT = "raft", "RAFT"
+        DPO = "dpo", "DPO"
+        SFT = "sft", "SFT"
+        GENERATE = "generate", "Generate"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    project = models.ForeignKey(
+        "annotator.Project", on_delete=models.CASCADE, related_name="training_jobs"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    input_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reward_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    output_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The frozen dataset the job trains on.
+    snapshot_sha256 = models.CharField(max_length=64, blank=True)
+    snapshot_rows = models.PositiveIntegerField(null=True, blank=True)
+    output_dir = models.CharField(max_length=1000, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(null=True, blank=True)
+    metrics = models.JSONField(default=list, blank=True, help_text="Time series: one dict a step.")
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["heartbeat_at"], condition=Q(status="running"), name="job_running_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} job {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED

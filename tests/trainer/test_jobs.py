@@ -1,0 +1,163 @@
+"""Job lifecycle on the job row: claim, heartbeat, cancel, reaper, and the API around it."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import MembershipFactory, ProjectFactory
+from trainer import services
+from trainer.exceptions import JobError
+from trainer.models import TrainingJob
+
+Status = TrainingJob.Status
+
+
+@pytest.fixture
+def job(project):
+    return TrainingJob.objects.create(project=project, kind="reward", config={})
+
+
+@pytest.mark.django_db
+class TestClaim:
+    def test_a_job_is_claimed_once(self, job):
+        assert services.job_claim(job_id=job.id, worker="w1")
+        assert not services.job_claim(job_id=job.id, worker="w2")
+        job.refresh_from_db()
+        assert (job.status, job.worker, job.attempts) == (Status.RUNNING, "w1", 1)
+
+    def test_a_cancelled_job_is_never_claimed(self, job):
+        services.job_cancel(job=job)
+        assert not services.job_claim(job_id=job.id, worker="w1")
+        job.refresh_from_db()
+        assert job.status == Status.CANCELLED
+
+
+@pytest.mark.django_db
+class TestHeartbeat:
+    def test_it_records_progress_and_appends_metrics(self, job):
+        services.job_claim(job_id=job.id, worker="w1")
+        services.job_heartbeat(
+            job_id=job.id, worker="w1", step=1, total=4, new_metrics=[{"step": 1, "loss": 0.7}]
+        )
+        services.job_heartbeat(
+            job_id=job.id, worker="w1", step=2, total=4, new_metrics=[{"step": 2, "loss": 0.6}]
+        )
+        job.refresh_from_db()
+        assert (job.step, job.total_steps) == (2, 4)
+        assert [m["loss"] for m in job.metrics] == [0.7, 0.6]
+
+    def test_a_reaped_job_tells_its_old_worker_to_stop(self, job):
+        services.job_claim(job_id=job.id, worker="w1")
+        TrainingJob.objects.filter(id=job.id).update(
+            heartbeat_at=timezone.now() - timedelta(minutes=10)
+        )
+        assert services.jobs_reap(stale_after=timedelta(seconds=60)) == [job.id]
+        assert not services.job_heartbeat(job_id=job.id, worker="w1", step=3)
+        assert services.job_finish(job_id=job.id, worker="w1", status=Status.SUCCEEDED) is None
+        job.refresh_from_db()
+        assert job.status == Status.FAILED and "heartbeat" in job.error
+
+
+@pytest.mark.django_db
+class TestReaper:
+    def test_it_leaves_live_jobs_alone(self, job):
+        services.job_claim(job_id=job.id, worker="w1")
+        assert services.jobs_reap(stale_after=timedelta(seconds=60)) == []
+
+
+@pytest.mark.django_db
+class TestCancel:
+    def test_a_queued_job_is_cancelled_at_once(self, job):
+        assert services.job_cancel(job=job).status == Status.CANCELLED
+
+    def test_a_running_job_is_asked_to_stop(self, job):
+        services.job_claim(job_id=job.id, worker="w1")
+        job = services.job_cancel(job=job)
+        assert job.status == Status.RUNNING and job.cancel_requested
+        assert services.job_cancel_requested(job_id=job.id)
+
+    def test_a_finished_job_cannot_be_cancelled(self, job):
+        services.job_claim(job_id=job.id, worker="w1")
+        services.job_finish(job_id=job.id, worker="w1", status=Status.FAILED, error="x")
+        with pytest.raises(JobError):
+            services.job_cancel(job=job)
+
+
+@pytest.mark.django_db
+class TestFinish:
+    def test_a_successful_job_registers_its_model_with_lineage(self, job):
+        services.job_claim(job_id=job.id, worker="w1")
+        done = services.job_finish(
+            job_id=job.id,
+            worker="w1",
+            status=Status.SUCCEEDED,
+            final_metrics={"val_accuracy": 0.95},
+        )
+        model = done.output_model
+        assert (model.role, model.job_id, model.metrics) == (
+            "reward",
+            job.id,
+            {"val_accuracy": 0.95},
+        )
+        assert model.path == job.output_dir
+
+
+@pytest.mark.django_db
+class TestApi:
+    def test_it_queues_a_job_with_the_full_config(self, alice, project, api_as):
+        with mock.patch("trainer.tasks.run_training_job.delay") as delay:
+            with self.captured_on_commit():
+                resp = api_as(alice).post(
+                    "/api/v1/jobs/",
+                    {
+                        "kind": "reward",
+                        "project": project.id,
+                        "config": {"model_name_or_path": "/models/tiny", "max_steps": 3},
+                    },
+                    format="json",
+                )
+        assert resp.status_code == 201, resp.content
+        body = resp.json()
+        assert body["status"] == "queued" and body["config"]["max_steps"] == 3
+        assert body["config"]["learning_rate"] == 1e-5  # the default, filled in
+        delay.assert_called_once_with(body["id"])
+
+    @staticmethod
+    def captured_on_commit():
+        from django.test import TestCase
+
+        return TestCase.captureOnCommitCallbacks(execute=True)
+
+    def test_it_names_a_bad_config_field(self, alice, project, api_as):
+        resp = api_as(alice).post(
+            "/api/v1/jobs/",
+            {"kind": "reward", "project": project.id, "config": {"learning_rte": 1}},
+            format="json",
+        )
+        assert resp.status_code == 400 and "learning_rte" in resp.json()["config"][0]
+        assert not TrainingJob.objects.exists()
+
+    def test_a_labeler_cannot_launch_or_see_jobs(self, bob, project, job, api_as):
+        client = api_as(bob)
+        resp = client.post(
+            "/api/v1/jobs/", {"kind": "reward", "project": project.id}, format="json"
+        )
+        assert resp.status_code == 403
+        assert client.get(f"/api/v1/jobs/{job.id}/").status_code == 404
+        assert client.get("/api/v1/jobs/").json() == []
+
+    def test_another_projects_admin_gets_404(self, job, api_as):
+        from tests.factories import UserFactory
+
+        other_admin = UserFactory(is_staff=True)
+        MembershipFactory(project=ProjectFactory(), user=other_admin, role="admin")
+        client = api_as(other_admin)
+        assert client.get(f"/api/v1/jobs/{job.id}/").status_code == 404
+        assert client.post(f"/api/v1/jobs/{job.id}/cancel/").status_code == 404
+
+    def test_cancel_over_the_api(self, alice, job, api_as):
+        resp = api_as(alice).post(f"/api/v1/jobs/{job.id}/cancel/")
+        assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+        assert api_as(alice).post(f"/api/v1/jobs/{job.id}/cancel/").status_code == 409

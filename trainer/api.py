@@ -1,0 +1,124 @@
+"""Training-job API (docs/training.md): launch, watch, cancel; list models. Admins only."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator import selectors as annotator_selectors
+from annotator.models import Membership
+from trainer import selectors, services
+from trainer.exceptions import JobError
+from trainer.models import ModelVersion, TrainingJob
+
+
+class ModelVersionOut(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "project", "name", "role", "path", "parent", "job", "metrics", "created_at"]
+
+
+class JobOut(serializers.ModelSerializer):
+    output_model = ModelVersionOut(read_only=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "status",
+            "config",
+            "step",
+            "total_steps",
+            "metrics",
+            "snapshot_sha256",
+            "snapshot_rows",
+            "input_model",
+            "reward_model",
+            "output_model",
+            "error",
+            "log_tail",
+            "attempts",
+            "worker",
+            "heartbeat_at",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class JobIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TrainingJob.Kind.choices)
+    project = serializers.IntegerField()
+    config = serializers.JSONField(required=False, default=dict)
+    input_model = serializers.IntegerField(required=False, allow_null=True)
+    reward_model = serializers.IntegerField(required=False, allow_null=True)
+
+
+def _model(project, model_id, field):
+    if model_id is None:
+        return None
+    model = ModelVersion.objects.filter(id=model_id, project=project).first()
+    if model is None:
+        raise serializers.ValidationError({field: ["No such model in this project."]})
+    return model
+
+
+@extend_schema(request=JobIn, responses={201: JobOut})
+@api_view(["GET", "POST"])
+def job_list_create(request: Request) -> Response:
+    if request.method == "GET":
+        jobs = selectors.jobs_for_admin(request.user)[:200]
+        return Response(JobOut(jobs, many=True).data)
+    data = JobIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    project, role = annotator_selectors.project_get_for_member(
+        project_id=data.validated_data["project"], user=request.user
+    )
+    if role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only the project's admins can launch jobs.")
+    try:
+        job = services.job_create(
+            project=project,
+            kind=data.validated_data["kind"],
+            config=data.validated_data["config"],
+            created_by=request.user,
+            input_model=_model(project, data.validated_data.get("input_model"), "input_model"),
+            reward_model=_model(project, data.validated_data.get("reward_model"), "reward_model"),
+        )
+    except JobError as exc:
+        return Response({"config": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+    return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses=JobOut)
+@api_view(["GET"])
+def job_detail(request: Request, job_id: int) -> Response:
+    return Response(JobOut(selectors.job_get_for_admin(job_id=job_id, user=request.user)).data)
+
+
+@extend_schema(request=None, responses=JobOut)
+@api_view(["POST"])
+def job_cancel(request: Request, job_id: int) -> Response:
+    job = selectors.job_get_for_admin(job_id=job_id, user=request.user)
+    try:
+        job = services.job_cancel(job=job)
+    except JobError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return Response(JobOut(job).data)
+
+
+@extend_schema(responses=ModelVersionOut(many=True))
+@api_view(["GET"])
+def model_list(request: Request) -> Response:
+    models = selectors.models_for_admin(request.user)
+    project = request.query_params.get("project")
+    if project is not None:
+        if not project.isdigit():
+            return Response({"project": ["Must be a project id."]}, status=400)
+        models = models.filter(project_id=int(project))
+    return Response(ModelVersionOut(models[:500], many=True).data)

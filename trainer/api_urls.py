@@ -1,0 +1,10 @@
+from django.urls import path
+
+from trainer import api
+
+urlpatterns = [
+    path("jobs/", api.job_list_create, name="api-jobs"),
+    path("jobs/<int:job_id>/", api.job_detail, name="api-job"),
+    path("jobs/<int:job_id>/cancel/", api.job_cancel, name="api-job-cancel"),
+    path("models/", api.model_list, name="api-models"),
+]

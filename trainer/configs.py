@@ -1,0 +1,45 @@
+"""Validate a job's config against its algorithm's config dataclass (no torch import)."""
+
+import dataclasses
+import importlib
+
+from trainer.exceptions import JobError
+from trainer.job_child import ALGORITHMS
+from trainer.models import ModelVersion
+
+
+def config_class(kind: str) -> type:
+    if kind not in ALGORITHMS:
+        available = ", ".join(sorted(ALGORITHMS))
+        raise JobError(f"Jobs of kind {kind!r} cannot be launched yet; available: {available}.")
+    module_name, class_name = ALGORITHMS[kind]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def validate_config(*, kind: str, config: dict, input_model: ModelVersion | None) -> dict:
+    """The full config (defaults filled in) as JSON, or JobError naming what is wrong."""
+    from trainer.algorithms.common import config_from_dict
+
+    if not isinstance(config, dict):
+        raise JobError("config must be a JSON object.")
+    cls = config_class(kind)
+    config = dict(config)
+    if input_model is not None and "model_name_or_path" not in config:
+        config["model_name_or_path"] = input_model.path
+    try:
+        return dataclasses.asdict(config_from_dict(cls, config))
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"Invalid {kind} config: {exc}") from None
+
+
+def config_fields(kind: str) -> list[dict]:
+    """Name, default and help of each field, for the launch form and the API docs."""
+    fields = []
+    for f in dataclasses.fields(config_class(kind)):
+        default = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if default is dataclasses.MISSING:
+            default = None
+        fields.append({"name": f.name, "default": default, "help": f.metadata.get("help", "")})
+    return fields

@@ -1,0 +1,161 @@
+"""Run one training job on this worker: claim it, freeze its data, supervise its process.
+
+The algorithm runs in a child process (trainer/job_child.py) in a process group of its own:
+torch never loads in the Celery worker (see design.md on fork hangs), a crash or an
+out-of-memory kill fails the job instead of the worker, and a job that ignores a cancel is
+killed with its whole group.
+"""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from django.conf import settings
+
+from trainer import services
+from trainer.models import TrainingJob
+from trainer.snapshots import snapshot_freeze
+
+Status = TrainingJob.Status
+POLL_SECONDS = 1.0
+
+
+def job_run(*, job_id: int, worker: str) -> str | None:
+    """Run a queued job to its end. Returns its final status, None if it was not ours."""
+    if not services.job_claim(job_id=job_id, worker=worker):
+        return None
+    job = TrainingJob.objects.select_related("project").get(id=job_id)
+    job_dir = Path(job.output_dir)
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        rows_file = snapshot_freeze(job=job, directory=job_dir)
+        spec = {
+            "kind": job.kind,
+            "config": job.config,
+            "rows_file": str(rows_file),
+            "output_dir": str(job_dir / "model"),
+        }
+        (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+    except Exception as exc:  # bad data or disk: the job fails with the reason
+        services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=str(exc))
+        return Status.FAILED
+    return _supervise(job_id=job_id, worker=worker, job_dir=job_dir)
+
+
+def _start(job_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainer.job_child", str(job_dir)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, killed as one
+    )
+
+
+def _reader(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _supervise(*, job_id: int, worker: str, job_dir: Path) -> str:
+    child = _start(job_dir)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_reader, args=(child.stdout, lines), daemon=True).start()
+    log: deque[str] = deque(maxlen=200)
+    state = {"step": None, "total": None, "final": None, "error": None}
+    stop_sent_at = None
+    eof = False
+    while not eof:
+        new_metrics, eof = _drain(lines, log, state)
+        alive = services.job_heartbeat(
+            job_id=job_id,
+            worker=worker,
+            step=state["step"],
+            total=state["total"],
+            new_metrics=new_metrics,
+            log_tail="".join(log),
+        )
+        if not alive:  # reaped or finished elsewhere: this copy must not go on
+            _kill(child)
+            return Status.FAILED
+        if stop_sent_at is None and services.job_cancel_requested(job_id=job_id):
+            (job_dir / "STOP").touch()
+            stop_sent_at = time.monotonic()
+        if stop_sent_at and time.monotonic() - stop_sent_at > settings.PREFLOOP_JOB_CANCEL_GRACE:
+            _kill(child)
+            child.wait()
+            services.job_finish(
+                job_id=job_id,
+                worker=worker,
+                status=Status.CANCELLED,
+                error="Killed: the job did not stop within the grace period.",
+            )
+            return Status.CANCELLED
+    code = child.wait()
+    return _conclude(
+        job_id=job_id,
+        worker=worker,
+        code=code,
+        state=state,
+        cancelled=stop_sent_at is not None,
+        log=log,
+    )
+
+
+def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], bool]:
+    """Read what the child printed since the last poll (waits up to POLL_SECONDS)."""
+    metrics, deadline = [], time.monotonic() + POLL_SECONDS
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return metrics, False
+        if line is None:
+            return metrics, True
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            msg = None
+        if not isinstance(msg, dict):
+            log.append(line)
+            continue
+        if "step" in msg:
+            state["step"], state["total"] = msg["step"], msg.get("total")
+            metrics.append({"step": msg["step"], **msg.get("metrics", {})})
+        elif "final" in msg:
+            state["final"] = msg["final"]
+        elif "error" in msg:
+            state["error"] = msg["error"]
+            log.append(line)
+
+
+def _conclude(*, job_id, worker, code, state, cancelled, log) -> str:
+    final = state["final"]
+    if code == 0 and final is not None:
+        status = Status.CANCELLED if final.get("stopped") or cancelled else Status.SUCCEEDED
+        services.job_finish(job_id=job_id, worker=worker, status=status, final_metrics=final)
+        return status
+    error = state["error"] or f"The training process exited with code {code}."
+    if not state["error"]:
+        error += "\n" + "".join(list(log)[-20:])
+    services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=error)
+    return Status.FAILED
+
+
+def _kill(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,169 @@
+"""Everything that writes training jobs and model versions.
+
+State changes are conditional updates on the job row (`filter(status=OLD).update(...)`), acted
+on only when they changed one row: that is what keeps a job from running twice, and a reaped
+job from being finished by a worker that came back.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotator.models import Project
+from trainer.exceptions import JobError
+from trainer.models import ModelVersion, TrainingJob
+
+Status = TrainingJob.Status
+LOG_TAIL_CHARS = 8000
+
+
+def job_create(
+    *,
+    project: Project,
+    kind: str,
+    config: dict,
+    created_by: AbstractBaseUser | None = None,
+    input_model: ModelVersion | None = None,
+    reward_model: ModelVersion | None = None,
+) -> TrainingJob:
+    """Queue a job; the worker gets it only once the row is committed."""
+    from trainer.configs import validate_config
+    from trainer.tasks import run_training_job
+
+    config = validate_config(kind=kind, config=config, input_model=input_model)
+    with transaction.atomic():
+        job = TrainingJob.objects.create(
+            project=project,
+            kind=kind,
+            config=config,
+            created_by=created_by,
+            input_model=input_model,
+            reward_model=reward_model,
+        )
+        job.output_dir = str(Path(settings.PREFLOOP_MODELS_DIR) / f"job-{job.id}")
+        job.save(update_fields=["output_dir"])
+        transaction.on_commit(lambda: run_training_job.delay(job.id))
+    return job
+
+
+def job_claim(*, job_id: int, worker: str) -> bool:
+    now = timezone.now()
+    return bool(
+        TrainingJob.objects.filter(id=job_id, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def job_heartbeat(
+    *,
+    job_id: int,
+    worker: str,
+    step: int | None = None,
+    total=None,
+    new_metrics: list[dict] | None = None,
+    log_tail: str | None = None,
+) -> bool:
+    """Record liveness and progress. False means the job is no longer ours (reaped)."""
+    fields: dict = {"heartbeat_at": timezone.now()}
+    if step is not None:
+        fields["step"] = step
+    if total is not None:
+        fields["total_steps"] = total
+    if log_tail is not None:
+        fields["log_tail"] = log_tail[-LOG_TAIL_CHARS:]
+    with transaction.atomic():
+        updated = TrainingJob.objects.filter(
+            id=job_id, status=Status.RUNNING, worker=worker
+        ).update(**fields)
+        if updated and new_metrics:
+            job = TrainingJob.objects.select_for_update().only("metrics").get(id=job_id)
+            TrainingJob.objects.filter(id=job_id).update(metrics=job.metrics + new_metrics)
+    return bool(updated)
+
+
+def job_cancel_requested(*, job_id: int) -> bool:
+    return TrainingJob.objects.filter(id=job_id, cancel_requested=True).exists()
+
+
+def job_finish(
+    *, job_id: int, worker: str, status: str, error: str = "", final_metrics: dict | None = None
+) -> TrainingJob | None:
+    """End a running job; registers its output model when it succeeded."""
+    with transaction.atomic():
+        updated = TrainingJob.objects.filter(
+            id=job_id, status=Status.RUNNING, worker=worker
+        ).update(status=status, error=error[-LOG_TAIL_CHARS:], finished_at=timezone.now())
+        if not updated:
+            return None
+        job = TrainingJob.objects.get(id=job_id)
+        if status == Status.SUCCEEDED:
+            job.output_model = _register_output(job, final_metrics or {})
+            job.save(update_fields=["output_model"])
+    return job
+
+
+def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
+    role = {
+        TrainingJob.Kind.REWARD: ModelVersion.Role.REWARD,
+        TrainingJob.Kind.GENERATE: None,
+    }.get(job.kind, ModelVersion.Role.POLICY)
+    if role is None:
+        return None
+    return ModelVersion.objects.create(
+        project=job.project,
+        name=f"{job.kind}-{job.id}",
+        role=role,
+        path=job.output_dir,
+        parent=job.input_model,
+        job=job,
+        metrics=metrics,
+        config=job.config,
+    )
+
+
+def job_cancel(*, job: TrainingJob) -> TrainingJob:
+    """Cancel a queued job at once; ask a running one to stop at its next step."""
+    now = timezone.now()
+    queued = TrainingJob.objects.filter(id=job.id, status=Status.QUEUED).update(
+        status=Status.CANCELLED, cancel_requested=True, finished_at=now
+    )
+    running = queued or TrainingJob.objects.filter(id=job.id, status=Status.RUNNING).update(
+        cancel_requested=True
+    )
+    job.refresh_from_db()
+    if not (queued or running):
+        raise JobError(f"The job has already ended ({job.status}).")
+    return job
+
+
+def jobs_reap(*, stale_after: timedelta | None = None) -> list[int]:
+    """Fail running jobs whose worker stopped sending heartbeats. Returns their ids."""
+    stale_after = stale_after or timedelta(seconds=settings.PREFLOOP_JOB_HEARTBEAT_TIMEOUT)
+    cutoff = timezone.now() - stale_after
+    reaped = []
+    for job_id, worker in TrainingJob.objects.filter(
+        status=Status.RUNNING, heartbeat_at__lt=cutoff
+    ).values_list("id", "worker"):
+        if TrainingJob.objects.filter(
+            id=job_id, status=Status.RUNNING, heartbeat_at__lt=cutoff
+        ).update(
+            status=Status.FAILED,
+            finished_at=timezone.now(),
+            error=(
+                f"The worker {worker or '?'} stopped sending heartbeats (no sign of life for "
+                f"{int(stale_after.total_seconds())} s): it was probably killed or lost its "
+                "machine. Launch the job again to resume from its last checkpoint."
+            ),
+        ):
+            reaped.append(job_id)
+    return reaped
