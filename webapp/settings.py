@@ -182,12 +182,21 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"trainer.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"trainer.tasks.run_training_job": {"queue": "gpu"}}
 # Longer than the longest training job, or Redis re-delivers a job that is still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 48 * 3600)
 }
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "reap-training-jobs": {"task": "trainer.tasks.reap_jobs", "schedule": 30.0},
+}
+
+# --- Training jobs --------------------------------------------------------------------------
+PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models")))
+# A running job whose worker has been silent this long is failed by the reaper.
+PREFLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("PREFLOOP_JOB_HEARTBEAT_TIMEOUT", 60)
+# After a cancel, how long a job may take to save and stop before its process group is killed.
+PREFLOOP_JOB_CANCEL_GRACE = env_int("PREFLOOP_JOB_CANCEL_GRACE", 60)
 
 LOGGING = {
     "version": 1,
