@@ -10,6 +10,8 @@ The queue's rules (issue #2):
 Concurrency: a claim locks the task row (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL)
 and only then counts live leases in a fresh statement, so every claimer of one task is
 serialised and sees the leases of those before it. Submissions take the same row lock.
+A claim first locks the labeler's user row (FOR NO KEY UPDATE), so one labeler's claims are
+serialised too and the resume check sees a lease taken a moment ago in another tab.
 On SQLite, IMMEDIATE transactions (settings.py) serialise all writers, which gives the same
 guarantee.
 """
@@ -18,6 +20,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
@@ -108,12 +111,15 @@ def _resume_lease(*, project_id: int, labeler_id: int, now) -> Assignment | None
 
 def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignment | None:
     """Give the labeler their next task as a lease, or None when nothing is left for them."""
-    now = timezone.now()
-    resumed = _resume_lease(project_id=project.id, labeler_id=labeler.id, now=now)
-    if resumed is not None:
-        return resumed
     tried: list[int] = []
     with transaction.atomic():
+        # One claim at a time per labeler: a second tab or a double click waits here, then
+        # resumes the lease the first one took instead of taking a second task.
+        _lock_labeler(labeler)
+        now = timezone.now()
+        resumed = _resume_lease(project_id=project.id, labeler_id=labeler.id, now=now)
+        if resumed is not None:
+            return resumed
         for _ in range(_CLAIM_ATTEMPTS):
             row = (
                 _claimable_tasks(project_id=project.id, labeler_id=labeler.id, now=now)
@@ -136,6 +142,12 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
                 return _lease(task_id=task_id, labeler=labeler, project=project, now=now)
             tried.append(task_id)
     return None
+
+
+def _lock_labeler(labeler: AbstractBaseUser) -> None:
+    # NO KEY UPDATE: does not block the foreign-key checks of the labeler's own inserts.
+    users = get_user_model().objects.select_for_update(no_key=True)
+    list(users.filter(pk=labeler.pk).values_list("pk", flat=True))
 
 
 def _lease(*, task_id: int, labeler: AbstractBaseUser, project: Project, now) -> Assignment:
