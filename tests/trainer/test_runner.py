@@ -1,0 +1,103 @@
+"""The runner with a real child process training a tiny reward model (slow: torch imports)."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from trainer import runner, snapshots
+from trainer.models import TrainingJob
+
+Status = TrainingJob.Status
+
+
+def marker_rows(n: int) -> list[dict]:
+    words = ["the cat sat", "a dog ran", "birds sing", "rain falls", "fish swim"]
+    return [
+        {
+            "prompt": f"Say something {i}.",
+            "chosen": f"{words[i % 5]} banana",
+            "rejected": words[(i + 1) % 5],
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from trainer.algorithms.tiny import build_tiny_policy
+
+    return str(build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy", pretrain_steps=0))
+
+
+@pytest.fixture
+def rows(monkeypatch):
+    monkeypatch.setattr(snapshots, "snapshot_rows", lambda job: iter(marker_rows(24)))
+
+
+def reward_job(project, tiny_model, tmp_path, **config):
+    return TrainingJob.objects.create(
+        project=project,
+        kind="reward",
+        output_dir=str(tmp_path / "job"),
+        config={
+            "model_name_or_path": tiny_model,
+            "batch_size": 4,
+            "save_steps": 0,
+            "device": "cpu",
+            **config,
+        },
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_it_runs_a_job_to_a_registered_model(project, tiny_model, tmp_path, rows):
+    job = reward_job(project, tiny_model, tmp_path, max_steps=3)
+    assert runner.job_run(job_id=job.id, worker="test") == Status.SUCCEEDED
+    job.refresh_from_db()
+    assert (job.step, job.total_steps, job.snapshot_rows) == (3, 3, 24)
+    assert len(job.snapshot_sha256) == 64
+    assert [m["step"] for m in job.metrics if "train_loss" in m] == [1, 2, 3]
+    model = job.output_model
+    assert model.role == "reward" and model.job_id == job.id
+    assert (Path(job.output_dir) / "model" / "prefloop_config.json").is_file()
+    # A second delivery of the same message does nothing.
+    assert runner.job_run(job_id=job.id, worker="test") is None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_failing_job_records_the_error(project, tmp_path, rows):
+    job = reward_job(project, str(tmp_path / "no-such-model"), tmp_path, max_steps=3)
+    assert runner.job_run(job_id=job.id, worker="test") == Status.FAILED
+    job.refresh_from_db()
+    assert "no-such-model" in job.error and job.finished_at
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_job_saves_and_ends_cancelled(project, tiny_model, tmp_path, rows):
+    job = reward_job(project, tiny_model, tmp_path, max_steps=100000)
+    result = {}
+
+    def run():
+        from django.db import connection
+
+        result["status"] = runner.job_run(job_id=job.id, worker="test")
+        connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while TrainingJob.objects.get(id=job.id).step < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    from trainer.services import job_cancel
+
+    job_cancel(job=TrainingJob.objects.get(id=job.id))
+    thread.join(timeout=120)
+    assert result["status"] == Status.CANCELLED
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and job.step < 100000
+    assert list((Path(job.output_dir) / "model").glob("checkpoint-*")), "no checkpoint saved"
