@@ -19,9 +19,7 @@ from trainer.algorithms.common import (
 from trainer.algorithms.reward import RewardConfig
 
 REPO = Path(__file__).resolve().parents[3]
-MODULES = sorted(
-    info.name for info in pkgutil.iter_modules([str(REPO / "trainer" / "algorithms")])
-)
+MODULES = sorted(info.name for info in pkgutil.iter_modules([str(REPO / "trainer" / "algorithms")]))
 
 
 def test_it_does_not_import_django():

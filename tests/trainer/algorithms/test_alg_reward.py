@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.algorithms.conftest import MARKER, marker_rows, params_changed
+from tests.trainer.algorithms.helpers import MARKER, marker_rows, params_changed
 from trainer.algorithms.common import CONFIG_FILENAME, NonFiniteLossError, TrainingError
 from trainer.algorithms.reward import RewardConfig, RewardScorer, score_texts, train
 
