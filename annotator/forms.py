@@ -1,0 +1,163 @@
+"""The browser's forms: answers, skip and import.
+
+An answer is posted as plain form fields (so it works without JavaScript) and turned here into
+the same answer dict the API takes; annotator/answers.py then checks it for both. The field
+names:
+- pairwise: choice (a | b | tie | both_bad), strength ("" | 1 | 2 | 3);
+- likert: score, or score__<i> for the i-th aspect; flag (repeated: indexes into project.flags);
+- ranking: rank__<p> = the rank (1 = best) given to the p-th response as shown (1-based);
+- every kind: notes, time_spent_ms.
+"""
+
+from dataclasses import dataclass
+
+from django import forms
+from django.http import QueryDict
+
+from annotator.answers import STRENGTHS
+from annotator.exceptions import InvalidAnswer
+from annotator.models import Kind, Project
+
+MAX_TIME_SPENT_MS = 24 * 3600 * 1000
+IMPORT_FORMATS = [("auto", "From the file name"), ("jsonl", "JSONL"), ("csv", "CSV")]
+
+
+def _int_or_raw(value: str | None):
+    """An int when the field holds one; otherwise the raw value, which answers.py rejects."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def answer_from_post(*, kind: str, project: Project, shown_order: list[int], data: QueryDict):
+    """The answer dict for services.annotation_submit, from the posted form fields."""
+    answer: dict = {"notes": data.get("notes", "")}
+    if kind == Kind.PAIRWISE:
+        answer["choice"] = data.get("choice") or None
+        strength = _int_or_raw(data.get("strength"))
+        if strength is not None:
+            answer["strength"] = strength
+    elif kind == Kind.LIKERT:
+        if project.aspects:
+            answer["scores"] = {
+                aspect: _int_or_raw(data.get(f"score__{i}"))
+                for i, aspect in enumerate(project.aspects)
+            }
+        else:
+            answer["score"] = _int_or_raw(data.get("score"))
+        answer["flags"] = _flags(project=project, values=data.getlist("flag"))
+    else:
+        answer["ranking"] = _ranking(shown_order=shown_order, data=data)
+    return answer
+
+
+def _flags(*, project: Project, values: list[str]) -> list[str]:
+    flags = []
+    for value in values:
+        index = _int_or_raw(value)
+        if not isinstance(index, int) or not 0 <= index < len(project.flags):
+            raise InvalidAnswer("flag: unknown flag.", field="flags")
+        flags.append(project.flags[index])
+    return flags
+
+
+def _ranking(*, shown_order: list[int], data: QueryDict) -> list[int]:
+    ranks = [_int_or_raw(data.get(f"rank__{p}")) for p in range(1, len(shown_order) + 1)]
+    if sorted(r for r in ranks if isinstance(r, int)) != list(range(1, len(shown_order) + 1)):
+        raise InvalidAnswer(
+            "ranking: give every response its own rank, from 1 (best) to "
+            f"{len(shown_order)} (worst).",
+            field="ranking",
+        )
+    by_rank = sorted(zip(ranks, shown_order, strict=True))
+    return [completion_id for _, completion_id in by_rank]
+
+
+def time_spent_from_post(data: QueryDict) -> int | None:
+    """What the page measured, or None when it sent nothing usable."""
+    value = _int_or_raw(data.get("time_spent_ms"))
+    if isinstance(value, int) and 0 <= value <= MAX_TIME_SPENT_MS:
+        return value
+    return None
+
+
+# --- What the answer form shows (with the posted values kept after an error) ------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+    key: str  # the keyboard shortcut shown beside it
+    checked: bool = False
+
+
+def _digit_key(n: int) -> str:
+    return "0" if n == 10 else str(n)
+
+
+def answer_widgets(*, kind: str, project: Project, n_responses: int, posted: QueryDict) -> dict:
+    """Options for the answer form of one task; `posted` re-checks what was sent."""
+    widgets: dict = {"notes": posted.get("notes", "")}
+    if kind == Kind.PAIRWISE:
+        choices = [("a", "A is better", "1"), ("b", "B is better", "2")]
+        if project.allow_tie:
+            choices.append(("tie", "Tie", "0"))
+        if project.allow_both_bad:
+            choices.append(("both_bad", "Both bad", "9"))
+        chosen = posted.get("choice")
+        widgets["choices"] = [Option(v, label, key, v == chosen) for v, label, key in choices]
+        strength = posted.get("strength", "")
+        widgets["strengths"] = [Option("", "Not said", "", strength == "")] + [
+            Option(str(n), text, key, strength == str(n))
+            for (n, text), key in zip(STRENGTHS.items(), "qwe", strict=True)
+        ]
+    elif kind == Kind.LIKERT:
+        points = range(1, project.likert_points + 1)
+
+        def scale(field: str) -> list[Option]:
+            value = posted.get(field)
+            return [Option(str(n), str(n), _digit_key(n), value == str(n)) for n in points]
+
+        if project.aspects:
+            widgets["aspects"] = [
+                {
+                    "index": i,
+                    "name": aspect,
+                    "field": f"score__{i}",
+                    "options": scale(f"score__{i}"),
+                }
+                for i, aspect in enumerate(project.aspects)
+            ]
+        else:
+            widgets["scale"] = scale("score")
+        checked = set(posted.getlist("flag"))
+        widgets["flags"] = [
+            Option(str(i), flag, f"⇧{_digit_key(i + 1)}" if i < 10 else "", str(i) in checked)
+            for i, flag in enumerate(project.flags)
+        ]
+    else:
+        widgets["ranks"] = {p: posted.get(f"rank__{p}", "") for p in range(1, n_responses + 1)}
+        widgets["rank_choices"] = [str(r) for r in range(1, n_responses + 1)]
+    return widgets
+
+
+# --- Skip and import ------------------------------------------------------------------------
+
+
+class SkipForm(forms.Form):
+    reason = forms.CharField(max_length=200, required=False, strip=True)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="JSONL or CSV, UTF-8.")
+    format = forms.ChoiceField(choices=IMPORT_FORMATS, initial="auto")
+
+    def fmt(self) -> str:
+        chosen = self.cleaned_data["format"]
+        if chosen != "auto":
+            return chosen
+        return "csv" if self.cleaned_data["file"].name.lower().endswith(".csv") else "jsonl"

@@ -1,0 +1,100 @@
+"""Safe Markdown (annotator/rendering.py): formatting survives, scripts and bad links do not."""
+
+import pytest
+from django.template import Context, Template
+from django.utils.safestring import SafeString
+
+from annotator.rendering import markdown_to_html, render_markdown
+
+
+def test_it_renders_basic_markdown():
+    html = markdown_to_html("# Title\n\n**bold** _it_ `x = 1`\n\n- one\n- two")
+    assert "<h1>Title</h1>" in html
+    assert "<strong>bold</strong>" in html and "<em>it</em>" in html
+    assert "<code>x = 1</code>" in html
+    assert "<ul>" in html and "<li>one</li>" in html
+
+
+def test_it_renders_code_blocks_with_their_markup_escaped():
+    html = markdown_to_html('```python\nprint("<b>hi</b>")\n```')
+    assert html.startswith("<pre><code>")
+    assert "&lt;b&gt;hi&lt;/b&gt;" in html
+    assert "<b>" not in html
+
+
+def test_it_keeps_line_breaks_of_model_output():
+    assert "<br>" in markdown_to_html("line one\nline two")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        '<a href="https://example.com" onclick="alert(1)">x</a>',
+        "<iframe src=https://example.com></iframe>",
+        "<style>body{display:none}</style>",
+    ],
+)
+def test_it_escapes_raw_html(source):
+    html = markdown_to_html(source)
+    assert "<script" not in html and "<img" not in html and "<iframe" not in html
+    assert "<style" not in html and "<a " not in html
+    assert "&lt;" in html
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[x](javascript:alert(1))",
+        "[x](JaVaScRiPt:alert(1))",
+        "[x](vbscript:msgbox(1))",
+        "[x](data:text/html;base64,PHNjcmlwdD4=)",
+        "[x](java&#x09;script:alert(1))",
+        "<javascript:alert(1)>",
+    ],
+)
+def test_it_drops_dangerous_links(source):
+    html = markdown_to_html(source).lower()
+    assert 'href="javascript' not in html
+    assert 'href="vbscript' not in html
+    assert 'href="data' not in html
+
+
+def test_it_keeps_http_https_and_mailto_links_with_rel_noopener():
+    html = markdown_to_html("[a](https://example.com) [b](http://x.org) [c](mailto:me@x.org)")
+    assert '<a href="https://example.com" rel="noopener noreferrer">a</a>' in html
+    assert 'href="http://x.org"' in html
+    assert 'href="mailto:me@x.org"' in html
+
+
+def test_it_drops_relative_links():
+    html = markdown_to_html("[admin](/admin/) [up](../secret)")
+    assert "href" not in html
+    assert "admin" in html
+
+
+def test_it_shows_images_as_links_not_images():
+    html = markdown_to_html("![pixel](https://tracker.example/p.gif)")
+    assert "<img" not in html
+    assert 'href="https://tracker.example/p.gif"' in html
+
+
+def test_it_renders_tables_and_strikethrough():
+    html = markdown_to_html("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~")
+    assert "<table>" in html and "<td>1</td>" in html
+    assert "<s>old</s>" in html
+
+
+def test_it_returns_empty_for_nothing():
+    assert markdown_to_html("") == ""
+    assert markdown_to_html(None) == ""
+
+
+def test_it_marks_its_output_safe_for_templates():
+    assert isinstance(render_markdown("x"), SafeString)
+    out = Template("{% load labeling %}{{ text|markdown }}").render(
+        Context({"text": "**b** <script>alert(1)</script>"})
+    )
+    assert "<strong>b</strong>" in out
+    assert "&lt;script&gt;" in out and "<script>" not in out
