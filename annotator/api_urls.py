@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import api
+from annotator import api, export_api
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -10,4 +10,15 @@ urlpatterns = [
     path("projects/<int:project_id>/tasks/next/", api.task_next, name="api-task-next"),
     path("tasks/<int:task_id>/annotations/", api.annotation_create, name="api-annotate"),
     path("tasks/<int:task_id>/skip/", api.task_skip, name="api-skip"),
+    path("projects/<int:project_id>/export/", export_api.project_export, name="api-export"),
+    path(
+        "projects/<int:project_id>/export/summary/",
+        export_api.project_export_summary,
+        name="api-export-summary",
+    ),
+    path(
+        "projects/<int:project_id>/annotations/",
+        export_api.ProjectAnnotationList.as_view(),
+        name="api-annotations",
+    ),
 ]

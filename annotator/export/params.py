@@ -1,0 +1,146 @@
+"""What an export is asked for: one validated, frozen set of parameters.
+
+The API's query string and the management command's options both go through
+`ExportQuery`, so the same words mean the same export everywhere.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from fractions import Fraction
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from annotator.models import Project
+
+SCHEMAS = ["preference", "preference-conversational", "ranking", "likert", "unpaired", "raw"]
+FORMATS = ["jsonl", "csv", "parquet"]
+AGGREGATES = ["majority", "all"]
+
+# The InstructGPT flags that say a response is harmful (the others say it is off-task or
+# opinionated). A completion with any of them is never exported as the chosen one.
+HARM_FLAGS = (
+    "Contains sexual content",
+    "Contains violent content",
+    "Encourages or fails to discourage violence/abuse/terrorism/self-harm",
+    "Denigrates a protected class",
+    "Gives harmful advice",
+)
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    schema: str = "preference"
+    format: str = "jsonl"
+    aggregate: str = "majority"
+    min_votes: int = 1
+    min_agreement: float = 0.0
+    since: datetime | None = None
+    until: datetime | None = None  # None: now, fixed when the export starts
+    split: str | None = None
+    round: int | None = None
+    labelers: tuple[int, ...] = ()
+    harmful_flags: tuple[str, ...] | None = None  # None: HARM_FLAGS the project uses
+    allow_harmful_chosen: bool = False
+    aspect: str | None = None
+    likert_threshold: float | None = None  # None: the middle of the project's scale
+
+    def pinned(self) -> "ExportParams":
+        """The same export with `until` fixed, so repeating it gives the same bytes."""
+        return self if self.until is not None else replace(self, until=timezone.now())
+
+    def harm_flags_for(self, project: Project) -> tuple[str, ...]:
+        if self.harmful_flags is not None:
+            return self.harmful_flags
+        return tuple(f for f in HARM_FLAGS if f in (project.flags or []))
+
+    def threshold_for(self, project: Project) -> Fraction:
+        if self.likert_threshold is not None:
+            return Fraction(str(self.likert_threshold))
+        return Fraction(1 + project.likert_points, 2)
+
+    def as_query(self) -> dict:
+        """The query parameters that ask for exactly this export (defaults left out)."""
+        query: dict = {}
+        for name, default in vars(ExportParams()).items():
+            value = getattr(self, name)
+            if value == default:
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            key = {"labelers": "labeler", "harmful_flags": "harmful_flag"}.get(name, name)
+            query[key] = list(value) if isinstance(value, tuple) else value
+        return query
+
+
+class ExportQuery(serializers.Serializer):
+    """Query parameters of an export (validated against the project by `params_from_query`)."""
+
+    schema = serializers.ChoiceField(SCHEMAS, default="preference")
+    format = serializers.ChoiceField(FORMATS, default="jsonl")
+    aggregate = serializers.ChoiceField(
+        AGGREGATES,
+        default="majority",
+        help_text="majority: one row per task (or pair) by majority vote; all: one per answer.",
+    )
+    min_votes = serializers.IntegerField(default=1, min_value=1, max_value=1000)
+    min_agreement = serializers.FloatField(
+        default=0.0, min_value=0.0, max_value=1.0, help_text="Share of labelers who agree."
+    )
+    since = serializers.DateTimeField(required=False, help_text="Annotations at or after.")
+    until = serializers.DateTimeField(
+        required=False, help_text="Annotations before; default now (sent as X-Export-Until)."
+    )
+    split = serializers.ChoiceField(["train", "eval"], required=False)
+    round = serializers.IntegerField(required=False, min_value=0)
+    labeler = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        help_text="Only these labelers' annotations (user ids; repeat the parameter).",
+    )
+    harmful_flag = serializers.ListField(
+        child=serializers.CharField(max_length=500),
+        required=False,
+        help_text="Flags that make a completion harmful (repeat); default: InstructGPT harm flags.",
+    )
+    allow_harmful_chosen = serializers.BooleanField(default=False)
+    aspect = serializers.CharField(
+        required=False, max_length=200, help_text="Likert aspect to use (default: their mean)."
+    )
+    likert_threshold = serializers.FloatField(
+        required=False, help_text="Unpaired: Likert mean above is good, below is bad."
+    )
+
+
+def params_from_query(*, project: Project, data) -> ExportParams:
+    """Validate a query dict (or QueryDict) for one project; raises ValidationError (400)."""
+    query = ExportQuery(data=data)
+    query.is_valid(raise_exception=True)
+    v = query.validated_data
+    errors = {}
+    aspect = v.get("aspect")
+    if aspect is not None and aspect not in (project.aspects or []):
+        errors["aspect"] = [f"The project has no aspect {aspect!r}."]
+    flags = v.get("harmful_flag")
+    if flags is not None:
+        unknown = [f for f in flags if f not in (project.flags or [])]
+        if unknown:
+            errors["harmful_flag"] = [f"Not a flag of this project: {'; '.join(unknown)}."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return ExportParams(
+        schema=v["schema"],
+        format=v["format"],
+        aggregate=v["aggregate"],
+        min_votes=v["min_votes"],
+        min_agreement=v["min_agreement"],
+        since=v.get("since"),
+        until=v.get("until"),
+        split=v.get("split"),
+        round=v.get("round"),
+        labelers=tuple(sorted(set(v.get("labeler") or []))),
+        harmful_flags=tuple(flags) if flags is not None else None,
+        allow_harmful_chosen=v["allow_harmful_chosen"],
+        aspect=aspect,
+        likert_threshold=v.get("likert_threshold"),
+    )

@@ -1,0 +1,113 @@
+"""The export's reads: filtered annotations streamed in a stable order, and texts by id.
+
+Memory stays flat at any size: annotations come through a server-side cursor on PostgreSQL
+(`QuerySet.iterator`) as plain tuples, are cut into batches of whole groups (a task, or a
+prompt for Likert), and only each batch's texts are looked up. Every read is scoped to the
+one project, so an export can never see another project's rows.
+"""
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import groupby
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from annotator.export.params import ExportParams
+from annotator.models import Annotation, Completion, Kind, Project, Prompt
+
+CHUNK_ROWS = 5000  # rows fetched from the cursor at a time
+BATCH_ROWS = 5000  # annotation rows per batch of text lookups
+LOOKUP_IDS = 5000  # ids per lookup query (SQLite caps bound parameters)
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """One read-only snapshot for all of an export's queries, so it is self-consistent.
+
+    Inside a transaction PostgreSQL's cursors stream instead of being materialised
+    (a cursor outside one is WITH HOLD). Nested in an outer transaction (tests), it is a
+    savepoint and the outer transaction's isolation applies.
+    """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotation]:
+    """The project's annotations that pass the export's filters."""
+    qs = Annotation.objects.filter(task__project_id=project.id)
+    if params.until is not None:
+        qs = qs.filter(created_at__lt=params.until)
+    if params.since is not None:
+        qs = qs.filter(created_at__gte=params.since)
+    if params.split:
+        qs = qs.filter(task__prompt__split=params.split)
+    if params.round is not None:
+        qs = qs.filter(task__round=params.round)
+    if params.labelers:
+        qs = qs.filter(labeler_id__in=params.labelers)
+    return qs
+
+
+def stream(qs: QuerySet, *fields: str) -> Iterator[tuple]:
+    return qs.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
+
+
+def batches(rows: Iterable[tuple], *, key: int = 0) -> Iterator[list[tuple[object, list]]]:
+    """Consecutive rows with the same `row[key]` form a group; groups are never split."""
+    batch: list = []
+    size = 0
+    for group_key, group in groupby(rows, key=lambda row: row[key]):
+        group = list(group)
+        batch.append((group_key, group))
+        size += len(group)
+        if size >= BATCH_ROWS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = sorted(set(ids))
+    for start in range(0, len(ids), LOOKUP_IDS):
+        yield ids[start : start + LOOKUP_IDS]
+
+
+def prompts(*, project: Project, ids: Iterable[int]) -> dict[int, tuple[str, list | None, str]]:
+    """prompt id -> (text, messages, split)."""
+    found = {}
+    for chunk in _chunks(ids):
+        qs = Prompt.objects.filter(project_id=project.id, id__in=chunk)
+        for pid, text, messages, split in qs.values_list("id", "text", "messages", "split"):
+            found[pid] = (text, messages, split)
+    return found
+
+
+def completions(*, project: Project, ids: Iterable[int]) -> dict[int, str]:
+    """completion id -> text."""
+    found = {}
+    for chunk in _chunks(ids):
+        qs = Completion.objects.filter(prompt__project_id=project.id, id__in=chunk)
+        found.update(qs.values_list("id", "text"))
+    return found
+
+
+def harmful_completions(*, project: Project, params: ExportParams) -> frozenset[int]:
+    """Completions that any Likert answer (before `until`) flagged with a harm flag.
+
+    Deliberately not narrowed by the other filters: a completion one labeler flagged stays
+    flagged in an export of another labeler's answers.
+    """
+    flags = set(params.harm_flags_for(project))
+    if not flags or params.allow_harmful_chosen:
+        return frozenset()
+    qs = Annotation.objects.filter(task__project_id=project.id, kind=Kind.LIKERT)
+    if params.until is not None:
+        qs = qs.filter(created_at__lt=params.until)
+    rows = stream(qs.exclude(flags=[]), "task__task_completions__completion_id", "flags")
+    return frozenset(cid for cid, given in rows if flags.intersection(given))
