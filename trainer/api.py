@@ -68,7 +68,8 @@ def _model(project, model_id, field):
     return model
 
 
-@extend_schema(request=JobIn, responses={201: JobOut})
+@extend_schema(methods=["GET"], responses=JobOut(many=True), operation_id="v1_jobs_list")
+@extend_schema(methods=["POST"], request=JobIn, responses={201: JobOut})
 @api_view(["GET", "POST"])
 def job_list_create(request: Request) -> Response:
     if request.method == "GET":

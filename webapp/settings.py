@@ -172,6 +172,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Labeling, export and training-job API of Prefloop.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two different "kind" fields; named here so the schema (and check --deploy) has no warning.
+    "ENUM_NAME_OVERRIDES": {
+        "LabelingKindEnum": "annotator.models.Kind",
+        "TrainingJobKindEnum": "trainer.models.TrainingJob.Kind",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
