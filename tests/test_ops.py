@@ -1,0 +1,133 @@
+"""Operations: the demo seeding, and a real Celery worker answering a task over Redis."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from celery import Celery
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from annotator.models import Kind, Membership, Project, Prompt, Task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _seed(credentials: Path) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", credentials_file=credentials, stdout=out)
+    return out.getvalue()
+
+
+def _counts() -> tuple:
+    return (
+        get_user_model().objects.count(),
+        Project.objects.count(),
+        Prompt.objects.count(),
+        Task.objects.count(),
+        Membership.objects.count(),
+    )
+
+
+def test_it_seeds_the_demo_once_and_leaves_it_alone_after(db, tmp_path):
+    credentials = tmp_path / "accounts.txt"
+    first = _seed(credentials)
+    assert "password:" in first
+    projects = {p.kind: p for p in Project.objects.all()}
+    assert set(projects) == {Kind.PAIRWISE, Kind.LIKERT, Kind.RANKING}
+    for project in projects.values():
+        assert project.guidelines.startswith("# ")
+        assert project.prompts.count() >= 24
+        assert Task.objects.filter(project=project).count() >= 24
+        assert project.prompts.filter(messages__isnull=False).exists()
+        roles = dict(project.memberships.values_list("user__username", "role"))
+        assert roles == {"admin": "admin", "labeler1": "labeler", "labeler2": "labeler"}
+    assert projects[Kind.LIKERT].aspects and len(projects[Kind.LIKERT].flags) == 8
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff
+    before = _counts()
+    stored = credentials.read_text()
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+
+    second = _seed(credentials)
+
+    assert _counts() == before
+    assert "password:" not in second and second.count("unchanged") == 3
+    assert credentials.read_text() == stored
+
+
+def test_it_prints_passwords_that_log_in(db, tmp_path):
+    credentials = tmp_path / "accounts.txt"
+    _seed(credentials)
+    call_command(
+        "seed_demo", reset_passwords=True, credentials_file=credentials, stdout=io.StringIO()
+    )
+    accounts = dict(line.split(" ", 1) for line in credentials.read_text().splitlines())
+    assert set(accounts) == {"admin", "labeler1", "labeler2"}
+    client = Client()
+    assert client.login(username="labeler1", password=accounts["labeler1"])
+    assert client.get("/").status_code == 200
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_it_gets_ping_answered_by_a_real_worker(tmp_path):
+    broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+    if not _reachable(broker) and not os.environ.get("CI"):
+        pytest.skip(f"no Redis at {broker} (./scripts/test starts one)")
+    # A queue of its own, so workers of other test runs on the same Redis cannot take the task.
+    queue = f"ops-test-{uuid.uuid4().hex[:12]}"
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "webapp.test_settings",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "PREFLOOP_VAR_DIR": str(tmp_path),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "webapp", "worker"),
+                *("-Q", queue, "--pool=solo", "--concurrency=1", "--prefetch-multiplier=1"),
+                *("--without-gossip", "--without-mingle", "--hostname", f"{queue}@%h"),
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    app = Celery("ops-test", broker=broker, backend=broker)
+    try:
+        result = app.send_task("annotator.tasks.ping", queue=queue)
+        try:
+            answer = result.get(timeout=120)
+        except Exception as exc:
+            pytest.fail(f"no answer from the worker ({exc!r}); its log:\n{log.read_text()}")
+        assert answer == "pong"
+        result.forget()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        app.close()
+    assert "ready." in log.read_text()
