@@ -36,9 +36,9 @@ def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
 
 
 def projects_overview_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
-    """The user's projects, each annotated with `role`, `done` and `remaining` (the counts of
-    labeler_progress), in one query for the whole list."""
-    now = timezone.now()
+    """The user's projects, each annotated with `role`, `done` and `remaining`, in one query
+    for the whole list. `remaining` counts the open tasks the user has neither answered nor
+    skipped, a task they hold right now included."""
 
     def count(queryset, group: str) -> Coalesce:
         counted = queryset.order_by().values(group).annotate(n=Count("id")).values("n")
@@ -47,17 +47,17 @@ def projects_overview_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
     done = Annotation.objects.filter(task__project=OuterRef("pk"), labeler=user)
     open_tasks = Task.objects.filter(project=OuterRef("pk"), is_complete=False)
     # At most one assignment per (task, labeler), so this counts tasks.
-    mine = Assignment.objects.filter(
-        labeler=user, task__project=OuterRef("pk"), task__is_complete=False
-    ).filter(
-        Q(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED])
-        | Q(expires_at__gt=now, status=Assignment.Status.ACTIVE)
+    finished = Assignment.objects.filter(
+        labeler=user,
+        task__project=OuterRef("pk"),
+        task__is_complete=False,
+        status__in=[Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED],
     )
     role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
     return projects_for_user(user).annotate(
         role=Value(Membership.Role.ADMIN) if user.is_superuser else Subquery(role),
         done=count(done, "task__project"),
-        remaining=count(open_tasks, "project") - count(mine, "task__project"),
+        remaining=count(open_tasks, "project") - count(finished, "task__project"),
     )
 
 

@@ -153,6 +153,8 @@ def _panel_context(
             "widgets": widgets,
         }
     progress = selectors.labeler_progress(project=project, user=request.user)
+    if claimed is not None:
+        progress["remaining"] += 1  # the task on screen is still to do (it is leased: not counted)
     progress["total"] = progress["done"] + progress["remaining"]
     context["progress"] = progress
     return context
