@@ -177,8 +177,7 @@ def task_next(request: Request, project_id: int) -> Response:
     assignment = services.task_claim_next(project=project, labeler=request.user)
     if assignment is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
-    assignment = selectors.assignment_with_task(assignment_id=assignment.id)
-    return Response(TaskOut(selectors.task_view(assignment)).data)
+    return Response(TaskOut(selectors.lease_view(assignment)).data)
 
 
 class AnswerIn(serializers.Serializer):

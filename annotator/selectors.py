@@ -26,6 +26,7 @@ from annotator.models import (
     Membership,
     Project,
     Task,
+    TaskCompletion,
 )
 
 
@@ -70,10 +71,18 @@ def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 
 
 def project_get_for_member(*, project_id: int, user: AbstractBaseUser) -> tuple[Project, str]:
-    """The project and the user's role in it; 404 if they are not a member."""
-    project = Project.objects.filter(pk=project_id).first()
-    role = project_role(project=project, user=user) if project else None
-    if role is None:
+    """The project and the user's role in it; 404 if they are not a member. One query."""
+    if user.is_superuser:
+        project = Project.objects.filter(pk=project_id).first()
+        role = Membership.Role.ADMIN
+    else:
+        membership = (
+            Membership.objects.select_related("project")
+            .filter(project_id=project_id, user=user)
+            .first()
+        )
+        project, role = (membership.project, membership.role) if membership else (None, None)
+    if project is None:
         raise Http404("No such project.")
     return project, role
 
@@ -104,6 +113,29 @@ def task_view(assignment: Assignment) -> dict:
     """What a labeler is shown: the prompt and the completions in the lease's order."""
     task = assignment.task
     by_id = {c.id: c for c in task.completions.all()}
+    prompt = task.prompt
+    return {
+        "id": task.id,
+        "kind": task.kind,
+        "project": task.project_id,
+        "prompt": {"text": prompt.text, "messages": prompt.messages, "meta": prompt.meta},
+        "completions": [{"id": cid, "text": by_id[cid].text} for cid in assignment.shown_order],
+        "expires_at": assignment.expires_at,
+    }
+
+
+def lease_view(assignment: Assignment) -> dict:
+    """task_view() for a lease just handed out, in one query (the API's hot path)."""
+    rows = list(
+        TaskCompletion.objects.filter(task_id=assignment.task_id)
+        .select_related("completion", "task__prompt")
+        .only(
+            "completion__id", "completion__text", "task__kind", "task__project_id",
+            "task__prompt__text", "task__prompt__messages", "task__prompt__meta",
+        )
+    )  # fmt: skip
+    task = rows[0].task
+    by_id = {row.completion_id: row.completion for row in rows}
     prompt = task.prompt
     return {
         "id": task.id,

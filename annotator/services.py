@@ -112,6 +112,7 @@ def _resume_lease(*, project_id: int, labeler_id: int, now) -> Assignment | None
 def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignment | None:
     """Give the labeler their next task as a lease, or None when nothing is left for them."""
     tried: list[int] = []
+    mine = Assignment.objects.filter(labeler_id=labeler.id)
     with transaction.atomic():
         # One claim at a time per labeler: a second tab or a double click waits here, then
         # resumes the lease the first one took instead of taking a second task.
@@ -125,12 +126,14 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
                 _claimable_tasks(project_id=project.id, labeler_id=labeler.id, now=now)
                 .exclude(id__in=tried)
                 .select_for_update(skip_locked=True, of=("self",))
-                .values_list("id", "annotation_count", "overlap")
+                # A lease of mine on a claimable task can only be an expired one: renew it.
+                .annotate(renew=Exists(mine.filter(task=OuterRef("pk"))))
+                .values_list("id", "annotation_count", "overlap", "renew")
                 .first()
             )
             if row is None:
                 return None
-            task_id, annotation_count, overlap = row
+            task_id, annotation_count, overlap, renew = row
             # Counted after the lock, in a new statement: sees every lease committed by
             # claimers that held this lock before us.
             live = (
@@ -139,7 +142,9 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
                 .count()
             )
             if annotation_count + live < overlap:
-                return _lease(task_id=task_id, labeler=labeler, project=project, now=now)
+                return _lease(
+                    task_id=task_id, labeler=labeler, project=project, now=now, renew=renew
+                )
             tried.append(task_id)
     return None
 
@@ -150,12 +155,14 @@ def _lock_labeler(labeler: AbstractBaseUser) -> None:
     list(users.filter(pk=labeler.pk).values_list("pk", flat=True))
 
 
-def _lease(*, task_id: int, labeler: AbstractBaseUser, project: Project, now) -> Assignment:
+def _lease(
+    *, task_id: int, labeler: AbstractBaseUser, project: Project, now, renew: bool
+) -> Assignment:
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    renewed = Assignment.objects.filter(
-        task_id=task_id, labeler=labeler, status=Assignment.Status.ACTIVE
-    ).update(expires_at=expires_at)
-    if renewed:
+    if renew:
+        Assignment.objects.filter(
+            task_id=task_id, labeler=labeler, status=Assignment.Status.ACTIVE
+        ).update(expires_at=expires_at)
         return Assignment.objects.get(task_id=task_id, labeler=labeler)
     completion_ids = list(
         Task.completions.through.objects.filter(task_id=task_id)
@@ -212,10 +219,17 @@ def annotation_submit(
     with transaction.atomic():
         # The same row lock as claims take, so submit and claim counts never interleave.
         locked = Task.objects.select_for_update().get(pk=task.pk)
-        existing = Annotation.objects.filter(task=locked, labeler=labeler).only("id").first()
-        if existing is not None:
-            raise AlreadyAnswered("You already answered this task.", annotation_id=existing.id)
-        assignment = Assignment.objects.filter(task=locked, labeler=labeler).first()
+        mine = Annotation.objects.filter(task=locked, labeler=labeler)
+        answers = mine.values_list("id", flat=True)
+        # The lease and any earlier answer in one query (an answer can outlive its lease).
+        assignment = (
+            Assignment.objects.filter(task=locked, labeler=labeler)
+            .annotate(answered_id=Subquery(answers[:1]))
+            .first()
+        )
+        answered_id = assignment.answered_id if assignment else answers.first()
+        if answered_id is not None:
+            raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
         if assignment is None:
             raise NotAssigned("You do not hold this task; ask for the next task first.")
         if assignment.status == Assignment.Status.SKIPPED:
