@@ -89,6 +89,11 @@ def _answer(vote: Vote):
 def pairwise_pairs(task_id: int, votes: list[Vote], rules: Rules, stats: Stats) -> list[Pair]:
     """The pairs one pairwise task gives: at most one under majority, one per answer under all."""
     n = len(votes)
+    if n == 1:  # overlap 1, the common case: nothing to count
+        v = votes[0]
+        group = f"t{task_id}" if rules.majority else f"a{v.id}"
+        pair = _pair(v, 1, 1.0, float(v.strength or 0), [v.labeler_id], group, rules, stats)
+        return [pair] if pair else []
     counts = Counter(_answer(v) for v in votes)
     if rules.majority:
         (winner, top), *rest = counts.most_common()

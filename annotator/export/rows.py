@@ -10,7 +10,6 @@ from fractions import Fraction
 
 from annotator.export import source
 from annotator.export.aggregate import (
-    Pair,
     Rating,
     Rules,
     Stats,
@@ -125,27 +124,35 @@ def _task_pairs(project, params, rules, stats) -> Iterator[list[tuple]]:
         kind__in=[Kind.PAIRWISE, Kind.RANKING]
     )
     qs = qs.order_by("task_id", "labeler_id")
-    for batch in source.batches(source.stream(qs, *_TASK_FIELDS, *_VOTE_FIELDS)):
+    for batch in source.batches(source.tuples(qs, *_TASK_FIELDS, *_VOTE_FIELDS)):
         out = []
         for task_id, group in batch:
             _, prompt_id, round_, kind = group[0][:4]
-            votes = [Vote._make(row[4:]) for row in group]
-            aggregate = pairwise_pairs if kind == Kind.PAIRWISE else ranking_pairs
-            for pair in aggregate(task_id, votes, rules, stats):
+            if kind == Kind.PAIRWISE:
+                pairs = pairwise_pairs(
+                    task_id, [Vote._make(row[4:]) for row in group], rules, stats
+                )
+            else:
+                pairs = ranking_pairs(task_id, _ranked_votes(group), rules, stats)
+            for pair in pairs:
                 out.append((pair, task_id, prompt_id, round_, kind))
         yield out
+
+
+def _ranked_votes(group: list[tuple]) -> list[Vote]:
+    return [Vote(*row[4:10], source.json_value(row[10])) for row in group]
 
 
 def _likert_groups(project, params) -> Iterator[list[tuple[int, list[Rating], dict]]]:
     """Batches of (prompt id, ratings, completion id -> (task id, round)) from Likert tasks."""
     qs = source.annotations(project=project, params=params).filter(kind=Kind.LIKERT)
     qs = qs.order_by("task__prompt_id", "task_id", "labeler_id")
-    for batch in source.batches(source.stream(qs, *_LIKERT_FIELDS)):
+    for batch in source.batches(source.tuples(qs, *_LIKERT_FIELDS)):
         out = []
         for prompt_id, group in batch:
             ratings, tasks = [], {}
             for _, task_id, round_, cid, aid, labeler, score, scores in group:
-                value = _rating_value(score, scores, params.aspect)
+                value = _rating_value(score, source.json_value(scores), params.aspect)
                 if value is not None:
                     ratings.append(Rating(aid, labeler, cid, value))
                     tasks[cid] = (task_id, round_)
@@ -200,7 +207,9 @@ def _preference(project, params, stats) -> Iterator[dict]:
                 "prompt": prompt,
                 "chosen": chosen,
                 "rejected": rejected,
-                **_pair_fields(pair),
+                "margin": pair.margin,
+                "votes": pair.votes,
+                "agreement": pair.agreement,
                 "task_id": task_id,
                 "prompt_id": prompt_id,
                 "chosen_id": pair.chosen_id,
@@ -211,10 +220,6 @@ def _preference(project, params, stats) -> Iterator[dict]:
                 "group": pair.group,
                 "source": kind,
             }
-
-
-def _pair_fields(pair: Pair) -> dict:
-    return {"margin": pair.margin, "votes": pair.votes, "agreement": pair.agreement}
 
 
 def _unpaired(project, params, stats) -> Iterator[dict]:
@@ -259,12 +264,11 @@ def _ranking(project, params, stats) -> Iterator[dict]:
     rules = _rules(project, params)
     qs = source.annotations(project=project, params=params).filter(kind=Kind.RANKING)
     qs = qs.order_by("task_id", "labeler_id")
-    for batch in source.batches(source.stream(qs, *_TASK_FIELDS, *_VOTE_FIELDS)):
+    for batch in source.batches(source.tuples(qs, *_TASK_FIELDS, *_VOTE_FIELDS)):
         orders = []
         for task_id, group in batch:
             _, prompt_id, round_, _ = group[0][:4]
-            votes = [Vote._make(row[4:]) for row in group]
-            for order in ranking_orders(votes, rules, stats):
+            for order in ranking_orders(_ranked_votes(group), rules, stats):
                 orders.append((order, task_id, prompt_id, round_))
         prompts = source.prompts(project=project, ids={o[2] for o in orders})
         texts = source.completions(project=project, ids={c for o in orders for c in o[0].ranking})

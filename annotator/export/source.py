@@ -6,6 +6,7 @@ prompt for Likert), and only each batch's texts are looked up. Every read is sco
 one project, so an export can never see another project's rows.
 """
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
@@ -18,7 +19,7 @@ from annotator.models import Annotation, Completion, Kind, Project, Prompt
 
 CHUNK_ROWS = 5000  # rows fetched from the cursor at a time
 BATCH_ROWS = 5000  # annotation rows per batch of text lookups
-LOOKUP_IDS = 5000  # ids per lookup query (SQLite caps bound parameters)
+LOOKUP_IDS = 5000  # ids per IN list on SQLite (it caps bound parameters)
 
 
 @contextmanager
@@ -54,7 +55,18 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
 
 
 def stream(qs: QuerySet, *fields: str) -> Iterator[tuple]:
+    """Rows as tuples with the ORM's conversions (datetimes, JSON), through `iterator()`."""
     return qs.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
+
+
+def tuples(qs: QuerySet, *fields: str) -> Iterator[tuple]:
+    """Rows as the driver returns them, for the hot paths: the ORM writes the SQL, but no
+    per-row conversion runs (JSON columns stay text). Server-side cursor on PostgreSQL."""
+    sql, params = qs.values_list(*fields).query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            yield from rows
 
 
 def batches(rows: Iterable[tuple], *, key: int = 0) -> Iterator[list[tuple[object, list]]]:
@@ -72,29 +84,49 @@ def batches(rows: Iterable[tuple], *, key: int = 0) -> Iterator[list[tuple[objec
         yield batch
 
 
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+def _select_ids(sql: str, project_id: int, ids: Iterable[int], column: str = "id") -> list:
+    """Run `sql` (ending in WHERE ... AND) for a set of ids: one array parameter on
+    PostgreSQL, chunks of IN lists elsewhere."""
     ids = sorted(set(ids))
-    for start in range(0, len(ids), LOOKUP_IDS):
-        yield ids[start : start + LOOKUP_IDS]
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"{sql} {column} = ANY(%s)", [project_id, ids])
+            return cursor.fetchall()
+        found = []
+        for start in range(0, len(ids), LOOKUP_IDS):
+            chunk = ids[start : start + LOOKUP_IDS]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"{sql} {column} IN ({marks})", [project_id, *chunk])
+            found += cursor.fetchall()
+        return found
+
+
+_PROMPTS_SQL = (
+    f"SELECT id, text, messages, split FROM {Prompt._meta.db_table} "  # noqa: S608
+    "WHERE project_id = %s AND"
+)
+_COMPLETIONS_SQL = (
+    f"SELECT c.id, c.text FROM {Completion._meta.db_table} c "  # noqa: S608
+    f"JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id WHERE p.project_id = %s AND"
+)
 
 
 def prompts(*, project: Project, ids: Iterable[int]) -> dict[int, tuple[str, list | None, str]]:
     """prompt id -> (text, messages, split)."""
-    found = {}
-    for chunk in _chunks(ids):
-        qs = Prompt.objects.filter(project_id=project.id, id__in=chunk)
-        for pid, text, messages, split in qs.values_list("id", "text", "messages", "split"):
-            found[pid] = (text, messages, split)
-    return found
+    rows = _select_ids(_PROMPTS_SQL, project.id, ids)
+    return {pid: (text, json_value(messages), split) for pid, text, messages, split in rows}
 
 
 def completions(*, project: Project, ids: Iterable[int]) -> dict[int, str]:
     """completion id -> text."""
-    found = {}
-    for chunk in _chunks(ids):
-        qs = Completion.objects.filter(prompt__project_id=project.id, id__in=chunk)
-        found.update(qs.values_list("id", "text"))
-    return found
+    return dict(_select_ids(_COMPLETIONS_SQL, project.id, ids, column="c.id"))
+
+
+def json_value(value):
+    """A JSON column read without the ORM: text (or already decoded, by some drivers)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def harmful_completions(*, project: Project, params: ExportParams) -> frozenset[int]:
