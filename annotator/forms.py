@@ -149,7 +149,8 @@ def answer_widgets(*, kind: str, project: Project, n_responses: int, posted: Que
 
 
 class SkipForm(forms.Form):
-    reason = forms.CharField(max_length=200, required=False, strip=True)
+    # No max_length: services.task_skip keeps the first 200 characters rather than losing all.
+    reason = forms.CharField(required=False, strip=True)
 
 
 class ImportForm(forms.Form):

@@ -259,8 +259,7 @@ def _summary(annotation: Annotation) -> str:
         if annotation.verdict != Annotation.Verdict.PREFERRED:
             return Annotation.Verdict(annotation.verdict).label
         side = "A" if shown and annotation.chosen_id == shown[0] else "B"
-        strength = STRENGTHS.get(annotation.strength, "better")
-        return f"{side} {strength}"
+        return f"{side} {STRENGTHS.get(annotation.strength, 'is better')}"
     if annotation.kind == Kind.LIKERT:
         if annotation.scores:
             return ", ".join(f"{aspect} {score}" for aspect, score in annotation.scores.items())

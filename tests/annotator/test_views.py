@@ -134,7 +134,7 @@ def test_it_lists_only_my_projects_with_role_and_progress(client, project, bob, 
     page = client.get(reverse("home")).content.decode()
     assert project.name in page
     assert "Not bob&#x27;s" not in page and "Not bob's" not in page
-    assert "labeler" in page
+    assert "<td>Labeler</td>" in page
     assert '<td class="num">1</td>' in page  # done
     assert '<td class="num">2</td>' in page  # remaining
 
@@ -305,6 +305,18 @@ def test_it_skips_a_task_and_never_serves_it_again(client, project, bob):
     assert task.prompt.text not in page
 
 
+def test_it_skips_without_javascript_too(client, project, bob):
+    task = make_task(project)
+    client.force_login(bob)
+    client.get(label_url(project))
+    resp = client.post(skip_url(task), {"reason": "x" * 500})
+    assert resp.status_code == 302 and resp.url == label_url(project)
+    assignment = Assignment.objects.get(task=task, labeler=bob)
+    assert assignment.status == Assignment.Status.SKIPPED
+    assert assignment.skip_reason == "x" * 200
+    assert "Skipped." in client.get(resp.url).content.decode()
+
+
 def test_it_stores_likert_scores_and_flags(client, bob, alice):
     project = ProjectFactory(kind=Kind.LIKERT, likert_points=5, flags=["Harmful", "Rude"])
     MembershipFactory(project=project, user=bob)
@@ -395,6 +407,21 @@ def test_it_lists_only_my_own_annotations_paginated(client, project, bob):
     assert "Page 1 of 2" in page
     page2 = client.get(url, {"page": 2}).content.decode()
     assert page2.count("<tr>") == 1 + 2
+    assert "A is better" in page2
+
+
+def test_it_summarises_answers_in_the_labels_the_labeler_saw(client, bob):
+    project = ProjectFactory(kind=Kind.RANKING)
+    MembershipFactory(project=project, user=bob)
+    make_task(project, k=3)
+    assignment = lease(project, bob)
+    shown = assignment.shown_order
+    services.annotation_submit(
+        task=assignment.task, labeler=bob, answer={"ranking": [shown[1], shown[2], shown[0]]}
+    )
+    client.force_login(bob)
+    page = client.get(reverse("my_annotations", args=[project.id])).content.decode()
+    assert "2 › 3 › 1" in page
 
 
 # --- Project admin: import ------------------------------------------------------------------
