@@ -33,7 +33,10 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture
 def rows(monkeypatch):
-    monkeypatch.setattr(snapshots, "snapshot_rows", lambda job: iter(marker_rows(24)))
+    import json
+
+    lines = [(json.dumps(row) + "\n").encode() for row in marker_rows(24)]
+    monkeypatch.setattr(snapshots, "snapshot_chunks", lambda job: iter(lines))
 
 
 def reward_job(project, tiny_model, tmp_path, **config):

@@ -29,13 +29,13 @@ def row_to_group(row: dict, index: int = 0) -> Group:
         ranking = [_check_text(text, "ranking", index) for text in row["ranking"]]
         if len(ranking) < 2:
             raise ValueError(f"Row {index}: a ranking needs at least two completions.")
-        margin = float(row.get("margin", 0.0))
+        margin = float(row.get("margin") or 0.0)
         pairs = [(i, j, margin) for i in range(len(ranking)) for j in range(i + 1, len(ranking))]
         return Group(row["prompt"], ranking, pairs)
     if "chosen" in row and "rejected" in row:
         chosen = _check_text(row["chosen"], "chosen", index)
         rejected = _check_text(row["rejected"], "rejected", index)
-        return Group(row["prompt"], [chosen, rejected], [(0, 1, float(row.get("margin", 0.0)))])
+        return Group(row["prompt"], [chosen, rejected], [(0, 1, float(row.get("margin") or 0.0))])
     raise ValueError(f"Row {index} needs either 'chosen' and 'rejected', or 'ranking'.")
 
 
