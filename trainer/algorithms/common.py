@@ -146,6 +146,16 @@ def split_rows(rows: list, val_fraction: float, seed: int) -> tuple[list, list]:
     return train, val
 
 
+def batch_for_step(n_rows: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Row indices of step ``step`` (0-based): a fixed function of the step, so a
+    resumed run sees exactly the batches the interrupted one would have."""
+    per_epoch = math.ceil(n_rows / batch_size)
+    epoch, index = divmod(step, per_epoch)
+    order = list(range(n_rows))
+    random.Random(seed + epoch).shuffle(order)
+    return order[index * batch_size : (index + 1) * batch_size]
+
+
 # --- torch helpers ---------------------------------------------------------------------------
 
 

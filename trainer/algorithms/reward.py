@@ -15,7 +15,6 @@ The text the model sees is built by reward_scoring.reward_text, shared with
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
     TrainingError,
+    batch_for_step,
     check_finite,
     find_resume_checkpoint,
     load_training_state,
@@ -269,16 +269,6 @@ def evaluate(model, tokenizer, groups: list[Group], config: RewardConfig, device
 
 
 # --- training loop --------------------------------------------------------------------------
-
-
-def batch_for_step(n_rows: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Row indices of optimizer step ``step`` (0-based): a fixed function of the step, so a
-    resumed run sees exactly the batches the interrupted one would have."""
-    per_epoch = math.ceil(n_rows / batch_size)
-    epoch, index = divmod(step, per_epoch)
-    order = list(range(n_rows))
-    random.Random(seed + epoch).shuffle(order)
-    return order[index * batch_size : (index + 1) * batch_size]
 
 
 def build_optimizer(params: list, config: RewardConfig, total_steps: int):

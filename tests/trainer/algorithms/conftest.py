@@ -10,6 +10,19 @@ from tests.trainer.algorithms.helpers import ProgressLog, marker_rows
 # Nothing here may reach a model hub; tiny models are built locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the threads'
+# spinning made the suite 3-4x slower. Subprocesses inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

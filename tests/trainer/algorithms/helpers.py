@@ -28,25 +28,27 @@ def _sentences() -> tuple[list[str], list[str]]:
     return with_marker, without
 
 
-def marker_rows(n: int, seed: int = 0) -> list[dict]:
+def marker_rows(n: int, seed: int = 0, chat: bool = True) -> list[dict]:
     """A learnable preference: the chosen response mentions the marker word, the other not.
 
     The marker is a word the tiny policy already uses now and then, so PPO and RAFT can
-    find it by sampling and raise its frequency."""
+    find it by sampling and raise its frequency. Chat prompts are the ones the tiny policy
+    answers with sentences."""
     rng = random.Random(seed)
     with_marker, without = _sentences()
+
+    def prompt():
+        text = rng.choice(_PROMPTS)
+        return [{"role": "user", "content": text}] if chat else text
+
     return [
         {
-            "prompt": rng.choice(_PROMPTS),
+            "prompt": prompt(),
             "chosen": " " + rng.choice(with_marker),
             "rejected": " " + rng.choice(without),
         }
         for _ in range(n)
     ]
-
-
-def plain_prompts(n: int) -> list[str]:
-    return [_PROMPTS[i % len(_PROMPTS)] for i in range(n)]
 
 
 def chat_prompts(n: int) -> list[list[dict]]:

@@ -33,6 +33,20 @@ def test_it_does_not_import_django():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_config_modules_import_without_torch():
+    # The web side imports them to validate configs and must stay light.
+    names = [name for name in MODULES if name != "ppo_core"]
+    imports = "; ".join(f"import trainer.algorithms.{name}" for name in names)
+    heavy = "('torch', 'transformers', 'trl', 'datasets')"
+    code = f"{imports}; import sys; assert not [m for m in {heavy} if m in sys.modules]"
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_every_config_field_has_help(name):
     module = importlib.import_module(f"trainer.algorithms.{name}")

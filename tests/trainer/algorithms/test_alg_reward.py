@@ -25,7 +25,8 @@ def config_for(model_dir, **overrides) -> RewardConfig:
 
 
 def test_it_trains_reports_and_changes_the_weights(tiny_model_dir, tmp_path, progress):
-    metrics = train(config_for(tiny_model_dir), marker_rows(20), tmp_path, progress=progress)
+    rows = marker_rows(20, chat=False)
+    metrics = train(config_for(tiny_model_dir), rows, tmp_path, progress=progress)
 
     assert [step for step, _, m in progress.calls if "train_loss" in m] == [1, 2, 3]
     assert progress.values("train_loss") and all(map(math.isfinite, progress.values("train_loss")))

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from tests.trainer.algorithms.helpers import chat_prompts, params_changed
+from trainer.algorithms.common import CONFIG_FILENAME
+from trainer.algorithms.raft import RAFTConfig, keep_best, train
+
+
+def raft_config(tiny_model_dir, reward_dir, **overrides) -> RAFTConfig:
+    settings = {
+        "model_name_or_path": tiny_model_dir,
+        "reward_model_path": reward_dir,
+        "iterations": 1,
+        "num_samples": 4,
+        "max_new_tokens": 24,
+        "learning_rate": 1e-3,
+        "sft_batch_size": 8,
+        "device": "cpu",
+        "seed": 0,
+    }
+    return RAFTConfig(**{**settings, **overrides})
+
+
+def test_keep_best_keeps_the_top_k_of_each_prompt():
+    samples = [{"_row": 0, "completion": c} for c in "abc"] + [{"_row": 1, "completion": "d"}]
+    kept = keep_best(samples, [0.1, 0.9, 0.5, -1.0], k=2)
+    assert [(s["completion"], s["reward"]) for s in kept] == [("b", 0.9), ("c", 0.5), ("d", -1.0)]
+
+
+def test_it_samples_scores_finetunes_and_reports(tiny_model_dir, tiny_reward, tmp_path, progress):
+    rows = [{"prompt": p} for p in chat_prompts(8)]
+
+    metrics = train(raft_config(tiny_model_dir, tiny_reward[0]), rows, tmp_path, progress=progress)
+
+    ((step, total, reported),) = progress.calls
+    assert (step, total) == (1, 1)
+    assert reported["mean_reward_kept"] >= reported["mean_reward_all"]
+    assert metrics["step"] == 1 and not metrics["stopped"]
+    assert params_changed(tiny_model_dir, tmp_path)
+    assert json.loads((tmp_path / CONFIG_FILENAME).read_text())["algorithm"] == "raft"
+
+
+@pytest.mark.slow
+def test_it_raises_the_mean_reward_over_iterations(tiny_model_dir, tiny_reward, tmp_path, progress):
+    rows = [{"prompt": p} for p in chat_prompts(16)]
+
+    train(
+        raft_config(tiny_model_dir, tiny_reward[0], iterations=4), rows, tmp_path, progress=progress
+    )
+
+    rewards = progress.values("mean_reward_all")
+    assert len(rewards) == 4 and rewards[-1] > rewards[0] + 0.3, rewards

@@ -1,0 +1,205 @@
+"""Sample completions from a policy: batched ``generate`` with left padding.
+
+Input rows hold a ``"prompt"`` (plain text, or a chat transcript rendered with the tokenizer's
+chat template and a generation prompt) and any other keys, which are copied to the output
+rows (so a ``prompt_id`` comes back with its completions). Each output row adds
+``"completion"`` (decoded without special tokens), ``"sample_index"`` (0..n-1 per prompt),
+``"num_tokens"`` and ``"finished"`` (whether the policy ended the response itself rather than
+hitting max_new_tokens).
+
+    python -m trainer.algorithms.generate --config job.json   # writes completions.jsonl
+
+PPO reuses :func:`sample_tokens`; RAFT uses :func:`generate_completions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.algorithms.common import (
+    ProgressCallback,
+    StopCheck,
+    report,
+    resolve_device,
+    resolve_dtype,
+    run_main,
+    save_config,
+    set_seed,
+    stop_requested,
+    write_jsonl,
+)
+
+COMPLETIONS_FILENAME = "completions.jsonl"
+
+
+@dataclass
+class GenerateConfig:
+    model_name_or_path: str = field(
+        metadata={"help": "Policy to sample from: a Hugging Face model id or a local path."}
+    )
+    num_samples: int = field(default=1, metadata={"help": "Completions per prompt."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Length limit of a completion."})
+    temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature; 0 means greedy decoding."}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (1: off)."})
+    top_k: int = field(default=0, metadata={"help": "Sample among the k likeliest (0: off)."})
+    batch_size: int = field(
+        default=16, metadata={"help": "Sequences per generate call (prompts x samples)."}
+    )
+    max_prompt_length: int = field(
+        default=512, metadata={"help": "Prompt token limit; longer prompts lose their start."}
+    )
+    device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda:0', ..."})
+    dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16."})
+    seed: int = field(default=42, metadata={"help": "Sampling seed."})
+
+
+def load_policy(path: str | Path, *, device: str = "cpu", dtype: str = "float32"):
+    """``(model, tokenizer)`` ready for batched generation (left padding, a pad token)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Generation appends on the right, so prompts must end at the same position.
+    tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype))
+    return model.to(device), tokenizer
+
+
+def prompt_text(tokenizer, prompt: str | list[dict]) -> str:
+    if isinstance(prompt, list):
+        return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    return prompt
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a response: the tokenizer's eos and the generation config's."""
+    ids = model.generation_config.eos_token_id
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def sample_tokens(model, tokenizer, prompts: list, settings: GenerateConfig):
+    """Generate one response per prompt; returns ``(prompt_ids, prompt_mask, response_ids)``.
+
+    Responses are right-padded with the pad token after the first stop token."""
+    import torch
+
+    texts = [prompt_text(tokenizer, p) for p in prompts]
+    chat = any(isinstance(p, list) for p in prompts)
+    batch = tokenizer(
+        texts,
+        return_tensors="pt",
+        padding=True,
+        truncation=True,
+        max_length=settings.max_prompt_length,
+        add_special_tokens=not chat,
+    )
+    batch = {k: v.to(model.device) for k, v in batch.items()}
+    greedy = settings.temperature <= 0
+    with torch.no_grad():
+        out = model.generate(
+            **batch,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=not greedy,
+            temperature=None if greedy else settings.temperature,
+            top_p=None if greedy else settings.top_p,
+            top_k=None if greedy else settings.top_k,
+            eos_token_id=stop_token_ids(model, tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    response = out[:, batch["input_ids"].shape[1] :]
+    return batch["input_ids"], batch["attention_mask"], mask_after_stop(response, model, tokenizer)
+
+
+def mask_after_stop(response, model, tokenizer):
+    """Replace everything after the first stop token with padding."""
+    import torch
+
+    stops = torch.tensor(stop_token_ids(model, tokenizer), device=response.device)
+    is_stop = torch.isin(response, stops)
+    after = (is_stop.cumsum(dim=1) - is_stop.long()) > 0
+    return response.masked_fill(after, tokenizer.pad_token_id)
+
+
+def generate_completions(
+    model,
+    tokenizer,
+    rows: list[dict],
+    settings: GenerateConfig,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> list[dict]:
+    """``settings.num_samples`` completions for each row's prompt, as rows."""
+    import torch
+
+    model.eval()
+    jobs = [(row, k) for row in rows for k in range(settings.num_samples)]
+    stops = torch.tensor(stop_token_ids(model, tokenizer))
+    out: list[dict] = []
+    total = -(-len(jobs) // settings.batch_size)
+    for step, start in enumerate(range(0, len(jobs), settings.batch_size), start=1):
+        chunk = jobs[start : start + settings.batch_size]
+        _, _, response = sample_tokens(
+            model, tokenizer, [row["prompt"] for row, _ in chunk], settings
+        )
+        response = response.cpu()
+        finished = torch.isin(response, stops).any(dim=1)
+        lengths = (response != tokenizer.pad_token_id).sum(dim=1)
+        texts = tokenizer.batch_decode(response, skip_special_tokens=True)
+        for i, (row, k) in enumerate(chunk):
+            out.append(
+                {
+                    **row,
+                    "completion": texts[i],
+                    "sample_index": k,
+                    "num_tokens": int(lengths[i]),
+                    "finished": bool(finished[i]),
+                }
+            )
+        report(progress, step, total, {"completions": len(out)})
+        if stop_requested(should_stop):
+            break
+    return out
+
+
+def run(
+    config: GenerateConfig,
+    rows: list[dict],
+    output_dir: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> dict:
+    """Sample completions for every row and write them to ``output_dir/completions.jsonl``."""
+    set_seed(config.seed)
+    device = resolve_device(config.device)
+    model, tokenizer = load_policy(config.model_name_or_path, device=device, dtype=config.dtype)
+    completions = generate_completions(model, tokenizer, rows, config, progress, should_stop)
+    write_jsonl(completions, Path(output_dir) / COMPLETIONS_FILENAME)
+    save_config(config, output_dir, "generate")
+    n = max(len(completions), 1)
+    return {
+        "completions": len(completions),
+        "mean_tokens": sum(c["num_tokens"] for c in completions) / n,
+        "finished_fraction": sum(c["finished"] for c in completions) / n,
+        "stopped": len(completions) < len(rows) * config.num_samples,
+    }
+
+
+# The job runner calls ``module.train`` for every kind; for generation that is a sampling run.
+train = run
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_main(run, GenerateConfig, argv, description="Sample completions from a policy.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""RAFT (reward-ranked fine-tuning): sample, score, keep the best, fine-tune, repeat.
+
+Each iteration samples ``num_samples`` completions per prompt from the current policy
+(generate.py), scores them with the reward model (reward_scoring, the same text as in reward
+training), keeps the ``keep_top_k`` best of each prompt and runs SFT on them (sft.py). The
+policy of iteration i is saved in ``output_dir/iteration-i``; the final one also in output_dir.
+
+Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
+Resuming (``resume_from_checkpoint="latest"``) continues after the last finished iteration.
+
+    python -m trainer.algorithms.raft --config job.json
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.algorithms import sft
+from trainer.algorithms.common import (
+    ProgressCallback,
+    StopCheck,
+    TrainingError,
+    report,
+    resolve_device,
+    run_main,
+    save_config,
+    set_seed,
+    stop_requested,
+)
+from trainer.algorithms.generate import GenerateConfig, generate_completions, load_policy
+from trainer.algorithms.reward_scoring import RewardScorer
+
+ITERATION_PREFIX = "iteration-"
+# Written last in an iteration's directory: without it the round did not finish.
+ROUND_FILENAME = "raft_round.json"
+
+
+@dataclass
+class RAFTConfig:
+    model_name_or_path: str = field(metadata={"help": "Policy to start from: model id or path."})
+    reward_model_path: str = field(
+        default="", metadata={"help": "Trained reward model that scores the samples."}
+    )
+    iterations: int = field(default=3, metadata={"help": "Sample-score-finetune rounds."})
+    prompts_per_iteration: int = field(
+        default=0, metadata={"help": "Prompts sampled per round (0: all rows every round)."}
+    )
+    num_samples: int = field(default=4, metadata={"help": "Completions sampled per prompt (N)."})
+    keep_top_k: int = field(default=1, metadata={"help": "Best completions kept per prompt."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Length limit of a sample."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (1: off)."})
+    generation_batch_size: int = field(
+        default=16, metadata={"help": "Sequences per generate call."}
+    )
+    reward_batch_size: int = field(default=16, metadata={"help": "Texts per reward forward."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "SFT learning rate."})
+    sft_epochs: float = field(default=1.0, metadata={"help": "SFT passes over the kept samples."})
+    sft_batch_size: int = field(default=8, metadata={"help": "SFT rows per step."})
+    max_length: int = field(default=512, metadata={"help": "SFT token limit per row."})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "'latest' continues after the last finished iteration."}
+    )
+    device: str = field(default="auto", metadata={"help": "'auto', 'cpu' or 'cuda:0'."})
+    seed: int = field(default=42, metadata={"help": "Seed for sampling and fine-tuning."})
+
+
+def keep_best(samples: list[dict], scores: list[float], k: int) -> list[dict]:
+    """The k best-scored samples of each prompt (samples carry their prompt's row index)."""
+    by_prompt: dict[int, list[tuple[float, dict]]] = {}
+    for sample, score in zip(samples, scores, strict=True):
+        by_prompt.setdefault(sample["_row"], []).append((score, sample))
+    kept = []
+    for candidates in by_prompt.values():
+        candidates.sort(key=lambda pair: pair[0], reverse=True)
+        kept += [dict(sample, reward=score) for score, sample in candidates[:k]]
+    return kept
+
+
+def finished_iterations(output_dir: Path) -> list[Path]:
+    done = [p for p in output_dir.glob(f"{ITERATION_PREFIX}*") if (p / ROUND_FILENAME).is_file()]
+    return sorted(done, key=lambda p: int(p.name[len(ITERATION_PREFIX) :]))
+
+
+def sample_round(
+    config: RAFTConfig, policy_path: str, rows: list[dict], scorer: RewardScorer, iteration: int
+) -> tuple[list[dict], dict]:
+    """Sample and score one round; returns the kept rows and the round's reward metrics."""
+    rng = random.Random(config.seed + iteration)
+    if 0 < config.prompts_per_iteration < len(rows):
+        rows = rng.sample(rows, config.prompts_per_iteration)
+    prompts = [{"prompt": row["prompt"], "_row": i} for i, row in enumerate(rows)]
+    settings = GenerateConfig(
+        model_name_or_path=policy_path,
+        num_samples=config.num_samples,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        batch_size=config.generation_batch_size,
+        seed=config.seed + iteration,
+    )
+    set_seed(settings.seed)
+    model, tokenizer = load_policy(policy_path, device=resolve_device(config.device))
+    samples = generate_completions(model, tokenizer, prompts, settings)
+    del model
+    scores = scorer([s["prompt"] for s in samples], [s["completion"] for s in samples])
+    kept = keep_best(samples, scores, config.keep_top_k)
+    metrics = {
+        "mean_reward_all": sum(scores) / len(scores),
+        "mean_reward_kept": sum(s["reward"] for s in kept) / len(kept),
+        "mean_tokens": sum(s["num_tokens"] for s in samples) / len(samples),
+    }
+    return [{"prompt": s["prompt"], "completion": s["completion"]} for s in kept], metrics
+
+
+def sft_config(config: RAFTConfig, policy_path: str, iteration: int) -> sft.SFTConfig:
+    return sft.SFTConfig(
+        model_name_or_path=policy_path,
+        learning_rate=config.learning_rate,
+        num_epochs=config.sft_epochs,
+        batch_size=config.sft_batch_size,
+        max_length=config.max_length,
+        save_steps=0,
+        device="cpu" if resolve_device(config.device) == "cpu" else "auto",
+        seed=config.seed + iteration,
+    )
+
+
+def train(
+    config: RAFTConfig,
+    rows: list[dict],
+    output_dir: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> dict:
+    """Run RAFT rounds on prompt rows; returns the last round's metrics."""
+    if not config.reward_model_path:
+        raise TrainingError("RAFT needs reward_model_path: a trained reward model.")
+    if not rows:
+        raise TrainingError("RAFT needs at least one prompt row.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    done = finished_iterations(output_dir) if config.resume_from_checkpoint else []
+    policy = str(done[-1]) if done else config.model_name_or_path
+    start = len(done)
+    scorer = RewardScorer(
+        config.reward_model_path, device=config.device, batch_size=config.reward_batch_size
+    )
+    metrics: dict = {"start_step": start, "stopped": False}
+    for iteration in range(start, config.iterations):
+        kept, round_metrics = sample_round(config, policy, rows, scorer, iteration)
+        target = output_dir / f"{ITERATION_PREFIX}{iteration}"
+        tuned = sft.train(
+            sft_config(config, policy, iteration), kept, target, should_stop=should_stop
+        )
+        metrics.update(round_metrics, sft_loss=tuned["train_loss"], step=iteration + 1)
+        report(
+            progress,
+            iteration + 1,
+            config.iterations,
+            {k: v for k, v in metrics.items() if k not in ("stopped", "step")},
+        )
+        if tuned["stopped"] or stop_requested(should_stop):
+            # An interrupted round is redone on resume; the last finished policy is the output.
+            shutil.rmtree(target, ignore_errors=True)
+            metrics.update(stopped=True, step=iteration)
+            break
+        (target / ROUND_FILENAME).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        _drop_previous(policy, output_dir)
+        policy = str(target)
+    _save_final(policy, output_dir, config)
+    return metrics
+
+
+def _drop_previous(policy: str, output_dir: Path) -> None:
+    """Earlier rounds' weights are not needed once the next round is saved."""
+    path = Path(policy)
+    if path.parent == output_dir and path.name.startswith(ITERATION_PREFIX):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _save_final(policy: str, output_dir: Path, config: RAFTConfig) -> None:
+    model, tokenizer = load_policy(policy)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    save_config(config, output_dir, "raft")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_main(train, RAFTConfig, argv, description="RAFT: reward-ranked fine-tuning.")
+
+
+if __name__ == "__main__":
+    main()
