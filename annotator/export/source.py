@@ -84,21 +84,24 @@ def batches(rows: Iterable[tuple], *, key: int = 0) -> Iterator[list[tuple[objec
         yield batch
 
 
-def _select_ids(sql: str, project_id: int, ids: Iterable[int], column: str = "id") -> list:
-    """Run `sql` (ending in WHERE ... AND) for a set of ids: one array parameter on
-    PostgreSQL, chunks of IN lists elsewhere."""
+def _select_ids(sql: str, project_id: int | None, ids: Iterable[int]) -> list:
+    """Run `sql` (ending in WHERE or AND; with a %s for `project_id` unless it is None) for
+    a set of ids: one array parameter on PostgreSQL, chunks of IN lists elsewhere."""
     ids = sorted(set(ids))
     if not ids:
         return []
+    first = [] if project_id is None else [project_id]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"{sql} {column} = ANY(%s)", [project_id, ids])
+            # One text parameter: adapting a list of thousands of ints costs more than the query.
+            array = "{" + ",".join(map(str, ids)) + "}"
+            cursor.execute(f"{sql} id = ANY(%s::bigint[])", [*first, array])
             return cursor.fetchall()
         found = []
         for start in range(0, len(ids), LOOKUP_IDS):
             chunk = ids[start : start + LOOKUP_IDS]
             marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(f"{sql} {column} IN ({marks})", [project_id, *chunk])
+            cursor.execute(f"{sql} id IN ({marks})", [*first, *chunk])
             found += cursor.fetchall()
         return found
 
@@ -107,10 +110,8 @@ _PROMPTS_SQL = (
     f"SELECT id, text, messages, split FROM {Prompt._meta.db_table} "  # noqa: S608
     "WHERE project_id = %s AND"
 )
-_COMPLETIONS_SQL = (
-    f"SELECT c.id, c.text FROM {Completion._meta.db_table} c "  # noqa: S608
-    f"JOIN {Prompt._meta.db_table} p ON p.id = c.prompt_id WHERE p.project_id = %s AND"
-)
+_COMPLETIONS_SQL = f"SELECT id, prompt_id, text FROM {Completion._meta.db_table} WHERE"  # noqa: S608
+_PROJECT_PROMPTS_SQL = f"SELECT id FROM {Prompt._meta.db_table} WHERE project_id = %s AND"  # noqa: S608
 
 
 def prompts(*, project: Project, ids: Iterable[int]) -> dict[int, tuple[str, list | None, str]]:
@@ -120,8 +121,14 @@ def prompts(*, project: Project, ids: Iterable[int]) -> dict[int, tuple[str, lis
 
 
 def completions(*, project: Project, ids: Iterable[int]) -> dict[int, str]:
-    """completion id -> text."""
-    return dict(_select_ids(_COMPLETIONS_SQL, project.id, ids, column="c.id"))
+    """completion id -> text, for completions of the project's prompts only.
+
+    Two index lookups rather than a join: with thousands of ids PostgreSQL would plan the
+    join as a scan of every prompt.
+    """
+    rows = _select_ids(_COMPLETIONS_SQL, None, ids)
+    ours = {pid for (pid,) in _select_ids(_PROJECT_PROMPTS_SQL, project.id, {r[1] for r in rows})}
+    return {cid: text for cid, prompt_id, text in rows if prompt_id in ours}
 
 
 def json_value(value):
