@@ -34,7 +34,7 @@ ensure_venv() {
     want="$(cat "$ROOT/pyproject.toml" - <<<"$ROOT" | sha256sum | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say "Installing Prefloop and its dependencies into $VENV (the first time takes minutes)"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "${ROOT}[dev]"
         echo "$want" >"$stamp"
     fi
 }

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -131,3 +132,34 @@ def test_it_gets_ping_answered_by_a_real_worker(tmp_path):
             worker.wait()
         app.close()
     assert "ready." in log.read_text()
+
+
+def test_it_describes_the_compose_stack():
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"web", "worker", "beat", "postgres", "redis"} <= set(services)
+    assert services["web"]["command"][:2] == ["gunicorn", "webapp.wsgi"]
+    worker = services["worker"]["command"]
+    assert "--pool=solo" in worker and any(q.startswith("--queues=gpu") for q in worker)
+    assert "healthcheck" in services["postgres"] and "healthcheck" in services["redis"]
+    assert "pgdata" in compose["volumes"]
+    assert "FROM python:3.11-slim" in (ROOT / "Dockerfile").read_text()
+
+
+def test_it_passes_docker_compose_config_where_compose_is_installed(tmp_path):
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) is None:
+            continue
+        probe = subprocess.run([*command, "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            break
+    else:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    done = subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
