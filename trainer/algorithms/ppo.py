@@ -216,7 +216,7 @@ def rollout(models: Models, prompts: list, config: PPOConfig, kl_coef: float, mo
     texts = models.tokenizer.batch_decode(response, skip_special_tokens=True)
     raw = torch.tensor(models.scorer(prompts, texts), device=dev)
     if config.missing_eos_penalty is not None:
-        raw = raw - config.missing_eos_penalty * (~finished).float()
+        raw = torch.where(finished.to(dev), raw, raw - config.missing_eos_penalty)
     scores = shape_scores(raw, config, moments)
     rewards, kl = core.kl_penalised_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)
     advantages, returns = core.gae(rewards, values, mask, config.gamma, config.lam)

@@ -191,8 +191,11 @@ class ImitationHead:
             logits = F.linear(hidden, self.model.get_input_embeddings().weight)
         ids = input_ids[rows]
         labels = ids.new_full(ids.shape, -100)
+        length = ids.shape[1]
         for i, n in enumerate(completion_lengths):
-            labels[i, ids.shape[1] - n :] = ids[i, ids.shape[1] - n :]
+            # A completion longer than the window keeps only what survived left truncation.
+            start = max(0, length - n)
+            labels[i, start:] = ids[i, start:]
         return F.cross_entropy(
             logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
         )

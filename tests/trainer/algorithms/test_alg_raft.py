@@ -51,3 +51,16 @@ def test_it_raises_the_mean_reward_over_iterations(tiny_model_dir, tiny_reward, 
 
     rewards = progress.values("mean_reward_all")
     assert len(rewards) == 4 and rewards[-1] > rewards[0] + 0.3, rewards
+
+
+def test_it_stops_mid_round_and_resumes_that_round(tiny_model_dir, tiny_reward, tmp_path):
+    rows = [{"prompt": p} for p in chat_prompts(4)]
+    config = raft_config(tiny_model_dir, tiny_reward[0], iterations=2, num_samples=2)
+
+    stopped = train(config, rows, tmp_path, should_stop=lambda: True)
+    assert stopped["stopped"] and stopped["step"] == 0
+    assert not list(tmp_path.glob("iteration-*")) and (tmp_path / "model.safetensors").is_file()
+
+    config.resume_from_checkpoint = "latest"
+    resumed = train(config, rows, tmp_path)
+    assert resumed["start_step"] == 0 and resumed["step"] == 2 and not resumed["stopped"]
