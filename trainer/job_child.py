@@ -20,6 +20,7 @@ from pathlib import Path
 # kind -> (module, config class). A kind missing here cannot be launched yet.
 ALGORITHMS = {
     "reward": ("trainer.algorithms.reward", "RewardConfig"),
+    "dpo": ("trainer.algorithms.dpo", "DPOConfig"),
 }
 
 PARENT_CHECK_SECONDS = 2.0

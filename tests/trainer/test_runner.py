@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from trainer import runner, snapshots
+from trainer.configs import validate_config
 from trainer.models import TrainingJob
 
 Status = TrainingJob.Status
@@ -104,3 +105,21 @@ def test_a_cancelled_job_saves_and_ends_cancelled(project, tiny_model, tmp_path,
     job.refresh_from_db()
     assert job.status == Status.CANCELLED and job.step < 100000
     assert list((Path(job.output_dir) / "model").glob("checkpoint-*")), "no checkpoint saved"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_it_runs_a_dpo_job_to_a_registered_policy(project, tiny_model, tmp_path, rows):
+    job = TrainingJob.objects.create(
+        project=project,
+        kind="dpo",
+        output_dir=str(tmp_path / "dpo"),
+        config=validate_config(
+            kind="dpo", config={"model_name_or_path": tiny_model, "max_steps": 2}, input_model=None
+        ),
+    )
+    assert runner.job_run(job_id=job.id, worker="test") == Status.SUCCEEDED, (
+        TrainingJob.objects.get(id=job.id).error
+    )
+    job.refresh_from_db()
+    assert job.output_model.role == "policy" and job.step == 2
