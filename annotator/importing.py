@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from annotator.exceptions import ImportFailed
 from annotator.models import Completion, Kind, Project, Prompt, Task, TaskCompletion
@@ -224,7 +224,17 @@ def import_lines(*, project: Project, lines: list[Line], errors: list[dict]) -> 
         errors.sort(key=lambda e: e["line"])
         raise ImportFailed(errors[:MAX_ERRORS_REPORTED])
     with transaction.atomic():
-        return _write(project=project, plans=plans)
+        created = _write(project=project, plans=plans)
+        transaction.on_commit(_analyze_tasks)
+    return created
+
+
+def _analyze_tasks() -> None:
+    # PostgreSQL plans the queue's query from table statistics. A fresh bulk load has none
+    # until autovacuum comes round, and meanwhile "next task" sorts every open task.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Task._meta.db_table}")
 
 
 def _write(*, project: Project, plans: list) -> int:
