@@ -1,0 +1,568 @@
+"""Labeling under load (issue #2): N scripted labelers over HTTP against gunicorn.
+
+Each labeler is its own user with its own token and its own keep-alive connection; it asks
+for the next task (POST /api/v1/projects/{id}/tasks/next/), optionally pauses like a fast
+human (exponential, mean --pause seconds), and submits a pairwise answer
+(POST /api/v1/tasks/{id}/annotations/). Every scenario gets a fresh project of --tasks
+imported tasks on a freshly migrated database (PostgreSQL and/or a SQLite file), and is
+checked afterwards in the database: acknowledged submits == stored annotations, no task
+over-filled, no duplicate (task, labeler).
+
+    .venv/bin/python bench/labeling_load.py --db both --labelers 1,8,32 --duration 20
+
+Writes bench/results/labeling_load.json and .md (with the machine, versions and command).
+"""
+
+import argparse
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+PY = sys.executable
+PG_BASE = "postgres://postgres@127.0.0.1:5432"
+SQLITE_DIR = Path("/tmp/prefloop_bench")
+
+
+# --- The scripted labeler -------------------------------------------------------------------
+
+
+@dataclass
+class LabelerResult:
+    next_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+    acked: list[int] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    drained: bool = False
+    finished_at: float = 0.0
+
+
+class Labeler:
+    def __init__(self, *, port: int, token: str, project: int, pause: float, seed: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            "Connection": "keep-alive",
+        }
+        self.project = project
+        self.pause = pause
+        self.rng = random.Random(seed)
+        self.result = LabelerResult()
+
+    def _post(self, path: str, body: dict | None) -> tuple[int, bytes, float]:
+        payload = json.dumps(body).encode() if body is not None else b""
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            try:
+                self.conn.request("POST", path, body=payload, headers=self.headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                return resp.status, data, (time.perf_counter() - started) * 1000
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # The server closed an idle keep-alive connection before reading the request:
+                # nothing was processed, so sending it again is safe (and the submit endpoint
+                # is idempotent anyway).
+                self.conn.close()
+                self.result.errors["reconnect"] += 1
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def warm_up(self) -> None:
+        self.conn.request("GET", "/api/v1/projects/", headers=self.headers)
+        self.conn.getresponse().read()
+
+    def run(self, deadline: float) -> LabelerResult:
+        r = self.result
+        try:
+            while time.monotonic() < deadline:
+                status, data, ms = self._post(f"/api/v1/projects/{self.project}/tasks/next/", None)
+                if status == 204:
+                    r.drained = True
+                    break
+                if status != 200:
+                    r.errors[f"next {status}"] += 1
+                    continue
+                r.next_ms.append(ms)
+                task = json.loads(data)
+                if self.pause:
+                    time.sleep(self.rng.expovariate(1 / self.pause))
+                answer = {"choice": self.rng.choice(["a", "b", "tie"]), "time_spent_ms": 900}
+                status, data, ms = self._post(f"/api/v1/tasks/{task['id']}/annotations/", answer)
+                r.submit_ms.append(ms)
+                if status == 201:
+                    r.acked.append(json.loads(data)["id"])
+                elif status == 409 and "annotation_id" in json.loads(data):
+                    r.errors["already answered (acked earlier)"] += 1
+                else:
+                    r.errors[f"submit {status}"] += 1
+        except Exception as exc:  # counted and reported, never hidden
+            r.errors[f"client {type(exc).__name__}"] += 1
+        finally:
+            r.finished_at = time.monotonic()
+            self.conn.close()
+        return r
+
+
+def _run_labelers(port, project, tokens, pause, duration, start_at, seed) -> list[LabelerResult]:
+    """One client process: a thread per labeler, all starting at `start_at` (wall clock)."""
+    labelers = [
+        Labeler(port=port, token=t, project=project, pause=pause, seed=seed + i)
+        for i, t in enumerate(tokens)
+    ]
+    for labeler in labelers:
+        labeler.warm_up()
+    time.sleep(max(0.0, start_at - time.time()))
+    deadline = time.monotonic() + duration
+    threads = [threading.Thread(target=lb.run, args=(deadline,)) for lb in labelers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [lb.result for lb in labelers]
+
+
+def _client_process(args, queue) -> None:
+    cpu = time.process_time()
+    results = _run_labelers(*args)
+    queue.put((results, time.process_time() - cpu))
+
+
+def drive(*, port, project, tokens, pause, duration, client_procs) -> dict:
+    """Run the labelers (split over `client_procs` processes) and collect what they saw."""
+    start_at = time.time() + 1.0
+    started = time.monotonic() + 1.0
+    shares = [tokens[i::client_procs] for i in range(client_procs)]
+    shares = [s for s in shares if s]
+    if len(shares) == 1:
+        cpu = time.process_time()
+        results = _run_labelers(port, project, shares[0], pause, duration, start_at, 0)
+        client_cpu = time.process_time() - cpu
+    else:
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_client_process,
+                args=((port, project, share, pause, duration, start_at, 1000 * i), queue),
+            )
+            for i, share in enumerate(shares)
+        ]
+        for p in procs:
+            p.start()
+        collected = [queue.get(timeout=duration + 300) for _ in procs]
+        for p in procs:
+            p.join()
+        results = [r for rs, _ in collected for r in rs]
+        client_cpu = sum(c for _, c in collected)
+    elapsed = max(r.finished_at for r in results) - started
+    return {"results": results, "elapsed": elapsed, "client_cpu": client_cpu}
+
+
+# --- Statistics -----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return round(ordered[rank], 2)
+
+
+def summarise(run: dict) -> dict:
+    results = run["results"]
+    next_ms = [v for r in results for v in r.next_ms]
+    submit_ms = [v for r in results for v in r.submit_ms]
+    acked = [a for r in results for a in r.acked]
+    errors = sum((r.errors for r in results), Counter())
+    return {
+        "annotations": len(acked),
+        "elapsed_s": round(run["elapsed"], 2),
+        "annotations_per_s": round(len(acked) / run["elapsed"], 1),
+        "next_ms": {f"p{q}": percentile(next_ms, q) for q in (50, 95, 99)},
+        "submit_ms": {f"p{q}": percentile(submit_ms, q) for q in (50, 95, 99)},
+        "next_calls": len(next_ms),
+        "submit_calls": len(submit_ms),
+        "errors": dict(errors),
+        "drained": sum(r.drained for r in results),
+        "client_cpu_pct": round(100 * run["client_cpu"] / run["elapsed"], 1),
+        "_acked": acked,
+    }
+
+
+# --- Databases and servers ------------------------------------------------------------------
+
+
+def django_cmd(env: dict, *args: str) -> dict:
+    out = subprocess.run(
+        [PY, "bench/labeling_db.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        sys.exit(f"labeling_db.py {args[0]} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fresh_database(db: str, run_name: str) -> str:
+    """A freshly migrated database; returns its DATABASE_URL."""
+    if db == "postgres":
+        import psycopg
+
+        name = f"prefloop_bench_run_{run_name}"
+        with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"{PG_BASE}/{name}"
+    else:
+        SQLITE_DIR.mkdir(parents=True, exist_ok=True)
+        path = SQLITE_DIR / f"{run_name}.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--verbosity=0"],
+        cwd=REPO,
+        env=server_env(url),
+        check=True,
+    )
+    return url
+
+
+def server_env(database_url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        DJANGO_SECRET_KEY="bench-only-secret-key-" + "x" * 40,
+        DJANGO_DEBUG="0",
+        DJANGO_HTTPS="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_LOG_LEVEL="WARNING",
+        DATABASE_URL=database_url,
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+class Server:
+    def __init__(
+        self, *, database_url: str, port: int, workers: int, worker_class: str, threads: int
+    ):
+        self.cmd = [
+            str(Path(PY).parent / "gunicorn"),
+            "webapp.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--keep-alive",
+            "30",
+            "--backlog",
+            "256",
+            "--worker-class",
+            worker_class,
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ]
+        self.env = server_env(database_url)
+        self.port = port
+
+    def __enter__(self) -> "Server":
+        self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=self.env)
+        for _ in range(300):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/api/v1/projects/")
+                if conn.getresponse().status == 401:
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                sys.exit(f"gunicorn exited with {self.proc.returncode}")
+            time.sleep(0.1)
+        sys.exit("gunicorn did not come up")
+
+    def cpu_seconds(self) -> float:
+        try:
+            master = psutil.Process(self.proc.pid)
+            procs = [master, *master.children(recursive=True)]
+            return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+        except psutil.Error:
+            return 0.0
+
+    def __exit__(self, *exc) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL process (others' work included: a rough gauge)."""
+    seconds = {}
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("postgres", "postmaster"):
+            try:
+                times = proc.cpu_times()
+                seconds[proc.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+    return seconds
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """CPU used since `before` by PostgreSQL processes alive now (new ones count in full)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in postgres_cpu().items())
+
+
+def free_port(preferred: int) -> int:
+    for port in range(preferred, 8200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    sys.exit("no free port in 8100-8199")
+
+
+# --- The benchmark --------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    import django
+    import rest_framework
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
+        platform.processor(),
+    )
+    pg = subprocess.run(
+        ["psql", PG_BASE, "-Atc", "show server_version"], capture_output=True, text=True
+    ).stdout.strip()
+    import sqlite3
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "djangorestframework": rest_framework.VERSION,
+        "gunicorn": subprocess.run(
+            [str(Path(PY).parent / "gunicorn"), "--version"], capture_output=True, text=True
+        ).stdout.strip(),
+        "postgresql": pg,
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+    }
+
+
+def run_scenario(*, db, server, args, labelers, pace_name, pause) -> dict:
+    name = f"{db}-{labelers}-{pace_name}"
+    setup = django_cmd(
+        server.env,
+        "setup",
+        f"--name={name}",
+        f"--overlap={args.overlap}",
+        f"--tasks={args.tasks}",
+        f"--labelers={labelers}",
+    )
+    load_before = os.getloadavg()
+    server_cpu = server.cpu_seconds()
+    db_cpu = postgres_cpu() if db == "postgres" else {}
+    run = drive(
+        port=server.port,
+        project=setup["project"],
+        tokens=setup["tokens"],
+        pause=pause,
+        duration=args.duration,
+        client_procs=min(args.client_procs, labelers),
+    )
+    server_cpu = server.cpu_seconds() - server_cpu
+    db_cpu = postgres_cpu_since(db_cpu) if db == "postgres" else 0.0
+    summary = summarise(run)
+    check = django_cmd(server.env, "check", f"--project={setup['project']}")
+    acked = summary.pop("_acked")
+    summary.update(
+        db=db,
+        labelers=labelers,
+        pace=pace_name,
+        overlap=args.overlap,
+        server_cpu_pct=round(100 * server_cpu / run["elapsed"], 1),
+        postgres_cpu_pct=round(100 * db_cpu / run["elapsed"], 1),
+        # Web (and, on PostgreSQL, database) CPU per stored annotation: the cost, whatever
+        # else the machine was doing.
+        cpu_ms_per_annotation=round(
+            1000 * (server_cpu + db_cpu) / max(1, summary["annotations"]), 2
+        ),
+        loadavg_before=[round(x, 2) for x in load_before],
+        loadavg_after=[round(x, 2) for x in os.getloadavg()],
+        check={
+            "stored": check["annotations"],
+            "acked": len(acked),
+            "lost": len(set(acked) - set(check["annotation_ids"])),
+            "unacknowledged": len(set(check["annotation_ids"]) - set(acked)),
+            "acked_twice": len(acked) - len(set(acked)),
+            **{
+                k: check[k]
+                for k in (
+                    "overfilled",
+                    "overcommitted",
+                    "counter_mismatch",
+                    "complete_mismatch",
+                    "duplicate_answers",
+                    "duplicate_leases",
+                )
+            },
+        },
+    )
+    bad = {k: v for k, v in summary["check"].items() if k not in ("stored", "acked") and v}
+    summary["ok"] = not bad and check["annotations"] == len(acked)
+    return summary
+
+
+def fmt_ms(d: dict) -> str:
+    return " / ".join("-" if v is None else f"{v:.1f}" for v in d.values())
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| db | labelers | pace | annotations | ann/s | next p50/p95/p99 ms | "
+        "submit p50/p95/p99 ms | errors | checks | web CPU % | PG CPU % | client CPU % | "
+        "CPU ms/ann | load |"
+    )
+    lines = [head, "|" + "---|" * 14]
+    for r in rows:
+        lines.append(
+            f"| {r['db']} | {r['labelers']} | {r['pace']} | {r['annotations']} | "
+            f"{r['annotations_per_s']} | {fmt_ms(r['next_ms'])} | {fmt_ms(r['submit_ms'])} | "
+            f"{sum(r['errors'].values())} | {'ok' if r['ok'] else 'FAILED'} | "
+            f"{r['server_cpu_pct']} | {r['postgres_cpu_pct'] if r['db'] == 'postgres' else '-'} | "
+            f"{r['client_cpu_pct']} | {r['cpu_ms_per_annotation']} | {r['loadavg_before'][0]} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["postgres", "sqlite", "both"], default="both")
+    parser.add_argument("--labelers", default="1,8,32", help="comma-separated counts")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
+    parser.add_argument("--pace", choices=["flat", "human", "both"], default="both")
+    parser.add_argument("--pause", type=float, default=1.0, help="mean human pause, seconds")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    # gthread keeps connections alive and hands a thread only a request that has arrived;
+    # a sync worker (no proxy in front here) sits idle on each client between its connect
+    # and its request, and measured half the throughput at 32 labelers.
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--overlap", type=int, default=1)
+    parser.add_argument("--tasks", type=int, default=0, help="tasks per scenario (default 5000)")
+    parser.add_argument("--client-procs", type=int, default=2, help="client processes")
+    parser.add_argument("--port", type=int, default=8150)
+    parser.add_argument("--quick", action="store_true", help="5 s scenarios, 2000 tasks")
+    parser.add_argument("--out", default=str(RESULTS / "labeling_load"), help="path stem")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration = min(args.duration, 5.0)
+        args.tasks = args.tasks or 2000
+    args.tasks = args.tasks or 5000
+    counts = [int(n) for n in args.labelers.split(",")]
+    paces = {"flat": 0.0, "human": args.pause}
+    if args.pace != "both":
+        paces = {args.pace: paces[args.pace]}
+    dbs = ["postgres", "sqlite"] if args.db == "both" else [args.db]
+
+    rows = []
+    for db in dbs:
+        url = fresh_database(db, run_name=db)
+        port = free_port(args.port)
+        with Server(
+            database_url=url,
+            port=port,
+            workers=args.workers,
+            worker_class=args.worker_class,
+            threads=args.threads,
+        ) as server:
+            for pace_name, pause in paces.items():
+                for n in counts:
+                    row = run_scenario(
+                        db=db,
+                        server=server,
+                        args=args,
+                        labelers=n,
+                        pace_name=pace_name,
+                        pause=pause,
+                    )
+                    rows.append(row)
+                    print(table([row]).splitlines()[-1], flush=True)
+
+    command = shlex.join([".venv/bin/python", "bench/labeling_load.py", *sys.argv[1:]])
+    report = {
+        "command": command,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "server": Server(
+            database_url="",
+            port=0,
+            workers=args.workers,
+            worker_class=args.worker_class,
+            threads=args.threads,
+        ).cmd,
+        "scenarios": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    md = [
+        "# Labeling under load",
+        "",
+        f"`{command}`",
+        "",
+        f"{report['when']} · {report['machine']['nproc']} CPUs ({report['machine']['cpu']}), "
+        f"{report['machine']['memory_gib']} GiB · web, database and client on one machine · "
+        f"gunicorn `{' '.join(report['server'][1:])}` · overlap {args.overlap} · "
+        f"{args.duration:g} s per scenario · human pace = exponential pause, mean {args.pause:g} s,"
+        " between next and submit.",
+        "",
+        table(rows),
+        "",
+        "checks: acknowledged submits == stored annotations (none lost, none unacknowledged),"
+        " no task over-filled, counters exact, no duplicate (task, labeler). load: 1-min load"
+        " average before the scenario.",
+        "",
+    ]
+    out.with_suffix(".md").write_text("\n".join(md))
+    print()
+    print(table(rows))
+    print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    if not all(r["ok"] for r in rows):
+        sys.exit("some scenario failed its database checks")
+
+
+if __name__ == "__main__":
+    main()
