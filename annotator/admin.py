@@ -55,13 +55,17 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
 
     def save_model(self, request: HttpRequest, obj: Project, form, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        obj.created_by = request.user
+        if not change:
+            obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        # The creator becomes the project's first admin, as with services.project_create.
-        services.membership_set(project=obj, user=request.user, role=Membership.Role.ADMIN)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        project = form.instance
+        # The creator becomes the project's first admin, as with services.project_create,
+        # unless the members typed in on the same form already name them.
+        if not change and not project.memberships.filter(user=request.user).exists():
+            services.membership_set(project=project, user=request.user, role=Membership.Role.ADMIN)
 
 
 @admin.register(Membership)

@@ -163,3 +163,62 @@ def test_it_passes_docker_compose_config_where_compose_is_installed(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_it_shows_every_model_in_the_admin_and_keeps_annotations_read_only(db, tmp_path):
+    from annotator import services
+    from annotator.models import Annotation, Assignment, Completion
+
+    _seed(tmp_path / "accounts.txt")
+    labeler = get_user_model().objects.get(username="labeler1")
+    project = Project.objects.get(kind=Kind.PAIRWISE)
+    assignment = services.task_claim_next(project=project, labeler=labeler)
+    services.annotation_submit(task=assignment.task, labeler=labeler, answer={"choice": "a"})
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="admin"))
+    annotation = Annotation.objects.get()
+    objects = [
+        project,
+        project.memberships.first(),
+        project.prompts.first(),
+        Completion.objects.first(),
+        assignment.task,
+        Assignment.objects.first(),
+        annotation,
+    ]
+    for obj in objects:
+        base = f"/admin/annotator/{obj._meta.model_name}/"
+        assert client.get(base).status_code == 200, base
+        assert client.get(f"{base}{obj.pk}/change/").status_code == 200, base
+    page = client.get(f"/admin/annotator/annotation/{annotation.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+    assert client.get("/admin/annotator/annotation/add/").status_code == 403
+    assert client.post(f"/admin/annotator/annotation/{annotation.pk}/delete/").status_code == 403
+    assert Annotation.objects.filter(pk=annotation.pk).exists()
+
+
+def test_it_makes_the_creator_admin_of_a_project_added_in_the_admin(alice):
+    alice.is_superuser = True
+    alice.save()
+    client = Client()
+    client.force_login(alice)
+    form = {
+        "name": "Added in the admin",
+        "kind": "pairwise",
+        "guidelines": "",
+        "overlap": 1,
+        "lease_seconds": 600,
+        "allow_tie": "on",
+        "wide_lines": "all_pairs",
+        "likert_points": 7,
+        "flags": "[]",
+        "aspects": "[]",
+        "memberships-TOTAL_FORMS": 0,
+        "memberships-INITIAL_FORMS": 0,
+    }
+    resp = client.post("/admin/annotator/project/add/", form)
+    assert resp.status_code == 302, resp.content.decode()[:3000]
+    project = Project.objects.get(name="Added in the admin")
+    assert project.created_by == alice
+    assert project.memberships.get().user == alice
+    assert project.memberships.get().role == Membership.Role.ADMIN
