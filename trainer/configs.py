@@ -16,7 +16,13 @@ def config_class(kind: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def validate_config(*, kind: str, config: dict, input_model: ModelVersion | None) -> dict:
+def validate_config(
+    *,
+    kind: str,
+    config: dict,
+    input_model: ModelVersion | None,
+    reward_model: ModelVersion | None = None,
+) -> dict:
     """The full config (defaults filled in) as JSON, or JobError naming what is wrong."""
     from trainer.algorithms.common import config_from_dict
 
@@ -26,6 +32,11 @@ def validate_config(*, kind: str, config: dict, input_model: ModelVersion | None
     config = dict(config)
     if input_model is not None and "model_name_or_path" not in config:
         config["model_name_or_path"] = input_model.path
+    names = {f.name for f in dataclasses.fields(cls)}
+    if reward_model is not None and "reward_model_path" in names:
+        config.setdefault("reward_model_path", reward_model.path)
+    if "reward_model_path" in names and not config.get("reward_model_path"):
+        raise JobError(f"A {kind} job needs a reward model: pick one, or set reward_model_path.")
     try:
         return dataclasses.asdict(config_from_dict(cls, config))
     except (TypeError, ValueError) as exc:

@@ -21,7 +21,20 @@ from pathlib import Path
 ALGORITHMS = {
     "reward": ("trainer.algorithms.reward", "RewardConfig"),
     "dpo": ("trainer.algorithms.dpo", "DPOConfig"),
+    "sft": ("trainer.algorithms.sft", "SFTConfig"),
+    "generate": ("trainer.algorithms.generate", "GenerateConfig"),
+    "raft": ("trainer.algorithms.raft", "RAFTConfig"),
+    "ppo": ("trainer.algorithms.ppo", "PPOConfig"),
 }
+
+
+def sft_rows(rows: list[dict]) -> list[dict]:
+    """SFT on labels: the preferred response of each preference row is the demonstration."""
+    return [{"prompt": row["prompt"], "completion": row["chosen"]} for row in rows]
+
+
+# How a kind reads the snapshot rows, where they are not already in its own format.
+ROW_ADAPTERS = {"sft": sft_rows}
 
 PARENT_CHECK_SECONDS = 2.0
 
@@ -46,6 +59,7 @@ def run(job_dir: Path) -> int:
 
     config = config_from_dict(getattr(module, config_name), spec["config"])
     rows = read_jsonl(spec["rows_file"])
+    rows = ROW_ADAPTERS.get(spec["kind"], list)(rows)
     stop_file = job_dir / "STOP"
 
     def progress(step: int, total: int, metrics: dict) -> None:

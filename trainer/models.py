@@ -61,7 +61,12 @@ class TrainingJob(models.Model):
         "annotator.Project", on_delete=models.CASCADE, related_name="training_jobs"
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    config = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="The algorithm's config.")
+    dataset = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Which labels or prompts the snapshot takes (trainer/snapshots.py).",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     input_model = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

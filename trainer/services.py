@@ -14,7 +14,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotator.models import Project
+from annotator.models import Completion, Project, Prompt
+from trainer.algorithms.common import read_jsonl
+from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.exceptions import JobError
 from trainer.models import ModelVersion, TrainingJob
 
@@ -30,17 +32,23 @@ def job_create(
     created_by: AbstractBaseUser | None = None,
     input_model: ModelVersion | None = None,
     reward_model: ModelVersion | None = None,
+    dataset: dict | None = None,
 ) -> TrainingJob:
     """Queue a job; the worker gets it only once the row is committed."""
     from trainer.configs import validate_config
+    from trainer.snapshots import dataset_validate
     from trainer.tasks import run_training_job
 
-    config = validate_config(kind=kind, config=config, input_model=input_model)
+    config = validate_config(
+        kind=kind, config=config, input_model=input_model, reward_model=reward_model
+    )
+    dataset = dataset_validate(kind=kind, dataset=dataset)
     with transaction.atomic():
         job = TrainingJob.objects.create(
             project=project,
             kind=kind,
             config=config,
+            dataset=dataset,
             created_by=created_by,
             input_model=input_model,
             reward_model=reward_model,
@@ -112,23 +120,51 @@ def job_finish(
     return job
 
 
+def model_dir(job: TrainingJob) -> Path:
+    """Where the job's process writes its checkpoint (and a generate job its samples)."""
+    return Path(job.output_dir) / "model"
+
+
 def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
-    role = {
-        TrainingJob.Kind.REWARD: ModelVersion.Role.REWARD,
-        TrainingJob.Kind.GENERATE: None,
-    }.get(job.kind, ModelVersion.Role.POLICY)
-    if role is None:
+    if job.kind == TrainingJob.Kind.GENERATE:
+        _store_generations(job)
         return None
+    role = (
+        ModelVersion.Role.REWARD
+        if job.kind == TrainingJob.Kind.REWARD
+        else ModelVersion.Role.POLICY
+    )
     return ModelVersion.objects.create(
         project=job.project,
         name=f"{job.kind}-{job.id}",
         role=role,
-        path=job.output_dir,
+        path=str(model_dir(job)),
         parent=job.input_model,
         job=job,
         metrics=metrics,
         config=job.config,
     )
+
+
+def _store_generations(job: TrainingJob) -> int:
+    """Samples of a generate job become completions of their prompts, tagged with the model."""
+    prompt_ids = set(Prompt.objects.filter(project=job.project).values_list("id", flat=True))
+    settings_used = {k: v for k, v in job.config.items() if k != "model_name_or_path"}
+    rows = read_jsonl(model_dir(job) / COMPLETIONS_FILENAME)
+    completions = [
+        Completion(
+            prompt_id=row["prompt_id"],
+            text=row["completion"],
+            source=Completion.Source.GENERATED,
+            model_version_id=job.input_model_id,
+            generation=settings_used,
+            meta={"job": job.id, "sample_index": row.get("sample_index", 0)},
+        )
+        for row in rows
+        if row.get("prompt_id") in prompt_ids
+    ]
+    Completion.objects.bulk_create(completions, batch_size=1000)
+    return len(completions)
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:

@@ -1,31 +1,71 @@
-"""Freeze the rows a job trains on, through the export code, with their hash and count.
+"""Freeze the rows a job trains on, with their hash and count.
 
-The snapshot is the export's own JSONL bytes (annotator/export), so its sha256 equals what
-`GET /api/v1/projects/{id}/export/?until=<the job's snapshot time>` returns for the same
-parameters: every model can say exactly which labels it was trained on.
+Label-based kinds (reward, dpo, sft) take the export's own JSONL bytes (annotator/export), so
+the snapshot's sha256 equals what `GET /api/v1/projects/{id}/export/` returns for the same
+parameters and `until`: every model can say exactly which labels it was trained on.
+Prompt-based kinds (generate, raft, ppo) take the project's prompts, oldest first.
+
+`job.dataset` chooses the rows: export filters for label kinds, split and a cap for prompt
+kinds. `dataset_validate` checks it when the job is created.
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 from annotator.export import ExportParams, export_start
+from annotator.models import Prompt
 from trainer.exceptions import JobError
 from trainer.models import TrainingJob
 
-# Which export each kind trains on.
-SCHEMA_FOR_KIND = {
-    TrainingJob.Kind.REWARD: "preference",
-    TrainingJob.Kind.DPO: "preference",
-}
+Kind = TrainingJob.Kind
+LABEL_KINDS = {Kind.REWARD, Kind.DPO, Kind.SFT}
+PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO}
+_LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
+_PROMPT_KEYS = {"split": str, "max_prompts": int}
+
+
+def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
+    dataset = dict(dataset or {})
+    allowed = _LABEL_KEYS if kind in LABEL_KINDS else _PROMPT_KEYS
+    for key, value in dataset.items():
+        expected = allowed.get(key)
+        if expected is None:
+            raise JobError(
+                f"Unknown dataset key {key!r} for {kind} jobs; known: {', '.join(sorted(allowed))}."
+            )
+        if expected is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise JobError(f"dataset.{key} must be of type {expected.__name__}.")
+        dataset[key] = value
+    if dataset.get("split") not in (None, *Prompt.Split.values):
+        raise JobError(f"dataset.split must be one of {', '.join(Prompt.Split.values)}.")
+    return dataset
+
+
+def _label_chunks(job: TrainingJob):
+    params = ExportParams(schema="preference", **job.dataset)
+    yield from export_start(project=job.project, params=params).chunks()
+
+
+def _prompt_chunks(job: TrainingJob):
+    prompts = Prompt.objects.filter(project=job.project).order_by("id")
+    if job.dataset.get("split"):
+        prompts = prompts.filter(split=job.dataset["split"])
+    if job.dataset.get("max_prompts"):
+        prompts = prompts[: job.dataset["max_prompts"]]
+    for pk, text, messages in prompts.values_list("id", "text", "messages").iterator(2000):
+        row = {"prompt_id": pk, "prompt": messages if messages is not None else text}
+        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
 
 def snapshot_chunks(job: TrainingJob):
-    """The job's training rows as JSONL chunks, in the export's stable order."""
-    schema = SCHEMA_FOR_KIND.get(job.kind)
-    if schema is None:
-        raise JobError(f"No dataset source for {job.kind} jobs yet.")
-    export = export_start(project=job.project, params=ExportParams(schema=schema))
-    yield from export.chunks()
+    if job.kind in LABEL_KINDS:
+        return _label_chunks(job)
+    if job.kind in PROMPT_KINDS:
+        return _prompt_chunks(job)
+    raise JobError(f"No dataset source for {job.kind} jobs.")
 
 
 def snapshot_freeze(*, job: TrainingJob, directory: Path) -> Path:
@@ -38,7 +78,7 @@ def snapshot_freeze(*, job: TrainingJob, directory: Path) -> Path:
             digest.update(chunk)
             count += chunk.count(b"\n")
     if count == 0:
-        raise JobError("The dataset snapshot is empty: there are no usable labels yet.")
+        raise JobError("The dataset snapshot is empty: there are no usable labels or prompts.")
     TrainingJob.objects.filter(id=job.id).update(
         snapshot_sha256=digest.hexdigest(), snapshot_rows=count
     )

@@ -101,7 +101,7 @@ class TestFinish:
             job.id,
             {"val_accuracy": 0.95},
         )
-        assert model.path == job.output_dir
+        assert model.path == str(services.model_dir(job))
 
 
 @pytest.mark.django_db
@@ -161,3 +161,37 @@ class TestApi:
         resp = api_as(alice).post(f"/api/v1/jobs/{job.id}/cancel/")
         assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
         assert api_as(alice).post(f"/api/v1/jobs/{job.id}/cancel/").status_code == 409
+
+
+@pytest.mark.django_db
+class TestValidation:
+    def create(self, project, kind, config, **kwargs):
+        with mock.patch("trainer.tasks.run_training_job.delay"):
+            return services.job_create(project=project, kind=kind, config=config, **kwargs)
+
+    def test_a_policy_job_needs_a_reward_model(self, project):
+        with pytest.raises(JobError, match="reward model"):
+            self.create(project, "raft", {"model_name_or_path": "/m"})
+
+    def test_the_reward_model_fills_reward_model_path(self, project):
+        from trainer.models import ModelVersion
+
+        rm = ModelVersion.objects.create(project=project, name="rm", role="reward", path="/rm")
+        policy = ModelVersion.objects.create(project=project, name="p", role="policy", path="/p")
+        job = self.create(project, "ppo", {}, input_model=policy, reward_model=rm)
+        assert job.config["reward_model_path"] == "/rm"
+        assert job.config["model_name_or_path"] == "/p"
+
+    @pytest.mark.parametrize(
+        "kind, dataset, message",
+        [
+            ("reward", {"max_prompts": 3}, "Unknown dataset key"),
+            ("generate", {"min_votes": 2}, "Unknown dataset key"),
+            ("reward", {"min_votes": "two"}, "min_votes"),
+            ("generate", {"split": "dev"}, "split"),
+        ],
+    )
+    def test_it_names_a_bad_dataset_key(self, project, kind, dataset, message):
+        with pytest.raises(JobError, match=message):
+            self.create(project, kind, {"model_name_or_path": "/m"}, dataset=dataset)
+        assert not TrainingJob.objects.exists()

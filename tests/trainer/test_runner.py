@@ -32,6 +32,18 @@ def tiny_model(tmp_path_factory):
     return str(build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy", pretrain_steps=0))
 
 
+@pytest.fixture(scope="module")
+def tiny_reward_model(tiny_model, tmp_path_factory):
+    from trainer.algorithms.reward import RewardConfig, train
+
+    out = tmp_path_factory.mktemp("rm") / "rm"
+    config = RewardConfig(
+        model_name_or_path=tiny_model, max_steps=2, batch_size=4, save_steps=0, device="cpu"
+    )
+    train(config, marker_rows(8), out, val_rows=[])
+    return str(out)
+
+
 @pytest.fixture
 def rows(monkeypatch):
     import json
@@ -123,3 +135,106 @@ def test_it_runs_a_dpo_job_to_a_registered_policy(project, tiny_model, tmp_path,
     )
     job.refresh_from_db()
     assert job.output_model.role == "policy" and job.step == 2
+
+
+def run_job(project, kind, tmp_path, config, **fields):
+    job = TrainingJob.objects.create(
+        project=project,
+        kind=kind,
+        output_dir=str(tmp_path / kind),
+        config=validate_config(kind=kind, config=config, input_model=None),
+        **fields,
+    )
+    status = runner.job_run(job_id=job.id, worker="test")
+    job.refresh_from_db()
+    assert status == Status.SUCCEEDED, job.error + job.log_tail
+    return job
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_generate_job_adds_generated_completions(project, tiny_model, tmp_path):
+    from annotator.models import Completion, Prompt
+    from trainer.models import ModelVersion
+
+    policy = ModelVersion.objects.create(project=project, name="p", role="policy", path=tiny_model)
+    prompts = [
+        Prompt.objects.create(project=project, text=f"Tell me about cats {i}.") for i in range(3)
+    ]
+    Prompt.objects.create(project=project, text="held out", split="eval")
+    job = run_job(
+        project,
+        "generate",
+        tmp_path,
+        {"model_name_or_path": tiny_model, "max_new_tokens": 6, "num_samples": 2, "device": "cpu"},
+        input_model=policy,
+        dataset={"split": "train"},
+    )
+    assert job.snapshot_rows == 3 and job.output_model is None
+    generated = Completion.objects.filter(source="generated")
+    assert generated.count() == 6
+    assert set(generated.values_list("prompt_id", flat=True)) == {p.id for p in prompts}
+    assert set(generated.values_list("model_version_id", flat=True)) == {policy.id}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_raft_job_trains_a_policy_on_prompts(project, tiny_model, tiny_reward_model, tmp_path):
+    from annotator.models import Prompt
+
+    for i in range(4):
+        Prompt.objects.create(project=project, text=f"Say something about dogs {i}.")
+    job = run_job(
+        project,
+        "raft",
+        tmp_path,
+        {
+            "model_name_or_path": tiny_model,
+            "reward_model_path": tiny_reward_model,
+            "iterations": 1,
+            "num_samples": 2,
+            "max_new_tokens": 6,
+            "device": "cpu",
+        },
+    )
+    assert job.output_model.role == "policy"
+    assert any(
+        "reward_kept_mean" in m or "mean_reward_kept" in m or len(m) > 1 for m in job.metrics
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_an_sft_job_trains_on_preferred_responses(project, tiny_model, tmp_path, rows):
+    job = run_job(
+        project,
+        "sft",
+        tmp_path,
+        {"model_name_or_path": tiny_model, "max_steps": 2, "batch_size": 4, "device": "cpu"},
+    )
+    assert job.output_model.role == "policy" and job.step == 2
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_ppo_job_trains_a_policy_on_prompts(project, tiny_model, tiny_reward_model, tmp_path):
+    from annotator.models import Prompt
+
+    for i in range(4):
+        Prompt.objects.create(project=project, text=f"Say something about birds {i}.")
+    job = run_job(
+        project,
+        "ppo",
+        tmp_path,
+        {
+            "model_name_or_path": tiny_model,
+            "reward_model_path": tiny_reward_model,
+            "steps": 2,
+            "batch_size": 2,
+            "mini_batch_size": 2,
+            "max_new_tokens": 6,
+            "device": "cpu",
+        },
+    )
+    assert job.output_model.role == "policy" and job.step == 2
+    assert {"kl", "entropy"} <= set().union(*job.metrics)
