@@ -31,6 +31,7 @@ class JobOut(serializers.ModelSerializer):
             "kind",
             "status",
             "config",
+            "dataset",
             "step",
             "total_steps",
             "metrics",
@@ -55,6 +56,7 @@ class JobIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=TrainingJob.Kind.choices)
     project = serializers.IntegerField()
     config = serializers.JSONField(required=False, default=dict)
+    dataset = serializers.JSONField(required=False, default=dict)
     input_model = serializers.IntegerField(required=False, allow_null=True)
     reward_model = serializers.IntegerField(required=False, allow_null=True)
 
@@ -87,12 +89,13 @@ def job_list_create(request: Request) -> Response:
             project=project,
             kind=data.validated_data["kind"],
             config=data.validated_data["config"],
+            dataset=data.validated_data["dataset"],
             created_by=request.user,
             input_model=_model(project, data.validated_data.get("input_model"), "input_model"),
             reward_model=_model(project, data.validated_data.get("reward_model"), "reward_model"),
         )
     except JobError as exc:
-        return Response({"config": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
 
 

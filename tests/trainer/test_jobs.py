@@ -136,7 +136,7 @@ class TestApi:
             {"kind": "reward", "project": project.id, "config": {"learning_rte": 1}},
             format="json",
         )
-        assert resp.status_code == 400 and "learning_rte" in resp.json()["config"][0]
+        assert resp.status_code == 400 and "learning_rte" in resp.json()["detail"]
         assert not TrainingJob.objects.exists()
 
     def test_a_labeler_cannot_launch_or_see_jobs(self, bob, project, job, api_as):
