@@ -49,8 +49,11 @@ class LabelerResult:
     next_ms: list[float] = field(default_factory=list)
     submit_ms: list[float] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)  # time.monotonic() of each ack
+    warm_up_acked: list[int] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
     drained: bool = False
+    started_at: float = 0.0
     finished_at: float = 0.0
 
 
@@ -86,34 +89,54 @@ class Labeler:
                     raise
         raise AssertionError("unreachable")
 
+    def _cycle(self, *, pause: bool) -> tuple[float, float | None, int | None] | None:
+        """next, pause, submit: (next ms, submit ms, acked annotation id); None when drained."""
+        r = self.result
+        status, data, next_ms = self._post(f"/api/v1/projects/{self.project}/tasks/next/", None)
+        if status == 204:
+            return None
+        if status != 200:
+            r.errors[f"next {status}"] += 1
+            return next_ms, None, None
+        task = json.loads(data)
+        if pause and self.pause:
+            time.sleep(self.rng.expovariate(1 / self.pause))
+        answer = {"choice": self.rng.choice(["a", "b", "tie"]), "time_spent_ms": 900}
+        status, data, submit_ms = self._post(f"/api/v1/tasks/{task['id']}/annotations/", answer)
+        if status == 201:
+            return next_ms, submit_ms, json.loads(data)["id"]
+        if status == 409 and "annotation_id" in json.loads(data):
+            r.errors["already answered (acked earlier)"] += 1
+        else:
+            r.errors[f"submit {status}"] += 1
+        return next_ms, submit_ms, None
+
     def warm_up(self) -> None:
-        self.conn.request("GET", "/api/v1/projects/", headers=self.headers)
-        self.conn.getresponse().read()
+        """One untimed cycle, so every server thread has its database connection and every
+        code path has run once before the clock starts."""
+        try:
+            cycle = self._cycle(pause=False)
+            if cycle and cycle[2] is not None:
+                self.result.warm_up_acked.append(cycle[2])
+        except Exception as exc:
+            self.result.errors[f"client {type(exc).__name__}"] += 1
 
     def run(self, deadline: float) -> LabelerResult:
         r = self.result
+        r.started_at = time.monotonic()
         try:
             while time.monotonic() < deadline:
-                status, data, ms = self._post(f"/api/v1/projects/{self.project}/tasks/next/", None)
-                if status == 204:
+                cycle = self._cycle(pause=True)
+                if cycle is None:
                     r.drained = True
                     break
-                if status != 200:
-                    r.errors[f"next {status}"] += 1
-                    continue
-                r.next_ms.append(ms)
-                task = json.loads(data)
-                if self.pause:
-                    time.sleep(self.rng.expovariate(1 / self.pause))
-                answer = {"choice": self.rng.choice(["a", "b", "tie"]), "time_spent_ms": 900}
-                status, data, ms = self._post(f"/api/v1/tasks/{task['id']}/annotations/", answer)
-                r.submit_ms.append(ms)
-                if status == 201:
-                    r.acked.append(json.loads(data)["id"])
-                elif status == 409 and "annotation_id" in json.loads(data):
-                    r.errors["already answered (acked earlier)"] += 1
-                else:
-                    r.errors[f"submit {status}"] += 1
+                next_ms, submit_ms, acked = cycle
+                r.next_ms.append(next_ms)
+                if submit_ms is not None:
+                    r.submit_ms.append(submit_ms)
+                if acked is not None:
+                    r.acked.append(acked)
+                    r.acked_at.append(time.monotonic())
         except Exception as exc:  # counted and reported, never hidden
             r.errors[f"client {type(exc).__name__}"] += 1
         finally:
@@ -122,21 +145,25 @@ class Labeler:
         return r
 
 
-def _run_labelers(port, project, tokens, pause, duration, start_at, seed) -> list[LabelerResult]:
-    """One client process: a thread per labeler, all starting at `start_at` (wall clock)."""
-    labelers = [
-        Labeler(port=port, token=t, project=project, pause=pause, seed=seed + i)
-        for i, t in enumerate(tokens)
-    ]
-    for labeler in labelers:
-        labeler.warm_up()
-    time.sleep(max(0.0, start_at - time.time()))
-    deadline = time.monotonic() + duration
-    threads = [threading.Thread(target=lb.run, args=(deadline,)) for lb in labelers]
+def _in_threads(fn, labelers) -> None:
+    threads = [threading.Thread(target=fn, args=(lb,)) for lb in labelers]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def _run_labelers(port, project, tokens, pause, duration, seed, barrier) -> list[LabelerResult]:
+    """One client process: a thread per labeler; all processes start the clock together."""
+    labelers = [
+        Labeler(port=port, token=t, project=project, pause=pause, seed=seed + i)
+        for i, t in enumerate(tokens)
+    ]
+    _in_threads(Labeler.warm_up, labelers)
+    if barrier is not None:
+        barrier.wait(timeout=300)
+    deadline = time.monotonic() + duration
+    _in_threads(lambda lb: lb.run(deadline), labelers)
     return [lb.result for lb in labelers]
 
 
@@ -148,33 +175,43 @@ def _client_process(args, queue) -> None:
 
 def drive(*, port, project, tokens, pause, duration, client_procs) -> dict:
     """Run the labelers (split over `client_procs` processes) and collect what they saw."""
-    start_at = time.time() + 1.0
-    started = time.monotonic() + 1.0
+    wall = time.monotonic()
     shares = [tokens[i::client_procs] for i in range(client_procs)]
     shares = [s for s in shares if s]
     if len(shares) == 1:
         cpu = time.process_time()
-        results = _run_labelers(port, project, shares[0], pause, duration, start_at, 0)
+        results = _run_labelers(port, project, shares[0], pause, duration, 0, None)
         client_cpu = time.process_time() - cpu
     else:
         ctx = multiprocessing.get_context("fork")
-        queue = ctx.Queue()
+        queue, barrier = ctx.Queue(), ctx.Barrier(len(shares))
         procs = [
             ctx.Process(
                 target=_client_process,
-                args=((port, project, share, pause, duration, start_at, 1000 * i), queue),
+                args=((port, project, share, pause, duration, 1000 * i, barrier), queue),
             )
             for i, share in enumerate(shares)
         ]
         for p in procs:
             p.start()
-        collected = [queue.get(timeout=duration + 300) for _ in procs]
+        collected = [queue.get(timeout=duration + 600) for _ in procs]
         for p in procs:
             p.join()
         results = [r for rs, _ in collected for r in rs]
         client_cpu = sum(c for _, c in collected)
-    elapsed = max(r.finished_at for r in results) - started
-    return {"results": results, "elapsed": elapsed, "client_cpu": client_cpu}
+    started = min(r.started_at for r in results)
+    # Throughput counts the answers acknowledged within the timed window; the last submits
+    # after it (a labeler finishes the task it holds) are still checked in the database.
+    window = min(duration, max(r.finished_at for r in results) - started)
+    in_window = sum(1 for r in results for at in r.acked_at if at - started <= window)
+    return {
+        "results": results,
+        "elapsed": max(r.finished_at for r in results) - started,
+        "window": window,
+        "in_window": in_window,
+        "client_cpu": client_cpu,
+        "wall": time.monotonic() - wall,  # warm-up included, as in the CPU figures
+    }
 
 
 # --- Statistics -----------------------------------------------------------------------------
@@ -192,19 +229,19 @@ def summarise(run: dict) -> dict:
     results = run["results"]
     next_ms = [v for r in results for v in r.next_ms]
     submit_ms = [v for r in results for v in r.submit_ms]
-    acked = [a for r in results for a in r.acked]
+    acked = [a for r in results for a in (*r.warm_up_acked, *r.acked)]
     errors = sum((r.errors for r in results), Counter())
     return {
-        "annotations": len(acked),
-        "elapsed_s": round(run["elapsed"], 2),
-        "annotations_per_s": round(len(acked) / run["elapsed"], 1),
+        "annotations": run["in_window"],
+        "window_s": round(run["window"], 2),
+        "annotations_per_s": round(run["in_window"] / run["window"], 1),
         "next_ms": {f"p{q}": percentile(next_ms, q) for q in (50, 95, 99)},
         "submit_ms": {f"p{q}": percentile(submit_ms, q) for q in (50, 95, 99)},
         "next_calls": len(next_ms),
         "submit_calls": len(submit_ms),
         "errors": dict(errors),
         "drained": sum(r.drained for r in results),
-        "client_cpu_pct": round(100 * run["client_cpu"] / run["elapsed"], 1),
+        "client_cpu_pct": round(100 * run["client_cpu"] / run["wall"], 1),
         "_acked": acked,
     }
 
@@ -226,7 +263,7 @@ def django_cmd(env: dict, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fresh_database(db: str, run_name: str) -> str:
+def fresh_database(db: str, run_name: str, log_slow_ms: int = 0) -> str:
     """A freshly migrated database; returns its DATABASE_URL."""
     if db == "postgres":
         import psycopg
@@ -235,6 +272,16 @@ def fresh_database(db: str, run_name: str) -> str:
         with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
+            if log_slow_ms:
+                # Profiling aid: the plan of every statement slower than this goes to the
+                # server log, for this database only.
+                for setting in (
+                    "session_preload_libraries = 'auto_explain'",
+                    f"auto_explain.log_min_duration = {int(log_slow_ms)}",
+                    "auto_explain.log_analyze = on",
+                    "auto_explain.log_nested_statements = on",
+                ):
+                    conn.execute(f'ALTER DATABASE "{name}" SET {setting}')
         url = f"{PG_BASE}/{name}"
     else:
         SQLITE_DIR.mkdir(parents=True, exist_ok=True)
@@ -268,7 +315,14 @@ def server_env(database_url: str) -> dict:
 
 class Server:
     def __init__(
-        self, *, database_url: str, port: int, workers: int, worker_class: str, threads: int
+        self,
+        *,
+        database_url: str,
+        port: int,
+        workers: int,
+        worker_class: str,
+        threads: int,
+        extra: str = "",
     ):
         self.cmd = [
             str(Path(PY).parent / "gunicorn"),
@@ -287,6 +341,7 @@ class Server:
             str(threads),
             "--log-level",
             "warning",
+            *shlex.split(extra),
         ]
         self.env = server_env(database_url)
         self.port = port
@@ -411,13 +466,11 @@ def run_scenario(*, db, server, args, labelers, pace_name, pause) -> dict:
         labelers=labelers,
         pace=pace_name,
         overlap=args.overlap,
-        server_cpu_pct=round(100 * server_cpu / run["elapsed"], 1),
-        postgres_cpu_pct=round(100 * db_cpu / run["elapsed"], 1),
+        server_cpu_pct=round(100 * server_cpu / run["wall"], 1),
+        postgres_cpu_pct=round(100 * db_cpu / run["wall"], 1),
         # Web (and, on PostgreSQL, database) CPU per stored annotation: the cost, whatever
         # else the machine was doing.
-        cpu_ms_per_annotation=round(
-            1000 * (server_cpu + db_cpu) / max(1, summary["annotations"]), 2
-        ),
+        cpu_ms_per_annotation=round(1000 * (server_cpu + db_cpu) / max(1, len(acked)), 2),
         loadavg_before=[round(x, 2) for x in load_before],
         loadavg_after=[round(x, 2) for x in os.getloadavg()],
         check={
@@ -450,7 +503,7 @@ def fmt_ms(d: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| db | labelers | pace | annotations | ann/s | next p50/p95/p99 ms | "
+        "| db | labelers | pace | answers in window | ann/s | next p50/p95/p99 ms (n) | "
         "submit p50/p95/p99 ms | errors | checks | web CPU % | PG CPU % | client CPU % | "
         "CPU ms/ann | load |"
     )
@@ -458,7 +511,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['db']} | {r['labelers']} | {r['pace']} | {r['annotations']} | "
-            f"{r['annotations_per_s']} | {fmt_ms(r['next_ms'])} | {fmt_ms(r['submit_ms'])} | "
+            f"{r['annotations_per_s']} | {fmt_ms(r['next_ms'])} (n={r['next_calls']}) | "
+            f"{fmt_ms(r['submit_ms'])} | "
             f"{sum(r['errors'].values())} | {'ok' if r['ok'] else 'FAILED'} | "
             f"{r['server_cpu_pct']} | {r['postgres_cpu_pct'] if r['db'] == 'postgres' else '-'} | "
             f"{r['client_cpu_pct']} | {r['cpu_ms_per_annotation']} | {r['loadavg_before'][0]} |"
@@ -485,6 +539,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8150)
     parser.add_argument("--quick", action="store_true", help="5 s scenarios, 2000 tasks")
     parser.add_argument("--out", default=str(RESULTS / "labeling_load"), help="path stem")
+    parser.add_argument("--gunicorn-args", default="", help="more gunicorn arguments")
+    parser.add_argument(
+        "--pg-log-slow-ms", type=int, default=0, help="log plans of slower statements (PG)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration = min(args.duration, 5.0)
@@ -498,7 +556,7 @@ def main() -> None:
 
     rows = []
     for db in dbs:
-        url = fresh_database(db, run_name=db)
+        url = fresh_database(db, run_name=db, log_slow_ms=args.pg_log_slow_ms)
         port = free_port(args.port)
         with Server(
             database_url=url,
@@ -506,6 +564,7 @@ def main() -> None:
             workers=args.workers,
             worker_class=args.worker_class,
             threads=args.threads,
+            extra=args.gunicorn_args,
         ) as server:
             for pace_name, pause in paces.items():
                 for n in counts:
@@ -532,6 +591,7 @@ def main() -> None:
             workers=args.workers,
             worker_class=args.worker_class,
             threads=args.threads,
+            extra=args.gunicorn_args,
         ).cmd,
         "scenarios": rows,
     }
