@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
 from annotator import services
 from annotator.exceptions import LeaseLost
@@ -207,8 +208,10 @@ def test_it_gives_one_lease_to_a_labeler_clicking_next_from_many_tabs(postgres_o
 @pytest.mark.django_db(transaction=True)
 def test_it_returns_expired_leases_to_the_queue_under_concurrency(postgres_only):
     tasks = 16
+    # Long enough that every quitter's lease is still live when the first check runs, even
+    # on a busy machine; the test then waits for the real expiry.
     project, users = _project_with_labelers(
-        overlap=1, labelers=tasks + 8, tasks=tasks, lease_seconds=1
+        overlap=1, labelers=tasks + 8, tasks=tasks, lease_seconds=3
     )
     quitters, finishers = users[:tasks], users[tasks:]
     held: dict[int, int] = {}
@@ -222,7 +225,8 @@ def test_it_returns_expired_leases_to_the_queue_under_concurrency(postgres_only)
     # While the leases are live nobody else gets anything.
     assert services.task_claim_next(project=project, labeler=finishers[0]) is None
 
-    time.sleep(1.2)
+    last_expiry = max(Assignment.objects.values_list("expires_at", flat=True))
+    time.sleep(max(0.0, (last_expiry - timezone.now()).total_seconds()) + 0.1)
     traces = _run_threads(_label_with_services, [(project, u) for u in finishers])
     assert [e for t in traces for e in t.errors] == []
     assert Annotation.objects.count() == tasks
