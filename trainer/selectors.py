@@ -4,12 +4,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import Http404
 
-from annotator.models import Membership
+from annotator.models import Membership, Project
 from trainer.models import ModelVersion, TrainingJob
 
 
 def _admin_project_ids(user: AbstractBaseUser):
     return Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values("project_id")
+
+
+def projects_for_admin(user: AbstractBaseUser) -> QuerySet[Project]:
+    projects = Project.objects.order_by("name", "id")
+    return projects if user.is_superuser else projects.filter(id__in=_admin_project_ids(user))
 
 
 def jobs_for_admin(user: AbstractBaseUser) -> QuerySet[TrainingJob]:
