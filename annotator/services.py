@@ -30,6 +30,7 @@ from rest_framework.authtoken.models import Token
 from annotator.answers import validate_answer
 from annotator.exceptions import AlreadyAnswered, LeaseLost, NotAssigned, ServiceError
 from annotator.models import Annotation, Assignment, Membership, Project, Task
+from annotator.signals import annotation_created
 
 # How many candidate tasks a claim tries before answering "nothing left" when every one it
 # locked turned out full (only under heavy contention on one task).
@@ -302,6 +303,11 @@ def _submit(
     count = locked.annotation_count + 1
     Task.objects.filter(pk=locked.pk).update(
         annotation_count=count, is_complete=count >= locked.overlap
+    )
+    transaction.on_commit(
+        lambda: annotation_created.send(
+            sender=Annotation, annotation_id=annotation.id, project_id=locked.project_id
+        )
     )
     return SubmitResult(annotation=annotation, late=late)
 

@@ -111,3 +111,83 @@ class TrainingJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+
+class LoopPolicy(models.Model):
+    """How a project's feedback loop runs (issue #5). One per project."""
+
+    class Algorithm(models.TextChoices):
+        PPO = "ppo", "PPO"
+        RAFT = "raft", "RAFT"
+        DPO = "dpo", "DPO"
+
+    project = models.OneToOneField(
+        "annotator.Project", on_delete=models.CASCADE, related_name="loop_policy"
+    )
+    enabled = models.BooleanField(default=False)
+    paused = models.BooleanField(default=False)
+    base_policy = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The policy the first round starts from (and the 'base' of comparisons).",
+    )
+    algorithm = models.CharField(max_length=8, choices=Algorithm.choices, default=Algorithm.RAFT)
+    policy_config = models.JSONField(default=dict, blank=True)
+    reward_config = models.JSONField(default=dict, blank=True)
+    generate_config = models.JSONField(default=dict, blank=True)
+    reward_after = models.PositiveIntegerField(
+        default=200, help_text="Retrain the reward model after this many new usable comparisons."
+    )
+    train_prompts = models.PositiveIntegerField(
+        default=50, help_text="Train-split prompts sampled per round (all eval prompts are used)."
+    )
+    compare_with_base = models.BooleanField(
+        default=False, help_text="Also queue new-policy-versus-base comparisons each round."
+    )
+    task_priority = models.IntegerField(default=10)
+    retrain_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Loop of {self.project}"
+
+
+class LoopRound(models.Model):
+    class Status(models.TextChoices):
+        COLLECTING = "collecting", "Collecting labels"
+        REWARD = "reward", "Training the reward model"
+        POLICY = "policy", "Training the policy"
+        GENERATING = "generating", "Sampling the new policy"
+        DONE = "done", "Done: comparisons queued"
+        FAILED = "failed", "Failed"
+        STOPPED = "stopped", "Stopped"
+
+    project = models.ForeignKey(
+        "annotator.Project", on_delete=models.CASCADE, related_name="loop_rounds"
+    )
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COLLECTING)
+    previous_policy = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    reward_job = models.ForeignKey(
+        TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    policy_job = models.ForeignKey(
+        TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Generate jobs by role: {"new": job id, "previous": job id, "base"?: job id}.
+    generate_jobs = models.JSONField(default=dict, blank=True)
+    prompt_ids = models.JSONField(default=list, blank=True)
+    tasks_created = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="loopround_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Round {self.number} of {self.project} ({self.status})"

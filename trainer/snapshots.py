@@ -22,7 +22,7 @@ Kind = TrainingJob.Kind
 LABEL_KINDS = {Kind.REWARD, Kind.DPO, Kind.SFT}
 PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO}
 _LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
-_PROMPT_KEYS = {"split": str, "max_prompts": int}
+_PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
 
 
 def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
@@ -38,6 +38,8 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             value = float(value)
         if not isinstance(value, expected) or isinstance(value, bool):
             raise JobError(f"dataset.{key} must be of type {expected.__name__}.")
+        if key == "prompt_ids" and not all(isinstance(i, int) for i in value):
+            raise JobError("dataset.prompt_ids must be a list of prompt ids.")
         dataset[key] = value
     if dataset.get("split") not in (None, *Prompt.Split.values):
         raise JobError(f"dataset.split must be one of {', '.join(Prompt.Split.values)}.")
@@ -53,6 +55,8 @@ def _prompt_chunks(job: TrainingJob):
     prompts = Prompt.objects.filter(project=job.project).order_by("id")
     if job.dataset.get("split"):
         prompts = prompts.filter(split=job.dataset["split"])
+    if "prompt_ids" in job.dataset:
+        prompts = prompts.filter(id__in=job.dataset["prompt_ids"])
     if job.dataset.get("max_prompts"):
         prompts = prompts[: job.dataset["max_prompts"]]
     for pk, text, messages in prompts.values_list("id", "text", "messages").iterator(2000):

@@ -5,16 +5,33 @@ import socket
 
 from celery import shared_task
 
-from trainer import runner, services
+from trainer import loop, runner, services
+from trainer.models import LoopPolicy, TrainingJob
 
 
 @shared_task(acks_late=True, name="trainer.tasks.run_training_job")
 def run_training_job(job_id: int) -> str | None:
     # Time budgets are enforced inside the training loop: Celery's limits do not apply
     # under the solo pool the gpu workers use (design.md).
-    return runner.job_run(job_id=job_id, worker=f"{socket.gethostname()}:{os.getpid()}")
+    status = runner.job_run(job_id=job_id, worker=f"{socket.gethostname()}:{os.getpid()}")
+    project_id = TrainingJob.objects.filter(id=job_id).values_list("project_id", flat=True).first()
+    if status is not None and project_id is not None:
+        advance_loop.delay(project_id)
+    return status
 
 
 @shared_task(name="trainer.tasks.reap_jobs")
 def reap_jobs() -> list[int]:
     return services.jobs_reap()
+
+
+@shared_task(name="trainer.tasks.advance_loop")
+def advance_loop(project_id: int) -> str | None:
+    return loop.loop_advance(project_id=project_id)
+
+
+@shared_task(name="trainer.tasks.advance_all_loops")
+def advance_all_loops() -> None:
+    """Safety net: catches any transition whose trigger message was lost."""
+    for project_id in LoopPolicy.objects.filter(enabled=True).values_list("project_id", flat=True):
+        loop.loop_advance(project_id=project_id)

@@ -194,6 +194,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-training-jobs": {"task": "trainer.tasks.reap_jobs", "schedule": 30.0},
+    "advance-loops": {"task": "trainer.tasks.advance_all_loops", "schedule": 30.0},
 }
 
 # --- Training jobs --------------------------------------------------------------------------

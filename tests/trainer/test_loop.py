@@ -1,0 +1,216 @@
+"""The loop's state machine, with jobs finished by hand (the real jobs are tested elsewhere)."""
+
+import json
+import threading
+from unittest import mock
+
+import pytest
+from django.db import connection
+
+from annotator.models import Annotation, Kind, Prompt, Task
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
+from trainer import loop, services
+from trainer.models import LoopRound, ModelVersion, TrainingJob
+
+Status = LoopRound.Status
+
+
+@pytest.fixture(autouse=True)
+def no_broker():
+    with (
+        mock.patch("trainer.tasks.run_training_job.delay"),
+        mock.patch("trainer.tasks.advance_loop.delay") as advance,
+    ):
+        yield advance
+
+
+def label(project, n: int, *, verdict="preferred"):
+    labeler = UserFactory()
+    MembershipFactory(project=project, user=labeler)
+    for _ in range(n):
+        task = make_task(project)
+        first, second = task.completions.order_by("id")
+        Annotation.objects.create(
+            task=task,
+            labeler=labeler,
+            kind=Kind.PAIRWISE,
+            verdict=verdict,
+            chosen=first if verdict == "preferred" else None,
+            rejected=second if verdict == "preferred" else None,
+        )
+
+
+def finish(job: TrainingJob, status=TrainingJob.Status.SUCCEEDED, error=""):
+    job.refresh_from_db()
+    services.job_claim(job_id=job.id, worker="w")
+    if job.kind == "generate":
+        out = services.model_dir(job)
+        out.mkdir(parents=True, exist_ok=True)
+        rows = [
+            {
+                "prompt_id": pid,
+                "completion": f"{job.input_model.name} says {pid}",
+                "sample_index": 0,
+            }
+            for pid in job.dataset["prompt_ids"]
+        ]
+        (out / "completions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    services.job_finish(job_id=job.id, worker="w", status=status, error=error)
+
+
+@pytest.fixture
+def policy(db, tmp_path, settings):
+    settings.PREFLOOP_MODELS_DIR = tmp_path
+    project = ProjectFactory(kind=Kind.PAIRWISE, overlap=1)
+    for i in range(6):
+        Prompt.objects.create(project=project, text=f"train {i}")
+    for i in range(2):
+        Prompt.objects.create(project=project, text=f"eval {i}", split="eval")
+    base = ModelVersion.objects.create(project=project, name="base", role="policy", path="/base")
+    return loop.loop_configure(
+        project=project,
+        base_policy=base,
+        enabled=True,
+        algorithm="raft",
+        reward_after=5,
+        train_prompts=3,
+        compare_with_base=True,
+    )
+
+
+def current(policy) -> LoopRound:
+    return LoopRound.objects.filter(project=policy.project).order_by("-number").first()
+
+
+def advance(policy):
+    return loop.loop_advance(project_id=policy.project_id)
+
+
+def test_it_waits_for_enough_new_comparisons(policy):
+    label(policy.project, 4)
+    label(policy.project, 3, verdict="tie")  # ties are not usable comparisons
+    assert advance(policy) is None
+    assert current(policy).status == Status.COLLECTING
+    label(policy.project, 1)
+    assert advance(policy) == Status.REWARD
+    round_ = current(policy)
+    assert round_.reward_job.kind == "reward"
+    assert round_.reward_job.config["model_name_or_path"] == "/base"
+
+
+def test_a_retrain_request_skips_the_threshold(policy):
+    loop.loop_request_retrain(policy=policy)
+    assert advance(policy) == Status.REWARD
+    policy.refresh_from_db()
+    assert not policy.retrain_requested
+
+
+def test_a_full_round_queues_new_versus_previous_and_base(policy):
+    label(policy.project, 5)
+    advance(policy)
+    round_ = current(policy)
+    finish(round_.reward_job)
+    assert advance(policy) == Status.POLICY
+    round_.refresh_from_db()
+    job = round_.policy_job
+    reward_model = round_.reward_job.output_model
+    assert (job.kind, job.input_model.name) == ("raft", "base")
+    assert job.config["reward_model_path"] == reward_model.path
+
+    finish(job)
+    # Round 1's previous policy is the base, so there is no separate base comparison.
+    assert advance(policy) == Status.GENERATING
+    round_.refresh_from_db()
+    assert set(round_.generate_jobs) == {"new", "previous"}
+    evals = set(Prompt.objects.filter(split="eval").values_list("id", flat=True))
+    assert len(round_.prompt_ids) == 3 + 2 and evals <= set(round_.prompt_ids)
+
+    generate = TrainingJob.objects.filter(id__in=round_.generate_jobs.values())
+    for g in generate:
+        finish(g)
+    before = Task.objects.count()
+    assert advance(policy) == Status.DONE
+    round_.refresh_from_db()
+    assert round_.tasks_created == 5 and Task.objects.count() == before + 5
+    task = Task.objects.filter(round=1).first()
+    texts = sorted(task.completions.values_list("text", flat=True))
+    new_model = TrainingJob.objects.get(id=job.id).output_model
+    assert texts == sorted(
+        [f"base says {task.prompt_id}", f"{new_model.name} says {task.prompt_id}"]
+    )
+    assert task.meta["loop"] == {
+        "round": 1,
+        "new": new_model.id,
+        "other": policy.base_policy_id,
+        "against": "previous",
+    }
+    nxt = current(policy)
+    assert (nxt.number, nxt.status, nxt.previous_policy) == (2, Status.COLLECTING, new_model)
+
+
+def test_a_failed_job_stops_the_round_with_its_reason(policy):
+    loop.loop_request_retrain(policy=policy)
+    advance(policy)
+    finish(current(policy).reward_job, status=TrainingJob.Status.FAILED, error="out of memory")
+    assert advance(policy) is None
+    round_ = current(policy)
+    assert round_.status == Status.FAILED and "out of memory" in round_.error
+
+
+def test_a_paused_loop_makes_no_transition(policy):
+    loop.loop_request_retrain(policy=policy)
+    loop.loop_pause(policy=policy, paused=True)
+    assert advance(policy) is None
+    loop.loop_pause(policy=policy, paused=False)
+    assert advance(policy) == Status.REWARD
+
+
+def test_stop_cancels_the_running_job(policy):
+    loop.loop_request_retrain(policy=policy)
+    advance(policy)
+    loop.loop_stop(policy=policy)
+    round_ = current(policy)
+    assert round_.status == Status.STOPPED
+    assert round_.reward_job.status == TrainingJob.Status.CANCELLED
+    assert advance(policy) is None
+
+
+def test_an_annotation_wakes_the_loop(policy, no_broker, django_capture_on_commit_callbacks):
+    from annotator.services import annotation_submit, task_claim_next
+
+    project = policy.project
+    labeler = UserFactory()
+    MembershipFactory(project=project, user=labeler)
+    task = make_task(project)
+    task_claim_next(project=project, labeler=labeler)
+    with django_capture_on_commit_callbacks(execute=True):
+        annotation_submit(task=task, labeler=labeler, answer={"choice": "a"})
+    no_broker.assert_called_once_with(project.id)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_threshold_triggers_one_reward_job_under_concurrency(tmp_path, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL for real concurrent transactions")
+    settings.PREFLOOP_MODELS_DIR = tmp_path
+    project = ProjectFactory()
+    base = ModelVersion.objects.create(project=project, name="base", role="policy", path="/b")
+    policy = loop.loop_configure(project=project, base_policy=base, enabled=True, reward_after=3)
+    label(project, 3)
+    loop.loop_current_round(policy=policy)
+    barrier = threading.Barrier(16)
+    results = []
+
+    def worker():
+        barrier.wait()
+        results.append(loop.loop_advance(project_id=project.id))
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(Status.REWARD) == 1
+    assert TrainingJob.objects.filter(kind="reward").count() == 1

@@ -1,0 +1,267 @@
+"""The feedback loop's state machine (issue #5): labels -> reward model -> policy -> samples.
+
+Each project with an enabled LoopPolicy has a current LoopRound. `loop_advance` looks at it
+and makes at most one transition:
+
+    collecting --(enough new comparisons, or a retrain request)--> reward job
+    reward     --(reward job succeeded)--> policy job (PPO | RAFT | DPO) from the last policy
+    policy     --(policy job succeeded)--> generate jobs: new policy, previous policy (, base)
+    generating --(all generate jobs succeeded)--> pairwise tasks new-vs-previous; next round
+
+Every transition is a conditional update of the round's status, acted on only by the caller
+that changed the row, so it happens once however many annotations or job ends call in at the
+same moment. All state lives in the database: a restarted worker just calls loop_advance again
+(Celery beat does every 30 s as a safety net; annotations and job ends call it at once).
+"""
+
+import random
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotator.models import Annotation, Completion, Kind, Prompt, Task, TaskCompletion
+from trainer import services
+from trainer.exceptions import JobError
+from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
+
+Status = LoopRound.Status
+JobStatus = TrainingJob.Status
+
+
+def usable_comparisons(*, project_id: int, since=None) -> int:
+    """Labels that can train a reward model (preferences and rankings, not ties), since when."""
+    labels = Annotation.objects.filter(
+        Q(verdict=Annotation.Verdict.PREFERRED) | Q(kind=Kind.RANKING), task__project_id=project_id
+    )
+    if since is not None:
+        labels = labels.filter(created_at__gte=since)
+    return labels.count()
+
+
+def loop_current_round(*, policy: LoopPolicy) -> LoopRound:
+    latest = LoopRound.objects.filter(project_id=policy.project_id).order_by("-number").first()
+    if latest is not None:
+        return latest
+    round_, _ = LoopRound.objects.get_or_create(
+        project_id=policy.project_id,
+        number=1,
+        defaults={"previous_policy": policy.base_policy},
+    )
+    return round_
+
+
+def _move(round_: LoopRound, old: str, new: str, **fields) -> bool:
+    return bool(LoopRound.objects.filter(id=round_.id, status=old).update(status=new, **fields))
+
+
+def loop_advance(*, project_id: int) -> str | None:
+    """Make the next transition of the project's loop, if one is due. Returns the new status."""
+    policy = LoopPolicy.objects.select_related("base_policy").filter(project_id=project_id).first()
+    if policy is None or not policy.enabled or policy.paused:
+        return None
+    round_ = loop_current_round(policy=policy)
+    step = {
+        Status.COLLECTING: _after_collecting,
+        Status.REWARD: _after_reward,
+        Status.POLICY: _after_policy,
+        Status.GENERATING: _after_generating,
+    }.get(round_.status)
+    if step is None:
+        return None
+    try:
+        with transaction.atomic():
+            return step(policy, round_)
+    except JobError as exc:
+        _fail(round_, f"Could not start the next job: {exc}")
+        return Status.FAILED
+
+
+def _fail(round_: LoopRound, error: str) -> None:
+    LoopRound.objects.filter(id=round_.id).exclude(status__in=[Status.DONE, Status.STOPPED]).update(
+        status=Status.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+def _job_outcome(round_: LoopRound, job: TrainingJob | None, what: str) -> bool | None:
+    """True if the job succeeded, None while it runs; a failed job fails the round."""
+    if job is None:
+        return None
+    if job.status == JobStatus.SUCCEEDED:
+        return True
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        _fail(round_, f"The {what} job {job.id} {job.status}: {job.error or 'no error message'}")
+    return None
+
+
+def _after_collecting(policy: LoopPolicy, round_: LoopRound) -> str | None:
+    fresh = usable_comparisons(project_id=policy.project_id, since=_labels_since(round_))
+    if not policy.retrain_requested and fresh < policy.reward_after:
+        return None
+    if not _move(round_, Status.COLLECTING, Status.REWARD):
+        return None
+    LoopPolicy.objects.filter(id=policy.id).update(retrain_requested=False)
+    config = {"model_name_or_path": policy.base_policy.path, **policy.reward_config}
+    job = services.job_create(
+        project=policy.project, kind="reward", config=config, input_model=policy.base_policy
+    )
+    LoopRound.objects.filter(id=round_.id).update(reward_job=job)
+    return Status.REWARD
+
+
+def _labels_since(round_: LoopRound):
+    """Round 1 counts every label so far; later rounds count those since they started."""
+    return round_.started_at if round_.number > 1 else None
+
+
+def _after_reward(policy: LoopPolicy, round_: LoopRound) -> str | None:
+    if not _job_outcome(round_, round_.reward_job, "reward-model"):
+        return None
+    if not _move(round_, Status.REWARD, Status.POLICY):
+        return None
+    reward_model = round_.reward_job.output_model
+    job = services.job_create(
+        project=policy.project,
+        kind=policy.algorithm,
+        config=dict(policy.policy_config),
+        input_model=round_.previous_policy,
+        reward_model=reward_model if policy.algorithm != LoopPolicy.Algorithm.DPO else None,
+    )
+    LoopRound.objects.filter(id=round_.id).update(policy_job=job)
+    return Status.POLICY
+
+
+def _after_policy(policy: LoopPolicy, round_: LoopRound) -> str | None:
+    if not _job_outcome(round_, round_.policy_job, "policy"):
+        return None
+    if not _move(round_, Status.POLICY, Status.GENERATING):
+        return None
+    prompt_ids = _round_prompts(policy, round_)
+    models = {"new": round_.policy_job.output_model, "previous": round_.previous_policy}
+    if policy.compare_with_base and round_.previous_policy_id != policy.base_policy_id:
+        models["base"] = policy.base_policy
+    jobs = {
+        role: services.job_create(
+            project=policy.project,
+            kind="generate",
+            config=dict(policy.generate_config),
+            input_model=model,
+            dataset={"prompt_ids": prompt_ids},
+        ).id
+        for role, model in models.items()
+    }
+    LoopRound.objects.filter(id=round_.id).update(generate_jobs=jobs, prompt_ids=prompt_ids)
+    return Status.GENERATING
+
+
+def _round_prompts(policy: LoopPolicy, round_: LoopRound) -> list[int]:
+    """M train prompts (a fresh sample each round) and every eval prompt."""
+    prompts = Prompt.objects.filter(project_id=policy.project_id)
+    train = list(prompts.filter(split=Prompt.Split.TRAIN).values_list("id", flat=True))
+    evals = list(prompts.filter(split=Prompt.Split.EVAL).values_list("id", flat=True))
+    sample = random.Random(f"{policy.project_id}:{round_.number}").sample(
+        train, min(policy.train_prompts, len(train))
+    )
+    return sorted(sample) + sorted(evals)
+
+
+def _after_generating(policy: LoopPolicy, round_: LoopRound) -> str | None:
+    jobs = {j.id: j for j in TrainingJob.objects.filter(id__in=round_.generate_jobs.values())}
+    outcomes = [
+        _job_outcome(round_, jobs.get(jid), "generate") for jid in round_.generate_jobs.values()
+    ]
+    if not all(outcomes):
+        return None
+    if not _move(round_, Status.GENERATING, Status.DONE, finished_at=timezone.now()):
+        return None
+    created = _queue_comparisons(policy, round_, jobs)
+    LoopRound.objects.filter(id=round_.id).update(tasks_created=created)
+    LoopRound.objects.create(
+        project_id=policy.project_id,
+        number=round_.number + 1,
+        previous_policy=round_.policy_job.output_model,
+    )
+    return Status.DONE
+
+
+def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int:
+    """Pairwise tasks: the new policy's sample against each other policy's, per prompt."""
+    by_role = {}
+    for role, job_id in round_.generate_jobs.items():
+        # One sample per prompt per policy: the first.
+        rows = Completion.objects.filter(meta__job=job_id, meta__sample_index=0)
+        by_role[role] = {c.prompt_id: c for c in rows}
+    new = by_role.pop("new")
+    model_ids = {role: jobs[jid].input_model_id for role, jid in round_.generate_jobs.items()}
+    tasks, members = [], []
+    for role, other in by_role.items():
+        for prompt_id in round_.prompt_ids:
+            if prompt_id not in new or prompt_id not in other:
+                continue
+            tasks.append(
+                Task(
+                    project_id=policy.project_id,
+                    prompt_id=prompt_id,
+                    kind=Kind.PAIRWISE,
+                    overlap=policy.project.overlap,
+                    priority=policy.task_priority,
+                    round=round_.number,
+                    meta={
+                        "loop": {
+                            "round": round_.number,
+                            "new": model_ids["new"],
+                            "other": model_ids[role],
+                            "against": role,
+                        }
+                    },
+                )
+            )
+            members.append((new[prompt_id], other[prompt_id]))
+    tasks = Task.objects.bulk_create(tasks, batch_size=1000)
+    TaskCompletion.objects.bulk_create(
+        [
+            TaskCompletion(task=t, completion=c, position=i)
+            for t, pair in zip(tasks, members, strict=True)
+            for i, c in enumerate(pair)
+        ],
+        batch_size=1000,
+    )
+    return len(tasks)
+
+
+# --- Controls ---------------------------------------------------------------------------------
+
+
+def loop_configure(*, project, base_policy: ModelVersion, **fields) -> LoopPolicy:
+    policy, _ = LoopPolicy.objects.update_or_create(
+        project=project, defaults={"base_policy": base_policy, **fields}
+    )
+    return policy
+
+
+def loop_request_retrain(*, policy: LoopPolicy) -> None:
+    LoopPolicy.objects.filter(id=policy.id).update(retrain_requested=True)
+
+
+def loop_pause(*, policy: LoopPolicy, paused: bool) -> None:
+    LoopPolicy.objects.filter(id=policy.id).update(paused=paused)
+
+
+def loop_stop(*, policy: LoopPolicy) -> None:
+    """Disable the loop; the current round ends 'stopped' (its running jobs are cancelled)."""
+    with transaction.atomic():
+        LoopPolicy.objects.filter(id=policy.id).update(enabled=False)
+        round_ = LoopRound.objects.filter(project_id=policy.project_id).order_by("-number").first()
+        if round_ is None or round_.status in (Status.DONE, Status.FAILED, Status.STOPPED):
+            return
+        LoopRound.objects.filter(id=round_.id).update(
+            status=Status.STOPPED, finished_at=timezone.now()
+        )
+        for job in _round_jobs(round_):
+            if not job.is_finished:
+                services.job_cancel(job=job)
+
+
+def _round_jobs(round_: LoopRound) -> list[TrainingJob]:
+    ids = [round_.reward_job_id, round_.policy_job_id, *round_.generate_jobs.values()]
+    return list(TrainingJob.objects.filter(id__in=[i for i in ids if i]))
