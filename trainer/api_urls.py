@@ -1,10 +1,12 @@
 from django.urls import path
 
-from trainer import api
+from trainer import api, loop_api
 
 urlpatterns = [
     path("jobs/", api.job_list_create, name="api-jobs"),
     path("jobs/<int:job_id>/", api.job_detail, name="api-job"),
     path("jobs/<int:job_id>/cancel/", api.job_cancel, name="api-job-cancel"),
     path("models/", api.model_list, name="api-models"),
+    path("projects/<int:project_id>/loop/", loop_api.loop_detail, name="api-loop"),
+    path("projects/<int:project_id>/loop/actions/", loop_api.loop_action, name="api-loop-action"),
 ]

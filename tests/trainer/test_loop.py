@@ -214,3 +214,44 @@ def test_the_threshold_triggers_one_reward_job_under_concurrency(tmp_path, setti
         t.join()
     assert results.count(Status.REWARD) == 1
     assert TrainingJob.objects.filter(kind="reward").count() == 1
+
+
+@pytest.mark.django_db
+class TestApi:
+    def test_it_configures_and_runs_the_loop(self, alice, project, api_as, no_broker):
+        base = ModelVersion.objects.create(project=project, name="b", role="policy", path="/b")
+        client = api_as(alice)
+        url = f"/api/v1/projects/{project.id}/loop/"
+        resp = client.put(
+            url,
+            {"enabled": True, "base_policy": base.id, "algorithm": "dpo", "reward_after": 50},
+            format="json",
+        )
+        assert resp.status_code == 200, resp.content
+        assert resp.json()["policy"]["algorithm"] == "dpo" and resp.json()["rounds"] == []
+        resp = client.post(url + "actions/", {"action": "retrain"}, format="json")
+        assert resp.status_code == 200
+        assert resp.json()["rounds"][0]["status"] == "reward"
+        resp = client.post(url + "actions/", {"action": "stop"}, format="json")
+        assert resp.json()["rounds"][0]["status"] == "stopped"
+        assert resp.json()["policy"]["enabled"] is False
+
+    def test_a_base_policy_must_be_a_policy_of_the_project(self, alice, project, api_as):
+        other = ModelVersion.objects.create(
+            project=ProjectFactory(), name="x", role="policy", path="/x"
+        )
+        resp = api_as(alice).put(
+            f"/api/v1/projects/{project.id}/loop/", {"base_policy": other.id}, format="json"
+        )
+        assert resp.status_code == 400 and "base_policy" in resp.json()
+
+    def test_labelers_and_outsiders_are_refused(self, bob, charlie, project, api_as):
+        url = f"/api/v1/projects/{project.id}/loop/"
+        assert api_as(bob).get(url).status_code == 403
+        assert api_as(charlie).get(url).status_code == 404
+
+    def test_an_action_needs_a_loop(self, alice, project, api_as):
+        resp = api_as(alice).post(
+            f"/api/v1/projects/{project.id}/loop/actions/", {"action": "pause"}, format="json"
+        )
+        assert resp.status_code == 409

@@ -1,0 +1,96 @@
+"""Loop API (docs/loop.md): configure, pause, resume, stop, retrain now; read the rounds."""
+
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator import selectors as annotator_selectors
+from annotator.models import Membership
+from trainer import loop
+from trainer.models import LoopPolicy, LoopRound, ModelVersion
+
+
+class LoopPolicySerializer(serializers.ModelSerializer):
+    base_policy = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.none())
+
+    class Meta:
+        model = LoopPolicy
+        fields = [
+            "enabled", "paused", "base_policy", "algorithm", "policy_config", "reward_config",
+            "generate_config", "reward_after", "train_prompts", "compare_with_base",
+            "task_priority",
+        ]  # fmt: skip
+        read_only_fields = ["paused"]
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if project is not None:
+            self.fields["base_policy"].queryset = ModelVersion.objects.filter(
+                project=project, role=ModelVersion.Role.POLICY
+            )
+
+
+class LoopRoundOut(serializers.ModelSerializer):
+    class Meta:
+        model = LoopRound
+        fields = [
+            "number", "status", "previous_policy", "reward_job", "policy_job", "generate_jobs",
+            "prompt_ids", "tasks_created", "error", "started_at", "finished_at",
+        ]  # fmt: skip
+
+
+def _admin_project(request: Request, project_id: int):
+    project, role = annotator_selectors.project_get_for_member(
+        project_id=project_id, user=request.user
+    )
+    if role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only the project's admins can run its loop.")
+    return project
+
+
+def _state(project) -> dict:
+    policy = LoopPolicy.objects.filter(project=project).first()
+    rounds = LoopRound.objects.filter(project=project).order_by("number")
+    return {
+        "policy": LoopPolicySerializer(policy).data if policy else None,
+        "rounds": LoopRoundOut(rounds, many=True).data,
+    }
+
+
+@api_view(["GET", "PUT"])
+def loop_detail(request: Request, project_id: int) -> Response:
+    project = _admin_project(request, project_id)
+    if request.method == "PUT":
+        data = LoopPolicySerializer(data=request.data, project=project)
+        data.is_valid(raise_exception=True)
+        loop.loop_configure(project=project, **data.validated_data)
+    return Response(_state(project))
+
+
+class ActionIn(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["pause", "resume", "stop", "retrain"])
+
+
+@api_view(["POST"])
+def loop_action(request: Request, project_id: int) -> Response:
+    project = _admin_project(request, project_id)
+    data = ActionIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    policy = LoopPolicy.objects.filter(project=project).first()
+    if policy is None:
+        return Response(
+            {"detail": "This project has no loop yet; PUT its settings first."},
+            status=status.HTTP_409_CONFLICT,
+        )
+    action = data.validated_data["action"]
+    if action in ("pause", "resume"):
+        loop.loop_pause(policy=policy, paused=action == "pause")
+    elif action == "stop":
+        loop.loop_stop(policy=policy)
+    else:
+        loop.loop_request_retrain(policy=policy)
+    if action in ("resume", "retrain"):
+        loop.loop_advance(project_id=project.id)
+    return Response(_state(project))
