@@ -1,4 +1,4 @@
-"""Import prompts and responses from JSONL or CSV (format: docs/import-export.md).
+"""Import prompts and responses from JSONL or CSV (format: docs/import.md).
 
 All-or-nothing: every line is validated first, every bad line is reported with its line
 number and reason, and nothing is written unless the whole file is good. Only the uploaded
@@ -33,6 +33,7 @@ class Line:
     meta: dict = field(default_factory=dict)
     split: str = Prompt.Split.TRAIN
     priority: int = 0
+    gold: dict | None = None
 
 
 class LineError(ValueError):
@@ -164,6 +165,10 @@ def _line_from_object(number: int, obj) -> Line:
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise LineError("priority must be an integer")
     line.priority = priority
+    gold = obj.get("gold")
+    if gold is not None and not isinstance(gold, dict):
+        raise LineError("gold must be an object (the expected answer)")
+    line.gold = gold
     return line
 
 
@@ -270,6 +275,7 @@ def _write(*, project: Project, plans: list) -> int:
                     kind=kind,
                     overlap=project.overlap,
                     priority=line.priority,
+                    gold=line.gold,
                 )
             )
             members.append([completions[offset + i] for i in indexes])

@@ -160,3 +160,18 @@ class TestCsv:
         with pytest.raises(ImportFailed) as err:
             project_import(project=ProjectFactory(), data=b"prompt,answer\nx,y\n", fmt="csv")
         assert "completion_1" in err.value.errors[0]["error"]
+
+
+@pytest.mark.django_db
+def test_it_stores_a_gold_answer_on_the_lines_tasks():
+    project = ProjectFactory(kind=Kind.PAIRWISE)
+    data = jsonl({"prompt": "p", "completions": ["a", "b"], "gold": {"preferred": 0}})
+    project_import(project=project, data=data, fmt="jsonl")
+    assert Task.objects.get().gold == {"preferred": 0}
+    with pytest.raises(ImportFailed) as err:
+        project_import(
+            project=project,
+            data=jsonl({"prompt": "p", "completions": ["a", "b"], "gold": 1}),
+            fmt="jsonl",
+        )
+    assert "gold" in err.value.errors[0]["error"]
