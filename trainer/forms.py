@@ -1,0 +1,150 @@
+"""The job launch form: one field per config field of the kind, plus its dataset fields.
+
+The fields come from the algorithm's config dataclass (trainer/configs.py), so a new config
+field shows up on the form by itself. Each posted value is parsed to its default's type
+(int, float, bool, str; dict or list as JSON; a field whose default is None by its type
+annotation, blank meaning None) with a message naming the field when it does not parse. Only
+values that differ from the default are sent to services.job_create, which fills in the rest
+and validates the whole config.
+
+Posted names: `config__<name>`, `dataset__<name>`, `input_model`, `reward_model`.
+"""
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from django.http import QueryDict
+
+from annotator.models import Prompt
+from trainer.configs import config_class, config_fields
+from trainer.snapshots import LABEL_KINDS
+
+TYPES = ("bool", "int", "float", "str", "json")
+
+# The dataset keys of trainer/snapshots.py the form offers, with their help.
+LABEL_DATASET = [
+    ("min_votes", "int", "Only tasks with at least this many answers (default 1)."),
+    ("min_agreement", "float", "Only tasks whose majority share is at least this, 0 to 1."),
+    ("split", "split", "Only prompts of this split (default: all)."),
+    ("round", "int", "Only tasks made by this loop round (default: all)."),
+]
+PROMPT_DATASET = [
+    ("split", "split", "Only prompts of this split (default: all)."),
+    ("max_prompts", "int", "Use at most this many prompts, oldest first (default: all)."),
+]
+
+
+@dataclass
+class Field:
+    name: str
+    type: str  # one of TYPES, or "split" (a select of the prompt splits)
+    default: object = None
+    help: str = ""
+    optional: bool = False  # blank means None / left out
+    value: object = ""  # what the input shows: a string, or a bool for checkboxes
+    error: str = ""
+
+    @property
+    def default_text(self) -> str:
+        return _text(self.default, self.type)
+
+
+def _text(value, type_: str) -> str:
+    if value is None:
+        return ""
+    if type_ == "json":
+        return json.dumps(value)
+    return str(value)
+
+
+def _type_of(default, annotation) -> tuple[str, bool]:
+    """(type, optional) of a config field: its default's type; when the default is None,
+    the first type its annotation names (`float | None` is an optional float)."""
+    if default is None:
+        names = re.findall(r"\b(bool|int|float|str|dict|list)\b", str(annotation))
+        found = names[0] if names else "str"
+        return ("json" if found in ("dict", "list") else found), True
+    if isinstance(default, bool):
+        return "bool", False
+    for type_ in (int, float, str):
+        if isinstance(default, type_):
+            return type_.__name__, False
+    return "json", False
+
+
+def config_form_fields(kind: str) -> list[Field]:
+    annotations = {f.name: f.type for f in dataclasses.fields(config_class(kind))}
+    fields = []
+    for spec in config_fields(kind):
+        type_, optional = _type_of(spec["default"], annotations.get(spec["name"]))
+        field = Field(spec["name"], type_, spec["default"], spec["help"], optional)
+        field.value = field.default if type_ == "bool" else field.default_text
+        fields.append(field)
+    return fields
+
+
+def dataset_form_fields(kind: str) -> list[Field]:
+    specs = LABEL_DATASET if kind in LABEL_KINDS else PROMPT_DATASET
+    return [Field(name, type_, None, help_, optional=True) for name, type_, help_ in specs]
+
+
+def parse_value(field: Field, raw: str):
+    """The posted text as the field's type; ValueError with a message for the user."""
+    raw = raw.strip()
+    if raw == "" and field.optional:
+        return None
+    if field.type == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("Enter a whole number.") from None
+    if field.type == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("Enter a number, such as 0.5 or 1e-5.") from None
+        if not math.isfinite(value):
+            raise ValueError("Enter a finite number.")
+        return value
+    if field.type == "json":
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Enter valid JSON ({exc.msg}).") from None
+        if isinstance(field.default, dict) and not isinstance(value, dict):
+            raise ValueError('Enter a JSON object, such as {"key": "value"}.')
+        if isinstance(field.default, list) and not isinstance(value, list):
+            raise ValueError("Enter a JSON list, such as [1, 2].")
+        return value
+    if field.type == "split":
+        if raw not in Prompt.Split.values:
+            raise ValueError(f"Pick one of: {', '.join(Prompt.Split.values)}.")
+        return raw
+    return raw
+
+
+def parse_fields(fields: list[Field], data: QueryDict, prefix: str) -> dict:
+    """The values that differ from their defaults; sets each field's value and error.
+
+    A field that was not posted at all keeps its default, except a checkbox: unchecked."""
+    values = {}
+    for field in fields:
+        key = f"{prefix}__{field.name}"
+        if field.type == "bool":
+            field.value = key in data  # an unchecked box is not posted
+            value = field.value
+        elif key not in data:
+            continue  # not on the form that was sent: the default
+        else:
+            field.value = data.get(key, "")
+            try:
+                value = parse_value(field, field.value)
+            except ValueError as exc:
+                field.error = str(exc)
+                continue
+        if value is not None and value != field.default:
+            values[field.name] = value
+    return values

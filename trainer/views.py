@@ -1,0 +1,370 @@
+"""The training pages: job list, launch form, live job page, model registry. Admins only.
+
+Same rules as the project admin page (annotator/views.py): a project's outsiders get 404, its
+labelers 403, anonymous users the login page. The job page and its live part are one template
+(trainer/job_detail.html and its "job-live" partial); the partial polls itself every 2 s with
+htmx while the job runs, and the answer that carries a finished job is a 286, which stops the
+polling.
+"""
+
+import json
+from collections import defaultdict
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from annotator import selectors as annotator_selectors
+from annotator.models import Membership, Project, Prompt
+from annotator.views import login_required
+from trainer import plots, selectors, services
+from trainer.configs import config_fields
+from trainer.exceptions import JobError
+from trainer.forms import config_form_fields, dataset_form_fields, parse_fields
+from trainer.job_child import ALGORITHMS
+from trainer.models import ModelVersion, TrainingJob
+
+JOBS_PER_PAGE = 50
+# The job list shows none of these; metrics and the log tail can be large.
+LIST_DEFERRED = ("config", "dataset", "metrics", "log_tail", "error")
+Kind = TrainingJob.Kind
+Status = TrainingJob.Status
+
+
+def _project_for_admin(request: HttpRequest, project_id: int) -> Project:
+    project, role = annotator_selectors.project_get_for_member(
+        project_id=project_id, user=request.user
+    )
+    if role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only the project's admins can see its training pages.")
+    return project
+
+
+def _job_for_admin(request: HttpRequest, job_id: int) -> TrainingJob:
+    job = (
+        selectors.jobs_for_admin(request.user)
+        .select_related("reward_model", "created_by")
+        .filter(id=job_id)
+        .first()
+    )
+    if job is not None:
+        return job
+    # Not one of the user's admin jobs: 403 if they label on its project, else 404.
+    project_id = TrainingJob.objects.filter(id=job_id).values_list("project_id", flat=True).first()
+    if project_id is None:
+        raise Http404("No such job.")
+    _project_for_admin(request, project_id)
+    raise Http404("No such job.")
+
+
+def _launchable_kinds() -> list[tuple[str, str]]:
+    return [(value, label) for value, label in Kind.choices if value in ALGORITHMS]
+
+
+def _model_url(model: ModelVersion) -> str:
+    return f"{reverse('training_models', args=[model.project_id])}#model-{model.id}"
+
+
+# --- Overview and job list ------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def training_home(request: HttpRequest) -> HttpResponse:
+    projects = selectors.projects_for_admin(request.user)
+    jobs = selectors.jobs_for_admin(request.user).defer(*LIST_DEFERRED)[:20]
+    return render(request, "trainer/home.html", {"projects": projects, "jobs": jobs})
+
+
+@require_GET
+@login_required
+def job_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    jobs = (
+        selectors.jobs_for_admin(request.user)
+        .filter(project=project)
+        .select_related("created_by")
+        .defer(*LIST_DEFERRED)
+    )
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"project": project, "page": page, "kinds": _launchable_kinds(), "tab": "jobs"}
+    return render(request, "trainer/job_list.html", context)
+
+
+# --- Launch ---------------------------------------------------------------------------------
+
+
+def _model_choices(request: HttpRequest, project: Project, kind: str) -> dict:
+    versions = list(
+        selectors.models_for_admin(request.user)
+        .filter(project=project)
+        .select_related(None)
+        .defer("metrics", "config")
+    )
+    policies = [v for v in versions if v.role == ModelVersion.Role.POLICY]
+    rewards = [v for v in versions if v.role == ModelVersion.Role.REWARD]
+    names = {f["name"] for f in config_fields(kind)}
+    return {
+        # A reward model may also start from an earlier reward model.
+        "input_model": policies + rewards if kind == Kind.REWARD else policies,
+        "reward_model": rewards if "reward_model_path" in names else None,
+    }
+
+
+def _pick_model(choices: list[ModelVersion] | None, raw: str, errors: dict, field: str):
+    if not raw or choices is None:
+        return None
+    model = next((m for m in choices if str(m.id) == raw), None)
+    if model is None:
+        errors[field] = "Pick a model of this project from the list."
+    return model
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    if kind not in dict(_launchable_kinds()):
+        raise Http404("No such job kind.")
+    fields, dataset_fields = config_form_fields(kind), dataset_form_fields(kind)
+    choices = _model_choices(request, project, kind)
+    context = {
+        "project": project,
+        "kind": kind,
+        "kind_label": Kind(kind).label,
+        "kinds": _launchable_kinds(),
+        "fields": fields,
+        "dataset_fields": dataset_fields,
+        "choices": choices,
+        "picked": {"input_model": "", "reward_model": ""},
+        "model_errors": {},
+        "form_error": "",
+        "splits": Prompt.Split.choices,
+        "tab": "jobs",
+    }
+    if request.method == "GET":
+        return render(request, "trainer/job_new.html", context)
+
+    config = parse_fields(fields, request.POST, "config")
+    dataset = parse_fields(dataset_fields, request.POST, "dataset")
+    errors: dict[str, str] = {}
+    picked = {name: request.POST.get(name, "") for name in ("input_model", "reward_model")}
+    input_model = _pick_model(choices["input_model"], picked["input_model"], errors, "input_model")
+    reward_model = _pick_model(
+        choices["reward_model"], picked["reward_model"], errors, "reward_model"
+    )
+    bad = [(name, name, error) for name, error in errors.items()]
+    bad += [(f"dataset-{f.name}", f.name, f.error) for f in dataset_fields if f.error]
+    bad += [(f"config-{f.name}", f.name, f.error) for f in fields if f.error]
+    context |= {"picked": picked, "model_errors": errors, "bad_fields": bad}
+    if bad:
+        context["form_error"] = "Some fields need fixing; nothing was launched."
+        return render(request, "trainer/job_new.html", context)
+    try:
+        job = services.job_create(
+            project=project,
+            kind=kind,
+            config=config,
+            dataset=dataset,
+            created_by=request.user,
+            input_model=input_model,
+            reward_model=reward_model,
+        )
+    except JobError as exc:
+        context["form_error"] = str(exc)
+        return render(request, "trainer/job_new.html", context)
+    messages.success(request, f"{job.get_kind_display()} job #{job.id} is queued.")
+    return redirect("training_job", job_id=job.id)
+
+
+# --- Job page -------------------------------------------------------------------------------
+
+
+def duration(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_view(job: TrainingJob, now) -> dict:
+    """Step, total, percent, elapsed time and ETA (from the step rate since started_at)."""
+    total = job.total_steps or 0
+    percent = min(100, int(100 * job.step / total)) if total else None
+    end = job.finished_at or now
+    elapsed = (end - job.started_at).total_seconds() if job.started_at else None
+    eta = None
+    if job.status == Status.RUNNING and total and job.step > 0 and elapsed and elapsed > 0:
+        eta = max(total - job.step, 0) * elapsed / job.step
+    heartbeat = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
+    return {
+        "step": job.step,
+        "total": total,
+        "percent": percent,
+        "elapsed": duration(elapsed) if elapsed is not None else "",
+        "eta": duration(eta) if eta is not None else "",
+        "eta_at": now + timedelta(seconds=eta) if eta is not None else None,
+        "heartbeat_age": duration(heartbeat) if heartbeat is not None else "",
+    }
+
+
+def _live_context(job: TrainingJob, notice: str = "", error: str = "") -> dict:
+    # plots.py escapes every piece of text it writes into the SVG.
+    charts = [c | {"svg": mark_safe(c["svg"])} for c in plots.charts(job.metrics)]  # noqa: S308
+    return {
+        "job": job,
+        "progress": progress_view(job, timezone.now()),
+        "charts": charts,
+        "models": [
+            (label, model, _model_url(model) if model else "")
+            for label, model in (
+                ("Input model", job.input_model),
+                ("Reward model", job.reward_model),
+                ("Output model", job.output_model),
+            )
+        ],
+        "notice": notice,
+        "error": error,
+    }
+
+
+def _config_rows(job: TrainingJob) -> list[dict]:
+    try:
+        defaults = {f["name"]: f["default"] for f in config_fields(job.kind)}
+    except JobError:
+        defaults = {}
+    return [
+        {
+            "name": name,
+            "value": json.dumps(value),
+            "changed": name in defaults and defaults[name] != value,
+        }
+        for name, value in (job.config or {}).items()
+    ]
+
+
+def _render_live(request: HttpRequest, context: dict) -> HttpResponse:
+    if context["job"].is_finished:
+        html = render_to_string("trainer/job_detail.html#job-live", context, request=request)
+        return HttpResponseStopPolling(html)
+    return render(request, "trainer/job_detail.html#job-live", context)
+
+
+@require_GET
+@login_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_for_admin(request, job_id)
+    context = _live_context(job)
+    if request.htmx and not request.htmx.boosted:
+        return _render_live(request, context)
+    context |= {
+        "project": job.project,
+        "config_rows": _config_rows(job),
+        "dataset_rows": [(k, json.dumps(v)) for k, v in (job.dataset or {}).items()],
+        "tab": "jobs",
+    }
+    return render(request, "trainer/job_detail.html", context)
+
+
+@require_POST
+@login_required
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_for_admin(request, job_id)
+    notice, error = "", ""
+    try:
+        job = services.job_cancel(job=job)
+    except JobError as exc:
+        error = str(exc)
+    else:
+        notice = (
+            "Cancelled."
+            if job.status == Status.CANCELLED
+            else "Cancel requested: the job stops and saves at its next step."
+        )
+    if request.htmx:
+        return _render_live(request, _live_context(job, notice=notice, error=error))
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("training_job", job_id=job.id)
+
+
+# --- Model registry -------------------------------------------------------------------------
+
+
+def _metric_text(value) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return plots.fmt(value)
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def lineage_rows(versions: list[ModelVersion]) -> list[dict]:
+    """The versions as a tree, depth first from the roots (oldest first), each with its depth
+    and its chain of ancestors (base first). A parent outside the list ends the chain."""
+    by_id = {v.id: v for v in versions}
+    children: dict[int, list[ModelVersion]] = defaultdict(list)
+    roots = []
+    for v in sorted(versions, key=lambda v: v.id):
+        if v.parent_id in by_id and v.parent_id != v.id:
+            children[v.parent_id].append(v)
+        else:
+            roots.append(v)
+
+    def chain(version: ModelVersion) -> list[ModelVersion]:
+        ancestors, seen, current = [], {version.id}, version
+        while current.parent_id is not None and current.parent_id not in seen:
+            parent = by_id.get(current.parent_id)
+            if parent is None:
+                break
+            ancestors.append(parent)
+            seen.add(parent.id)
+            current = parent
+        return ancestors[::-1]
+
+    rows, visited = [], set()
+    stack = [(root, 0) for root in reversed(roots)]
+    while stack or len(visited) < len(by_id):
+        if not stack:  # a parent cycle has no root: show what is left at the top level
+            stack = [(by_id[min(set(by_id) - visited)], 0)]
+        version, depth = stack.pop()
+        if version.id in visited:
+            continue
+        visited.add(version.id)
+        rows.append(
+            {
+                "version": version,
+                "depth": depth,
+                "ancestors": chain(version),
+                "metrics": [(k, _metric_text(v)) for k, v in (version.metrics or {}).items()],
+            }
+        )
+        stack.extend((child, depth + 1) for child in reversed(children[version.id]))
+    return rows
+
+
+@require_GET
+@login_required
+def model_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    # Only ids of parents and jobs are shown: no joins (the job rows carry their metrics).
+    versions = list(
+        selectors.models_for_admin(request.user)
+        .filter(project=project)
+        .select_related(None)
+        .defer("config")
+    )
+    context = {"project": project, "rows": lineage_rows(versions), "tab": "models"}
+    return render(request, "trainer/model_list.html", context)
