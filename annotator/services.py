@@ -83,9 +83,10 @@ def _claim_candidate(
     Returns (task id, annotation count, overlap, renew): `renew` says the labeler holds an
     expired lease on it, the only lease of theirs a claimable task can have. Written as SQL
     because it runs on every "next task" and the ORM took longer to build this statement
-    than the database took to run it. Both tests are scalar subqueries on purpose: each is
-    one index probe per candidate, walked in the queue index's order until the first fit,
-    where NOT EXISTS let PostgreSQL plan an anti-join over all the labeler's leases.
+    than the database took to run it. Every subquery is a scalar one on purpose: one index
+    probe per candidate, walked in the queue index's order until the first fit. (NOT EXISTS
+    and EXISTS let PostgreSQL plan an anti-join or a hash over all the labeler's leases,
+    which grows with everything they ever labeled.)
     """
     task, lease = Task._meta.db_table, Assignment._meta.db_table
     ops, features = connection.ops, connection.features
@@ -96,7 +97,7 @@ def _claim_candidate(
     not_tried = f"AND t.id NOT IN ({', '.join(['%s'] * len(tried))})" if tried else ""
     sql = f"""
         SELECT t.id, t.annotation_count, t.overlap,
-               EXISTS (SELECT 1 FROM {lease} r WHERE r.task_id = t.id AND r.labeler_id = %s)
+               (SELECT COUNT(*) FROM {lease} r WHERE r.task_id = t.id AND r.labeler_id = %s)
         FROM {task} t
         WHERE t.project_id = %s AND NOT t.is_complete {not_tried}
           AND t.annotation_count + (
