@@ -10,6 +10,7 @@ same parameters give the same bytes everywhere.
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from annotator.export import source
@@ -58,7 +59,10 @@ class Export:
         columns = COLUMNS[self.params.schema]
         with source.snapshot():
             stream = rows(project=self.project, params=self.params, stats=self.stats)
-            yield from encode(stream, fmt=self.params.format, columns=columns)
+            # Closed before the snapshot ends, also when the download stops early: a
+            # half-read PostgreSQL stream keeps the connection busy.
+            with closing(stream):
+                yield from encode(stream, fmt=self.params.format, columns=columns)
 
     def summary(self, *, size: int, sha256: str) -> dict:
         p = self.params

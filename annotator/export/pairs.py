@@ -9,6 +9,7 @@ are read in batches whose texts are looked up by id.
 """
 
 from collections.abc import Iterator
+from contextlib import closing
 from fractions import Fraction
 from itertools import groupby
 from operator import itemgetter
@@ -72,7 +73,12 @@ _PAIRWISE_FIELDS = (
 
 def _pairwise(project, params, rules, stats) -> Iterator[PairRow]:
     qs = source.annotations(project=project, params=params).filter(kind=Kind.PAIRWISE)
-    rows = source.tuples(qs.order_by("task_id", "labeler_id"), *_PAIRWISE_FIELDS)
+    rows = source.streamed(qs.order_by("task_id", "labeler_id"), *_PAIRWISE_FIELDS)
+    with closing(rows):  # frees the connection at once if the download stops early
+        yield from _pairwise_rows(rows, rules, stats)
+
+
+def _pairwise_rows(rows, rules, stats) -> Iterator[PairRow]:
     for task_id, group in groupby(rows, key=itemgetter(0)):
         first = next(group)
         group = [first, *group]

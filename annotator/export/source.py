@@ -18,6 +18,7 @@ from annotator.export.params import ExportParams
 from annotator.models import Annotation, Completion, Kind, Project, Prompt
 
 CHUNK_ROWS = 5000  # rows fetched from the cursor at a time
+STREAM_ROWS = 500  # rows per chunk when streaming
 BATCH_ROWS = 5000  # annotation rows per batch of text lookups
 LOOKUP_IDS = 5000  # ids per IN list on SQLite (it caps bound parameters)
 
@@ -61,6 +62,19 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
 def stream(qs: QuerySet, *fields: str) -> Iterator[tuple]:
     """Rows as tuples with the ORM's conversions (datetimes, JSON), through `iterator()`."""
     return qs.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
+
+
+def streamed(qs: QuerySet, *fields: str) -> Iterator[tuple]:
+    """Like `tuples`, but PostgreSQL sends rows without waiting to be asked (libpq chunked
+    mode), so the database works on the next rows while Python encodes these; the socket
+    buffers bound how far ahead it gets. The connection is busy until the rows are consumed
+    or the iterator is closed: run no other query meanwhile."""
+    if connection.vendor != "postgresql":
+        yield from tuples(qs, *fields)
+        return
+    sql, params = qs.values_list(*fields).query.sql_with_params()
+    with connection.cursor() as cursor:
+        yield from cursor.stream(sql, params, size=STREAM_ROWS)
 
 
 def tuples(qs: QuerySet, *fields: str) -> Iterator[tuple]:

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotator.export import formats
+from annotator.export import ExportParams, export_start, formats
 from annotator.models import Annotation, Kind, Membership
 from tests.annotator.exportkit import labelers, pick, prompt_for, task_over
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
@@ -153,3 +153,17 @@ def test_it_lists_annotations_a_page_at_a_time_for_sync(project, alice, api_as):
     since = answers[3].created_at.isoformat()
     page = client.get(f"/api/v1/projects/{project.id}/annotations/", {"since": since}).json()
     assert [r["id"] for r in page["results"]] == [answers[3].id, answers[4].id]
+
+
+def test_it_frees_the_database_when_a_download_stops_early(project, monkeypatch):
+    (voter,) = labelers(1)
+    for i in range(40):
+        task, (a, _) = task_over(prompt_for(project, f"Q{i}"), ["a", "b"], kind=Kind.PAIRWISE)
+        pick(task, voter, a)
+    monkeypatch.setattr(formats, "CHUNK_BYTES", 10)
+    chunks = export_start(project=project, params=ExportParams()).chunks()
+    assert next(chunks).startswith(b'{"prompt":"Q0"')
+    chunks.close()  # what the response does when the client goes away
+
+    # On PostgreSQL a half-read stream would still hold the connection here.
+    assert Annotation.objects.filter(task__project=project).count() == 40
