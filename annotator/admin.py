@@ -159,11 +159,15 @@ class AssignmentAdmin(admin.ModelAdmin):
 class AnnotationAdmin(admin.ModelAdmin):
     """Annotations are immutable once stored: view only."""
 
-    list_display = ["id", "task", "labeler", "kind", "verdict", "score", "created_at"]
+    list_display = ["id", "task", "labeler", "simulated", "kind", "verdict", "score", "created_at"]
     list_filter = ["kind", "verdict", "is_simulated"]
     search_fields = ["labeler__username", "notes"]
     list_select_related = ["task", "labeler"]
     date_hierarchy = "created_at"
+
+    @admin.display(boolean=True, description="Simulated", ordering="is_simulated")
+    def simulated(self, obj: Annotation) -> bool:
+        return obj.is_simulated
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

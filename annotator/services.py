@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Subquery
 from django.utils import timezone
@@ -65,6 +65,31 @@ def api_token_regenerate(*, user: AbstractBaseUser) -> Token:
     with transaction.atomic():
         Token.objects.filter(user=user).delete()
         return Token.objects.create(user=user)
+
+
+# Users in this group are scripted labelers (trainer's simulate_labelers): their annotations
+# are stored with is_simulated=True, and the UI and the exports mark them.
+SIMULATED_GROUP = "simulated"
+
+
+def labeler_simulated_ensure(*, project: Project, username: str) -> Token:
+    """A simulated labeler on the project, created if need be, and its API token (idempotent).
+
+    It has no usable password: it only labels over the API.
+    """
+    with transaction.atomic():
+        user, created = get_user_model().objects.get_or_create(username=username)
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        user.groups.add(Group.objects.get_or_create(name=SIMULATED_GROUP)[0])
+        if not Membership.objects.filter(project=project, user=user).exists():
+            membership_set(project=project, user=user, role=Membership.Role.LABELER)
+        return Token.objects.get_or_create(user=user)[0]
+
+
+def _is_simulated(labeler: AbstractBaseUser) -> bool:
+    return labeler.groups.filter(name=SIMULATED_GROUP).exists()
 
 
 # --- The queue ------------------------------------------------------------------------------
@@ -235,7 +260,9 @@ def annotation_submit(
     Idempotent per (task, labeler): a second submit raises AlreadyAnswered with the first
     annotation's id. A submit after the lease expired is accepted while the overlap is not
     yet covered by others; otherwise LeaseLost says so. Nothing is ever dropped silently.
+    A simulated labeler's answers are always marked simulated.
     """
+    is_simulated = is_simulated or _is_simulated(labeler)
     try:
         with transaction.atomic():
             return _submit(
