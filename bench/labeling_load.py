@@ -125,6 +125,11 @@ class Labeler:
         r = self.result
         r.started_at = time.monotonic()
         try:
+            if self.pause:
+                # People do not all click "next" in the same instant: each starts at a random
+                # point of its own rhythm. (Released together, all N labelers would queue
+                # behind each other once, and that one burst would be the p99.)
+                time.sleep(self.rng.uniform(0, 2 * self.pause))
             while time.monotonic() < deadline:
                 cycle = self._cycle(pause=True)
                 if cycle is None:
@@ -520,6 +525,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def targets(rows: list[dict]) -> list[str]:
+    """Issue #2's targets, met or not, as Markdown lines."""
+    lines = ["Targets (issue #2):", ""]
+    flat = [r for r in rows if r["db"] == "postgres" and r["pace"] == "flat"]
+    if flat:
+        best = max(flat, key=lambda r: r["labelers"])
+        ok = best["annotations_per_s"] >= 150
+        lines.append(
+            f"- PostgreSQL flat out at {best['labelers']} labelers >= 150 answers/s: "
+            f"{best['annotations_per_s']} ({'met' if ok else 'missed'})"
+        )
+    for r in rows:
+        if r["pace"] == "human" and r["next_ms"]["p99"] is not None and r["labelers"] > 1:
+            ok = r["next_ms"]["p99"] < 50
+            lines.append(
+                f"- {r['db']}, {r['labelers']} labelers at human pace, p99 of next < 50 ms: "
+                f"{r['next_ms']['p99']} ms ({'met' if ok else 'missed'})"
+            )
+    over = sum(r["check"]["overfilled"] for r in rows)
+    lines.append(f"- over-filled tasks, all scenarios: {over} ({'met' if not over else 'missed'})")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["postgres", "sqlite", "both"], default="both")
@@ -587,7 +615,7 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "server": Server(
             database_url="",
-            port=0,
+            port=args.port,
             workers=args.workers,
             worker_class=args.worker_class,
             threads=args.threads,
@@ -610,6 +638,8 @@ def main() -> None:
         " between next and submit.",
         "",
         table(rows),
+        "",
+        *targets(rows),
         "",
         "checks: acknowledged submits == stored annotations (none lost, none unacknowledged),"
         " no task over-filled, counters exact, no duplicate (task, labeler). load: 1-min load"
