@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotator.models import Annotation, Kind
+from annotator.models import Annotation, Kind, Task, TaskCompletion
 from tests.annotator.exportkit import (
     labelers,
     pairs_of,
@@ -260,3 +260,27 @@ def test_it_never_reads_another_projects_rows(project, duo):
     for schema in ["preference", "ranking", "likert", "unpaired", "raw"]:
         assert run_export(project, schema=schema)[0] == []
     assert len(run_export(other, schema="raw")[0]) == 2
+
+
+def test_it_never_ranks_a_completion_flagged_harmful_above_a_harmless_one(project, duo):
+    prompt = prompt_for(project, "Rank")
+    first, (x, y, z) = task_over(prompt, ["x", "y", "z"], kind=Kind.RANKING)
+    rank(first, duo[0], [y, x, z])
+    # Someone rated y on its own and flagged it.
+    likert = Task.objects.create(project=project, prompt=prompt, kind=Kind.LIKERT)
+    TaskCompletion.objects.create(task=likert, completion=y, position=0)
+    rate(likert, duo[1], 1, flags=[HARMFUL])
+
+    rows, dropped = run_export(project)
+    # Of y>x, x>z and y>z only x>z survives: y may be rejected, never chosen.
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [("x", "z")]
+    assert dropped == {"harmful_chosen": 2}
+
+    # A full ranking with y above anything is dropped; with y last it is kept.
+    second = Task.objects.create(project=project, prompt=prompt, kind=Kind.RANKING)
+    for position, completion in enumerate([x, y, z]):
+        TaskCompletion.objects.create(task=second, completion=completion, position=position)
+    rank(second, duo[0], [x, z, y])
+    rows, dropped = run_export(project, schema="ranking")
+    assert [r["ranking"] for r in rows] == [["x", "z", "y"]]
+    assert dropped == {"harmful_chosen": 1}
