@@ -5,7 +5,12 @@ No Django here. The worker (trainer/runner.py) writes ``JOB_DIR/job.json``
 its own and reads its stdout: one JSON object a line, ``{"step", "total", "metrics"}`` while
 training, then ``{"final": {...}}`` or ``{"error": "..."}``. Creating ``JOB_DIR/STOP`` asks the
 algorithm to save and stop at its next step. If the worker dies, this process notices that its
-parent changed and exits, so a reaped job never keeps a second copy running.
+supervisor is gone and exits, so a reaped job never keeps a second copy running.
+
+Under ``accelerate launch`` (PREFLOOP_ACCELERATE_CONFIG, for the kinds in DISTRIBUTED_KINDS)
+this module runs once per rank. Only rank 0 prints progress and the final result, so the job
+row gets one stream; a stop request is agreed on by all ranks at the same step (one all-reduce
+of a flag), so no rank is left waiting for the others in a collective.
 """
 
 import importlib
@@ -36,7 +41,16 @@ def sft_rows(rows: list[dict]) -> list[dict]:
 # How a kind reads the snapshot rows, where they are not already in its own format.
 ROW_ADAPTERS = {"sft": sft_rows}
 
+# Kinds whose training loop is transformers' Trainer, which shards the batches over the
+# processes of an `accelerate launch`. Our own loops (reward, ppo, raft, generate) would only run
+# N identical copies, so they always run as one process.
+DISTRIBUTED_KINDS = {"dpo", "sft"}
+
 PARENT_CHECK_SECONDS = 2.0
+# The pid of the worker that supervises this job (set by trainer/runner.py).
+SUPERVISOR_ENV = "PREFLOOP_SUPERVISOR_PID"
+# Set by torchrun / accelerate launch, or by MPI launchers.
+RANK_ENV = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
 
 
 def emit(obj: dict) -> None:
@@ -44,11 +58,68 @@ def emit(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def _exit_when_orphaned(parent: int) -> None:
+def rank() -> int:
+    for name in RANK_ENV:
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE") or 1)
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of `pid` from /proc (Linux), None if it is gone or there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (in parentheses) may hold spaces; the parent pid is the 2nd field after it.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def under(supervisor: int) -> bool:
+    """Whether `supervisor` is an ancestor of this process (ranks sit under the launcher)."""
+    pid: int | None = os.getppid()
+    while pid and pid > 1:
+        if pid == supervisor:
+            return True
+        pid = parent_of(pid)
+    return False
+
+
+def _exit_when_orphaned() -> None:
+    parent = os.getppid()
+    supervisor = int(os.environ.get(SUPERVISOR_ENV) or parent)
+    has_proc = parent_of(parent) is not None
     while True:
         time.sleep(PARENT_CHECK_SECONDS)
-        if os.getppid() != parent:
+        orphaned = not under(supervisor) if has_proc else os.getppid() != parent
+        if orphaned:
             os._exit(3)
+
+
+def stop_check(stop_file: Path):
+    """`should_stop` for the algorithm; in a distributed run, true on every rank or on none."""
+    if world_size() == 1:
+        return stop_file.exists
+
+    def should_stop() -> bool:
+        import torch
+        import torch.distributed as dist
+
+        requested = stop_file.exists()
+        if not (dist.is_available() and dist.is_initialized()):
+            return requested
+        device = "cpu"
+        if dist.get_backend() == "nccl":
+            device = f"cuda:{torch.cuda.current_device()}"
+        flag = torch.tensor([float(requested)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    return should_stop
 
 
 def run(job_dir: Path) -> int:
@@ -60,26 +131,33 @@ def run(job_dir: Path) -> int:
     config = config_from_dict(getattr(module, config_name), spec["config"])
     rows = read_jsonl(spec["rows_file"])
     rows = ROW_ADAPTERS.get(spec["kind"], list)(rows)
-    stop_file = job_dir / "STOP"
+    main_process = rank() == 0
 
     def progress(step: int, total: int, metrics: dict) -> None:
-        emit({"step": step, "total": total, "metrics": metrics})
+        if main_process:
+            emit({"step": step, "total": total, "metrics": metrics})
 
     metrics = module.train(
-        config, rows, spec["output_dir"], progress=progress, should_stop=stop_file.exists
+        config,
+        rows,
+        spec["output_dir"],
+        progress=progress,
+        should_stop=stop_check(job_dir / "STOP"),
     )
-    emit({"final": metrics})
+    if main_process:
+        emit({"final": metrics})
     return 0
 
 
 def main() -> int:
     job_dir = Path(sys.argv[1])
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_when_orphaned, daemon=True).start()
     try:
         return run(job_dir)
     except Exception as exc:  # reported to the job row, not swallowed
         traceback.print_exc(file=sys.stderr)
-        emit({"error": f"{type(exc).__name__}: {exc}"})
+        where = f" (rank {rank()})" if world_size() > 1 else ""
+        emit({"error": f"{type(exc).__name__}{where}: {exc}"})
         return 1
 
 

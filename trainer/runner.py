@@ -4,6 +4,10 @@ The algorithm runs in a child process (trainer/job_child.py) in a process group 
 torch never loads in the Celery worker (see design.md on fork hangs), a crash or an
 out-of-memory kill fails the job instead of the worker, and a job that ignores a cancel is
 killed with its whole group.
+
+With PREFLOOP_ACCELERATE_CONFIG set, the kinds that train through transformers' Trainer (DPO,
+SFT) start as ``accelerate launch --config_file F -m trainer.job_child JOB_DIR`` instead: one
+process per GPU (or machine slot) as the accelerate config says, rank 0 reporting.
 """
 
 import json
@@ -15,11 +19,13 @@ import sys
 import threading
 import time
 from collections import deque
+from contextlib import suppress
 from pathlib import Path
 
 from django.conf import settings
 
 from trainer import services
+from trainer.job_child import DISTRIBUTED_KINDS, SUPERVISOR_ENV, parent_of
 from trainer.models import TrainingJob
 from trainer.snapshots import snapshot_freeze
 
@@ -46,14 +52,24 @@ def job_run(*, job_id: int, worker: str) -> str | None:
     except Exception as exc:  # bad data or disk: the job fails with the reason
         services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=str(exc))
         return Status.FAILED
-    return _supervise(job_id=job_id, worker=worker, job_dir=job_dir)
+    return _supervise(job_id=job_id, worker=worker, job_dir=job_dir, kind=job.kind)
 
 
-def _start(job_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def child_command(*, kind: str, job_dir: Path) -> list[str]:
+    """The job's process: plain Python, or `accelerate launch` where the worker is set up for it."""
+    module = ["-m", "trainer.job_child", str(job_dir)]
+    accelerate_config = settings.PREFLOOP_ACCELERATE_CONFIG
+    if accelerate_config and kind in DISTRIBUTED_KINDS:
+        launch = [sys.executable, "-m", "accelerate.commands.launch"]
+        return [*launch, "--config_file", str(accelerate_config), *module]
+    return [sys.executable, *module]
+
+
+def _start(job_dir: Path, kind: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", SUPERVISOR_ENV: str(os.getpid())}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "trainer.job_child", str(job_dir)],
+        child_command(kind=kind, job_dir=job_dir),
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -69,24 +85,27 @@ def _reader(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
-def _supervise(*, job_id: int, worker: str, job_dir: Path) -> str:
-    child = _start(job_dir)
+def _supervise(*, job_id: int, worker: str, job_dir: Path, kind: str) -> str:
+    child = _start(job_dir, kind)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(child.stdout, lines), daemon=True).start()
     log: deque[str] = deque(maxlen=200)
     state = {"step": None, "total": None, "final": None, "error": None}
     stop_sent_at = None
     eof = False
+    sent_tail = ""
     while not eof:
         new_metrics, eof = _drain(lines, log, state)
+        tail = "".join(log)
         alive = services.job_heartbeat(
             job_id=job_id,
             worker=worker,
             step=state["step"],
             total=state["total"],
             new_metrics=new_metrics,
-            log_tail="".join(log),
+            log_tail=tail if tail != sent_tail else None,  # unchanged: not rewritten
         )
+        sent_tail = tail
         if not alive:  # reaped or finished elsewhere: this copy must not go on
             _kill(child)
             return Status.FAILED
@@ -155,7 +174,29 @@ def _conclude(*, job_id, worker, code, state, cancelled, log) -> str:
 
 
 def _kill(child: subprocess.Popen) -> None:
-    try:
+    """SIGKILL the child's process group and everything started below it.
+
+    The group alone is not enough under `accelerate launch`: torch's elastic launcher starts
+    each rank in a session of its own. The tree is read before the kill, while it is whole.
+    """
+    below = _descendants(child.pid)
+    with suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for pid in below:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Pids below `pid` (Linux /proc; empty elsewhere, where the group kill has to do)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        parent = parent_of(int(entry.name))
+        if parent is not None:
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found

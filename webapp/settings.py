@@ -203,6 +203,15 @@ PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models"
 PREFLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("PREFLOOP_JOB_HEARTBEAT_TIMEOUT", 60)
 # After a cancel, how long a job may take to save and stop before its process group is killed.
 PREFLOOP_JOB_CANCEL_GRACE = env_int("PREFLOOP_JOB_CANCEL_GRACE", 60)
+# An accelerate config file (`accelerate config` writes one) on a worker with several GPUs: DPO
+# and SFT jobs then run through `accelerate launch --config_file` with its processes. Empty: one
+# process.
+PREFLOOP_ACCELERATE_CONFIG = env_str("PREFLOOP_ACCELERATE_CONFIG", "")
+if PREFLOOP_ACCELERATE_CONFIG and not Path(PREFLOOP_ACCELERATE_CONFIG).is_file():
+    raise ImproperlyConfigured(
+        f"PREFLOOP_ACCELERATE_CONFIG={PREFLOOP_ACCELERATE_CONFIG!r} is not a file; write one with "
+        "`accelerate config --config_file PATH`, or unset the variable."
+    )
 
 LOGGING = {
     "version": 1,

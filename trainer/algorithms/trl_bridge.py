@@ -155,8 +155,9 @@ def run_trainer(
     if has_eval:
         metrics.update(trainer.evaluate())
     trainer.save_model(str(output_dir))
-    trainer.processing_class.save_pretrained(str(output_dir))
-    save_config(config, output_dir, algorithm)
+    if trainer.is_world_process_zero():  # under accelerate launch, one rank writes the files
+        trainer.processing_class.save_pretrained(str(output_dir))
+        save_config(config, output_dir, algorithm)
     return {k: v for k, v in metrics.items() if isinstance(v, int | float | bool)}
 
 
