@@ -150,3 +150,113 @@ def charts(metrics: list[dict]) -> list[dict]:
         {"name": s.name, "last": fmt(s.last), "points": len(s.points), "svg": line_chart(s)}
         for s in metric_series(metrics)
     ]
+
+
+# --- Values with intervals, per round (the loop page) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class IntervalSeries:
+    """Points (x, y, low, high); low and high may be None for a point without an interval."""
+
+    name: str
+    points: list[tuple[float, float, float | None, float | None]]
+    colour: str = "#2457c5"
+
+
+def interval_chart(
+    series: list[IntervalSeries],
+    *,
+    title: str,
+    y_range: tuple[float, float] = (0.0, 1.0),
+    reference: float | None = 0.5,
+    x_label: str = "round",
+) -> str:
+    """An SVG chart of a few series over integer x (rounds): each point with its interval as a
+    vertical bar, a dashed reference line (0.5: a coin flip), a legend. Text is escaped."""
+    drawn = [s for s in series if s.points]
+    xs = sorted({p[0] for s in drawn for p in s.points}) or [1]
+    x0, x1 = _span(min(xs) - 0.5, max(xs) + 0.5)
+    y0, y1 = y_range
+    top = TOP + 14  # room for the legend
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - top - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + (x - x0) / (x1 - x0) * plot_w
+
+    def sy(y: float) -> float:
+        y = min(max(y, y0), y1)
+        return top + (y1 - y) / (y1 - y0) * plot_h
+
+    label = escape(
+        f"{title}: "
+        + "; ".join(
+            f"{s.name} " + ", ".join(f"{x:g}: {fmt(y)}" for x, y, _, _ in s.points) for s in drawn
+        )
+        if drawn
+        else f"{title}: no data yet"
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart interval-chart" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{label}">',
+        f"<title>{label}</title>",
+        '<g class="grid" stroke="#e3e7ec" stroke-width="1">',
+    ]
+    ticks = [y1, (y0 + y1) / 2, y0]
+    for y in ticks:
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(y):.1f}" y2="{sy(y):.1f}"/>')
+    parts.append("</g>")
+    if reference is not None:
+        parts.append(
+            f'<line class="reference" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(reference):.1f}" '
+            f'y2="{sy(reference):.1f}" stroke="#9aa4b0" stroke-dasharray="4 3"/>'
+        )
+    parts.append('<g class="labels" fill="#5d6773" font-size="10" font-family="sans-serif">')
+    for y in ticks:
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{sy(y) + 3:.1f}" text-anchor="end">{escape(fmt(y))}</text>'
+        )
+    bottom = HEIGHT - 6
+    shown = xs if len(xs) <= 12 else [xs[0], xs[-1]]
+    for x in shown:
+        parts.append(
+            f'<text x="{sx(x):.1f}" y="{bottom}" text-anchor="middle">{escape(f"{x:g}")}</text>'
+        )
+    parts.append(
+        f'<text x="{WIDTH - RIGHT}" y="{bottom}" text-anchor="end">{escape(x_label)}</text>'
+    )
+    legend_x = LEFT
+    for s in drawn:
+        colour = escape(s.colour)
+        parts.append(
+            f'<rect x="{legend_x}" y="{TOP - 6}" width="10" height="3" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="{TOP}">{escape(s.name)}</text>'
+        )
+        legend_x += 24 + 6 * len(s.name)
+    parts.append("</g>")
+    for i, s in enumerate(drawn):
+        colour = escape(s.colour)
+        # Side by side when several series share a round, so their bars do not overlap.
+        shift = (i - (len(drawn) - 1) / 2) * 6
+        parts.append(f'<g class="series" data-series="{escape(s.name)}" stroke="{colour}">')
+        if len(s.points) > 1:
+            coords = " ".join(f"{sx(x) + shift:.1f},{sy(y):.1f}" for x, y, _, _ in s.points)
+            parts.append(
+                f'<polyline fill="none" stroke-width="1.5" stroke-opacity=".6" points="{coords}"/>'
+            )
+        for x, y, low, high in s.points:
+            cx = sx(x) + shift
+            if low is not None and high is not None:
+                parts.append(
+                    f'<line class="interval" x1="{cx:.1f}" x2="{cx:.1f}" y1="{sy(low):.1f}" '
+                    f'y2="{sy(high):.1f}" stroke-width="1.5"/>'
+                )
+            parts.append(
+                f'<circle cx="{cx:.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}">'
+                f"<title>{escape(f'{x:g}: {fmt(y)}')}"
+                + (escape(f" ({fmt(low)}–{fmt(high)})") if low is not None else "")
+                + "</title></circle>"
+            )
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)

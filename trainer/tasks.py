@@ -5,7 +5,7 @@ import socket
 
 from celery import shared_task
 
-from trainer import loop, runner, services
+from trainer import loop, loop_services, runner, services
 from trainer.models import LoopPolicy, TrainingJob
 
 
@@ -35,3 +35,10 @@ def advance_all_loops() -> None:
     """Safety net: catches any transition whose trigger message was lost."""
     for project_id in LoopPolicy.objects.filter(enabled=True).values_list("project_id", flat=True):
         loop.loop_advance(project_id=project_id)
+
+
+@shared_task(acks_late=True, name="trainer.tasks.measure_fresh_accuracy")
+def measure_fresh_accuracy(model_version_id: int) -> dict:
+    """A reward model's accuracy on labels made after it was trained. Loads the model: sent to
+    the gpu queue (loop_services.reward_model_fresh_accuracy_request)."""
+    return loop_services.reward_model_fresh_accuracy(model_version_id=model_version_id)

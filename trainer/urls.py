@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trainer import views
+from trainer import loop_views, views
 
 urlpatterns = [
     path("", views.training_home, name="training"),
@@ -11,6 +11,22 @@ urlpatterns = [
         name="training_job_new",
     ),
     path("projects/<int:project_id>/models/", views.model_list, name="training_models"),
+    path("projects/<int:project_id>/loop/", loop_views.loop_page, name="training_loop"),
+    path(
+        "projects/<int:project_id>/loop/settings/",
+        loop_views.loop_settings,
+        name="training_loop_settings",
+    ),
+    path(
+        "projects/<int:project_id>/loop/actions/<slug:action>/",
+        loop_views.loop_action,
+        name="training_loop_action",
+    ),
+    path(
+        "projects/<int:project_id>/loop/reward-models/<int:model_id>/fresh-accuracy/",
+        loop_views.loop_fresh_accuracy,
+        name="training_loop_fresh_accuracy",
+    ),
     path("jobs/<int:job_id>/", views.job_detail, name="training_job"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="training_job_cancel"),
 ]

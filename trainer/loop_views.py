@@ -1,0 +1,276 @@
+"""The loop page (issue #5): settings, controls, rounds as a timeline, win rates, leaderboard.
+
+Same access rules as the other training pages (trainer/views.py): outsiders get 404, labelers
+403. The page and its timeline are one template (trainer/loop.html and its "loop-timeline"
+partial); the timeline polls itself every 5 s with htmx while the loop is enabled, and the
+answer that finds it disabled is a 286, which stops the polling. Reads go through
+trainer.loop_selectors, writes through trainer.loop and trainer.loop_services.
+"""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from annotator.models import Project
+from annotator.views import login_required
+from trainer import loop, loop_selectors, loop_services, plots
+from trainer.configs import validate_config
+from trainer.exceptions import JobError
+from trainer.models import LoopPolicy, ModelVersion
+from trainer.views import _project_for_admin
+
+ACTIONS = {
+    "pause": "The loop is paused: no transition until you resume it.",
+    "resume": "The loop is running again.",
+    "stop": "The loop is stopped: its current round ended and its running jobs were cancelled.",
+    "retrain": "Retraining now, without waiting for more labels.",
+}
+COLOURS = {"previous": "#2457c5", "base": "#c2571a", "val": "#7a3fb0", "fresh": "#1b7f4b"}
+# Stands in for the round's reward model when the form checks a PPO or RAFT config.
+REWARD_PLACEHOLDER = "(the round's reward model)"
+
+
+def _policy_field(name: str) -> dict:
+    field = LoopPolicy._meta.get_field(name)
+    return {"help_text": field.help_text, "initial": field.default}
+
+
+class LoopSettingsForm(forms.Form):
+    enabled = forms.BooleanField(
+        required=False, help_text="Rounds run by themselves while this is on."
+    )
+    base_policy = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        help_text=LoopPolicy._meta.get_field("base_policy").help_text,
+    )
+    algorithm = forms.ChoiceField(
+        choices=LoopPolicy.Algorithm.choices,
+        initial=LoopPolicy.Algorithm.RAFT,
+        help_text="The policy step: PPO and RAFT are scored by the round's reward model, DPO "
+        "trains on the labels.",
+    )
+    reward_after = forms.IntegerField(min_value=1, **_policy_field("reward_after"))
+    train_prompts = forms.IntegerField(min_value=0, **_policy_field("train_prompts"))
+    compare_with_base = forms.BooleanField(required=False, **_policy_field("compare_with_base"))
+    task_priority = forms.IntegerField(
+        initial=LoopPolicy._meta.get_field("task_priority").default,
+        help_text="Priority of the round's comparison tasks in the labeling queue.",
+    )
+    policy_config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
+        help_text="The policy job's config (JSON object); model paths are filled in each round.",
+    )
+    reward_config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
+        help_text="The reward job's config (JSON object).",
+    )
+    generate_config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
+        help_text="The generate jobs' config (JSON object).",
+    )
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base_policy"].queryset = (
+            ModelVersion.objects.filter(project=project, role=ModelVersion.Role.POLICY)
+            .only("id", "name", "path", "role", "project_id")
+            .order_by("id")
+        )
+
+    def _json_object(self, name: str) -> dict:
+        raw = (self.cleaned_data.get(name) or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Give a JSON object, such as {"learning_rate": 1e-5}.')
+        return value
+
+    def clean_policy_config(self) -> dict:
+        return self._json_object("policy_config")
+
+    def clean_reward_config(self) -> dict:
+        return self._json_object("reward_config")
+
+    def clean_generate_config(self) -> dict:
+        return self._json_object("generate_config")
+
+    def clean(self) -> dict:
+        """Each config is checked against its job kind's config now, not when a round starts
+        the job (a bad one would fail that round)."""
+        data = super().clean()
+        base, algorithm = data.get("base_policy"), data.get("algorithm")
+        if base is None:
+            return data
+        checks = [("reward_config", "reward", {"model_name_or_path": base.path})]
+        if algorithm:
+            extra = {}
+            if algorithm != LoopPolicy.Algorithm.DPO:
+                extra = {"reward_model_path": REWARD_PLACEHOLDER}
+            checks.append(("policy_config", algorithm, extra))
+        checks.append(("generate_config", "generate", {}))
+        for name, kind, defaults in checks:
+            if name not in data:
+                continue  # already refused as JSON
+            try:
+                validate_config(kind=kind, config={**defaults, **data[name]}, input_model=base)
+            except JobError as exc:
+                self.add_error(name, str(exc))
+        return data
+
+
+def _initial(policy: LoopPolicy | None) -> dict:
+    if policy is None:
+        return {}
+    return {
+        "enabled": policy.enabled,
+        "base_policy": policy.base_policy_id,
+        "algorithm": policy.algorithm,
+        "reward_after": policy.reward_after,
+        "train_prompts": policy.train_prompts,
+        "compare_with_base": policy.compare_with_base,
+        "task_priority": policy.task_priority,
+        "policy_config": json.dumps(policy.policy_config, indent=1),
+        "reward_config": json.dumps(policy.reward_config, indent=1),
+        "generate_config": json.dumps(policy.generate_config, indent=1),
+    }
+
+
+def _charts(rows: list[loop_selectors.RoundRow]) -> list[dict]:
+    accuracy = loop_selectors.accuracy_points(rows)
+    win = plots.interval_chart(
+        [
+            plots.IntervalSeries(
+                f"vs {against}", loop_selectors.win_rate_points(rows, against), COLOURS[against]
+            )
+            for against in ("previous", "base")
+        ],
+        title="Human-judged win rate of each round's policy",
+    )
+    acc = plots.interval_chart(
+        [
+            plots.IntervalSeries(
+                "validation", [(x, y, None, None) for x, y in accuracy["val"]], COLOURS["val"]
+            ),
+            plots.IntervalSeries("fresh labels", accuracy["fresh"], COLOURS["fresh"]),
+        ],
+        title="Reward-model accuracy per round",
+    )
+    # plots.py escapes every piece of text it writes into the SVG.
+    return [
+        {"id": "win-rate", "title": "Win rate per round", "svg": mark_safe(win)},  # noqa: S308
+        {"id": "rm-accuracy", "title": "Reward-model accuracy", "svg": mark_safe(acc)},  # noqa: S308
+    ]
+
+
+def _timeline_context(project: Project, state: loop_selectors.LoopState) -> dict:
+    last = state.current
+    return {
+        "project": project,
+        "state": state,
+        "policy": state.policy,
+        "rows": state.rounds[::-1],
+        "polling": bool(state.policy and state.policy.enabled),
+        "ended": last is not None and last.round.status in ("failed", "stopped"),
+        "min_judged": loop_selectors.WARNING_MIN_JUDGED,
+    }
+
+
+def _page_context(project: Project, form: LoopSettingsForm | None = None) -> dict:
+    state = loop_selectors.loop_state(project=project)
+    base_id = state.policy.base_policy_id if state.policy else None
+    context = _timeline_context(project, state)
+    context |= {
+        "tab": "loop",
+        "form": form or LoopSettingsForm(initial=_initial(state.policy), project=project),
+        "charts": _charts(state.rounds),
+        "leaderboard": loop_selectors.loop_leaderboard(
+            judgments=state.judgments, models=state.models, base_id=base_id
+        ),
+        "base_id": base_id,
+        "reward_rows": [r for r in state.rounds if r.reward_model is not None],
+    }
+    return context
+
+
+def _loop_url(project: Project, anchor: str = "") -> str:
+    return reverse("training_loop", args=[project.id]) + (f"#{anchor}" if anchor else "")
+
+
+@require_GET
+@login_required
+def loop_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    if request.htmx and not request.htmx.boosted:
+        context = _timeline_context(project, loop_selectors.loop_state(project=project))
+        template = "trainer/loop.html#loop-timeline"
+        if not context["polling"]:
+            return HttpResponseStopPolling(render_to_string(template, context, request=request))
+        return render(request, template, context)
+    return render(request, "trainer/loop.html", _page_context(project))
+
+
+@require_POST
+@login_required
+def loop_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    form = LoopSettingsForm(request.POST, project=project)
+    if not form.is_valid():
+        return render(request, "trainer/loop.html", _page_context(project, form))
+    policy = loop.loop_configure(project=project, **form.cleaned_data)
+    if policy.enabled and not policy.paused:
+        loop.loop_advance(project_id=project.id)
+    messages.success(request, "Loop settings saved.")
+    return redirect(_loop_url(project))
+
+
+@require_POST
+@login_required
+def loop_action(request: HttpRequest, project_id: int, action: str) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    policy = LoopPolicy.objects.filter(project=project).first()
+    if policy is None:
+        messages.error(request, "This project has no loop yet: save its settings first.")
+        return redirect(_loop_url(project))
+    if action in ("pause", "resume"):
+        loop.loop_pause(policy=policy, paused=action == "pause")
+    elif action == "stop":
+        loop.loop_stop(policy=policy)
+    else:
+        loop.loop_request_retrain(policy=policy)
+    if action in ("resume", "retrain"):
+        loop.loop_advance(project_id=project.id)
+    messages.success(request, ACTIONS[action])
+    return redirect(_loop_url(project))
+
+
+@require_POST
+@login_required
+def loop_fresh_accuracy(request: HttpRequest, project_id: int, model_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    model = loop_selectors.reward_model_get(project_id=project.id, model_id=model_id)
+    if model is None:
+        raise Http404("No such reward model.")
+    loop_services.reward_model_fresh_accuracy_request(model_version=model)
+    messages.success(
+        request,
+        f"Measuring {model.name} on the labels made after it was trained: the result appears "
+        "below once a gpu worker has run it.",
+    )
+    return redirect(_loop_url(project, "reward-models"))
