@@ -233,9 +233,22 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
 
 
 def loop_configure(*, project, base_policy: ModelVersion, **fields) -> LoopPolicy:
-    policy, _ = LoopPolicy.objects.update_or_create(
-        project=project, defaults={"base_policy": base_policy, **fields}
-    )
+    """Create or change the loop. Enabling it after a failed or stopped round opens a new
+    round that starts from the last policy that round began with."""
+    with transaction.atomic():
+        policy, _ = LoopPolicy.objects.update_or_create(
+            project=project, defaults={"base_policy": base_policy, **fields}
+        )
+        latest = LoopRound.objects.filter(project=project).order_by("-number").first()
+        if (
+            policy.enabled
+            and latest is not None
+            and latest.status in (Status.FAILED, Status.STOPPED)
+        ):
+            LoopRound.objects.get_or_create(
+                project=project, number=latest.number + 1,
+                defaults={"previous_policy": latest.previous_policy},
+            )  # fmt: skip
     return policy
 
 

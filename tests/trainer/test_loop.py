@@ -255,3 +255,16 @@ class TestApi:
             f"/api/v1/projects/{project.id}/loop/actions/", {"action": "pause"}, format="json"
         )
         assert resp.status_code == 409
+
+
+def test_enabling_again_after_a_failed_round_opens_a_new_round(policy):
+    loop.loop_request_retrain(policy=policy)
+    advance(policy)
+    finish(current(policy).reward_job, status=TrainingJob.Status.FAILED, error="disk full")
+    advance(policy)
+    loop.loop_configure(project=policy.project, base_policy=policy.base_policy, enabled=True)
+    fresh = current(policy)
+    assert (fresh.number, fresh.status) == (2, Status.COLLECTING)
+    assert fresh.previous_policy == policy.base_policy
+    loop.loop_request_retrain(policy=policy)
+    assert advance(policy) == Status.REWARD
