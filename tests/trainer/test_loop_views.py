@@ -225,7 +225,7 @@ def test_pause_resume_retrain_and_stop(client, alice, project, policy):
     assert not policy.enabled and round_.status == "stopped"
     assert TrainingJob.objects.get(id=round_.reward_job_id).status == "cancelled"
     page = client.get(page_url(project)).content.decode()
-    assert "Disabled" in page and "starts no new round" in page
+    assert "Disabled" in page and "open a new round" in page
 
 
 def test_an_action_needs_a_loop(client, alice, project):
