@@ -55,7 +55,11 @@ class Export:
         return f"project-{self.project.id}-{self.params.schema}.{self.params.format}"
 
     def chunks(self) -> Iterator[bytes]:
-        """The file, chunk by chunk, read inside one database snapshot."""
+        """The file, chunk by chunk, read inside one database snapshot.
+
+        On PostgreSQL the connection streams while this iterates: run no other query on it
+        between chunks (use another connection, or finish or close the iterator first).
+        """
         columns = COLUMNS[self.params.schema]
         with source.snapshot():
             stream = rows(project=self.project, params=self.params, stats=self.stats)
