@@ -1,5 +1,6 @@
 """Loop API (docs/loop.md): configure, pause, resume, stop, retrain now; read the rounds."""
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
@@ -59,6 +60,16 @@ def _state(project) -> dict:
     }
 
 
+LOOP_STATE = inline_serializer(
+    name="LoopState",
+    fields={"policy": LoopPolicySerializer(allow_null=True), "rounds": LoopRoundOut(many=True)},
+)
+
+
+@extend_schema(methods=["GET"], operation_id="loop_retrieve", responses=LOOP_STATE)
+@extend_schema(
+    methods=["PUT"], operation_id="loop_update", request=LoopPolicySerializer, responses=LOOP_STATE
+)
 @api_view(["GET", "PUT"])
 def loop_detail(request: Request, project_id: int) -> Response:
     project = _admin_project(request, project_id)
@@ -73,6 +84,7 @@ class ActionIn(serializers.Serializer):
     action = serializers.ChoiceField(choices=["pause", "resume", "stop", "retrain"])
 
 
+@extend_schema(request=ActionIn, responses=LOOP_STATE)
 @api_view(["POST"])
 def loop_action(request: Request, project_id: int) -> Response:
     project = _admin_project(request, project_id)
