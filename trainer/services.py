@@ -166,7 +166,8 @@ def _store_generations(job: TrainingJob) -> int:
     completions = [
         Completion(
             prompt_id=row["prompt_id"],
-            text=row["completion"],
+            # A byte-level tokenizer can sample the byte 0, which PostgreSQL text cannot hold.
+            text=row["completion"].replace("\x00", ""),
             source=Completion.Source.GENERATED,
             model_version_id=job.input_model_id,
             generation=settings_used,

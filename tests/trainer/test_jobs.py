@@ -1,11 +1,13 @@
 """Job lifecycle on the job row: claim, heartbeat, cancel, reaper, and the API around it."""
 
+import json
 from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.utils import timezone
 
+from annotator.models import Completion, Prompt
 from tests.factories import MembershipFactory, ProjectFactory
 from trainer import services
 from trainer.exceptions import JobError
@@ -102,6 +104,21 @@ class TestFinish:
             {"val_accuracy": 0.95},
         )
         assert model.path == str(services.model_dir(job))
+
+    def test_a_generate_job_stores_samples_without_nul_bytes(self, project, settings, tmp_path):
+        # A byte-level tokenizer can sample the byte 0; PostgreSQL text cannot store it.
+        settings.PREFLOOP_MODELS_DIR = tmp_path
+        prompt = Prompt.objects.create(project=project, text="hi")
+        job = services.job_create(
+            project=project, kind="generate", config={"model_name_or_path": "/m"}
+        )
+        services.job_claim(job_id=job.id, worker="w1")
+        out = services.model_dir(job)
+        out.mkdir(parents=True)
+        row = {"prompt_id": prompt.id, "completion": "a\x00b", "sample_index": 0}
+        (out / "completions.jsonl").write_text(json.dumps(row) + "\n")
+        services.job_finish(job_id=job.id, worker="w1", status=Status.SUCCEEDED)
+        assert Completion.objects.get(prompt=prompt).text == "ab"
 
 
 @pytest.mark.django_db
