@@ -275,6 +275,23 @@ def loop_stop(*, policy: LoopPolicy) -> None:
                 services.job_cancel(job=job)
 
 
+LOOP_ACTIONS = ("pause", "resume", "stop", "retrain")
+
+
+def loop_act(*, policy: LoopPolicy, action: str) -> None:
+    """One of the loop's controls; resume and retrain look for a due transition at once."""
+    if action in ("pause", "resume"):
+        loop_pause(policy=policy, paused=action == "pause")
+    elif action == "stop":
+        loop_stop(policy=policy)
+    elif action == "retrain":
+        loop_request_retrain(policy=policy)
+    else:
+        raise ValueError(f"unknown loop action {action!r}")
+    if action in ("resume", "retrain"):
+        loop_advance(project_id=policy.project_id)
+
+
 def _round_jobs(round_: LoopRound) -> list[TrainingJob]:
     ids = [round_.reward_job_id, round_.policy_job_id, *round_.generate_jobs.values()]
     return list(TrainingJob.objects.filter(id__in=[i for i in ids if i]))

@@ -81,7 +81,7 @@ def loop_detail(request: Request, project_id: int) -> Response:
 
 
 class ActionIn(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["pause", "resume", "stop", "retrain"])
+    action = serializers.ChoiceField(choices=loop.LOOP_ACTIONS)
 
 
 @extend_schema(request=ActionIn, responses=LOOP_STATE)
@@ -97,12 +97,5 @@ def loop_action(request: Request, project_id: int) -> Response:
             status=status.HTTP_409_CONFLICT,
         )
     action = data.validated_data["action"]
-    if action in ("pause", "resume"):
-        loop.loop_pause(policy=policy, paused=action == "pause")
-    elif action == "stop":
-        loop.loop_stop(policy=policy)
-    else:
-        loop.loop_request_retrain(policy=policy)
-    if action in ("resume", "retrain"):
-        loop.loop_advance(project_id=project.id)
+    loop.loop_act(policy=policy, action=action)
     return Response(_state(project))

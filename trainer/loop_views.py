@@ -248,14 +248,7 @@ def loop_action(request: HttpRequest, project_id: int, action: str) -> HttpRespo
     if policy is None:
         messages.error(request, "This project has no loop yet: save its settings first.")
         return redirect(_loop_url(project))
-    if action in ("pause", "resume"):
-        loop.loop_pause(policy=policy, paused=action == "pause")
-    elif action == "stop":
-        loop.loop_stop(policy=policy)
-    else:
-        loop.loop_request_retrain(policy=policy)
-    if action in ("resume", "retrain"):
-        loop.loop_advance(project_id=project.id)
+    loop.loop_act(policy=policy, action=action)
     messages.success(request, ACTIONS[action])
     return redirect(_loop_url(project))
 
