@@ -109,23 +109,9 @@ def assignment_with_task(*, assignment_id: int) -> Assignment:
     )
 
 
-def task_view(assignment: Assignment) -> dict:
-    """What a labeler is shown: the prompt and the completions in the lease's order."""
-    task = assignment.task
-    by_id = {c.id: c for c in task.completions.all()}
-    prompt = task.prompt
-    return {
-        "id": task.id,
-        "kind": task.kind,
-        "project": task.project_id,
-        "prompt": {"text": prompt.text, "messages": prompt.messages, "meta": prompt.meta},
-        "completions": [{"id": cid, "text": by_id[cid].text} for cid in assignment.shown_order],
-        "expires_at": assignment.expires_at,
-    }
-
-
 def lease_view(assignment: Assignment) -> dict:
-    """task_view() for a lease just handed out, in one query (the API's hot path)."""
+    """What a labeler is shown: the prompt and the completions in the lease's order, in one
+    query (the API's hot path)."""
     rows = list(
         TaskCompletion.objects.filter(task_id=assignment.task_id)
         .select_related("completion", "task__prompt")
