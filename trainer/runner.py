@@ -92,6 +92,8 @@ def _supervise(*, job_id: int, worker: str, job_dir: Path, kind: str) -> str:
     log: deque[str] = deque(maxlen=200)
     state = {"step": None, "total": None, "final": None, "error": None}
     stop_sent_at = None
+    started, over_budget = time.monotonic(), False
+    limit = settings.PREFLOOP_JOB_TIME_LIMITS.get(kind, float("inf"))
     eof = False
     sent_tail = ""
     while not eof:
@@ -109,20 +111,26 @@ def _supervise(*, job_id: int, worker: str, job_dir: Path, kind: str) -> str:
         if not alive:  # reaped or finished elsewhere: this copy must not go on
             _kill(child)
             return Status.FAILED
-        if stop_sent_at is None and services.job_cancel_requested(job_id=job_id):
-            (job_dir / "STOP").touch()
-            stop_sent_at = time.monotonic()
+        if stop_sent_at is None:
+            over_budget = time.monotonic() - started > limit
+            if over_budget or services.job_cancel_requested(job_id=job_id):
+                (job_dir / "STOP").touch()
+                stop_sent_at = time.monotonic()
         if stop_sent_at and time.monotonic() - stop_sent_at > settings.PREFLOOP_JOB_CANCEL_GRACE:
             _kill(child)
             child.wait()
-            services.job_finish(
-                job_id=job_id,
-                worker=worker,
-                status=Status.CANCELLED,
-                error="Killed: the job did not stop within the grace period.",
+            status = Status.FAILED if over_budget else Status.CANCELLED
+            error = (
+                _over_budget(limit, job_dir) if over_budget else "Killed: it did not stop in time."
             )
-            return Status.CANCELLED
+            services.job_finish(job_id=job_id, worker=worker, status=status, error=error)
+            return status
     code = child.wait()
+    if over_budget:
+        services.job_finish(
+            job_id=job_id, worker=worker, status=Status.FAILED, error=_over_budget(limit, job_dir)
+        )
+        return Status.FAILED
     return _conclude(
         job_id=job_id,
         worker=worker,
@@ -130,6 +138,14 @@ def _supervise(*, job_id: int, worker: str, job_dir: Path, kind: str) -> str:
         state=state,
         cancelled=stop_sent_at is not None,
         log=log,
+    )
+
+
+def _over_budget(limit: float, job_dir: Path) -> str:
+    return (
+        f"The job ran past its time limit of {int(limit)} s (PREFLOOP_JOB_TIME_LIMITS) and was "
+        f"stopped; it saved a checkpoint where it could, under {job_dir / 'model'}. To go on, "
+        'launch it again with "resume_from_checkpoint" set to that checkpoint directory.'
     )
 
 

@@ -203,6 +203,21 @@ PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models"
 PREFLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("PREFLOOP_JOB_HEARTBEAT_TIMEOUT", 60)
 # After a cancel, how long a job may take to save and stop before its process group is killed.
 PREFLOOP_JOB_CANCEL_GRACE = env_int("PREFLOOP_JOB_CANCEL_GRACE", 60)
+# Wall-clock budget per job kind, in seconds (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides one).
+# A job past its budget is asked to save and stop, then killed like a cancelled one, and fails.
+# Enforced by the worker's supervisor: Celery's own limits do not apply under the solo pool.
+PREFLOOP_JOB_TIME_LIMITS = {
+    kind: env_int(f"PREFLOOP_JOB_TIME_LIMIT_{kind.upper()}", default)
+    for kind, default in {
+        "reward": 12 * 3600, "dpo": 24 * 3600, "sft": 24 * 3600, "raft": 36 * 3600,
+        "ppo": 36 * 3600, "generate": 6 * 3600,
+    }.items()
+}  # fmt: skip
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= max(PREFLOOP_JOB_TIME_LIMITS.values()):
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be longer than the longest job time limit "
+        f"({max(PREFLOOP_JOB_TIME_LIMITS.values())} s), or Redis re-delivers running jobs."
+    )
 # An accelerate config file (`accelerate config` writes one) on a worker with several GPUs: DPO
 # and SFT jobs then run through `accelerate launch --config_file` with its processes. Empty: one
 # process.

@@ -238,3 +238,14 @@ def test_a_ppo_job_trains_a_policy_on_prompts(project, tiny_model, tiny_reward_m
     )
     assert job.output_model.role == "policy" and job.step == 2
     assert {"kl", "entropy"} <= set().union(*job.metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_job_past_its_time_limit_stops_and_fails(project, tiny_model, tmp_path, rows, settings):
+    settings.PREFLOOP_JOB_TIME_LIMITS = {"reward": 1}
+    job = reward_job(project, tiny_model, tmp_path, max_steps=100000)
+    assert runner.job_run(job_id=job.id, worker="test") == Status.FAILED
+    job.refresh_from_db()
+    assert "time limit of 1 s" in job.error and job.step < 100000
+    assert list((Path(job.output_dir) / "model").glob("checkpoint-*")), "no checkpoint saved"
