@@ -30,6 +30,7 @@ ALGORITHMS = {
     "generate": ("trainer.algorithms.generate", "GenerateConfig"),
     "raft": ("trainer.algorithms.raft", "RAFTConfig"),
     "ppo": ("trainer.algorithms.ppo", "PPOConfig"),
+    "rloo": ("trainer.algorithms.rloo", "RLOOConfig"),
 }
 
 
