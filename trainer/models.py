@@ -44,6 +44,7 @@ class TrainingJob(models.Model):
         REWARD = "reward", "Reward model"
         PPO = "ppo", "PPO"
         RAFT = "raft", "RAFT"
+        RLOO = "rloo", "RLOO"
         DPO = "dpo", "DPO"
         SFT = "sft", "SFT"
         GENERATE = "generate", "Generate"

@@ -249,3 +249,27 @@ def test_a_job_past_its_time_limit_stops_and_fails(project, tiny_model, tmp_path
     job.refresh_from_db()
     assert "time limit of 1 s" in job.error and job.step < 100000
     assert list((Path(job.output_dir) / "model").glob("checkpoint-*")), "no checkpoint saved"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_an_rloo_job_trains_a_policy_on_prompts(project, tiny_model, tiny_reward_model, tmp_path):
+    from annotator.models import Prompt
+
+    for i in range(4):
+        Prompt.objects.create(project=project, text=f"Say something about fish {i}.")
+    job = run_job(
+        project,
+        "rloo",
+        tmp_path,
+        {
+            "model_name_or_path": tiny_model,
+            "reward_model_path": tiny_reward_model,
+            "max_steps": 2,
+            "num_generations": 2,
+            "batch_size": 4,
+            "max_completion_length": 6,
+            "device": "cpu",
+        },
+    )
+    assert job.output_model.role == "policy" and job.step == 2
