@@ -155,3 +155,15 @@ def test_a_killed_worker_leaves_no_job_running(worker, tiny_model, tmp_path):
     assert services.jobs_reap(stale_after=timedelta(seconds=1)) == [job.id]
     job.refresh_from_db()
     assert job.status == Status.FAILED and "heartbeat" in job.error
+
+
+def test_a_job_cancelled_on_the_worker_saves_and_ends_cancelled(worker, tiny_model, tmp_path):
+    queue, _ = worker
+    job = reward_job(labeled_project(), tiny_model, tmp_path, max_steps=100000)
+    run_training_job.apply_async(args=[job.id], queue=queue)
+    wait_for(lambda: TrainingJob.objects.get(id=job.id).step >= 1, 240, "training to start")
+    services.job_cancel(job=TrainingJob.objects.get(id=job.id))
+    wait_for(lambda: TrainingJob.objects.get(id=job.id).is_finished, 120, "the job to stop")
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and job.step < 100000
+    assert list((Path(job.output_dir) / "model").glob("checkpoint-*")), "no checkpoint saved"
