@@ -5,6 +5,7 @@ The accelerate config says MULTI_GPU because that is the distributed type that m
 `device: cpu`, so each rank trains on the CPU and DDP talks over gloo.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -202,9 +203,9 @@ def test_a_rank_exits_when_the_worker_above_its_launcher_dies():
         f"subprocess.Popen([sys.executable, '-c', {launcher!r}], env=env); time.sleep(120)"
     )
     process = subprocess.Popen([sys.executable, "-c", worker], cwd=ROOT)
+    tree: list = []
     try:
         deadline = time.monotonic() + 60
-        tree: list = []
         while len(tree) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
             tree = psutil.Process(process.pid).children(recursive=True)
@@ -218,8 +219,10 @@ def test_a_rank_exits_when_the_worker_above_its_launcher_dies():
         assert exited(psutil, rank_process, timeout=30)
         assert launcher_process.is_running(), "the launcher itself does not watch the worker"
     finally:
-        for p in psutil.Process().children(recursive=True):
-            p.kill()
+        process.kill()
+        for p in tree:  # the launcher was handed to init when the worker died: not our child
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
 
 
 # --- Slow: real two-process DPO jobs ---------------------------------------------------------
