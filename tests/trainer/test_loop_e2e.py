@@ -52,6 +52,8 @@ def needs_postgres():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> str:
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process needs to share the test database (PostgreSQL)")
     # Built in a subprocess: torch never runs in this process, which forks the labelers.
     path = tmp_path_factory.mktemp("tiny") / "base"
     code = (
