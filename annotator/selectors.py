@@ -5,6 +5,7 @@ outside the user's projects is reported as missing, never as forbidden, so ids d
 """
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import (
     Count,
     IntegerField,
@@ -19,12 +20,14 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
+from annotator import sql
 from annotator.models import (
     Annotation,
     Assignment,
     Completion,
     Membership,
     Project,
+    Prompt,
     Task,
     TaskCompletion,
 )
@@ -71,30 +74,49 @@ def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 
 
 def project_get_for_member(*, project_id: int, user: AbstractBaseUser) -> tuple[Project, str]:
-    """The project and the user's role in it; 404 if they are not a member. One query."""
+    """The project and the user's role in it; 404 if they are not a member. One query,
+    written by hand because every labeling request runs it (see annotator/sql.py)."""
     if user.is_superuser:
-        project = Project.objects.filter(pk=project_id).first()
-        role = Membership.Role.ADMIN
+        statement = f"""SELECT {sql.columns(Project, "p")}, %s FROM {sql.table(Project)} p
+                        WHERE p.id = %s"""  # noqa: S608 -- table and column names only
+        params = [Membership.Role.ADMIN, project_id]
     else:
-        membership = (
-            Membership.objects.select_related("project")
-            .filter(project_id=project_id, user=user)
-            .first()
-        )
-        project, role = (membership.project, membership.role) if membership else (None, None)
-    if project is None:
+        statement = f"""
+            SELECT {sql.columns(Project, "p")}, m.role
+            FROM {sql.table(Membership)} m JOIN {sql.table(Project)} p ON p.id = m.project_id
+            WHERE m.project_id = %s AND m.user_id = %s
+        """  # noqa: S608 -- table and column names only
+        params = [project_id, user.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
         raise Http404("No such project.")
-    return project, role
+    *project, role = row
+    return sql.instance(Project, project), role
 
 
 def task_get_for_member(*, task_id: int, user: AbstractBaseUser) -> Task:
-    """A task in one of the user's projects; 404 otherwise."""
-    tasks = Task.objects.select_related("project")
+    """A task in one of the user's projects, with its project; 404 otherwise. One query."""
+    member = ""
+    params = [task_id]
     if not user.is_superuser:
-        tasks = tasks.filter(project__memberships__user=user)
-    task = tasks.filter(pk=task_id).first()
-    if task is None:
+        member = f"""AND EXISTS (SELECT 1 FROM {sql.table(Membership)} m
+                                 WHERE m.project_id = t.project_id AND m.user_id = %s)"""  # noqa: S608
+        params.append(user.pk)
+    statement = f"""
+        SELECT {sql.columns(Task, "t")}, {sql.columns(Project, "p")}
+        FROM {sql.table(Task)} t JOIN {sql.table(Project)} p ON p.id = t.project_id
+        WHERE t.id = %s {member}
+    """  # noqa: S608 -- table and column names only
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
         raise Http404("No such task.")
+    n = len(Task._meta.concrete_fields)
+    task = sql.instance(Task, row[:n])
+    task.project = sql.instance(Project, row[n:])
     return task
 
 
@@ -112,23 +134,29 @@ def assignment_with_task(*, assignment_id: int) -> Assignment:
 def lease_view(assignment: Assignment) -> dict:
     """What a labeler is shown: the prompt and the completions in the lease's order, in one
     query (the API's hot path)."""
-    rows = list(
-        TaskCompletion.objects.filter(task_id=assignment.task_id)
-        .select_related("completion", "task__prompt")
-        .only(
-            "completion__id", "completion__text", "task__kind", "task__project_id",
-            "task__prompt__text", "task__prompt__messages", "task__prompt__meta",
-        )
-    )  # fmt: skip
-    task = rows[0].task
-    by_id = {row.completion_id: row.completion for row in rows}
-    prompt = task.prompt
+    statement = f"""
+        SELECT t.id, t.kind, t.project_id, p.text, p.messages, p.meta, c.id, c.text
+        FROM {sql.table(TaskCompletion)} tc
+        JOIN {sql.table(Task)} t ON t.id = tc.task_id
+        JOIN {sql.table(Prompt)} p ON p.id = t.prompt_id
+        JOIN {sql.table(Completion)} c ON c.id = tc.completion_id
+        WHERE tc.task_id = %s
+    """  # noqa: S608 -- table names only
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [assignment.task_id])
+        rows = cursor.fetchall()
+    task_id, kind, project_id, text, messages, meta = rows[0][:6]
+    by_id = {row[6]: row[7] for row in rows}
     return {
-        "id": task.id,
-        "kind": task.kind,
-        "project": task.project_id,
-        "prompt": {"text": prompt.text, "messages": prompt.messages, "meta": prompt.meta},
-        "completions": [{"id": cid, "text": by_id[cid].text} for cid in assignment.shown_order],
+        "id": task_id,
+        "kind": kind,
+        "project": project_id,
+        "prompt": {
+            "text": text,
+            "messages": sql.value(Prompt, "messages", messages),
+            "meta": sql.value(Prompt, "meta", meta),
+        },
+        "completions": [{"id": cid, "text": by_id[cid]} for cid in assignment.shown_order],
         "expires_at": assignment.expires_at,
     }
 

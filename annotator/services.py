@@ -23,13 +23,14 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from annotator import sql
 from annotator.answers import validate_answer
 from annotator.exceptions import AlreadyAnswered, LeaseLost, NotAssigned, ServiceError
-from annotator.models import Annotation, Assignment, Membership, Project, Task
+from annotator.models import Annotation, Assignment, Membership, Project, Task, TaskCompletion
 from annotator.signals import annotation_created
 
 # How many candidate tasks a claim tries before answering "nothing left" when every one it
@@ -89,10 +90,23 @@ def labeler_simulated_ensure(*, project: Project, username: str) -> Token:
 
 
 def _is_simulated(labeler: AbstractBaseUser) -> bool:
-    return labeler.groups.filter(name=SIMULATED_GROUP).exists()
+    group, link = sql.table(Group), sql.table(get_user_model().groups.through)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT 1 FROM {link} l JOIN {group} g ON g.id = l.group_id
+                WHERE l.user_id = %s AND g.name = %s""",  # noqa: S608 -- table names only
+            [labeler.pk, SIMULATED_GROUP],
+        )
+        return cursor.fetchone() is not None
 
 
 # --- The queue ------------------------------------------------------------------------------
+#
+# "Next task" is the hot path of labeling (bench/labeling_load.py), so its statements are
+# written by hand (see annotator/sql.py): the ORM spent more CPU building them than the
+# database spent running them. Every one is portable SQL (PostgreSQL and SQLite).
+
+_LEASE_FIELDS = ("id", "task", "labeler", "status", "shown_order", "created_at", "expires_at")
 
 
 def _live_leases(now) -> Q:
@@ -101,27 +115,25 @@ def _live_leases(now) -> Q:
 
 def _claim_candidate(
     *, project_id: int, labeler_id: int, now, tried: list[int]
-) -> tuple[int, int, int, bool] | None:
+) -> tuple[int, bool] | None:
     """The first task this labeler may take, in serving order, locked where the database can
     (`FOR UPDATE SKIP LOCKED`: tasks other claimers hold are passed over, not waited for).
 
-    Returns (task id, annotation count, overlap, renew): `renew` says the labeler holds an
-    expired lease on it, the only lease of theirs a claimable task can have. Written as SQL
-    because it runs on every "next task" and the ORM took longer to build this statement
-    than the database took to run it. Every subquery is a scalar one on purpose: one index
-    probe per candidate, walked in the queue index's order until the first fit. (NOT EXISTS
-    and EXISTS let PostgreSQL plan an anti-join or a hash over all the labeler's leases,
-    which grows with everything they ever labeled.)
+    Returns (task id, renew): `renew` says the labeler holds an expired lease on it, the only
+    lease of theirs a claimable task can have. Every subquery is a scalar one on purpose: one
+    index probe per candidate, walked in the queue index's order until the first fit. (NOT
+    EXISTS and EXISTS let PostgreSQL plan an anti-join or a hash over all the labeler's
+    leases, which grows with everything they ever labeled.)
     """
-    task, lease = Task._meta.db_table, Assignment._meta.db_table
-    ops, features = connection.ops, connection.features
-    at = ops.adapt_datetimefield_value(now)
+    task, lease = sql.table(Task), sql.table(Assignment)
+    features = connection.features
+    at = connection.ops.adapt_datetimefield_value(now)
     lock = ""
     if features.has_select_for_update_skip_locked and features.has_select_for_update_of:
         lock = "FOR UPDATE OF t SKIP LOCKED"
     not_tried = f"AND t.id NOT IN ({', '.join(['%s'] * len(tried))})" if tried else ""
-    sql = f"""
-        SELECT t.id, t.annotation_count, t.overlap,
+    statement = f"""
+        SELECT t.id,
                (SELECT COUNT(*) FROM {lease} r WHERE r.task_id = t.id AND r.labeler_id = %s)
         FROM {task} t
         WHERE t.project_id = %s AND NOT t.is_complete {not_tried}
@@ -141,25 +153,29 @@ def _claim_candidate(
     params = [labeler_id, project_id, *tried, Status.ACTIVE, at, labeler_id]
     params += [Status.SUBMITTED, Status.SKIPPED, at]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    task_id, annotation_count, overlap, renew = row
-    return task_id, annotation_count, overlap, bool(renew)
+    return row[0], bool(row[1])
 
 
 def _resume_lease(*, project_id: int, labeler_id: int, now) -> Assignment | None:
-    return (
-        Assignment.objects.filter(
-            _live_leases(now),
-            labeler_id=labeler_id,
-            task__project_id=project_id,
-            task__is_complete=False,
-        )
-        .order_by("created_at")
-        .first()
-    )
+    """The labeler's live lease on an open task of this project, if they hold one."""
+    task, lease = sql.table(Task), sql.table(Assignment)
+    statement = f"""
+        SELECT {sql.columns(Assignment, "a", _LEASE_FIELDS)}
+        FROM {lease} a JOIN {task} t ON t.id = a.task_id
+        WHERE a.labeler_id = %s AND a.status = %s AND a.expires_at > %s
+          AND t.project_id = %s AND NOT t.is_complete
+        ORDER BY a.created_at
+        LIMIT 1
+    """  # noqa: S608 -- table and column names only
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [labeler_id, Assignment.Status.ACTIVE, at, project_id])
+        row = cursor.fetchone()
+    return None if row is None else sql.instance(Assignment, row, _LEASE_FIELDS)
 
 
 def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignment | None:
@@ -168,58 +184,105 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
     with transaction.atomic():
         # One claim at a time per labeler: a second tab or a double click waits here, then
         # resumes the lease the first one took instead of taking a second task.
-        _lock_labeler(labeler)
+        _lock_labeler(labeler.pk)
         now = timezone.now()
-        resumed = _resume_lease(project_id=project.id, labeler_id=labeler.id, now=now)
+        resumed = _resume_lease(project_id=project.id, labeler_id=labeler.pk, now=now)
         if resumed is not None:
             return resumed
         for _ in range(_CLAIM_ATTEMPTS):
             row = _claim_candidate(
-                project_id=project.id, labeler_id=labeler.id, now=now, tried=tried
+                project_id=project.id, labeler_id=labeler.pk, now=now, tried=tried
             )
             if row is None:
                 return None
-            task_id, annotation_count, overlap, renew = row
-            # Counted after the lock, in a new statement: sees every lease committed by
-            # claimers that held this lock before us.
-            live = (
-                Assignment.objects.filter(_live_leases(now), task_id=task_id)
-                .exclude(labeler_id=labeler.id)
-                .count()
+            task_id, renew = row
+            leased = _lease(
+                task_id=task_id, labeler_id=labeler.pk, project=project, now=now, renew=renew
             )
-            if annotation_count + live < overlap:
-                return _lease(
-                    task_id=task_id, labeler=labeler, project=project, now=now, renew=renew
-                )
+            if leased is not None:
+                return leased
             tried.append(task_id)
     return None
 
 
-def _lock_labeler(labeler: AbstractBaseUser) -> None:
+def _lock_labeler(labeler_id: int) -> None:
+    if not connection.features.has_select_for_update:
+        return  # SQLite: the IMMEDIATE transaction already holds the database's write lock
     # NO KEY UPDATE: does not block the foreign-key checks of the labeler's own inserts.
-    users = get_user_model().objects.select_for_update(no_key=True)
-    list(users.filter(pk=labeler.pk).values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {sql.table(get_user_model())} WHERE id = %s FOR NO KEY UPDATE",  # noqa: S608
+            [labeler_id],
+        )
 
 
 def _lease(
-    *, task_id: int, labeler: AbstractBaseUser, project: Project, now, renew: bool
-) -> Assignment:
+    *, task_id: int, labeler_id: int, project: Project, now, renew: bool
+) -> Assignment | None:
+    """Lease the locked candidate task to the labeler, or None if its overlap is covered.
+
+    The check and the write are one statement, run after the task's row lock was taken, so
+    its counts see every lease and answer committed by the claimers who held that lock
+    before us (a claim by conditional insert or update).
+    """
+    task, lease = sql.table(Task), sql.table(Assignment)
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    if renew:
-        Assignment.objects.filter(
-            task_id=task_id, labeler=labeler, status=Assignment.Status.ACTIVE
-        ).update(expires_at=expires_at)
-        return Assignment.objects.get(task_id=task_id, labeler=labeler)
-    completion_ids = list(
-        Task.completions.through.objects.filter(task_id=task_id)
-        .order_by("position")
-        .values_list("completion_id", flat=True)
-    )
-    # Shown in a fresh random order per lease, to cancel position bias.
-    shown = random.sample(completion_ids, len(completion_ids))
-    return Assignment.objects.create(
-        task_id=task_id, labeler=labeler, shown_order=shown, expires_at=expires_at
-    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    has_room = f"""
+        (SELECT t.annotation_count FROM {task} t WHERE t.id = %s) + (
+            SELECT COUNT(*) FROM {lease} l
+            WHERE l.task_id = %s AND l.status = %s AND l.expires_at > %s AND l.labeler_id <> %s
+        ) < (SELECT t.overlap FROM {task} t WHERE t.id = %s)
+    """  # noqa: S608 -- table names only
+    room_params = [task_id, task_id, Assignment.Status.ACTIVE, at, labeler_id, task_id]
+    expires_param = connection.ops.adapt_datetimefield_value(expires_at)
+    with connection.cursor() as cursor:
+        if renew:
+            cursor.execute(
+                f"""UPDATE {lease} SET expires_at = %s
+                    WHERE task_id = %s AND labeler_id = %s AND status = %s AND {has_room}
+                    RETURNING id, shown_order, created_at""",  # noqa: S608
+                [expires_param, task_id, labeler_id, Assignment.Status.ACTIVE, *room_params],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            lease_id, shown, created_at = row
+            shown = sql.value(Assignment, "shown_order", shown)
+            created_at = sql.value(Assignment, "created_at", created_at)
+        else:
+            cursor.execute(
+                f"SELECT completion_id FROM {sql.table(TaskCompletion)} "  # noqa: S608
+                "WHERE task_id = %s ORDER BY position",
+                [task_id],
+            )
+            completion_ids = [cid for (cid,) in cursor.fetchall()]
+            # Shown in a fresh random order per lease, to cancel position bias.
+            shown = random.sample(completion_ids, len(completion_ids))
+            created_at = now
+            cursor.execute(
+                f"""INSERT INTO {lease}
+                        (task_id, labeler_id, status, shown_order, created_at, expires_at,
+                         skip_reason)
+                    SELECT %s, %s, %s, %s, %s, %s, %s WHERE {has_room}
+                    RETURNING id""",  # noqa: S608
+                [
+                    task_id, labeler_id, Assignment.Status.ACTIVE,
+                    sql.param(Assignment, "shown_order", shown), at, expires_param, "",
+                    *room_params,
+                ],
+            )  # fmt: skip
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            lease_id = row[0]
+    return sql.loaded(
+        Assignment(
+            id=lease_id, task_id=task_id, labeler_id=labeler_id,
+            status=Assignment.Status.ACTIVE, shown_order=shown, created_at=created_at,
+            expires_at=expires_at,
+        )
+    )  # fmt: skip
 
 
 def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Assignment:
@@ -270,8 +333,9 @@ def annotation_submit(
                 is_simulated=is_simulated,
             )  # fmt: skip
     except IntegrityError:
-        # Unreachable while the task's row lock (PostgreSQL) or the write lock (SQLite) is
-        # held; elsewhere the unique constraint holds and the labeler is told why. Caught out
+        # A second submit of the same answer that waited on the task's row lock read the
+        # lease as it was before the first one committed; the unique constraint on
+        # (task, labeler) stops it, and the labeler is told which answer stands. Caught out
         # here rather than around the insert, which spares a savepoint on every submit.
         answered_id = _answer_id(task=task, labeler=labeler)
         if answered_id is None:
@@ -289,59 +353,73 @@ def _answer_id(*, task: Task, labeler: AbstractBaseUser) -> int | None:
 def _submit(
     *, task: Task, labeler: AbstractBaseUser, answer: dict, time_spent_ms, is_simulated: bool
 ) -> SubmitResult:
-    # The same row lock as claims take, so submit and claim counts never interleave.
-    locked = Task.objects.select_for_update().get(pk=task.pk)
-    answers = Annotation.objects.filter(task=locked, labeler=labeler).values_list("id")
-    # The lease and any earlier answer in one query (an answer can outlive its lease).
-    assignment = (
-        Assignment.objects.filter(task=locked, labeler=labeler)
-        .annotate(answered_id=Subquery(answers[:1]))
-        .first()
-    )
-    answered_id = assignment.answered_id if assignment else _answer_id(task=locked, labeler=labeler)
+    # The same row lock as claims take, so submit and claim counts never interleave; the
+    # lease and any earlier answer (which can outlive its lease) come in the same statement.
+    lock = "FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
+    statement = f"""
+        SELECT t.annotation_count, t.overlap, t.kind, t.project_id,
+               (SELECT n.id FROM {sql.table(Annotation)} n
+                WHERE n.task_id = t.id AND n.labeler_id = %s),
+               {sql.columns(Assignment, "a", _LEASE_FIELDS)}
+        FROM {sql.table(Task)} t
+        LEFT JOIN {sql.table(Assignment)} a ON a.task_id = t.id AND a.labeler_id = %s
+        WHERE t.id = %s {lock}
+    """  # noqa: S608 -- table and column names only
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [labeler.pk, labeler.pk, task.pk])
+        annotation_count, overlap, kind, project_id, answered_id, *lease = cursor.fetchone()
     if answered_id is not None:
         raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
-    if assignment is None:
+    if lease[0] is None:
         raise NotAssigned("You do not hold this task; ask for the next task first.")
+    assignment = sql.instance(Assignment, lease, _LEASE_FIELDS)
     if assignment.status == Assignment.Status.SKIPPED:
         raise NotAssigned("You skipped this task; it can no longer be answered.")
     fields = validate_answer(
-        task=locked, project=task.project, shown_order=assignment.shown_order, answer=answer
+        task=task, project=task.project, shown_order=assignment.shown_order, answer=answer
     )
     now = timezone.now()
     late = assignment.expires_at <= now
-    if late and _overlap_covered(task=locked, labeler=labeler, now=now):
+    if late and _overlap_covered(
+        task_id=task.pk, labeler=labeler, annotation_count=annotation_count, overlap=overlap,
+        now=now,
+    ):  # fmt: skip
         raise LeaseLost(
             "Your lease on this task expired and other labelers have since covered it; "
             "your answer was not stored. Ask for the next task."
         )
-    annotation = Annotation.objects.create(
-        task=locked,
-        labeler=labeler,
-        assignment=assignment,
-        kind=locked.kind,
-        shown_order=assignment.shown_order,
-        time_spent_ms=time_spent_ms,
-        is_simulated=is_simulated,
-        **fields,
-    )
-    Assignment.objects.filter(pk=assignment.pk).update(
-        status=Assignment.Status.SUBMITTED, finished_at=now
-    )
-    count = locked.annotation_count + 1
-    Task.objects.filter(pk=locked.pk).update(
-        annotation_count=count, is_complete=count >= locked.overlap
-    )
+    annotation = sql.insert(
+        Annotation(
+            task_id=task.pk, labeler_id=labeler.pk, assignment_id=assignment.pk, kind=kind,
+            shown_order=assignment.shown_order, time_spent_ms=time_spent_ms,
+            is_simulated=is_simulated, **fields,
+        )
+    )  # fmt: skip
+    count = annotation_count + 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {sql.table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",  # noqa: S608
+            [Assignment.Status.SUBMITTED, connection.ops.adapt_datetimefield_value(now),
+             assignment.pk],
+        )  # fmt: skip
+        cursor.execute(
+            f"UPDATE {sql.table(Task)} SET annotation_count = %s, is_complete = %s WHERE id = %s",  # noqa: S608
+            [count, count >= overlap, task.pk],
+        )
     transaction.on_commit(
         lambda: annotation_created.send(
-            sender=Annotation, annotation_id=annotation.id, project_id=locked.project_id
+            sender=Annotation, annotation_id=annotation.id, project_id=project_id
         )
     )
     return SubmitResult(annotation=annotation, late=late)
 
 
-def _overlap_covered(*, task: Task, labeler: AbstractBaseUser, now) -> bool:
+def _overlap_covered(
+    *, task_id: int, labeler: AbstractBaseUser, annotation_count: int, overlap: int, now
+) -> bool:
     live_others = (
-        Assignment.objects.filter(_live_leases(now), task=task).exclude(labeler=labeler).count()
+        Assignment.objects.filter(_live_leases(now), task_id=task_id)
+        .exclude(labeler=labeler)
+        .count()
     )
-    return task.annotation_count + live_others >= task.overlap
+    return annotation_count + live_others >= overlap
