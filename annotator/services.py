@@ -89,17 +89,6 @@ def labeler_simulated_ensure(*, project: Project, username: str) -> Token:
         return Token.objects.get_or_create(user=user)[0]
 
 
-def _is_simulated(labeler: AbstractBaseUser) -> bool:
-    group, link = sql.table(Group), sql.table(get_user_model().groups.through)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT 1 FROM {link} l JOIN {group} g ON g.id = l.group_id
-                WHERE l.user_id = %s AND g.name = %s""",  # noqa: S608 -- table names only
-            [labeler.pk, SIMULATED_GROUP],
-        )
-        return cursor.fetchone() is not None
-
-
 # --- The queue ------------------------------------------------------------------------------
 #
 # "Next task" is the hot path of labeling (bench/labeling_load.py), so its statements are
@@ -325,7 +314,6 @@ def annotation_submit(
     yet covered by others; otherwise LeaseLost says so. Nothing is ever dropped silently.
     A simulated labeler's answers are always marked simulated.
     """
-    is_simulated = is_simulated or _is_simulated(labeler)
     try:
         with transaction.atomic():
             return _submit(
@@ -355,19 +343,26 @@ def _submit(
 ) -> SubmitResult:
     # The same row lock as claims take, so submit and claim counts never interleave; the
     # lease and any earlier answer (which can outlive its lease) come in the same statement.
+    # Whether the labeler is a simulated one comes along too.
     lock = "FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
+    user_groups = sql.table(get_user_model().groups.through)
     statement = f"""
         SELECT t.annotation_count, t.overlap, t.kind, t.project_id,
                (SELECT n.id FROM {sql.table(Annotation)} n
                 WHERE n.task_id = t.id AND n.labeler_id = %s),
+               (SELECT COUNT(*) FROM {user_groups} ug JOIN {sql.table(Group)} g
+                  ON g.id = ug.group_id WHERE ug.user_id = %s AND g.name = %s),
                {sql.columns(Assignment, "a", _LEASE_FIELDS)}
         FROM {sql.table(Task)} t
         LEFT JOIN {sql.table(Assignment)} a ON a.task_id = t.id AND a.labeler_id = %s
         WHERE t.id = %s {lock}
     """  # noqa: S608 -- table and column names only
+    params = [labeler.pk, labeler.pk, SIMULATED_GROUP, labeler.pk, task.pk]
     with connection.cursor() as cursor:
-        cursor.execute(statement, [labeler.pk, labeler.pk, task.pk])
-        annotation_count, overlap, kind, project_id, answered_id, *lease = cursor.fetchone()
+        cursor.execute(statement, params)
+        annotation_count, overlap, kind, project_id, answered_id, simulated, *lease = (
+            cursor.fetchone()
+        )
     if answered_id is not None:
         raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
     if lease[0] is None:
@@ -392,7 +387,7 @@ def _submit(
         Annotation(
             task_id=task.pk, labeler_id=labeler.pk, assignment_id=assignment.pk, kind=kind,
             shown_order=assignment.shown_order, time_spent_ms=time_spent_ms,
-            is_simulated=is_simulated, **fields,
+            is_simulated=is_simulated or bool(simulated), **fields,
         )
     )  # fmt: skip
     count = annotation_count + 1
