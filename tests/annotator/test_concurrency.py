@@ -23,7 +23,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from annotator import services
-from annotator.exceptions import LeaseLost
+from annotator.exceptions import AlreadyAnswered, LeaseLost
 from annotator.models import Annotation, Assignment, Membership, Project, Task
 from tests.conftest import api_client_for
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
@@ -202,6 +202,31 @@ def test_it_gives_one_lease_to_a_labeler_clicking_next_from_many_tabs(postgres_o
     assert [e for t in traces for e in t.errors] == []
     assert len(set(got)) == 1
     assert Assignment.objects.filter(labeler=bob).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_one_answer_when_a_labeler_submits_from_many_tabs_at_once(postgres_only):
+    project, (bob,) = _project_with_labelers(overlap=2, labelers=1, tasks=1)
+    task = services.task_claim_next(project=project, labeler=bob).task
+    outcomes: list[tuple[str, int]] = []
+
+    def submit(trace: Trace, choice: str) -> None:
+        try:
+            result = services.annotation_submit(task=task, labeler=bob, answer={"choice": choice})
+            outcomes.append(("stored", result.annotation.id))
+        except AlreadyAnswered as exc:
+            outcomes.append(("already", exc.annotation_id))
+
+    traces = _run_threads(submit, [(random.choice("ab"),) for _ in range(16)])
+
+    assert [e for t in traces for e in t.errors] == []
+    stored = Annotation.objects.get(task=task, labeler=bob)  # exactly one
+    assert sorted(kind for kind, _ in outcomes) == ["already"] * 15 + ["stored"]
+    assert {annotation_id for _, annotation_id in outcomes} == {stored.id}
+    task.refresh_from_db()
+    assert (task.annotation_count, task.is_complete) == (1, False)
+    assert Assignment.objects.get(task=task, labeler=bob).status == Assignment.Status.SUBMITTED
 
 
 @pytest.mark.postgres
