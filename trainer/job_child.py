@@ -31,6 +31,7 @@ ALGORITHMS = {
     "raft": ("trainer.algorithms.raft", "RAFTConfig"),
     "ppo": ("trainer.algorithms.ppo", "PPOConfig"),
     "rloo": ("trainer.algorithms.rloo", "RLOOConfig"),
+    "grpo": ("trainer.algorithms.grpo", "GRPOConfig"),
 }
 
 

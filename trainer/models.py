@@ -45,6 +45,7 @@ class TrainingJob(models.Model):
         PPO = "ppo", "PPO"
         RAFT = "raft", "RAFT"
         RLOO = "rloo", "RLOO"
+        GRPO = "grpo", "GRPO"
         DPO = "dpo", "DPO"
         SFT = "sft", "SFT"
         GENERATE = "generate", "Generate"

@@ -20,7 +20,7 @@ from trainer.models import TrainingJob
 
 Kind = TrainingJob.Kind
 LABEL_KINDS = {Kind.REWARD, Kind.DPO, Kind.SFT}
-PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO, Kind.RLOO}
+PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO, Kind.RLOO, Kind.GRPO}
 _LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
 

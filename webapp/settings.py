@@ -210,7 +210,7 @@ PREFLOOP_JOB_TIME_LIMITS = {
     kind: env_int(f"PREFLOOP_JOB_TIME_LIMIT_{kind.upper()}", default)
     for kind, default in {
         "reward": 12 * 3600, "dpo": 24 * 3600, "sft": 24 * 3600, "raft": 36 * 3600,
-        "ppo": 36 * 3600, "rloo": 36 * 3600, "generate": 6 * 3600,
+        "ppo": 36 * 3600, "rloo": 36 * 3600, "grpo": 36 * 3600, "generate": 6 * 3600,
     }.items()
 }  # fmt: skip
 if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= max(PREFLOOP_JOB_TIME_LIMITS.values()):

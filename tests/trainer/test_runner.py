@@ -253,14 +253,17 @@ def test_a_job_past_its_time_limit_stops_and_fails(project, tiny_model, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_an_rloo_job_trains_a_policy_on_prompts(project, tiny_model, tiny_reward_model, tmp_path):
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+def test_an_rloo_or_grpo_job_trains_a_policy_on_prompts(
+    project, tiny_model, tiny_reward_model, tmp_path, kind
+):
     from annotator.models import Prompt
 
     for i in range(4):
         Prompt.objects.create(project=project, text=f"Say something about fish {i}.")
     job = run_job(
         project,
-        "rloo",
+        kind,
         tmp_path,
         {
             "model_name_or_path": tiny_model,

@@ -252,6 +252,27 @@ def test_it_parses_bools_optional_numbers_and_json(client, project, alice, delay
     assert config["reward_model_path"] == "/rm" and config["model_name_or_path"] == "var/tiny"
 
 
+def test_it_launches_a_grpo_job_with_its_own_settings(client, project, alice, delay):
+    rm = ModelVersion.objects.create(project=project, name="rm", role="reward", path="/rm")
+    base = ModelVersion.objects.create(project=project, name="base", role="policy", path="/b")
+    client.force_login(alice)
+    page = client.get(new_url(project, "grpo")).content.decode()
+    assert 'name="config__loss_type"' in page and 'name="config__scale_rewards"' in page
+    form = {
+        "input_model": str(base.id),
+        "reward_model": str(rm.id),
+        "config__loss_type": "dr_grpo",
+        "config__scale_rewards": "none",
+        "config__beta": "0.04",
+    }
+    assert client.post(new_url(project, "grpo"), form).status_code == 302
+    job = TrainingJob.objects.get()
+    assert job.kind == "grpo"
+    assert (job.config["loss_type"], job.config["scale_rewards"]) == ("dr_grpo", "none")
+    assert job.config["beta"] == 0.04 and job.config["epsilon"] == 0.2
+    assert job.config["reward_model_path"] == "/rm" and job.config["model_name_or_path"] == "/b"
+
+
 def test_it_names_each_bad_field_and_launches_nothing(client, project, alice, delay):
     client.force_login(alice)
     form = {
@@ -299,7 +320,7 @@ def test_it_refuses_a_model_of_another_project(client, project, alice, delay):
     assert not TrainingJob.objects.exists()
 
 
-@pytest.mark.parametrize("kind", ["reward", "dpo", "sft", "ppo", "raft", "generate"])
+@pytest.mark.parametrize("kind", ["reward", "dpo", "sft", "ppo", "raft", "rloo", "grpo", "generate"])
 def test_it_offers_only_dataset_fields_the_snapshot_accepts(kind):
     samples = {"int": 2, "float": 0.5, "split": "train"}
     dataset = {f.name: samples[f.type] for f in dataset_form_fields(kind)}

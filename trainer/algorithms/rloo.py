@@ -44,7 +44,8 @@ class RLOOConfig:
     num_generations: int = field(
         default=4,
         metadata={
-            "help": "Completions sampled per prompt (k, at least 2): the leave-one-out group."
+            "help": "Completions sampled per prompt (k, at least 2): the group each one is "
+            "compared with."
         },
     )
     max_completion_length: int = field(
@@ -171,11 +172,11 @@ def training_arguments(config: RLOOConfig, output_dir: Path) -> dict:
     }
 
 
-def check_config(config: RLOOConfig) -> None:
+def check_config(config: RLOOConfig, name: str = "RLOO") -> None:
     if not config.reward_model_path:
-        raise TrainingError("RLOO needs reward_model_path: a trained reward model.")
+        raise TrainingError(f"{name} needs reward_model_path: a trained reward model.")
     if config.num_generations < 2:
-        raise TrainingError("RLOO needs num_generations >= 2 (the leave-one-out baseline).")
+        raise TrainingError(f"{name} needs num_generations >= 2 (a group to compare with).")
     per_step = config.batch_size * config.gradient_accumulation_steps
     if per_step % config.num_generations:
         raise TrainingError(
@@ -194,18 +195,40 @@ def train(
     should_stop: StopCheck | None = None,
 ) -> dict:
     """Run RLOO on prompt rows; returns final metrics (see common for the contract)."""
-    from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import RLOOConfig as TrlRLOOConfig
     from trl import RLOOTrainer
 
-    check_config(config)
+    return train_online(
+        config, rows, output_dir, algorithm="rloo", trl_config=TrlRLOOConfig,
+        trainer_class=RLOOTrainer, extra_arguments={}, progress=progress,
+        should_stop=should_stop,
+    )  # fmt: skip
+
+
+def train_online(
+    config: RLOOConfig,
+    rows: list[dict],
+    output_dir: str | Path,
+    *,
+    algorithm: str,
+    trl_config: type,
+    trainer_class: type,
+    extra_arguments: dict,
+    progress: ProgressCallback | None,
+    should_stop: StopCheck | None,
+) -> dict:
+    """A TRL online trainer (RLOOTrainer, GRPOTrainer) on prompt rows, rewarded by our model."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    name = algorithm.upper()
+    check_config(config, name)
     if not rows:
-        raise TrainingError("RLOO needs at least one prompt row.")
+        raise TrainingError(f"{name} needs at least one prompt row.")
     set_seed(config.seed)
     output_dir = Path(output_dir)
     train_set = Dataset.from_list(prompt_rows(rows))
-    args = TrlRLOOConfig(**training_arguments(config, output_dir))
+    args = trl_config(**training_arguments(config, output_dir), **extra_arguments)
     tokenizer = AutoTokenizer.from_pretrained(config.model_name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -219,7 +242,7 @@ def train(
     reward = ModelReward(scorer)
 
     def build(callback):
-        return RLOOTrainer(
+        return trainer_class(
             model=config.model_name_or_path,
             reward_funcs=reward,
             args=args,
@@ -228,7 +251,7 @@ def train(
             callbacks=[callback],
         )
 
-    return run_trainer(build, config, output_dir, "rloo", False, progress, should_stop)
+    return run_trainer(build, config, output_dir, algorithm, False, progress, should_stop)
 
 
 def main(argv: list[str] | None = None) -> dict:
