@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 # Names that are not curves: the x axis itself, and the stop flag the PPO loop reports.
-NOT_PLOTTED = {"step", "stopped"}
+NOT_PLOTTED = {"step", "stopped", "elapsed_s"}
 # Charts of these come first, in this order; the rest follow by name.
 FIRST = ("loss", "reward", "kl", "accuracy")
 # A chart never draws more points than this; longer series are thinned evenly.

@@ -90,9 +90,9 @@ def _supervise(*, job_id: int, worker: str, job_dir: Path, kind: str) -> str:
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(child.stdout, lines), daemon=True).start()
     log: deque[str] = deque(maxlen=200)
-    state = {"step": None, "total": None, "final": None, "error": None}
-    stop_sent_at = None
     started, over_budget = time.monotonic(), False
+    state = {"step": None, "total": None, "final": None, "error": None, "started": started}
+    stop_sent_at = None
     limit = settings.PREFLOOP_JOB_TIME_LIMITS.get(kind, float("inf"))
     eof = False
     sent_tail = ""
@@ -168,7 +168,9 @@ def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], boo
             continue
         if "step" in msg:
             state["step"], state["total"] = msg["step"], msg.get("total")
-            metrics.append({"step": msg["step"], **msg.get("metrics", {})})
+            # elapsed_s: seconds since the training process started, for the ETA.
+            elapsed = round(time.monotonic() - state["started"], 2)
+            metrics.append({"step": msg["step"], "elapsed_s": elapsed, **msg.get("metrics", {})})
         elif "final" in msg:
             state["final"] = msg["final"]
         elif "error" in msg:

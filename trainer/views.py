@@ -199,14 +199,22 @@ def duration(seconds: float) -> str:
 
 
 def progress_view(job: TrainingJob, now) -> dict:
-    """Step, total, percent, elapsed time and ETA (from the step rate since started_at)."""
+    """Step, total, percent, elapsed time and ETA.
+
+    The ETA comes from the step rate between the first and the last logged step, so neither
+    the model loading before step one nor the steps a resumed job starts from count; with
+    fewer than two timed steps, from the rate since started_at."""
     total = job.total_steps or 0
     percent = min(100, int(100 * job.step / total)) if total else None
     end = job.finished_at or now
     elapsed = (end - job.started_at).total_seconds() if job.started_at else None
     eta = None
-    if job.status == Status.RUNNING and total and job.step > 0 and elapsed and elapsed > 0:
-        eta = max(total - job.step, 0) * elapsed / job.step
+    if job.status == Status.RUNNING and total and job.step > 0:
+        rate = _step_rate(job.metrics or [])
+        if rate is None and elapsed and elapsed > 0:
+            rate = job.step / elapsed
+        if rate:
+            eta = max(total - job.step, 0) / rate
     heartbeat = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
     return {
         "step": job.step,
@@ -217,6 +225,21 @@ def progress_view(job: TrainingJob, now) -> dict:
         "eta_at": now + timedelta(seconds=eta) if eta is not None else None,
         "heartbeat_age": duration(heartbeat) if heartbeat is not None else "",
     }
+
+
+def _step_rate(metrics: list[dict]) -> float | None:
+    """Steps per second between the first and the last row timed by the runner."""
+    timed = [
+        (row["step"], row["elapsed_s"])
+        for row in metrics
+        if all(isinstance(row.get(key), int | float) for key in ("step", "elapsed_s"))
+    ]
+    if len(timed) < 2:
+        return None
+    (first_step, first_at), (last_step, last_at) = timed[0], timed[-1]
+    if last_step <= first_step or last_at <= first_at:
+        return None
+    return (last_step - first_step) / (last_at - first_at)
 
 
 def _live_context(job: TrainingJob, notice: str = "", error: str = "") -> dict:

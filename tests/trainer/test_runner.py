@@ -76,6 +76,8 @@ def test_it_runs_a_job_to_a_registered_model(project, tiny_model, tmp_path, rows
     assert (job.step, job.total_steps, job.snapshot_rows) == (3, 3, 24)
     assert len(job.snapshot_sha256) == 64
     assert [m["step"] for m in job.metrics if "train_loss" in m] == [1, 2, 3]
+    timings = [m["elapsed_s"] for m in job.metrics]  # for the job page's ETA
+    assert timings == sorted(timings) and timings[0] > 0
     model = job.output_model
     assert model.role == "reward" and model.job_id == job.id
     assert (Path(job.output_dir) / "model" / "prefloop_config.json").is_file()

@@ -252,6 +252,20 @@ def test_it_parses_bools_optional_numbers_and_json(client, project, alice, delay
     assert config["reward_model_path"] == "/rm" and config["model_name_or_path"] == "var/tiny"
 
 
+def test_the_eta_of_a_resumed_job_counts_only_the_steps_it_ran(client, project, alice):
+    # Resumed at step 500 of 1000; the runner timed its steps: 501 at 30 s (after loading
+    # the model), 510 at 39 s, so 1 step/s and 490 steps to go.
+    metrics = [{"step": 501, "elapsed_s": 30.0, "loss": 1.0}]
+    metrics += [{"step": 502 + i, "elapsed_s": 31.0 + i, "loss": 0.9} for i in range(9)]
+    job = running_job(project, steps=510, total=1000, metrics=metrics)
+    job.started_at = timezone.now() - timedelta(seconds=40)
+    job.save()
+    client.force_login(alice)
+    page = client.get(job_url(job)).content.decode()
+    assert "ETA 8 min 10 s" in page
+    assert page.count("<svg") == 1  # loss only: the step timing is not plotted
+
+
 def test_it_launches_a_grpo_job_with_its_own_settings(client, project, alice, delay):
     rm = ModelVersion.objects.create(project=project, name="rm", role="reward", path="/rm")
     base = ModelVersion.objects.create(project=project, name="base", role="policy", path="/b")
