@@ -27,7 +27,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from annotator.export.rows import prompt_text
+from annotator.export.rows import prompt_native
 from annotator.models import Annotation, Kind, Project
 from trainer import evaluation
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
@@ -483,7 +483,7 @@ def fresh_accuracy_cutoff(*, model_version: ModelVersion) -> datetime:
 
 @dataclass(frozen=True)
 class FreshComparison:
-    prompt: str
+    prompt: str | list[dict]  # a chat prompt stays its messages, as in training snapshots
     chosen: str
     rejected: str
     simulated: bool
@@ -493,8 +493,8 @@ def fresh_comparisons(
     *, model_version: ModelVersion, cutoff: datetime, limit: int
 ) -> list[FreshComparison]:
     """Pairwise preferences of the model's project labelled after `cutoff`, newest first (at
-    most `limit`). The prompt is rendered as the preference export renders it, which is how
-    the reward model saw its training rows. One query."""
+    most `limit`). The prompt comes as in the training snapshot (text, or a chat's messages),
+    which is how the reward model saw its training rows. One query."""
     rows = (
         Annotation.objects.filter(
             task__project_id=model_version.project_id,
@@ -514,7 +514,7 @@ def fresh_comparisons(
         )[:limit]
     )
     return [
-        FreshComparison(prompt_text(text, messages), chosen, rejected, bool(simulated))
+        FreshComparison(prompt_native(text, messages), chosen, rejected, bool(simulated))
         for text, messages, chosen, rejected, simulated in rows
     ]
 

@@ -1,8 +1,10 @@
 """Freeze the rows a job trains on, with their hash and count.
 
-Label-based kinds (reward, dpo, sft) take the export's own JSONL bytes (annotator/export), so
-the snapshot's sha256 equals what `GET /api/v1/projects/{id}/export/` returns for the same
-parameters and `until`: every model can say exactly which labels it was trained on.
+Label-based kinds (reward, dpo, sft) take the export's own JSONL bytes (annotator/export): the
+rows of `GET /api/v1/projects/{id}/export/` for the same parameters and `until`, except that a
+chat prompt stays its list of messages (SNAPSHOT_SCHEMA), so the training code renders it with
+the chat template exactly as the policy is prompted when it generates. For plain-text prompts
+the bytes, and so the sha256, are the export's: every model can say which labels it saw.
 Prompt-based kinds (generate, raft, ppo) take the project's prompts, oldest first.
 
 `job.dataset` chooses the rows: export filters for label kinds, split and a cap for prompt
@@ -14,6 +16,7 @@ import json
 from pathlib import Path
 
 from annotator.export import ExportParams, export_start
+from annotator.export.rows import SNAPSHOT_SCHEMA
 from annotator.models import Prompt
 from trainer.exceptions import JobError
 from trainer.models import TrainingJob
@@ -47,7 +50,8 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
 
 
 def _label_chunks(job: TrainingJob):
-    params = ExportParams(schema="preference", **job.dataset)
+    # The preference export with chat prompts kept as messages (see SNAPSHOT_SCHEMA).
+    params = ExportParams(schema=SNAPSHOT_SCHEMA, **job.dataset)
     yield from export_start(project=job.project, params=params).chunks()
 
 

@@ -56,6 +56,16 @@ COLUMNS["preference-conversational"] = [
     (name, "messages" if name in ("prompt", "chosen", "rejected") else kind)
     for name, kind in COLUMNS["preference"]
 ]
+# Training snapshots only (trainer/snapshots.py), not offered by the API: a chat prompt stays
+# its list of messages and a plain prompt stays text, so the training code renders the prompt
+# exactly as the policy will see it when it generates (the chat template for a chat). The
+# standard "preference" schema flattens a chat into "user: ...\n\nassistant: " text instead,
+# which is right for a text dataset but is not what the policy is prompted with. One column
+# holding both strings and lists suits JSON lines, not typed formats, hence internal.
+SNAPSHOT_SCHEMA = "preference-native"
+COLUMNS[SNAPSHOT_SCHEMA] = [
+    (name, "json" if name == "prompt" else kind) for name, kind in COLUMNS["preference"]
+]
 
 
 def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tuple]:
@@ -64,6 +74,7 @@ def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tu
     builder = {
         "preference": _preference,
         "preference-conversational": _preference,
+        SNAPSHOT_SCHEMA: _preference,
         "ranking": _ranking,
         "likert": _likert,
         "unpaired": _unpaired,
@@ -85,6 +96,13 @@ def prompt_text(text: str, messages: list | None) -> str:
     return f"{turns}\n\nassistant: "
 
 
+def prompt_native(text: str, messages: list | None) -> str | list[dict]:
+    """A chat prompt as its messages, a plain prompt as its text (training snapshots)."""
+    if messages is None:
+        return text
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
 def prompt_messages(text: str, messages: list | None) -> list[dict]:
     """A plain prompt as one user turn for the conversational format."""
     if messages is None:
@@ -101,11 +119,15 @@ def _assistant(text: str) -> list[dict]:
 
 def _preference(project, params, stats) -> Iterator[tuple]:
     conversational = params.schema == "preference-conversational"
+    native = params.schema == SNAPSHOT_SCHEMA
     for row in pair_rows(project=project, params=params, stats=stats):
         pair = row.pair
         if conversational:
             prompt = prompt_messages(row.prompt_text, row.messages)
             chosen, rejected = _assistant(row.chosen), _assistant(row.rejected)
+        elif native:
+            prompt = prompt_native(row.prompt_text, row.messages)
+            chosen, rejected = row.chosen, row.rejected
         else:
             prompt = prompt_text(row.prompt_text, row.messages)
             chosen, rejected = row.chosen, row.rejected

@@ -380,7 +380,8 @@ def test_fresh_comparisons_are_the_preferences_made_after_the_job_ended(project,
         ("good 20", "bad 20", True),
         ("good 10", "bad 10", False),
     ]
-    assert rows[1].prompt == "user: Hi <b>there</b>\n\nassistant: "  # as the export renders it
+    # As the training snapshot has it: a chat's messages, rendered later by reward_text.
+    assert rows[1].prompt == [{"role": "user", "content": "Hi <b>there</b>"}]
     assert len(loop_selectors.fresh_comparisons(model_version=model, cutoff=cutoff, limit=1)) == 1
 
 
