@@ -214,57 +214,24 @@ def _lease(
     its counts see every lease and answer committed by the claimers who held that lock
     before us (a claim by conditional insert or update).
     """
-    task, lease = sql.table(Task), sql.table(Assignment)
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    at = connection.ops.adapt_datetimefield_value(now)
+    ops = connection.ops
+    task, lease = sql.table(Task), sql.table(Assignment)
     has_room = f"""
         (SELECT t.annotation_count FROM {task} t WHERE t.id = %s) + (
             SELECT COUNT(*) FROM {lease} l
             WHERE l.task_id = %s AND l.status = %s AND l.expires_at > %s AND l.labeler_id <> %s
         ) < (SELECT t.overlap FROM {task} t WHERE t.id = %s)
     """  # noqa: S608 -- table names only
-    room_params = [task_id, task_id, Assignment.Status.ACTIVE, at, labeler_id, task_id]
-    expires_param = connection.ops.adapt_datetimefield_value(expires_at)
-    with connection.cursor() as cursor:
-        if renew:
-            cursor.execute(
-                f"""UPDATE {lease} SET expires_at = %s
-                    WHERE task_id = %s AND labeler_id = %s AND status = %s AND {has_room}
-                    RETURNING id, shown_order, created_at""",  # noqa: S608
-                [expires_param, task_id, labeler_id, Assignment.Status.ACTIVE, *room_params],
-            )
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            lease_id, shown, created_at = row
-            shown = sql.value(Assignment, "shown_order", shown)
-            created_at = sql.value(Assignment, "created_at", created_at)
-        else:
-            cursor.execute(
-                f"SELECT completion_id FROM {sql.table(TaskCompletion)} "  # noqa: S608
-                "WHERE task_id = %s ORDER BY position",
-                [task_id],
-            )
-            completion_ids = [cid for (cid,) in cursor.fetchall()]
-            # Shown in a fresh random order per lease, to cancel position bias.
-            shown = random.sample(completion_ids, len(completion_ids))
-            created_at = now
-            cursor.execute(
-                f"""INSERT INTO {lease}
-                        (task_id, labeler_id, status, shown_order, created_at, expires_at,
-                         skip_reason)
-                    SELECT %s, %s, %s, %s, %s, %s, %s WHERE {has_room}
-                    RETURNING id""",  # noqa: S608
-                [
-                    task_id, labeler_id, Assignment.Status.ACTIVE,
-                    sql.param(Assignment, "shown_order", shown), at, expires_param, "",
-                    *room_params,
-                ],
-            )  # fmt: skip
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            lease_id = row[0]
+    room = [task_id, task_id, Assignment.Status.ACTIVE, ops.adapt_datetimefield_value(now)]
+    room += [labeler_id, task_id]
+    if renew:
+        found = _lease_renew(task_id, labeler_id, expires_at, has_room, room)
+    else:
+        found = _lease_insert(task_id, labeler_id, now, expires_at, has_room, room)
+    if found is None:
+        return None
+    lease_id, shown, created_at = found
     return sql.loaded(
         Assignment(
             id=lease_id, task_id=task_id, labeler_id=labeler_id,
@@ -272,6 +239,55 @@ def _lease(
             expires_at=expires_at,
         )
     )  # fmt: skip
+
+
+def _lease_renew(task_id, labeler_id, expires_at, has_room: str, room: list):
+    """Extend the labeler's expired lease on the task: (id, shown order, created) or None."""
+    statement = f"""
+        UPDATE {sql.table(Assignment)} SET expires_at = %s
+        WHERE task_id = %s AND labeler_id = %s AND status = %s AND {has_room}
+        RETURNING id, shown_order, created_at
+    """  # noqa: S608 -- table names only
+    params = [connection.ops.adapt_datetimefield_value(expires_at), task_id, labeler_id]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, Assignment.Status.ACTIVE, *room])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    lease_id, shown, created_at = row
+    return (
+        lease_id,
+        sql.value(Assignment, "shown_order", shown),
+        sql.value(Assignment, "created_at", created_at),
+    )
+
+
+def _lease_insert(task_id, labeler_id, now, expires_at, has_room: str, room: list):
+    """A new lease, completions in a fresh random order: (id, shown order, created) or None."""
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT completion_id FROM {sql.table(TaskCompletion)} "  # noqa: S608
+            "WHERE task_id = %s ORDER BY position",
+            [task_id],
+        )
+        completion_ids = [cid for (cid,) in cursor.fetchall()]
+        # Shown in a fresh random order per lease, to cancel position bias.
+        shown = random.sample(completion_ids, len(completion_ids))
+        cursor.execute(
+            f"""INSERT INTO {sql.table(Assignment)}
+                    (task_id, labeler_id, status, shown_order, created_at, expires_at,
+                     skip_reason)
+                SELECT %s, %s, %s, %s, %s, %s, %s WHERE {has_room}
+                RETURNING id""",  # noqa: S608 -- table names only
+            [
+                task_id, labeler_id, Assignment.Status.ACTIVE,
+                sql.param(Assignment, "shown_order", shown), ops.adapt_datetimefield_value(now),
+                ops.adapt_datetimefield_value(expires_at), "", *room,
+            ],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    return None if row is None else (row[0], shown, now)
 
 
 def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Assignment:
