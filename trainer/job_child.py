@@ -148,7 +148,21 @@ def run(job_dir: Path) -> int:
     )
     if main_process:
         emit({"final": metrics})
+    _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Under `accelerate launch`, leave the process group before exiting: a rank that exits
+    with gloo's threads still running can abort ("terminate called without an active
+    exception"), which failed a finished job now and then."""
+    if world_size() <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def main() -> int:
