@@ -232,6 +232,33 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
 # --- Controls ---------------------------------------------------------------------------------
 
 
+# Stands in for the round's reward model when a policy config is checked before any exists.
+REWARD_PLACEHOLDER = "(the round's reward model)"
+
+
+def loop_configs_check(*, base_policy: ModelVersion, algorithm: str, configs: dict) -> dict:
+    """Check the loop's job configs now rather than when a round starts their job (where a
+    bad one would fail that round): {config name: error} for each one that is wrong.
+
+    `configs` holds any of policy_config, reward_config and generate_config."""
+    from trainer.configs import validate_config
+
+    scored = algorithm != LoopPolicy.Algorithm.DPO  # DPO trains on the labels themselves
+    kinds = {
+        "reward_config": ("reward", {"model_name_or_path": base_policy.path}),
+        "policy_config": (algorithm, {"reward_model_path": REWARD_PLACEHOLDER} if scored else {}),
+        "generate_config": ("generate", {}),
+    }
+    errors = {}
+    for name, config in configs.items():
+        kind, defaults = kinds[name]
+        try:
+            validate_config(kind=kind, config={**defaults, **config}, input_model=base_policy)
+        except JobError as exc:
+            errors[name] = str(exc)
+    return errors
+
+
 def loop_configure(*, project, base_policy: ModelVersion, **fields) -> LoopPolicy:
     """Create or change the loop. Enabling it after a failed or stopped round opens a new
     round that starts from the last policy that round began with."""

@@ -27,10 +27,27 @@ class LoopPolicySerializer(serializers.ModelSerializer):
 
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.project = project
         if project is not None:
             self.fields["base_policy"].queryset = ModelVersion.objects.filter(
                 project=project, role=ModelVersion.Role.POLICY
             )
+
+    def validate(self, attrs: dict) -> dict:
+        """The job configs are checked against their kinds now, as the loop form does."""
+        current = LoopPolicy.objects.filter(project=self.project).first()
+        algorithm = attrs.get("algorithm") or (
+            current.algorithm if current else LoopPolicy.Algorithm.RAFT
+        )
+        names = ("reward_config", "policy_config", "generate_config")
+        errors = loop.loop_configs_check(
+            base_policy=attrs["base_policy"],
+            algorithm=algorithm,
+            configs={name: attrs[name] for name in names if name in attrs},
+        )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class LoopRoundOut(serializers.ModelSerializer):

@@ -22,8 +22,6 @@ from django_htmx.http import HttpResponseStopPolling
 from annotator.models import Project
 from annotator.views import login_required
 from trainer import loop, loop_selectors, loop_services, plots
-from trainer.configs import validate_config
-from trainer.exceptions import JobError
 from trainer.models import LoopPolicy, ModelVersion
 from trainer.views import _project_for_admin
 
@@ -34,8 +32,6 @@ ACTIONS = {
     "retrain": "Retraining now, without waiting for more labels.",
 }
 COLOURS = {"previous": "#2457c5", "base": "#c2571a", "val": "#7a3fb0", "fresh": "#1b7f4b"}
-# Stands in for the round's reward model when the form checks a PPO or RAFT config.
-REWARD_PLACEHOLDER = "(the round's reward model)"
 
 
 def _policy_field(name: str) -> dict:
@@ -116,20 +112,14 @@ class LoopSettingsForm(forms.Form):
         base, algorithm = data.get("base_policy"), data.get("algorithm")
         if base is None:
             return data
-        checks = [("reward_config", "reward", {"model_name_or_path": base.path})]
-        if algorithm:
-            extra = {}
-            if algorithm != LoopPolicy.Algorithm.DPO:
-                extra = {"reward_model_path": REWARD_PLACEHOLDER}
-            checks.append(("policy_config", algorithm, extra))
-        checks.append(("generate_config", "generate", {}))
-        for name, kind, defaults in checks:
-            if name not in data:
-                continue  # already refused as JSON
-            try:
-                validate_config(kind=kind, config={**defaults, **data[name]}, input_model=base)
-            except JobError as exc:
-                self.add_error(name, str(exc))
+        names = ("reward_config", "policy_config", "generate_config")
+        configs = {name: data[name] for name in names if name in data}  # absent: bad JSON
+        if not algorithm:
+            configs.pop("policy_config", None)  # the algorithm itself is refused already
+        for name, error in loop.loop_configs_check(
+            base_policy=base, algorithm=algorithm, configs=configs
+        ).items():
+            self.add_error(name, error)
         return data
 
 

@@ -121,6 +121,8 @@ class LoopPolicy(models.Model):
     class Algorithm(models.TextChoices):
         PPO = "ppo", "PPO"
         RAFT = "raft", "RAFT"
+        RLOO = "rloo", "RLOO"
+        GRPO = "grpo", "GRPO"
         DPO = "dpo", "DPO"
 
     project = models.OneToOneField(

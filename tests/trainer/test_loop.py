@@ -148,6 +148,29 @@ def test_a_full_round_queues_new_versus_previous_and_base(policy):
     assert (nxt.number, nxt.status, nxt.previous_policy) == (2, Status.COLLECTING, new_model)
 
 
+@pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo", "dpo"])
+def test_the_policy_step_runs_the_loops_algorithm(policy, algorithm):
+    policy.algorithm = algorithm
+    policy.policy_config = {"learning_rate": 1e-5}
+    policy.save()
+    label(policy.project, 5)
+    advance(policy)
+    round_ = current(policy)
+    finish(round_.reward_job)
+    assert advance(policy) == Status.POLICY
+    job = TrainingJob.objects.get(id=current(policy).policy_job_id)
+    assert (job.kind, job.input_model.name, job.config["learning_rate"]) == (
+        algorithm,
+        "base",
+        1e-5,
+    )
+    if algorithm == "dpo":  # trains on the labels themselves: no reward model
+        assert "reward_model_path" not in job.config
+    else:
+        reward_model = TrainingJob.objects.get(id=round_.reward_job_id).output_model
+        assert job.config["reward_model_path"] == reward_model.path
+
+
 def test_a_failed_job_stops_the_round_with_its_reason(policy):
     loop.loop_request_retrain(policy=policy)
     advance(policy)
@@ -235,6 +258,17 @@ class TestApi:
         resp = client.post(url + "actions/", {"action": "stop"}, format="json")
         assert resp.json()["rounds"][0]["status"] == "stopped"
         assert resp.json()["policy"]["enabled"] is False
+
+    def test_it_takes_grpo_and_checks_its_config(self, alice, project, api_as):
+        base = ModelVersion.objects.create(project=project, name="b", role="policy", path="/b")
+        url = f"/api/v1/projects/{project.id}/loop/"
+        body = {"base_policy": base.id, "algorithm": "grpo"}
+        bad = api_as(alice).put(url, {**body, "policy_config": {"clip": 0.2}}, format="json")
+        assert bad.status_code == 400 and "clip" in str(bad.json())
+        good = {**body, "policy_config": {"loss_type": "dr_grpo", "num_generations": 4}}
+        resp = api_as(alice).put(url, good, format="json")
+        assert resp.status_code == 200, resp.content
+        assert resp.json()["policy"]["algorithm"] == "grpo"
 
     def test_a_base_policy_must_be_a_policy_of_the_project(self, alice, project, api_as):
         other = ModelVersion.objects.create(
