@@ -58,6 +58,32 @@ def chat_prompt(rng: random.Random) -> list[dict]:
 # --- Configs the loop runs with (tuned for the tiny policy on a CPU) ---------------------------
 
 
+def policy_config(args) -> dict:
+    if args.algorithm == "grpo":
+        return {
+            "num_generations": args.num_samples,
+            "batch_size": 2 * args.num_samples,  # two prompts' groups a step
+            "max_steps": args.grpo_steps,
+            "learning_rate": args.grpo_lr,
+            "max_completion_length": args.max_new_tokens,
+            "save_steps": 0,
+            "device": "cpu",
+        }
+    return {
+        "iterations": args.raft_iterations,
+        "num_samples": args.num_samples,
+        "keep_top_k": args.keep_top_k,
+        "prompts_per_iteration": args.prompts_per_iteration,
+        "max_new_tokens": args.max_new_tokens,
+        "learning_rate": args.raft_lr,
+        "sft_epochs": args.sft_epochs,
+        "sft_batch_size": 16,
+        "generation_batch_size": 64,
+        "max_length": 128,
+        "device": "cpu",
+    }
+
+
 def loop_configs(args) -> dict:
     return {
         "reward_config": {
@@ -68,19 +94,7 @@ def loop_configs(args) -> dict:
             "save_steps": 0,
             "device": "cpu",
         },
-        "policy_config": {
-            "iterations": args.raft_iterations,
-            "num_samples": args.num_samples,
-            "keep_top_k": args.keep_top_k,
-            "prompts_per_iteration": args.prompts_per_iteration,
-            "max_new_tokens": args.max_new_tokens,
-            "learning_rate": args.raft_lr,
-            "sft_epochs": args.sft_epochs,
-            "sft_batch_size": 16,
-            "generation_batch_size": 64,
-            "max_length": 128,
-            "device": "cpu",
-        },
+        "policy_config": policy_config(args),
         "generate_config": {
             "max_new_tokens": args.max_new_tokens,
             "batch_size": 64,
@@ -299,7 +313,7 @@ def make_project(args, noise: float, base_path: Path):
         project=project,
         base_policy=base,
         enabled=True,
-        algorithm="raft",
+        algorithm=args.algorithm,
         reward_after=per_round,
         # Each round queues exactly labels/K tasks, so each round is labelled in full.
         train_prompts=per_round - args.project_eval_prompts,
@@ -679,7 +693,7 @@ def write_report(args, report: dict) -> None:
         f"`{args.oracle}` (target words {', '.join(args.target_words)}; length "
         f"{args.target_length}, weight {args.length_weight}) · {args.labelers} simulated "
         f"labelers · base: tiny Llama pretrained {args.pretrain_steps} steps "
-        f"({report['base_build']})",
+        f"({report['base_build']}) · policy step: {args.algorithm.upper()}",
         "",
     ]
     md += ["## Summary", "", summary(report["runs"]), ""]
@@ -728,6 +742,9 @@ def parse_args():
     p.add_argument("--repeats", type=int, default=1, help="runs per noise level (seed, seed+1..)")
     p.add_argument("--rm-lr", type=float, default=5e-4)
     p.add_argument("--rm-epochs", type=float, default=6.0)
+    p.add_argument("--algorithm", choices=["raft", "grpo"], default="raft", help="policy step")
+    p.add_argument("--grpo-steps", type=int, default=100, help="GRPO optimizer steps a round")
+    p.add_argument("--grpo-lr", type=float, default=5e-4)
     p.add_argument("--raft-iterations", type=int, default=3)
     p.add_argument("--num-samples", type=int, default=8)
     p.add_argument("--keep-top-k", type=int, default=1)
