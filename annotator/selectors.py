@@ -5,7 +5,6 @@ outside the user's projects is reported as missing, never as forbidden, so ids d
 """
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import (
     Count,
     IntegerField,
@@ -87,9 +86,7 @@ def project_get_for_member(*, project_id: int, user: AbstractBaseUser) -> tuple[
             WHERE m.project_id = %s AND m.user_id = %s
         """  # noqa: S608 -- table and column names only
         params = [project_id, user.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        row = cursor.fetchone()
+    row = sql.one(statement, params)
     if row is None:
         raise Http404("No such project.")
     *project, role = row
@@ -109,9 +106,7 @@ def task_get_for_member(*, task_id: int, user: AbstractBaseUser) -> Task:
         FROM {sql.table(Task)} t JOIN {sql.table(Project)} p ON p.id = t.project_id
         WHERE t.id = %s {member}
     """  # noqa: S608 -- table and column names only
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        row = cursor.fetchone()
+    row = sql.one(statement, params)
     if row is None:
         raise Http404("No such task.")
     n = len(Task._meta.concrete_fields)
@@ -142,9 +137,7 @@ def lease_view(assignment: Assignment) -> dict:
         JOIN {sql.table(Completion)} c ON c.id = tc.completion_id
         WHERE tc.task_id = %s
     """  # noqa: S608 -- table names only
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [assignment.task_id])
-        rows = cursor.fetchall()
+    rows = sql.all_rows(statement, [assignment.task_id])
     task_id, kind, project_id, text, messages, meta = rows[0][:6]
     by_id = {row[6]: row[7] for row in rows}
     return {

@@ -141,9 +141,7 @@ def _claim_candidate(
     Status = Assignment.Status
     params = [labeler_id, project_id, *tried, Status.ACTIVE, at, labeler_id]
     params += [Status.SUBMITTED, Status.SKIPPED, at]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        row = cursor.fetchone()
+    row = sql.one(statement, params)
     if row is None:
         return None
     return row[0], bool(row[1])
@@ -161,9 +159,7 @@ def _resume_lease(*, project_id: int, labeler_id: int, now) -> Assignment | None
         LIMIT 1
     """  # noqa: S608 -- table and column names only
     at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [labeler_id, Assignment.Status.ACTIVE, at, project_id])
-        row = cursor.fetchone()
+    row = sql.one(statement, [labeler_id, Assignment.Status.ACTIVE, at, project_id])
     return None if row is None else sql.instance(Assignment, row, _LEASE_FIELDS)
 
 
@@ -198,11 +194,10 @@ def _lock_labeler(labeler_id: int) -> None:
     if not connection.features.has_select_for_update:
         return  # SQLite: the IMMEDIATE transaction already holds the database's write lock
     # NO KEY UPDATE: does not block the foreign-key checks of the labeler's own inserts.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {sql.table(get_user_model())} WHERE id = %s FOR NO KEY UPDATE",  # noqa: S608
-            [labeler_id],
-        )
+    sql.run(
+        f"SELECT 1 FROM {sql.table(get_user_model())} WHERE id = %s FOR NO KEY UPDATE",  # noqa: S608
+        [labeler_id],
+    )
 
 
 def _lease(
@@ -249,9 +244,7 @@ def _lease_renew(task_id, labeler_id, expires_at, has_room: str, room: list):
         RETURNING id, shown_order, created_at
     """  # noqa: S608 -- table names only
     params = [connection.ops.adapt_datetimefield_value(expires_at), task_id, labeler_id]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, Assignment.Status.ACTIVE, *room])
-        row = cursor.fetchone()
+    row = sql.one(statement, [*params, Assignment.Status.ACTIVE, *room])
     if row is None:
         return None
     lease_id, shown, created_at = row
@@ -265,28 +258,24 @@ def _lease_renew(task_id, labeler_id, expires_at, has_room: str, room: list):
 def _lease_insert(task_id, labeler_id, now, expires_at, has_room: str, room: list):
     """A new lease, completions in a fresh random order: (id, shown order, created) or None."""
     ops = connection.ops
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT completion_id FROM {sql.table(TaskCompletion)} "  # noqa: S608
-            "WHERE task_id = %s ORDER BY position",
-            [task_id],
-        )
-        completion_ids = [cid for (cid,) in cursor.fetchall()]
-        # Shown in a fresh random order per lease, to cancel position bias.
-        shown = random.sample(completion_ids, len(completion_ids))
-        cursor.execute(
-            f"""INSERT INTO {sql.table(Assignment)}
-                    (task_id, labeler_id, status, shown_order, created_at, expires_at,
-                     skip_reason)
-                SELECT %s, %s, %s, %s, %s, %s, %s WHERE {has_room}
-                RETURNING id""",  # noqa: S608 -- table names only
-            [
-                task_id, labeler_id, Assignment.Status.ACTIVE,
-                sql.param(Assignment, "shown_order", shown), ops.adapt_datetimefield_value(now),
-                ops.adapt_datetimefield_value(expires_at), "", *room,
-            ],
-        )  # fmt: skip
-        row = cursor.fetchone()
+    completion_ids = sql.all_rows(
+        f"SELECT completion_id FROM {sql.table(TaskCompletion)} "  # noqa: S608
+        "WHERE task_id = %s ORDER BY position",
+        [task_id],
+    )
+    # Shown in a fresh random order per lease, to cancel position bias.
+    shown = random.sample([cid for (cid,) in completion_ids], len(completion_ids))
+    row = sql.one(
+        f"""INSERT INTO {sql.table(Assignment)}
+                (task_id, labeler_id, status, shown_order, created_at, expires_at, skip_reason)
+            SELECT %s, %s, %s, %s, %s, %s, %s WHERE {has_room}
+            RETURNING id""",  # noqa: S608 -- table names only
+        [
+            task_id, labeler_id, Assignment.Status.ACTIVE,
+            sql.param(Assignment, "shown_order", shown), ops.adapt_datetimefield_value(now),
+            ops.adapt_datetimefield_value(expires_at), "", *room,
+        ],
+    )  # fmt: skip
     return None if row is None else (row[0], shown, now)
 
 
@@ -374,11 +363,9 @@ def _submit(
         WHERE t.id = %s {lock}
     """  # noqa: S608 -- table and column names only
     params = [labeler.pk, labeler.pk, SIMULATED_GROUP, labeler.pk, task.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        annotation_count, overlap, kind, project_id, answered_id, simulated, *lease = (
-            cursor.fetchone()
-        )
+    annotation_count, overlap, kind, project_id, answered_id, simulated, *lease = sql.one(
+        statement, params
+    )
     if answered_id is not None:
         raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
     if lease[0] is None:
@@ -407,16 +394,15 @@ def _submit(
         )
     )  # fmt: skip
     count = annotation_count + 1
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {sql.table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",  # noqa: S608
-            [Assignment.Status.SUBMITTED, connection.ops.adapt_datetimefield_value(now),
-             assignment.pk],
-        )  # fmt: skip
-        cursor.execute(
-            f"UPDATE {sql.table(Task)} SET annotation_count = %s, is_complete = %s WHERE id = %s",  # noqa: S608
-            [count, count >= overlap, task.pk],
-        )
+    sql.run(
+        f"UPDATE {sql.table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",  # noqa: S608
+        [Assignment.Status.SUBMITTED, connection.ops.adapt_datetimefield_value(now),
+         assignment.pk],
+    )  # fmt: skip
+    sql.run(
+        f"UPDATE {sql.table(Task)} SET annotation_count = %s, is_complete = %s WHERE id = %s",  # noqa: S608
+        [count, count >= overlap, task.pk],
+    )
     transaction.on_commit(
         lambda: annotation_created.send(
             sender=Annotation, annotation_id=annotation.id, project_id=project_id

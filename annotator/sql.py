@@ -17,6 +17,24 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
 
+def one(statement: str, params: Sequence = ()) -> tuple | None:
+    """Run a statement on the default database and return its first row (None if none)."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone()
+
+
+def all_rows(statement: str, params: Sequence = ()) -> list[tuple]:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+
+
+def run(statement: str, params: Sequence = ()) -> None:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(statement, params)
+
+
 def table(model: type[Model]) -> str:
     return _quote(model._meta.db_table)
 
@@ -53,9 +71,7 @@ def insert(obj: Model) -> Model:
     db = connections[DEFAULT_DB_ALIAS]
     statement, fields = _insert(type(obj))
     params = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
-    with db.cursor() as cursor:
-        cursor.execute(statement, params)
-        obj.pk = cursor.fetchone()[0]
+    obj.pk = one(statement, params)[0]
     return loaded(obj)
 
 

@@ -1,7 +1,5 @@
 """Listeners on the labeling app's signals: they only hand work to Celery."""
 
-from django.db import connection
-
 from annotator import sql
 from trainer.models import LoopPolicy
 
@@ -11,10 +9,7 @@ def on_annotation_created(sender, *, project_id: int, **kwargs) -> None:
     # annotator/sql.py); the loop's own checks run on a worker.
     statement = f"""SELECT 1 FROM {sql.table(LoopPolicy)}
                     WHERE project_id = %s AND enabled AND NOT paused"""  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [project_id])
-        enabled = cursor.fetchone() is not None
-    if enabled:
+    if sql.one(statement, [project_id]) is not None:
         from trainer.tasks import advance_loop
 
         advance_loop.delay(project_id)

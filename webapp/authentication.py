@@ -6,7 +6,6 @@ Every API request runs this, and DRF's ORM lookup cost more CPU than the rest of
 """
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
@@ -22,9 +21,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
             FROM {sql.table(Token)} t JOIN {sql.table(User)} u ON u.id = t.user_id
             WHERE t.key = %s
         """  # noqa: S608 -- table and column names only
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [key])
-            row = cursor.fetchone()
+        row = sql.one(statement, [key])
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         user = sql.instance(User, row)
