@@ -126,20 +126,20 @@ def assignment_with_task(*, assignment_id: int) -> Assignment:
     )
 
 
-def lease_view(assignment: Assignment) -> dict:
-    """What a labeler is shown: the prompt and the completions in the lease's order, in one
-    query (the API's hot path)."""
+def task_content(task_id: int) -> dict:
+    """A task's kind, project and prompt, and its completions as {id: text} in position
+    order, in one query (the API's hot path)."""
     statement = f"""
-        SELECT t.id, t.kind, t.project_id, p.text, p.messages, p.meta, c.id, c.text
+        SELECT t.kind, t.project_id, p.text, p.messages, p.meta, c.id, c.text
         FROM {sql.table(TaskCompletion)} tc
         JOIN {sql.table(Task)} t ON t.id = tc.task_id
         JOIN {sql.table(Prompt)} p ON p.id = t.prompt_id
         JOIN {sql.table(Completion)} c ON c.id = tc.completion_id
         WHERE tc.task_id = %s
+        ORDER BY tc.position
     """  # noqa: S608 -- table names only
-    rows = sql.all_rows(statement, [assignment.task_id])
-    task_id, kind, project_id, text, messages, meta = rows[0][:6]
-    by_id = {row[6]: row[7] for row in rows}
+    rows = sql.all_rows(statement, [task_id])
+    kind, project_id, text, messages, meta = rows[0][:5]
     return {
         "id": task_id,
         "kind": kind,
@@ -149,7 +149,20 @@ def lease_view(assignment: Assignment) -> dict:
             "messages": sql.value(Prompt, "messages", messages),
             "meta": sql.value(Prompt, "meta", meta),
         },
-        "completions": [{"id": cid, "text": by_id[cid]} for cid in assignment.shown_order],
+        "completions": {row[5]: row[6] for row in rows},
+    }
+
+
+def lease_view(assignment: Assignment) -> dict:
+    """What a labeler is shown: the prompt and the completions in the lease's order.
+
+    A lease just taken by services.task_claim_next carries its task's content (read to draw
+    the shown order), so it is not read twice; otherwise one query."""
+    content = getattr(assignment, "task_content", None) or task_content(assignment.task_id)
+    texts = content["completions"]
+    return {
+        **content,
+        "completions": [{"id": cid, "text": texts[cid]} for cid in assignment.shown_order],
         "expires_at": assignment.expires_at,
     }
 

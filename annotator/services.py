@@ -27,10 +27,10 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from annotator import sql
+from annotator import selectors, sql
 from annotator.answers import validate_answer
 from annotator.exceptions import AlreadyAnswered, LeaseLost, NotAssigned, ServiceError
-from annotator.models import Annotation, Assignment, Membership, Project, Task, TaskCompletion
+from annotator.models import Annotation, Assignment, Membership, Project, Task
 from annotator.signals import annotation_created
 
 # How many candidate tasks a claim tries before answering "nothing left" when every one it
@@ -226,14 +226,16 @@ def _lease(
         found = _lease_insert(task_id, labeler_id, now, expires_at, has_room, room)
     if found is None:
         return None
-    lease_id, shown, created_at = found
-    return sql.loaded(
+    lease_id, shown, created_at, content = found
+    assignment = sql.loaded(
         Assignment(
             id=lease_id, task_id=task_id, labeler_id=labeler_id,
             status=Assignment.Status.ACTIVE, shown_order=shown, created_at=created_at,
             expires_at=expires_at,
         )
     )  # fmt: skip
+    assignment.task_content = content  # for selectors.lease_view: not read twice
+    return assignment
 
 
 def _lease_renew(task_id, labeler_id, expires_at, has_room: str, room: list):
@@ -252,19 +254,17 @@ def _lease_renew(task_id, labeler_id, expires_at, has_room: str, room: list):
         lease_id,
         sql.value(Assignment, "shown_order", shown),
         sql.value(Assignment, "created_at", created_at),
+        None,  # the task's content is read when it is shown
     )
 
 
 def _lease_insert(task_id, labeler_id, now, expires_at, has_room: str, room: list):
-    """A new lease, completions in a fresh random order: (id, shown order, created) or None."""
+    """A new lease, completions in a fresh random order: (id, shown order, created, the
+    task's content) or None."""
     ops = connection.ops
-    completion_ids = sql.all_rows(
-        f"SELECT completion_id FROM {sql.table(TaskCompletion)} "  # noqa: S608
-        "WHERE task_id = %s ORDER BY position",
-        [task_id],
-    )
+    content = selectors.task_content(task_id)
     # Shown in a fresh random order per lease, to cancel position bias.
-    shown = random.sample([cid for (cid,) in completion_ids], len(completion_ids))
+    shown = random.sample(list(content["completions"]), len(content["completions"]))
     row = sql.one(
         f"""INSERT INTO {sql.table(Assignment)}
                 (task_id, labeler_id, status, shown_order, created_at, expires_at, skip_reason)
@@ -276,7 +276,7 @@ def _lease_insert(task_id, labeler_id, now, expires_at, has_room: str, room: lis
             ops.adapt_datetimefield_value(expires_at), "", *room,
         ],
     )  # fmt: skip
-    return None if row is None else (row[0], shown, now)
+    return None if row is None else (row[0], shown, now, content)
 
 
 def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Assignment:
