@@ -23,7 +23,6 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -98,8 +97,19 @@ def labeler_simulated_ensure(*, project: Project, username: str) -> Token:
 _LEASE_FIELDS = ("id", "task", "labeler", "status", "shown_order", "created_at", "expires_at")
 
 
-def _live_leases(now) -> Q:
-    return Q(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+def _has_room(*, task_id: int, labeler_id: int, now) -> tuple[str, list]:
+    """SQL for "the task's overlap is not yet covered by its answers and the live leases of
+    labelers other than this one", with its parameters. Counted when it runs: inside the
+    statement that takes the lease (the claim) or after the task's row lock (a late submit)."""
+    task, lease = sql.table(Task), sql.table(Assignment)
+    condition = f"""
+        (SELECT t.annotation_count FROM {task} t WHERE t.id = %s) + (
+            SELECT COUNT(*) FROM {lease} l
+            WHERE l.task_id = %s AND l.status = %s AND l.expires_at > %s AND l.labeler_id <> %s
+        ) < (SELECT t.overlap FROM {task} t WHERE t.id = %s)
+    """  # noqa: S608 -- table names only
+    at = connection.ops.adapt_datetimefield_value(now)
+    return condition, [task_id, task_id, Assignment.Status.ACTIVE, at, labeler_id, task_id]
 
 
 def _claim_candidate(
@@ -210,16 +220,7 @@ def _lease(
     before us (a claim by conditional insert or update).
     """
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    ops = connection.ops
-    task, lease = sql.table(Task), sql.table(Assignment)
-    has_room = f"""
-        (SELECT t.annotation_count FROM {task} t WHERE t.id = %s) + (
-            SELECT COUNT(*) FROM {lease} l
-            WHERE l.task_id = %s AND l.status = %s AND l.expires_at > %s AND l.labeler_id <> %s
-        ) < (SELECT t.overlap FROM {task} t WHERE t.id = %s)
-    """  # noqa: S608 -- table names only
-    room = [task_id, task_id, Assignment.Status.ACTIVE, ops.adapt_datetimefield_value(now)]
-    room += [labeler_id, task_id]
+    has_room, room = _has_room(task_id=task_id, labeler_id=labeler_id, now=now)
     if renew:
         found = _lease_renew(task_id, labeler_id, expires_at, has_room, room)
     else:
@@ -378,10 +379,7 @@ def _submit(
     )
     now = timezone.now()
     late = assignment.expires_at <= now
-    if late and _overlap_covered(
-        task_id=task.pk, labeler=labeler, annotation_count=annotation_count, overlap=overlap,
-        now=now,
-    ):  # fmt: skip
+    if late and not _room_left(task_id=task.pk, labeler_id=labeler.pk, now=now):
         raise LeaseLost(
             "Your lease on this task expired and other labelers have since covered it; "
             "your answer was not stored. Ask for the next task."
@@ -411,12 +409,6 @@ def _submit(
     return SubmitResult(annotation=annotation, late=late)
 
 
-def _overlap_covered(
-    *, task_id: int, labeler: AbstractBaseUser, annotation_count: int, overlap: int, now
-) -> bool:
-    live_others = (
-        Assignment.objects.filter(_live_leases(now), task_id=task_id)
-        .exclude(labeler=labeler)
-        .count()
-    )
-    return annotation_count + live_others >= overlap
+def _room_left(*, task_id: int, labeler_id: int, now) -> bool:
+    has_room, params = _has_room(task_id=task_id, labeler_id=labeler_id, now=now)
+    return bool(sql.one(f"SELECT {has_room}", params)[0])

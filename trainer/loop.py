@@ -236,11 +236,12 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
 REWARD_PLACEHOLDER = "(the round's reward model)"
 
 
-def loop_configs_check(*, base_policy: ModelVersion, algorithm: str, configs: dict) -> dict:
+def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data: dict) -> dict:
     """Check the loop's job configs now rather than when a round starts their job (where a
     bad one would fail that round): {config name: error} for each one that is wrong.
 
-    `configs` holds any of policy_config, reward_config and generate_config."""
+    `data` is the loop's settings as given (a form's or a serializer's): the configs it holds
+    are checked, the policy config only when there is an algorithm to check it against."""
     from trainer.configs import validate_config
 
     scored = algorithm != LoopPolicy.Algorithm.DPO  # DPO trains on the labels themselves
@@ -249,9 +250,13 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str, configs: di
         "policy_config": (algorithm, {"reward_model_path": REWARD_PLACEHOLDER} if scored else {}),
         "generate_config": ("generate", {}),
     }
+    if not algorithm:
+        del kinds["policy_config"]
     errors = {}
-    for name, config in configs.items():
-        kind, defaults = kinds[name]
+    for name, (kind, defaults) in kinds.items():
+        if name not in data:
+            continue
+        config = data[name]
         try:
             validate_config(kind=kind, config={**defaults, **config}, input_model=base_policy)
         except JobError as exc:

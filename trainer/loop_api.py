@@ -39,11 +39,8 @@ class LoopPolicySerializer(serializers.ModelSerializer):
         algorithm = attrs.get("algorithm") or (
             current.algorithm if current else LoopPolicy.Algorithm.RAFT
         )
-        names = ("reward_config", "policy_config", "generate_config")
         errors = loop.loop_configs_check(
-            base_policy=attrs["base_policy"],
-            algorithm=algorithm,
-            configs={name: attrs[name] for name in names if name in attrs},
+            base_policy=attrs["base_policy"], algorithm=algorithm, data=attrs
         )
         if errors:
             raise serializers.ValidationError(errors)

@@ -112,12 +112,9 @@ class LoopSettingsForm(forms.Form):
         base, algorithm = data.get("base_policy"), data.get("algorithm")
         if base is None:
             return data
-        names = ("reward_config", "policy_config", "generate_config")
-        configs = {name: data[name] for name in names if name in data}  # absent: bad JSON
-        if not algorithm:
-            configs.pop("policy_config", None)  # the algorithm itself is refused already
+        # A config missing from `data` was refused as JSON already, a missing algorithm too.
         for name, error in loop.loop_configs_check(
-            base_policy=base, algorithm=algorithm, configs=configs
+            base_policy=base, algorithm=algorithm, data=data
         ).items():
             self.add_error(name, error)
         return data
