@@ -5,7 +5,16 @@ rows of `GET /api/v1/projects/{id}/export/` for the same parameters and `until`,
 chat prompt stays its list of messages (SNAPSHOT_SCHEMA), so the training code renders it with
 the chat template exactly as the policy is prompted when it generates. For plain-text prompts
 the bytes, and so the sha256, are the export's: every model can say which labels it saw.
-Prompt-based kinds (generate, raft, ppo) take the project's prompts, oldest first.
+Prompt-based kinds (generate, raft, ppo, rloo, grpo) take the project's prompts, oldest first.
+
+Held out: every kind that trains (all but generate) takes train-split prompts and their labels
+only, whatever its dataset says; eval-split prompts are what the loop measures its policies on.
+
+Rankings stay rankings: in a reward job's snapshot the K(K-1)/2 pairs of one ranking (rows of
+one `group` from a ranking task) become one row, ``{"prompt", "ranking": [best, ...]}`` when
+they order all K completions, else ``{"prompt", "completions", "pairs"}``: one batch element
+of reward training (trainer/algorithms/reward_data.py), as in InstructGPT. Pairwise and
+Likert-derived rows pass through as the export wrote them.
 
 `job.dataset` chooses the rows: export filters for label kinds, split and a cap for prompt
 kinds. `dataset_validate` checks it when the job is created.
@@ -26,6 +35,10 @@ LABEL_KINDS = {Kind.REWARD, Kind.DPO, Kind.SFT}
 PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO, Kind.RLOO, Kind.GRPO}
 _LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
+# Every kind but generate trains on its rows: eval-split prompts never reach them.
+TRAINING_KINDS = (LABEL_KINDS | PROMPT_KINDS) - {Kind.GENERATE}
+TRAIN = Prompt.Split.TRAIN
+RANKING = "ranking"  # the export's `source` of a pair from a ranking task
 
 
 def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
@@ -46,19 +59,32 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
         dataset[key] = value
     if dataset.get("split") not in (None, *Prompt.Split.values):
         raise JobError(f"dataset.split must be one of {', '.join(Prompt.Split.values)}.")
+    if kind in TRAINING_KINDS and dataset.get("split", TRAIN) != TRAIN:
+        raise JobError(
+            f"A {kind} job trains on train-split prompts only: eval-split prompts are held out "
+            "to measure the models on. Leave dataset.split out, or set it to train."
+        )
     return dataset
+
+
+def _split(job: TrainingJob) -> str | None:
+    """The prompts' split a job may see: train for every kind that trains on them."""
+    return TRAIN if job.kind in TRAINING_KINDS else job.dataset.get("split")
 
 
 def _label_chunks(job: TrainingJob):
     # The preference export with chat prompts kept as messages (see SNAPSHOT_SCHEMA).
-    params = ExportParams(schema=SNAPSHOT_SCHEMA, **job.dataset)
-    yield from export_start(project=job.project, params=params).chunks()
+    params = ExportParams(schema=SNAPSHOT_SCHEMA, **{**job.dataset, "split": _split(job)})
+    chunks = export_start(project=job.project, params=params).chunks()
+    if job.kind == Kind.REWARD:
+        chunks = ranking_groups(chunks)
+    yield from chunks
 
 
 def _prompt_chunks(job: TrainingJob):
     prompts = Prompt.objects.filter(project=job.project).order_by("id")
-    if job.dataset.get("split"):
-        prompts = prompts.filter(split=job.dataset["split"])
+    if _split(job):
+        prompts = prompts.filter(split=_split(job))
     if "prompt_ids" in job.dataset:
         prompts = prompts.filter(id__in=job.dataset["prompt_ids"])
     if job.dataset.get("max_prompts"):
@@ -66,6 +92,67 @@ def _prompt_chunks(job: TrainingJob):
     for pk, text, messages in prompts.values_list("id", "text", "messages").iterator(2000):
         row = {"prompt_id": pk, "prompt": messages if messages is not None else text}
         yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
+
+
+def _lines(chunks):
+    pending = b""
+    for chunk in chunks:
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def ranking_groups(chunks):
+    """Export chunks in, one line per pair out, except that consecutive ranking pairs of one
+    `group` come out as one row (see the module's docstring)."""
+    group: list[dict] = []
+    for line in _lines(chunks):
+        row = json.loads(line)
+        if group and (row.get("source") != RANKING or row["group"] != group[0]["group"]):
+            yield _ranking_line(group)
+            group = []
+        if row.get("source") == RANKING:
+            group.append(row)
+        else:
+            yield line + b"\n"
+    if group:
+        yield _ranking_line(group)
+
+
+def _ranking_line(pairs: list[dict]) -> bytes:
+    return (json.dumps(ranking_row(pairs), ensure_ascii=False) + "\n").encode()
+
+
+def ranking_row(pairs: list[dict]) -> dict:
+    """One reward-training row from the pairs of one ranking: a full order of its completions
+    when the pairs give one (K(K-1)/2 consistent pairs), else the completions and the pairs."""
+    texts: dict[int, str] = {}
+    for p in pairs:
+        texts[p["chosen_id"]], texts[p["rejected_id"]] = p["chosen"], p["rejected"]
+    ids = list(texts)
+    beaten = {cid: sum(p["chosen_id"] == cid for p in pairs) for cid in ids}
+    order = sorted(ids, key=lambda cid: -beaten[cid])
+    row = {
+        "prompt": pairs[0]["prompt"],
+        "task_id": pairs[0]["task_id"],
+        "prompt_id": pairs[0]["prompt_id"],
+        "round": pairs[0]["round"],
+        "split": pairs[0]["split"],
+        "group": pairs[0]["group"],
+        "source": RANKING,
+        "pair_count": len(pairs),
+    }
+    full = len(pairs) == len(ids) * (len(ids) - 1) // 2
+    if full and sorted(beaten.values()) == list(range(len(ids))):
+        return {**row, "ranking": [texts[cid] for cid in order], "ranking_ids": order}
+    index = {cid: i for i, cid in enumerate(ids)}
+    return {
+        **row,
+        "completions": [texts[cid] for cid in ids],
+        "completion_ids": ids,
+        "pairs": [[index[p["chosen_id"]], index[p["rejected_id"]], p["margin"]] for p in pairs],
+    }
 
 
 def snapshot_chunks(job: TrainingJob):

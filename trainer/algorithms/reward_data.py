@@ -22,7 +22,8 @@ def _check_text(value, what: str, index: int) -> str:
 
 
 def row_to_group(row: dict, index: int = 0) -> Group:
-    """``{"prompt", "chosen", "rejected", "margin"?}`` or ``{"prompt", "ranking": [best, ...]}``."""
+    """``{"prompt", "chosen", "rejected", "margin"?}``, ``{"prompt", "ranking": [best, ...]}``,
+    or ``{"prompt", "completions", "pairs": [[better, worse, margin], ...]}``."""
     if "prompt" not in row:
         raise ValueError(f"Row {index} has no 'prompt'.")
     if "ranking" in row:
@@ -36,7 +37,16 @@ def row_to_group(row: dict, index: int = 0) -> Group:
         chosen = _check_text(row["chosen"], "chosen", index)
         rejected = _check_text(row["rejected"], "rejected", index)
         return Group(row["prompt"], [chosen, rejected], [(0, 1, float(row.get("margin") or 0.0))])
-    raise ValueError(f"Row {index} needs either 'chosen' and 'rejected', or 'ranking'.")
+    if "completions" in row and "pairs" in row:  # a ranking some of whose pairs were dropped
+        completions = [_check_text(text, "completions", index) for text in row["completions"]]
+        pairs = [(int(i), int(j), float(m)) for i, j, m in row["pairs"]]
+        if not pairs or any(not 0 <= k < len(completions) for i, j, _ in pairs for k in (i, j)):
+            raise ValueError(f"Row {index}: 'pairs' must index its 'completions'.")
+        wins = [sum(i == k for i, _, _ in pairs) for k in range(len(completions))]
+        return Group(row["prompt"], completions, pairs, best=wins.index(max(wins)))
+    raise ValueError(
+        f"Row {index} needs 'chosen' and 'rejected', 'ranking', or 'completions' and 'pairs'."
+    )
 
 
 def rows_to_groups(rows: list[dict]) -> list[Group]:
