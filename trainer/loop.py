@@ -30,9 +30,12 @@ JobStatus = TrainingJob.Status
 
 
 def usable_comparisons(*, project_id: int, since=None) -> int:
-    """Labels that can train a reward model (preferences and rankings, not ties), since when."""
+    """Labels that can train a reward model (preferences and rankings, not ties, on train-split
+    prompts: eval-split ones are held out of every snapshot), since when."""
     labels = Annotation.objects.filter(
-        Q(verdict=Annotation.Verdict.PREFERRED) | Q(kind=Kind.RANKING), task__project_id=project_id
+        Q(verdict=Annotation.Verdict.PREFERRED) | Q(kind=Kind.RANKING),
+        task__project_id=project_id,
+        task__prompt__split=Prompt.Split.TRAIN,
     )
     if since is not None:
         labels = labels.filter(created_at__gte=since)

@@ -1,7 +1,8 @@
 """Reads for the loop page (issue #5): the rounds as they stand, and what the labels say of them.
 
 - Human-judged win rate of each round's new policy against the previous version and against
-  the base, from the annotations on that round's comparison tasks (`Task.meta["loop"]`). A
+  the base, from the annotations on that round's comparison tasks (`Task.meta["loop"]`) over
+  eval-split prompts only: those no training snapshot takes (trainer/snapshots.py). A
   preference for the new policy's completion is a win, for the other's a loss; a tie and
   "both bad" count as half a win (trainer/evaluation.py: half a point, one trial). 95 % Wilson
   interval.
@@ -28,14 +29,19 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from annotator.export.rows import prompt_native
-from annotator.models import Annotation, Kind, Project
+from annotator.models import Annotation, Kind, Project, Prompt
 from trainer import evaluation
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
 Verdict = Annotation.Verdict
 
-# Labels that can train a reward model (as trainer/loop.py counts them).
-USABLE = Q(verdict=Verdict.PREFERRED) | Q(kind=Kind.RANKING)
+# Labels that can train a reward model (as trainer/loop.py counts them): preferences and
+# rankings on train-split prompts (eval-split ones are held out of every snapshot).
+USABLE = (Q(verdict=Verdict.PREFERRED) | Q(kind=Kind.RANKING)) & Q(
+    task__prompt__split=Prompt.Split.TRAIN
+)
+# Judgments that measure the loop: on prompts no model trained on.
+HELD_OUT = Q(task__prompt__split=Prompt.Split.EVAL)
 # The over-optimisation warning needs at least this many judgments of a round: with fewer, the
 # interval is so wide that it always contains 0.5 and the warning would be noise.
 WARNING_MIN_JUDGED = 10
@@ -85,10 +91,11 @@ def _int(value) -> int | None:
 
 
 def loop_judgments(*, project_id: int) -> list[Judgment]:
-    """Every pairwise annotation on the project's loop tasks, oldest first. One query."""
+    """Every pairwise annotation on the project's loop tasks over eval-split prompts, oldest
+    first. One query."""
     rows = (
         Annotation.objects.filter(
-            task__project_id=project_id, task__round__isnull=False, kind=Kind.PAIRWISE
+            HELD_OUT, task__project_id=project_id, task__round__isnull=False, kind=Kind.PAIRWISE
         )
         .annotate(
             against=KeyTextTransform("against", KeyTransform("loop", "task__meta")),
@@ -373,6 +380,7 @@ class LoopState:
     rounds: list[RoundRow]
     judgments: list[Judgment]
     models: dict[int, ModelVersion]  # every policy version the rounds or judgments name
+    eval_prompts: int = 0  # the project's eval-split prompts, which the judgments are on
 
     @property
     def warnings(self) -> list[RoundRow]:
@@ -385,7 +393,7 @@ class LoopState:
 
 def loop_state(*, project: Project) -> LoopState:
     """The loop's settings and every round with its jobs, models, labels, win rates and
-    warning. Five queries (six when a judgment names a model no round does), however many
+    warning. Six queries (seven when a judgment names a model no round does), however many
     rounds and labels."""
     policy = LoopPolicy.objects.select_related("base_policy").filter(project=project).first()
     rounds = _rounds(project.id)
@@ -441,7 +449,10 @@ def loop_state(*, project: Project) -> LoopState:
     missing = {i for j in judgments for i in (j.new, j.other)} - set(models)
     if missing:
         models |= {m.id: m for m in ModelVersion.objects.filter(id__in=missing).defer("config")}
-    return LoopState(policy=policy, rounds=rows, judgments=judgments, models=models)
+    eval_prompts = Prompt.objects.filter(project=project, split=Prompt.Split.EVAL).count()
+    return LoopState(
+        policy=policy, rounds=rows, judgments=judgments, models=models, eval_prompts=eval_prompts
+    )
 
 
 # --- Plot data ------------------------------------------------------------------------------

@@ -81,15 +81,26 @@ def make_round(
     )
 
 
-def judge(round_: LoopRound, against: str, other: ModelVersion, outcomes: str, *, simulated=0):
+def judge(
+    round_: LoopRound,
+    against: str,
+    other: ModelVersion,
+    outcomes: str,
+    *,
+    simulated=0,
+    split="eval",
+):
     """One comparison task a judgment: W the new policy won, L it lost, T tie, B both bad.
-    The first `simulated` judgments are marked simulated."""
+    The first `simulated` judgments are marked simulated. On eval-split prompts, as the loop
+    counts them, unless `split` says otherwise."""
     project = round_.project
     new_id = round_.policy_job.output_model_id
     labeler = UserFactory()
     MembershipFactory(project=project, user=labeler)
     for i, outcome in enumerate(outcomes):
-        prompt = Prompt.objects.create(project=project, text=f"prompt {round_.number} {i}")
+        prompt = Prompt.objects.create(
+            project=project, text=f"prompt {round_.number} {i}", split=split
+        )
         mine = Completion.objects.create(prompt=prompt, text="new", model_version_id=new_id)
         theirs = Completion.objects.create(prompt=prompt, text="other", model_version_id=other.id)
         task = Task.objects.create(
@@ -159,6 +170,20 @@ def test_it_counts_wins_losses_and_ties_as_half(project, base, configured):
     assert judged.result.high == pytest.approx(0.89221, abs=1e-4)
     assert not judged.judged_better and not judged.judged_worse
     assert state.rounds[0].simulated_judged == 3
+
+
+def test_it_counts_only_judgments_on_eval_prompts(project, base, configured):
+    """Judgments on train-split prompts are left out: the next reward model trains on those
+    labels, and the policy trained on those prompts."""
+    r1 = make_round(project, 1, base)
+    judge(r1, "previous", base, "WWW")
+    judge(r1, "previous", base, "LLLLL", split="train")
+
+    state = loop_selectors.loop_state(project=project)
+
+    judged = state.rounds[0].judged["previous"]
+    assert (judged.result.n, judged.result.rate) == (3, 1.0)
+    assert len(state.judgments) == 3 and state.eval_prompts == 3
 
 
 def test_it_keeps_previous_and_base_apart_per_round(project, base, configured):
@@ -533,7 +558,7 @@ def test_it_reads_the_loop_in_a_fixed_number_of_queries(
         judge(r, "base", base, "WW")
         previous = r.policy_job.output_model
         # policy, rounds, generate jobs, judgments, label counts
-        with django_assert_max_num_queries(5):
+        with django_assert_max_num_queries(6):
             state = loop_selectors.loop_state(project=project)
         assert len(state.rounds) == number
         assert all(row.judged["previous"].result.n == 3 for row in state.rounds)

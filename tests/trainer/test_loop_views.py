@@ -348,8 +348,8 @@ def test_the_page_and_the_timeline_take_a_fixed_number_of_queries(
         previous = r.policy_job.output_model
         # session, user, membership, the menu's "admins a project"; loop policy, rounds,
         # generate jobs, judgments, label counts; the base-policy choices (exists, options)
-        with django_assert_max_num_queries(11):
+        with django_assert_max_num_queries(12):
             assert client.get(page_url(project)).status_code == 200
         # session, user, membership; loop policy, rounds, generate jobs, judgments, labels
-        with django_assert_max_num_queries(8):
+        with django_assert_max_num_queries(9):
             assert client.get(page_url(project), **HTMX).status_code == 200
