@@ -8,6 +8,10 @@ and makes at most one transition:
     policy     --(policy job succeeded)--> generate jobs: new policy, previous policy (, base)
     generating --(all generate jobs succeeded)--> pairwise tasks new-vs-previous; next round
 
+Leaving collecting also asks for the last round's reward model's accuracy on the labels just
+collected, and a round's end for its samples scored by its reward model (trainer/
+loop_services.py: both on a gpu worker, in a child process).
+
 Every transition is a conditional update of the round's status, acted on only by the caller
 that changed the row, so it happens once however many annotations or job ends call in at the
 same moment. All state lives in the database: a restarted worker just calls loop_advance again
@@ -21,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotator.models import Annotation, Completion, Kind, Prompt, Task, TaskCompletion
-from trainer import services
+from trainer import loop_services, services
 from trainer.exceptions import JobError
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
@@ -109,7 +113,23 @@ def _after_collecting(policy: LoopPolicy, round_: LoopRound) -> str | None:
         project=policy.project, kind="reward", config=config, input_model=policy.base_policy
     )
     LoopRound.objects.filter(id=round_.id).update(reward_job=job)
+    _measure_last_reward_model(round_)
     return Status.REWARD
+
+
+def _measure_last_reward_model(round_: LoopRound) -> None:
+    """The labels this round collected are fresh to the last round's reward model: measure its
+    accuracy on them (on a gpu worker), as the loop page's fresh accuracy."""
+    last = (
+        LoopRound.objects.filter(project_id=round_.project_id, number__lt=round_.number)
+        .exclude(reward_job__output_model=None)
+        .select_related("reward_job__output_model")
+        .order_by("-number")
+        .first()
+    )
+    if last is not None:
+        model = last.reward_job.output_model
+        loop_services.reward_model_fresh_accuracy_request(model_version=model)
 
 
 def _labels_since(round_: LoopRound):
@@ -123,15 +143,45 @@ def _after_reward(policy: LoopPolicy, round_: LoopRound) -> str | None:
     if not _move(round_, Status.REWARD, Status.POLICY):
         return None
     reward_model = round_.reward_job.output_model
+    reference = kl_reference(policy, round_)
     job = services.job_create(
         project=policy.project,
         kind=policy.algorithm,
-        config=dict(policy.policy_config),
+        config=policy_job_config(policy, reference),
         input_model=round_.previous_policy,
         reward_model=reward_model if policy.algorithm != LoopPolicy.Algorithm.DPO else None,
     )
-    LoopRound.objects.filter(id=round_.id).update(policy_job=job)
+    LoopRound.objects.filter(id=round_.id).update(policy_job=job, reference_policy=reference)
     return Status.POLICY
+
+
+# The algorithms whose policy job holds the policy near a frozen reference with a KL penalty
+# (RAFT has no penalty; DPO's reference is the policy it starts from, by construction).
+KL_ALGORITHMS = {LoopPolicy.Algorithm.PPO, LoopPolicy.Algorithm.RLOO, LoopPolicy.Algorithm.GRPO}
+# GRPO's KL weight in the loop when its config sets none: TRL's default is 0 (no penalty at
+# all), which over rounds lets the policy drift as far as the reward model pays it to.
+LOOP_GRPO_BETA = 0.04
+
+
+def kl_reference(policy: LoopPolicy, round_: LoopRound) -> ModelVersion | None:
+    """The policy the KL penalty holds this round's policy near: the loop's base policy (as in
+    InstructGPT), or the previous round's when the loop is set so."""
+    if policy.algorithm not in KL_ALGORITHMS:
+        return None
+    if policy.reference == LoopPolicy.Reference.PREVIOUS:
+        return round_.previous_policy
+    return policy.base_policy
+
+
+def policy_job_config(policy: LoopPolicy, reference: ModelVersion | None) -> dict:
+    """The loop's policy config with the round's KL reference, and GRPO's loop default beta.
+    A reference path the admin wrote in the config wins."""
+    config = dict(policy.policy_config)
+    if reference is not None:
+        config.setdefault("ref_model_path", reference.path)
+    if policy.algorithm == LoopPolicy.Algorithm.GRPO:
+        config.setdefault("beta", LOOP_GRPO_BETA)
+    return config
 
 
 def _after_policy(policy: LoopPolicy, round_: LoopRound) -> str | None:
@@ -179,6 +229,7 @@ def _after_generating(policy: LoopPolicy, round_: LoopRound) -> str | None:
         return None
     created = _queue_comparisons(policy, round_, jobs)
     LoopRound.objects.filter(id=round_.id).update(tasks_created=created)
+    loop_services.round_scores_request(round_=round_)
     LoopRound.objects.create(
         project_id=policy.project_id,
         number=round_.number + 1,
@@ -265,6 +316,21 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
         except JobError as exc:
             errors[name] = str(exc)
     return errors
+
+
+LIKERT_REFUSED = (
+    "The loop needs comparisons: it starts a round after enough pairwise preferences or "
+    "rankings, and measures each round with pairwise tasks. This project collects Likert "
+    "scores only, so a loop here would never start. Export its labels and train by hand "
+    "(docs/training.md), or run the loop in a pairwise or ranking project."
+)
+
+
+def loop_project_check(*, project) -> str | None:
+    """Why the project cannot run a loop, or None when it can."""
+    if project.kind == Kind.LIKERT:
+        return LIKERT_REFUSED
+    return None
 
 
 def loop_configure(*, project, base_policy: ModelVersion, **fields) -> LoopPolicy:

@@ -21,7 +21,7 @@ class LoopPolicySerializer(serializers.ModelSerializer):
         fields = [
             "enabled", "paused", "base_policy", "algorithm", "policy_config", "reward_config",
             "generate_config", "reward_after", "train_prompts", "compare_with_base",
-            "task_priority",
+            "task_priority", "reference",
         ]  # fmt: skip
         read_only_fields = ["paused"]
 
@@ -35,6 +35,9 @@ class LoopPolicySerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict) -> dict:
         """The job configs are checked against their kinds now, as the loop form does."""
+        refused = loop.loop_project_check(project=self.project)
+        if refused:
+            raise serializers.ValidationError({"project": refused})
         current = LoopPolicy.objects.filter(project=self.project).first()
         algorithm = attrs.get("algorithm") or (
             current.algorithm if current else LoopPolicy.Algorithm.RAFT
@@ -53,6 +56,7 @@ class LoopRoundOut(serializers.ModelSerializer):
         fields = [
             "number", "status", "previous_policy", "reward_job", "policy_job", "generate_jobs",
             "prompt_ids", "tasks_created", "error", "started_at", "finished_at",
+            "reference_policy", "scores",
         ]  # fmt: skip
 
 

@@ -11,8 +11,10 @@
 - Per round's reward model: its training-time validation accuracy (`val_accuracy`, reported by
   trainer/algorithms/reward.py) next to its accuracy on comparisons labelled after it was
   trained (`metrics["fresh_accuracy"]`, measured on a worker by trainer/loop_services.py).
-- The over-optimisation warning: a round whose policy's mean reward-model score rose while the
-  humans do not prefer it to the previous version.
+- The over-optimisation warning: a round whose new policy's samples score higher than the
+  previous policy's under the round's own (newest) reward model, both scored by that one model
+  (`LoopRound.scores`, trainer/loop_services.py), while the humans do not prefer it to the
+  previous version.
 
 Every function here runs a fixed number of queries, however many rounds, jobs or labels.
 """
@@ -45,9 +47,6 @@ HELD_OUT = Q(task__prompt__split=Prompt.Split.EVAL)
 # The over-optimisation warning needs at least this many judgments of a round: with fewer, the
 # interval is so wide that it always contains 0.5 and the warning would be noise.
 WARNING_MIN_JUDGED = 10
-# A policy job's mean reward-model score, by the name its algorithm reports it under:
-# RAFT (trainer/algorithms/raft.py) reports mean_reward_all, PPO (ppo.py) reward. DPO has none.
-REWARD_KEYS = ("mean_reward_all", "reward")
 LEADERBOARD_BOOTSTRAPS = 200
 LEADERBOARD_SEED = 0
 LEADERBOARD_CACHE_SECONDS = 24 * 3600
@@ -264,16 +263,6 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _mean_reward(metrics) -> float | None:
-    if not isinstance(metrics, dict):
-        return None
-    for key in REWARD_KEYS:
-        value = _number(metrics.get(key))
-        if value is not None:
-            return value
-    return None
-
-
 @dataclass
 class RoundRow:
     round: LoopRound
@@ -285,9 +274,11 @@ class RoundRow:
     judged: dict[str, Judged] = field(default_factory=dict)  # "previous" / "base"
     val_accuracy: float | None = None
     fresh: FreshAccuracy | None = None
-    mean_reward: float | None = None  # the round's policy, by its reward model
-    reward_baseline: float | None = None  # what the rise is measured from
-    baseline_from: str = ""  # "the previous round" or "the start of this round's job"
+    mean_reward: float | None = None  # the new policy's samples, by the round's reward model
+    reward_baseline: float | None = None  # the previous policy's samples, by the same model
+    scored: int = 0  # samples of each policy scored
+    scores_status: str = ""  # "", "queued", "done" or "failed" (LoopRound.scores)
+    scores_error: str = ""
     warning: str = ""
 
     @property
@@ -309,16 +300,13 @@ def _rounds(project_id: int) -> list[LoopRound]:
     heavy = [f"{job}__{name}" for job in ("reward_job", "policy_job") for name in JOB_HEAVY]
     return list(
         LoopRound.objects.filter(project_id=project_id)
-        .select_related("previous_policy", "reward_job__output_model", "policy_job__output_model")
-        .defer(*heavy, "previous_policy__config")
-        # The first value the policy job logged: the starting policy under the same reward
-        # model, read in the database so the whole series is never loaded.
-        .annotate(
-            first_raft_reward=KeyTextTransform(
-                "mean_reward_all", KeyTransform(0, "policy_job__metrics")
-            ),
-            first_ppo_reward=KeyTextTransform("reward", KeyTransform(0, "policy_job__metrics")),
+        .select_related(
+            "previous_policy",
+            "reference_policy",
+            "reward_job__output_model",
+            "policy_job__output_model",
         )
+        .defer(*heavy, "previous_policy__config", "reference_policy__config")
         .order_by("number")
     )
 
@@ -359,6 +347,20 @@ def _round_jobs(r: LoopRound, generate: dict[int, TrainingJob]) -> list[tuple[st
     return [(role, job) for role, job in jobs if job is not None]
 
 
+def _read_scores(row: RoundRow, scores) -> None:
+    """The round's samples under its reward model, from `LoopRound.scores`."""
+    if not isinstance(scores, dict):
+        return
+    row.scores_status = str(scores.get("status", ""))
+    row.scores_error = str(scores.get("error", ""))
+    if row.reward_model is None or scores.get("reward_model") != row.reward_model.id:
+        return  # scored by another model than the round's: not comparable
+    new, previous = _number(scores.get("new")), _number(scores.get("previous"))
+    if new is not None and previous is not None:
+        row.mean_reward, row.reward_baseline = new, previous
+        row.scored = _int(scores.get("n")) or 0
+
+
 def _warn(row: RoundRow) -> str:
     judged = row.judged.get("previous")
     if not row.reward_rose or judged is None or judged.result.n < WARNING_MIN_JUDGED:
@@ -367,10 +369,12 @@ def _warn(row: RoundRow) -> str:
         return ""
     w = judged.result
     return (
-        f"Possible over-optimisation: the policy's mean reward-model score rose from "
-        f"{row.reward_baseline:.4g} ({row.baseline_from}) to {row.mean_reward:.4g}, but the "
-        f"humans do not prefer it to the previous version: win rate {w.rate:.2f} "
-        f"(95 % interval {w.low:.2f}–{w.high:.2f}, {w.n} judgments)."
+        f"Possible over-optimisation: under this round's reward model "
+        f"{row.reward_model.name}, the new policy's samples score {row.mean_reward:.4g} on "
+        f"average against {row.reward_baseline:.4g} for the previous policy's ({row.scored} "
+        f"samples each), but the humans do not prefer it to the previous version: win rate "
+        f"{w.rate:.2f} (95 % interval {w.low:.2f}–{w.high:.2f}, {w.n} judgments on eval "
+        f"prompts)."
     )
 
 
@@ -390,6 +394,22 @@ class LoopState:
     def current(self) -> RoundRow | None:
         return self.rounds[-1] if self.rounds else None
 
+    @property
+    def measuring(self) -> bool:
+        """A measurement is queued: its result will change the page."""
+        return any(
+            r.scores_status == "queued" or (r.fresh is not None and r.fresh.status == "queued")
+            for r in self.rounds
+        )
+
+    @property
+    def can_change(self) -> bool:
+        """Whether the loop page's numbers may still change by themselves: the loop is on, or
+        a measurement or one of the rounds' jobs is still to finish."""
+        enabled = self.policy is not None and self.policy.enabled
+        running = any(not job.is_finished for r in self.rounds for _, job in r.jobs)
+        return enabled or running or self.measuring
+
 
 def loop_state(*, project: Project) -> LoopState:
     """The loop's settings and every round with its jobs, models, labels, win rates and
@@ -407,7 +427,7 @@ def loop_state(*, project: Project) -> LoopState:
     rates = round_win_rates(judgments)
     counts = _label_counts(project.id, rounds)
 
-    rows, previous_reward = [], None
+    rows = []
     for r in rounds:
         reward_model = r.reward_job.output_model if r.reward_job else None
         new_policy = r.policy_job.output_model if r.policy_job else None
@@ -428,17 +448,8 @@ def loop_state(*, project: Project) -> LoopState:
             if reward_model
             else None,
             fresh=fresh_accuracy_of(reward_model),
-            mean_reward=_mean_reward(new_policy.metrics) if new_policy else None,
         )
-        if row.mean_reward is not None:
-            if previous_reward is not None:
-                row.reward_baseline, row.baseline_from = previous_reward, "the previous round"
-            else:
-                first = _number(r.first_raft_reward)
-                first = first if first is not None else _number(r.first_ppo_reward)
-                row.reward_baseline = first
-                row.baseline_from = "the start of this round's policy job"
-            previous_reward = row.mean_reward
+        _read_scores(row, r.scores)
         row.warning = _warn(row)
         rows.append(row)
 

@@ -1,20 +1,33 @@
-"""Writes for the loop page: a reward model's accuracy on labels it was not trained on.
+"""The loop's measurements with a reward model, each sent to a gpu worker, which runs the
+model in a child process (trainer/score_child.py): torch never loads in the web process nor in
+the Celery worker.
 
-The measurement loads the reward model, so it runs on a gpu worker (trainer.tasks.
-measure_fresh_accuracy), never in the web process: this module imports torch only inside
-`reward_model_fresh_accuracy`, which only the task calls. The result is stored in the model's
-`metrics["fresh_accuracy"]`: {"status", "n", "correct", "accuracy", "cutoff", "measured_at",
-"simulated"} (or "error" when it failed).
+- A reward model's accuracy on labels it was not trained on, stored in the model's
+  `metrics["fresh_accuracy"]`: {"status", "n", "correct", "accuracy", "cutoff", "measured_at",
+  "simulated"} (or "error" when it failed). The loop asks for it by itself for the previous
+  round's reward model when a round has collected its labels; the loop page has a button too.
+- A round's samples, the new policy's and the previous one's, scored by the round's (newest)
+  reward model, stored in `LoopRound.scores`: {"status", "reward_model", "new", "previous",
+  "n", "measured_at"}. The over-optimisation warning reads it (trainer/loop_selectors.py).
 """
 
+import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotator.export.rows import prompt_native
+from annotator.models import Completion
 from trainer import loop_selectors
 from trainer.exceptions import JobError
-from trainer.models import ModelVersion
+from trainer.models import LoopRound, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +96,105 @@ def _when() -> dict:
 
 
 def _count_correct(model: ModelVersion, rows: list, device: str) -> int:
-    from trainer.algorithms.reward_scoring import score_texts  # torch: on the worker only
-
-    config = model.config or {}
     prompts = [r.prompt for r in rows]
-    scores = score_texts(
-        model.path,
-        prompts + prompts,
-        [r.chosen for r in rows] + [r.rejected for r in rows],
+    scores = score_in_child(
+        model=model,
+        prompts=prompts + prompts,
+        completions=[r.chosen for r in rows] + [r.rejected for r in rows],
         device=device,
-        batch_size=int(config.get("eval_batch_size") or 16),
-        max_length=int(config.get("max_length") or 512),
     )
     n = len(rows)
     return sum(chosen > rejected for chosen, rejected in zip(scores[:n], scores[n:], strict=True))
+
+
+# A scoring child that runs longer than this is killed and the measurement fails.
+SCORE_TIMEOUT_SECONDS = 3600
+
+
+def score_in_child(
+    *, model: ModelVersion, prompts: list, completions: list[str], device: str = "auto"
+) -> list[float]:
+    """The reward model's score of each (prompt, completion), computed by
+    `python -m trainer.score_child` so that torch loads in that process, not in this one."""
+    config = model.config or {}
+    spec = {
+        "model_path": model.path,
+        "prompts": prompts,
+        "completions": completions,
+        "batch_size": int(config.get("eval_batch_size") or 16),
+        "max_length": int(config.get("max_length") or 512),
+        "device": device,
+    }
+    with tempfile.TemporaryDirectory(prefix="prefloop-score-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "scores.json"
+        spec_path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        done = subprocess.run(  # noqa: S603 (our own module, our own arguments)
+            [sys.executable, "-m", "trainer.score_child", str(spec_path), str(out_path)],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SCORE_TIMEOUT_SECONDS,
+        )
+        if done.returncode != 0:
+            raise JobError(f"Scoring with {model.name} failed: {done.stderr[-1000:]}")
+        return json.loads(out_path.read_text(encoding="utf-8"))["scores"]
+
+
+# --- A round's samples under one reward model ---------------------------------------------------
+
+
+def round_scores_request(*, round_: LoopRound) -> None:
+    """Mark the round's scoring queued and send it to a gpu worker once this is committed."""
+    from trainer.tasks import score_round_samples
+
+    LoopRound.objects.filter(id=round_.id).update(scores={"status": "queued"})
+    transaction.on_commit(lambda: score_round_samples.apply_async((round_.id,), queue="gpu"))
+
+
+def round_samples(round_: LoopRound) -> dict[str, list[tuple]]:
+    """{"new" | "previous": [(prompt, completion text)]}: every sample of the round's generate
+    jobs for both policies, over the prompts both of them answered. One query."""
+    ids = {role: round_.generate_jobs[role] for role in ("new", "previous")}
+    rows = Completion.objects.filter(meta__job__in=list(ids.values())).values_list(
+        "meta__job", "prompt_id", "prompt__text", "prompt__messages", "text"
+    )
+    by_job: dict[int, list[tuple]] = {job_id: [] for job_id in ids.values()}
+    for job_id, prompt_id, text, messages, completion in rows.order_by("id"):
+        by_job[int(job_id)].append((prompt_id, prompt_native(text, messages), completion))
+    common = set.intersection(*({p for p, _, _ in samples} for samples in by_job.values()))
+    return {
+        role: [(prompt, text) for p, prompt, text in by_job[job_id] if p in common]
+        for role, job_id in ids.items()
+    }
+
+
+def round_scores_measure(*, round_id: int, device: str = "auto") -> dict:
+    """Score the new and the previous policy's samples with the round's reward model, so
+    that the two means are on one scale, and store them in `LoopRound.scores`."""
+    round_ = LoopRound.objects.select_related("reward_job__output_model").get(id=round_id)
+    model = round_.reward_job.output_model
+    samples = round_samples(round_)
+    flat = samples["new"] + samples["previous"]
+    result = {"status": "done", "reward_model": model.id, "n": len(samples["new"])}
+    try:
+        if samples["new"] and samples["previous"]:
+            scores = score_in_child(
+                model=model,
+                prompts=[p for p, _ in flat],
+                completions=[c for _, c in flat],
+                device=device,
+            )
+            n = len(samples["new"])
+            result["new"] = sum(scores[:n]) / n
+            result["previous"] = sum(scores[n:]) / len(samples["previous"])
+    except Exception as exc:
+        log.exception("Scoring round %s's samples failed", round_id)
+        failed = {"status": "failed", "reward_model": model.id, "error": str(exc)[-500:]}
+        LoopRound.objects.filter(id=round_id).update(scores=failed | _when())
+        raise
+    result |= _when()
+    LoopRound.objects.filter(id=round_id).update(scores=result)
+    return result

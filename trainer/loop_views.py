@@ -1,9 +1,11 @@
 """The loop page (issue #5): settings, controls, rounds as a timeline, win rates, leaderboard.
 
 Same access rules as the other training pages (trainer/views.py): outsiders get 404, labelers
-403. The page and its timeline are one template (trainer/loop.html and its "loop-timeline"
-partial); the timeline polls itself every 5 s with htmx while the loop is enabled, and the
-answer that finds it disabled is a 286, which stops the polling. Reads go through
+403. The page and its live part are one template (trainer/loop.html and its "loop-live"
+partial: the timeline, the charts, the leaderboard and the reward models' accuracy); the live
+part polls itself every 5 s with htmx while its numbers can still change (the loop is enabled,
+or a job or a measurement is still to finish), and the answer that finds nothing left to
+change is a 286, which stops the polling. Reads go through
 trainer.loop_selectors, writes through trainer.loop and trainer.loop_services.
 """
 
@@ -56,6 +58,13 @@ class LoopSettingsForm(forms.Form):
     reward_after = forms.IntegerField(min_value=1, **_policy_field("reward_after"))
     train_prompts = forms.IntegerField(min_value=0, **_policy_field("train_prompts"))
     compare_with_base = forms.BooleanField(required=False, **_policy_field("compare_with_base"))
+    reference = forms.ChoiceField(
+        required=False,
+        choices=LoopPolicy.Reference.choices,
+        initial=LoopPolicy.Reference.BASE,
+        label="KL reference",
+        help_text=LoopPolicy._meta.get_field("reference").help_text,
+    )
     task_priority = forms.IntegerField(
         initial=LoopPolicy._meta.get_field("task_priority").default,
         help_text="Priority of the round's comparison tasks in the labeling queue.",
@@ -78,6 +87,7 @@ class LoopSettingsForm(forms.Form):
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
+        self.project = project
         self.fields["base_policy"].queryset = (
             ModelVersion.objects.filter(project=project, role=ModelVersion.Role.POLICY)
             .only("id", "name", "path", "role", "project_id")
@@ -96,6 +106,9 @@ class LoopSettingsForm(forms.Form):
             raise forms.ValidationError('Give a JSON object, such as {"learning_rate": 1e-5}.')
         return value
 
+    def clean_reference(self) -> str:
+        return self.cleaned_data.get("reference") or LoopPolicy.Reference.BASE
+
     def clean_policy_config(self) -> dict:
         return self._json_object("policy_config")
 
@@ -109,6 +122,9 @@ class LoopSettingsForm(forms.Form):
         """Each config is checked against its job kind's config now, not when a round starts
         the job (a bad one would fail that round)."""
         data = super().clean()
+        refused = loop.loop_project_check(project=self.project)
+        if refused:
+            raise forms.ValidationError(refused)
         base, algorithm = data.get("base_policy"), data.get("algorithm")
         if base is None:
             return data
@@ -130,6 +146,7 @@ def _initial(policy: LoopPolicy | None) -> dict:
         "reward_after": policy.reward_after,
         "train_prompts": policy.train_prompts,
         "compare_with_base": policy.compare_with_base,
+        "reference": policy.reference,
         "task_priority": policy.task_priority,
         "policy_config": json.dumps(policy.policy_config, indent=1),
         "reward_config": json.dumps(policy.reward_config, indent=1),
@@ -164,32 +181,34 @@ def _charts(rows: list[loop_selectors.RoundRow]) -> list[dict]:
     ]
 
 
-def _timeline_context(project: Project, state: loop_selectors.LoopState) -> dict:
+def _live_context(project: Project, state: loop_selectors.LoopState) -> dict:
+    """What the live part of the page shows: rounds, charts, leaderboard, reward models."""
     last = state.current
+    base_id = state.policy.base_policy_id if state.policy else None
     return {
         "project": project,
         "state": state,
         "policy": state.policy,
         "rows": state.rounds[::-1],
-        "polling": bool(state.policy and state.policy.enabled),
+        "polling": state.can_change,
         "ended": last is not None and last.round.status in ("failed", "stopped"),
         "min_judged": loop_selectors.WARNING_MIN_JUDGED,
-    }
-
-
-def _page_context(project: Project, form: LoopSettingsForm | None = None) -> dict:
-    state = loop_selectors.loop_state(project=project)
-    base_id = state.policy.base_policy_id if state.policy else None
-    context = _timeline_context(project, state)
-    context |= {
-        "tab": "loop",
-        "form": form or LoopSettingsForm(initial=_initial(state.policy), project=project),
         "charts": _charts(state.rounds),
         "leaderboard": loop_selectors.loop_leaderboard(
             judgments=state.judgments, models=state.models, base_id=base_id
         ),
         "base_id": base_id,
         "reward_rows": [r for r in state.rounds if r.reward_model is not None],
+    }
+
+
+def _page_context(project: Project, form: LoopSettingsForm | None = None) -> dict:
+    state = loop_selectors.loop_state(project=project)
+    context = _live_context(project, state)
+    context |= {
+        "tab": "loop",
+        "form": form or LoopSettingsForm(initial=_initial(state.policy), project=project),
+        "refused": loop.loop_project_check(project=project),
     }
     return context
 
@@ -203,8 +222,8 @@ def _loop_url(project: Project, anchor: str = "") -> str:
 def loop_page(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project_for_admin(request, project_id)
     if request.htmx and not request.htmx.boosted:
-        context = _timeline_context(project, loop_selectors.loop_state(project=project))
-        template = "trainer/loop.html#loop-timeline"
+        context = _live_context(project, loop_selectors.loop_state(project=project))
+        template = "trainer/loop.html#loop-live"
         if not context["polling"]:
             return HttpResponseStopPolling(render_to_string(template, context, request=request))
         return render(request, template, context)

@@ -150,6 +150,18 @@ class LoopPolicy(models.Model):
         default=False, help_text="Also queue new-policy-versus-base comparisons each round."
     )
     task_priority = models.IntegerField(default=10)
+
+    class Reference(models.TextChoices):
+        BASE = "base", "The base policy"
+        PREVIOUS = "previous", "The previous round's policy"
+
+    reference = models.CharField(
+        max_length=16,
+        choices=Reference.choices,
+        default=Reference.BASE,
+        help_text="The frozen policy the KL penalty of PPO, RLOO and GRPO holds the policy "
+        "near: the base policy (as in InstructGPT), or the previous round's.",
+    )
     retrain_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -182,6 +194,13 @@ class LoopRound(models.Model):
     # Generate jobs by role: {"new": job id, "previous": job id, "base"?: job id}.
     generate_jobs = models.JSONField(default=dict, blank=True)
     prompt_ids = models.JSONField(default=list, blank=True)
+    # The policy job's KL reference (PPO, RLOO, GRPO), None for the kinds without one.
+    reference_policy = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The round's samples scored by one reward model (trainer/loop_services.py):
+    # {"status", "reward_model", "new": mean, "previous": mean, "n", "measured_at"} or "error".
+    scores = models.JSONField(default=dict, blank=True)
     tasks_created = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)

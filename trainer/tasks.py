@@ -39,6 +39,13 @@ def advance_all_loops() -> None:
 
 @shared_task(acks_late=True, name="trainer.tasks.measure_fresh_accuracy")
 def measure_fresh_accuracy(model_version_id: int) -> dict:
-    """A reward model's accuracy on labels made after it was trained. Loads the model: sent to
-    the gpu queue (loop_services.reward_model_fresh_accuracy_request)."""
+    """A reward model's accuracy on labels made after it was trained. Its scoring child loads
+    the model: sent to the gpu queue (loop_services.reward_model_fresh_accuracy_request)."""
     return loop_services.reward_model_fresh_accuracy(model_version_id=model_version_id)
+
+
+@shared_task(acks_late=True, name="trainer.tasks.score_round_samples")
+def score_round_samples(round_id: int) -> dict:
+    """A loop round's samples scored by its reward model, in a child process: sent to the gpu
+    queue (loop_services.round_scores_request)."""
+    return loop_services.round_scores_measure(round_id=round_id)

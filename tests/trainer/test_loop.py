@@ -302,3 +302,95 @@ def test_enabling_again_after_a_failed_round_opens_a_new_round(policy):
     assert fresh.previous_policy == policy.base_policy
     loop.loop_request_retrain(policy=policy)
     assert advance(policy) == Status.REWARD
+
+
+def run_round(policy) -> LoopRound:
+    """One whole round, every job succeeding; returns it done."""
+    label(policy.project, policy.reward_after)
+    advance(policy)
+    round_ = current(policy)
+    finish(round_.reward_job)
+    advance(policy)
+    round_.refresh_from_db()
+    finish(round_.policy_job)
+    advance(policy)
+    round_.refresh_from_db()
+    for job in TrainingJob.objects.filter(id__in=round_.generate_jobs.values()):
+        finish(job)
+    assert advance(policy) == Status.DONE
+    round_.refresh_from_db()
+    return round_
+
+
+def policy_step(policy) -> TrainingJob:
+    """Run the current round up to its policy job, which it returns."""
+    label(policy.project, policy.reward_after)
+    advance(policy)
+    finish(current(policy).reward_job)
+    assert advance(policy) == Status.POLICY
+    return TrainingJob.objects.get(id=current(policy).policy_job_id)
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "rloo", "grpo"])
+def test_from_round_2_the_kl_reference_is_the_base_policy(policy, algorithm):
+    policy.algorithm = algorithm
+    policy.save()
+    first = run_round(policy)
+
+    job = policy_step(policy)
+
+    second = current(policy)
+    assert job.input_model == first.policy_job.output_model  # it starts from round 1's policy
+    assert job.config["ref_model_path"] == policy.base_policy.path == "/base"
+    assert second.reference_policy == policy.base_policy
+
+
+def test_the_previous_rounds_policy_can_be_the_reference(policy):
+    policy.algorithm, policy.reference = "ppo", "previous"
+    policy.save()
+    first = run_round(policy)
+
+    job = policy_step(policy)
+
+    assert job.config["ref_model_path"] == first.policy_job.output_model.path
+    assert current(policy).reference_policy == first.policy_job.output_model
+
+
+@pytest.mark.parametrize(("algorithm", "beta"), [("grpo", loop.LOOP_GRPO_BETA), ("rloo", 0.05)])
+def test_grpo_in_the_loop_has_a_kl_penalty_by_default(policy, algorithm, beta):
+    policy.algorithm = algorithm
+    policy.save()
+
+    job = policy_step(policy)
+
+    assert job.config["beta"] == beta > 0
+    # A beta the admin set is kept.
+    policy.policy_config = {"beta": 0.0}
+    policy.save()
+    assert loop.policy_job_config(policy, policy.base_policy)["beta"] == 0.0
+
+
+def test_raft_and_dpo_rounds_have_no_kl_reference(policy):
+    for algorithm in ("raft", "dpo"):
+        policy.algorithm = algorithm
+        assert loop.kl_reference(policy, current(policy)) is None
+
+
+def test_a_round_measures_by_itself_on_a_gpu_worker(policy, django_capture_on_commit_callbacks):
+    """When a round ends, its samples are scored by its reward model; when the next round has
+    its labels, the last reward model's fresh accuracy is measured. Both on the gpu queue."""
+    score = mock.patch("trainer.tasks.score_round_samples.apply_async")
+    fresh = mock.patch("trainer.tasks.measure_fresh_accuracy.apply_async")
+    with score as score, fresh as fresh:
+        with django_capture_on_commit_callbacks(execute=True):
+            first = run_round(policy)
+        score.assert_called_once_with((first.id,), queue="gpu")
+        assert first.scores == {"status": "queued"}
+        fresh.assert_not_called()  # no earlier reward model
+        label(policy.project, policy.reward_after)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert advance(policy) == Status.REWARD
+    reward_model = first.reward_job.output_model
+    fresh.assert_called_once_with((reward_model.id,), queue="gpu")
+    reward_model.refresh_from_db()
+    assert reward_model.metrics["fresh_accuracy"]["status"] == "queued"

@@ -14,6 +14,7 @@ from django.utils import timezone
 from annotator.models import Annotation, Completion, Kind, Prompt, Task, TaskCompletion
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
 from trainer import evaluation, loop, loop_selectors, loop_services
+from trainer.exceptions import JobError
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
 JobStatus = TrainingJob.Status
@@ -33,11 +34,11 @@ def make_round(
     *,
     status: str = LoopRound.Status.DONE,
     val_accuracy: float | None = 0.7,
-    mean_reward: float | None = None,
-    first_reward: float | None = None,
-    reward_key: str = "mean_reward_all",
+    scores: tuple[float, float] | None = None,
+    algorithm: str = "raft",
 ) -> LoopRound:
-    """A finished round: reward job and model, policy job and model, two generate jobs."""
+    """A finished round: reward job and model, policy job and model, two generate jobs; with
+    `scores`, the new and the previous policy's mean score under the round's reward model."""
     now = timezone.now()
     reward_job = TrainingJob.objects.create(
         project=project, kind="reward", status=JobStatus.SUCCEEDED, finished_at=now
@@ -53,15 +54,13 @@ def make_round(
     )
     reward_job.output_model = reward_model
     reward_job.save(update_fields=["output_model"])
-    series = [{"step": 1, reward_key: first_reward}] if first_reward is not None else []
     policy_job = TrainingJob.objects.create(
         project=project,
-        kind="raft" if reward_key == "mean_reward_all" else "ppo",
+        kind=algorithm,
         status=JobStatus.SUCCEEDED,
-        metrics=series + [{"step": 2, "sft_loss": 1.0}],
+        metrics=[{"step": 1, "loss": 1.0}],
     )
-    final = {reward_key: mean_reward} if mean_reward is not None else {}
-    new = policy_model(project, f"policy-{number}", parent=previous, job=policy_job, metrics=final)
+    new = policy_model(project, f"policy-{number}", parent=previous, job=policy_job)
     policy_job.output_model = new
     policy_job.save(update_fields=["output_model"])
     generate = {
@@ -78,7 +77,16 @@ def make_round(
         reward_job=reward_job,
         policy_job=policy_job,
         generate_jobs=generate,
+        scores=scores_of(reward_model, scores),
     )
+
+
+def scores_of(reward_model: ModelVersion, scores: tuple[float, float] | None) -> dict:
+    if scores is None:
+        return {}
+    new, previous = scores
+    return {"status": "done", "reward_model": reward_model.id, "new": new, "previous": previous,
+            "n": 12}  # fmt: skip
 
 
 def judge(
@@ -436,13 +444,13 @@ def test_the_fresh_accuracy_service_scores_chosen_against_rejected(project, base
             rejected=bad,
         )
 
-    def fake_scores(path, prompts, completions, **kwargs):
-        assert path == "/rm" and kwargs["max_length"] == 64 and len(prompts) == 8
+    def fake_scores(*, model, prompts, completions, device):
+        assert model.path == "/rm" and len(prompts) == 8
         # Right on three of the four pairs; the tie in score on "good 3" counts as wrong.
         good = {"good 0": 1.0, "good 1": 2.0, "good 2": 0.5, "good 3": 0.0}
         return [good.get(c, 0.0) if c in good else {"bad 2": 0.1}.get(c, 0.0) for c in completions]
 
-    with mock.patch("trainer.algorithms.reward_scoring.score_texts", side_effect=fake_scores):
+    with mock.patch("trainer.loop_services.score_in_child", side_effect=fake_scores):
         result = loop_services.reward_model_fresh_accuracy(model_version_id=model.id)
     model.refresh_from_db()
     stored = model.metrics["fresh_accuracy"]
@@ -470,14 +478,41 @@ def test_a_failed_measurement_is_stored_with_its_error(project):
         rejected=bad,
     )
     Annotation.objects.update(created_at=timezone.now() + timedelta(minutes=1))
-    boom = mock.patch(
-        "trainer.algorithms.reward_scoring.score_texts", side_effect=OSError("no such model")
-    )
-    with boom, pytest.raises(OSError):
+    # The scoring child runs for real and cannot load a model from /none.
+    with pytest.raises(JobError, match="Scoring with rm failed"):
         loop_services.reward_model_fresh_accuracy(model_version_id=model.id)
     model.refresh_from_db()
     assert model.metrics["fresh_accuracy"]["status"] == "failed"
-    assert "no such model" in model.metrics["fresh_accuracy"]["error"]
+    assert "/none" in model.metrics["fresh_accuracy"]["error"]
+
+
+def test_a_rounds_samples_are_scored_by_its_reward_model_on_common_prompts(project, base):
+    r1 = make_round(project, 1, base)
+    new, previous = r1.generate_jobs["new"], r1.generate_jobs["previous"]
+    shared, only_new = (
+        Prompt.objects.create(project=project, text="shared"),
+        Prompt.objects.create(project=project, text="only new"),
+    )
+    for job, prompt, text in [
+        (new, shared, "n1"), (new, shared, "n2"), (new, only_new, "n3"), (previous, shared, "p1"),
+    ]:  # fmt: skip
+        Completion.objects.create(prompt=prompt, text=text, meta={"job": job, "sample_index": 0})
+    seen = {}
+
+    def fake_scores(*, model, prompts, completions, device):
+        seen.update(model=model, completions=completions)
+        return [{"n1": 3.0, "n2": 1.0, "p1": 0.5}[c] for c in completions]
+
+    with mock.patch("trainer.loop_services.score_in_child", side_effect=fake_scores):
+        result = loop_services.round_scores_measure(round_id=r1.id)
+
+    r1.refresh_from_db()
+    assert seen["model"] == r1.reward_job.output_model  # one model for both policies
+    assert sorted(seen["completions"]) == ["n1", "n2", "p1"]  # "only new" has no pair
+    assert r1.scores == result
+    assert (result["new"], result["previous"], result["n"]) == (2.0, 0.5, 2)
+    row = loop_selectors.loop_state(project=project).rounds[0]
+    assert (row.mean_reward, row.reward_baseline, row.reward_rose) == (2.0, 0.5, True)
 
 
 def test_a_request_queues_the_measurement_on_the_gpu_queue(
@@ -510,39 +545,49 @@ def test_a_request_queues_the_measurement_on_the_gpu_queue(
 def test_it_flags_a_round_whose_reward_rose_while_humans_did_not_prefer_it(
     project, base, configured
 ):
-    # Round 1: reward 0.2 -> 1.0 within its job, and humans agree (10 of 10): no warning.
-    r1 = make_round(project, 1, base, first_reward=0.2, mean_reward=1.0)
+    """Both policies' samples scored by the round's reward model: 0.2 -> 1.0 means the new
+    policy pleases that model more than the previous one did."""
+    # Round 1: 0.2 -> 1.0, and humans agree (10 of 10): no warning.
+    r1 = make_round(project, 1, base, scores=(1.0, 0.2))
     judge(r1, "previous", base, "W" * 10)
-    # Round 2: reward 1.0 -> 2.0, but 5 of 10 (0.24 – 0.76 contains 0.5): flagged.
-    r2 = make_round(project, 2, r1.policy_job.output_model, first_reward=0.9, mean_reward=2.0)
+    # Round 2: 0.9 -> 2.0, but 5 of 10 (0.24 – 0.76 contains 0.5): flagged.
+    r2 = make_round(project, 2, r1.policy_job.output_model, scores=(2.0, 0.9))
     judge(r2, "previous", r1.policy_job.output_model, "WWWWLLLLTT")
-    # Round 3: reward 2.0 -> 1.5 fell, humans lukewarm: not over-optimisation.
-    r3 = make_round(project, 3, r2.policy_job.output_model, mean_reward=1.5)
+    # Round 3: 2.0 -> 1.5 fell, humans lukewarm: not over-optimisation.
+    r3 = make_round(project, 3, r2.policy_job.output_model, scores=(1.5, 2.0))
     judge(r3, "previous", r2.policy_job.output_model, "WLWLWLWLWL")
-    # Round 4: reward rose, humans unimpressed, but too few judgments to say so.
-    r4 = make_round(project, 4, r3.policy_job.output_model, mean_reward=3.0)
+    # Round 4: rose, humans unimpressed, but too few judgments to say so.
+    r4 = make_round(project, 4, r3.policy_job.output_model, scores=(3.0, 1.0))
     judge(r4, "previous", r3.policy_job.output_model, "LLL")
     rows = loop_selectors.loop_state(project=project).rounds
     assert [r.reward_rose for r in rows] == [True, True, False, True]
-    assert rows[0].reward_baseline == 0.2
-    assert rows[0].baseline_from == "the start of this round's policy job"
-    assert rows[1].reward_baseline == 1.0 and rows[1].baseline_from == "the previous round"
+    assert (rows[1].mean_reward, rows[1].reward_baseline, rows[1].scored) == (2.0, 0.9, 12)
     assert [bool(r.warning) for r in rows] == [False, True, False, False]
-    assert "rose from 1 (the previous round) to 2" in rows[1].warning
+    assert "rm-2" in rows[1].warning and "score 2 on average against 0.9" in rows[1].warning
     assert "win rate 0.50" in rows[1].warning and "10 judgments" in rows[1].warning
 
 
-def test_a_ppo_round_is_judged_by_its_reward_metric_and_a_dpo_round_not_at_all(
+@pytest.mark.parametrize("algorithm", ["ppo", "raft", "rloo", "grpo", "dpo"])
+def test_the_warning_fires_for_every_algorithm(project, base, configured, algorithm):
+    r1 = make_round(project, 1, base, scores=(0.5, -1.0), algorithm=algorithm)
+    judge(r1, "previous", base, "LLLLLLLLLW")
+    (row,) = loop_selectors.loop_state(project=project).rounds
+    assert row.warning and row.judged["previous"].judged_worse
+
+
+def test_scores_from_another_reward_model_or_not_yet_measured_say_nothing(
     project, base, configured
 ):
-    r1 = make_round(project, 1, base, first_reward=-1.0, mean_reward=0.5, reward_key="reward")
-    judge(r1, "previous", base, "LLLLLLLLLW")
-    r2 = make_round(project, 2, r1.policy_job.output_model)  # DPO: no reward score
+    r1 = make_round(project, 1, base, scores=(2.0, 0.0))
+    judge(r1, "previous", base, "L" * 10)
+    r1.scores["reward_model"] = base.id  # not the round's reward model
+    r1.save(update_fields=["scores"])
+    r2 = make_round(project, 2, r1.policy_job.output_model)
+    LoopRound.objects.filter(id=r2.id).update(scores={"status": "queued"})
     judge(r2, "previous", r1.policy_job.output_model, "L" * 10)
     rows = loop_selectors.loop_state(project=project).rounds
-    assert (rows[0].mean_reward, rows[0].reward_baseline, rows[0].reward_rose) == (0.5, -1.0, True)
-    assert rows[0].warning and rows[0].judged["previous"].judged_worse
-    assert rows[1].mean_reward is None and rows[1].reward_rose is None and not rows[1].warning
+    assert [r.mean_reward for r in rows] == [None, None] and not any(r.warning for r in rows)
+    assert rows[1].scores_status == "queued"
 
 
 # --- Queries --------------------------------------------------------------------------------
@@ -553,7 +598,7 @@ def test_it_reads_the_loop_in_a_fixed_number_of_queries(
 ):
     previous = base
     for number in (1, 2, 3, 4, 5):
-        r = make_round(project, number, previous, mean_reward=float(number), first_reward=0.0)
+        r = make_round(project, number, previous, scores=(float(number), 0.0))
         judge(r, "previous", previous, "WLT")
         judge(r, "base", base, "WW")
         previous = r.policy_job.output_model
@@ -616,7 +661,12 @@ def test_it_measures_a_real_reward_model_on_fresh_labels(project, tmp_path, monk
             chosen=chosen,
             rejected=rejected,
         )
-    result = loop_services.reward_model_fresh_accuracy(model_version_id=model.id, device="cpu")
+    # The model is loaded and run in a child process, never in this (the worker's) process.
+    in_worker = mock.patch(
+        "trainer.algorithms.reward_scoring.RewardScorer", side_effect=AssertionError("in worker")
+    )
+    with in_worker:
+        result = loop_services.reward_model_fresh_accuracy(model_version_id=model.id, device="cpu")
     prompts = [row["prompt"] for row in fresh]
     texts = [r["chosen"] for r in fresh] + [r["rejected"] for r in fresh]
     scores = score_texts(str(tmp_path / "rm"), prompts * 2, texts, device="cpu")

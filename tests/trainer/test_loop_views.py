@@ -246,7 +246,7 @@ def test_the_timeline_polls_while_the_loop_is_enabled(client, alice, project, po
     part = client.get(page_url(project), **HTMX)
     assert part.status_code == 200
     html = part.content.decode()
-    assert html.lstrip().startswith('<section id="loop-timeline"') and "<html" not in html
+    assert html.lstrip().startswith('<div id="loop-live"') and "<html" not in html
     assert "Round 1" in html and "Settings" not in html
     loop.loop_stop(policy=policy)
     part = client.get(page_url(project), **HTMX)
@@ -256,10 +256,10 @@ def test_the_timeline_polls_while_the_loop_is_enabled(client, alice, project, po
 
 def test_it_shows_rounds_win_rates_simulated_labels_and_the_warning(client, alice, project, policy):
     base = policy.base_policy
-    r1 = make_round(project, 1, base, first_reward=0.1, mean_reward=1.0)
+    r1 = make_round(project, 1, base, scores=(1.0, 0.1))
     p1 = r1.policy_job.output_model
     judge(r1, "previous", base, "W" * 10, simulated=4)
-    r2 = make_round(project, 2, p1, mean_reward=2.0)
+    r2 = make_round(project, 2, p1, scores=(2.0, 1.0))
     judge(r2, "previous", p1, "WWWWLLLLTB")
     judge(r2, "base", base, "WWWL")
     LoopRound.objects.filter(id=r2.id).update(tasks_created=14)
@@ -342,7 +342,7 @@ def test_the_page_and_the_timeline_take_a_fixed_number_of_queries(
     client.force_login(alice)
     base, previous = policy.base_policy, policy.base_policy
     for number in (1, 2, 3, 4):
-        r = make_round(project, number, previous, mean_reward=float(number), first_reward=0.0)
+        r = make_round(project, number, previous, scores=(float(number), 0.0))
         judge(r, "previous", previous, "WLT")
         judge(r, "base", base, "WW")
         previous = r.policy_job.output_model
@@ -353,3 +353,84 @@ def test_the_page_and_the_timeline_take_a_fixed_number_of_queries(
         # session, user, membership; loop policy, rounds, generate jobs, judgments, labels
         with django_assert_max_num_queries(9):
             assert client.get(page_url(project), **HTMX).status_code == 200
+
+
+# --- Held-out numbers, the KL reference, a Likert project, the live page ---------------------
+
+
+def test_it_says_the_win_rates_are_on_eval_prompts_or_that_there_are_none(
+    client, alice, project, policy
+):
+    client.force_login(alice)
+    page = client.get(page_url(project)).content.decode()
+    assert "This project has no eval-split prompts" in page
+    Prompt.objects.create(project=project, text="held out", split="eval")
+    page = client.get(page_url(project)).content.decode()
+    assert "on the project's 1 eval-split prompt only" in page
+    assert "no eval-split prompts" not in page
+
+
+def test_a_round_page_says_which_policy_the_kl_holds_near(client, alice, project, policy):
+    base = policy.base_policy
+    r1 = make_round(project, 1, base)
+    r2 = make_round(project, 2, r1.policy_job.output_model)
+    LoopRound.objects.filter(id=r1.id).update(reference_policy=base)
+    LoopRound.objects.filter(id=r2.id).update(reference_policy=r1.policy_job.output_model)
+    client.force_login(alice)
+    page = client.get(page_url(project)).content.decode()
+    round_2 = page[page.index('id="round-2"') : page.index('id="round-1"')]
+    round_1 = page[page.index('id="round-1"') :]
+    assert "KL reference" in round_2 and "the previous round's policy" in round_2
+    assert "policy-1" in round_2
+    assert "KL reference" in round_1 and "the base policy" in round_1
+
+
+def test_the_reference_setting_is_saved_and_offered(client, alice, project, base):
+    client.force_login(alice)
+    response = client.post(settings_url(project), valid_settings(base, reference="previous"))
+    assert response.status_code == 302
+    assert LoopPolicy.objects.get(project=project).reference == "previous"
+    assert 'value="previous" selected' in client.get(page_url(project)).content.decode()
+
+
+def test_a_likert_only_project_is_refused_with_a_reason(client, alice, base, project, api_as):
+    project.kind = "likert"
+    project.save(update_fields=["kind"])
+    client.force_login(alice)
+    assert "Likert scores only" in client.get(page_url(project)).content.decode()
+    response = client.post(settings_url(project), valid_settings(base))
+    assert response.status_code == 200 and "Likert scores only" in response.content.decode()
+    assert not LoopPolicy.objects.filter(project=project).exists()
+    api = api_as(alice).put(
+        f"/api/v1/projects/{project.id}/loop/",
+        {"enabled": True, "base_policy": base.id},
+        format="json",
+    )
+    assert api.status_code == 400 and "Likert scores only" in api.json()["project"][0]
+    assert not LoopPolicy.objects.filter(project=project).exists()
+
+
+def test_the_charts_leaderboard_and_accuracy_refresh_with_the_timeline(
+    client, alice, project, policy
+):
+    base = policy.base_policy
+    r1 = make_round(project, 1, base, val_accuracy=0.81)
+    judge(r1, "previous", base, "WWL")
+    client.force_login(alice)
+    html = client.get(page_url(project), **HTMX).content.decode()
+    for part in ('id="loop-timeline"', 'id="chart-win-rate"', 'id="leaderboard"',
+                 'id="reward-models"', "0.810", "policy-1"):  # fmt: skip
+        assert part in html
+    assert "Settings" not in html and "<html" not in html
+
+
+def test_polling_goes_on_while_a_measurement_is_queued_and_then_stops(
+    client, alice, project, policy
+):
+    r1 = make_round(project, 1, policy.base_policy)
+    loop.loop_stop(policy=policy)
+    LoopRound.objects.filter(id=r1.id).update(scores={"status": "queued"})
+    client.force_login(alice)
+    assert client.get(page_url(project), **HTMX).status_code == 200  # the score will change
+    LoopRound.objects.filter(id=r1.id).update(scores={"status": "failed", "error": "oom"})
+    assert client.get(page_url(project), **HTMX).status_code == 286  # nothing left to change

@@ -56,8 +56,15 @@ class RLOOConfig:
     beta: float = field(
         default=0.05,
         metadata={
-            "help": "KL penalty towards the starting policy; 0 skips the reference model "
+            "help": "KL penalty towards the reference policy; 0 skips the reference model "
             "(less memory, faster)."
+        },
+    )
+    ref_model_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Frozen reference policy of the KL penalty (default: the starting "
+            "policy, model_name_or_path)."
         },
     )
     learning_rate: float = field(default=1e-6, metadata={"help": "Peak learning rate (AdamW)."})
@@ -242,7 +249,7 @@ def train_online(
     reward = ModelReward(scorer)
 
     def build(callback):
-        return trainer_class(
+        trainer = trainer_class(
             model=config.model_name_or_path,
             reward_funcs=reward,
             args=args,
@@ -250,8 +257,22 @@ def train_online(
             processing_class=tokenizer,
             callbacks=[callback],
         )
+        if config.ref_model_path and trainer.ref_model is not None:
+            trainer.ref_model = reference_model(trainer, config.ref_model_path)
+        return trainer
 
     return run_trainer(build, config, output_dir, algorithm, False, progress, should_stop)
+
+
+def reference_model(trainer, path: str):
+    """TRL's reference (built from the starting policy, and wrapped and cast as TRL wants it)
+    with the weights of the policy at `path`: the same architecture, as in the loop, where the
+    reference is an ancestor of the starting policy."""
+    from transformers import AutoModelForCausalLM
+
+    weights = AutoModelForCausalLM.from_pretrained(path).state_dict()
+    trainer.accelerator.unwrap_model(trainer.ref_model).load_state_dict(weights)
+    return trainer.ref_model
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,0 +1,32 @@
+"""Score (prompt, completion) pairs with a reward model in a process of its own:
+``python -m trainer.score_child SPEC_JSON OUT_JSON``.
+
+No Django here, and torch loads only in this process: the Celery worker that asks for the
+scores (trainer/loop_services.py) never imports it (see trainer/runner.py on fork hangs).
+SPEC is ``{"model_path", "prompts", "completions", "batch_size", "max_length", "device"}``;
+OUT receives ``{"scores": [...]}``, one per pair, in order.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> None:
+    spec_path, out_path = map(Path, argv)
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    from trainer.algorithms.reward_scoring import score_texts
+
+    scores = score_texts(
+        spec["model_path"],
+        spec["prompts"],
+        spec["completions"],
+        device=spec.get("device", "auto"),
+        batch_size=int(spec.get("batch_size") or 16),
+        max_length=int(spec.get("max_length") or 512),
+    )
+    out_path.write_text(json.dumps({"scores": [float(s) for s in scores]}), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
