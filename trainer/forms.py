@@ -28,11 +28,16 @@ TYPES = ("bool", "int", "float", "str", "json")
 LABEL_DATASET = [
     ("min_votes", "int", "Only tasks with at least this many answers (default 1)."),
     ("min_agreement", "float", "Only tasks whose majority share is at least this, 0 to 1."),
-    ("split", "split", "Only prompts of this split (default: all)."),
+    ("split", "split", "Train only: eval-split prompts are held out of every training job."),
     ("round", "int", "Only tasks made by this loop round (default: all)."),
 ]
 PROMPT_DATASET = [
-    ("split", "split", "Only prompts of this split (default: all)."),
+    (
+        "split",
+        "split",
+        "Generate jobs: only prompts of this split (default: all). Training jobs "
+        "always take train-split prompts only.",
+    ),
     ("max_prompts", "int", "Use at most this many prompts, oldest first (default: all)."),
 ]
 
