@@ -38,10 +38,14 @@ Status = LoopRound.Status
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 TRAIN, EVAL = 4, 2  # prompts; each imported with two completions, so one task each
-REWARD_AFTER = TRAIN + EVAL  # round 1 trains on the imported tasks' labels
+IMPORTED = TRAIN + EVAL
+# Round 1 trains on the imported train-prompt tasks' labels (eval-prompt labels are held out).
+REWARD_AFTER = TRAIN
 ROUND_TASKS = TRAIN + EVAL  # train_prompts=TRAIN plus every eval prompt
-LABELS = REWARD_AFTER + ROUND_TASKS  # then round 2 trains on round 1's tasks; labelers stop
-ROUND_TIMEOUT_S = 210
+LABELS = IMPORTED + ROUND_TASKS  # then round 2 trains on round 1's tasks; labelers stop
+# Two rounds of jobs plus the measurements the loop makes by itself (round 1's samples scored,
+# its reward model's fresh accuracy), each a child process that loads torch.
+ROUND_TIMEOUT_S = 420
 
 
 @pytest.fixture(autouse=True)
@@ -202,7 +206,8 @@ def test_two_rounds_run_by_themselves_to_round_2_tasks_in_the_queue(
 
     # Jobs and model versions, linked both ways.
     policies = {}
-    for round_, labels in ((r1, REWARD_AFTER), (r2, LABELS)):
+    # Every train-prompt label so far, frozen: none on an eval prompt.
+    for round_, labels in ((r1, TRAIN), (r2, 2 * TRAIN)):
         reward, train = round_.reward_job, round_.policy_job
         assert_succeeded(reward)
         assert_succeeded(train)
@@ -261,9 +266,24 @@ def test_two_rounds_run_by_themselves_to_round_2_tasks_in_the_queue(
     # The labels: the imported tasks trained round 1, round 1's tasks trained round 2.
     labels = Annotation.objects.filter(task__project=project)
     assert labels.count() == LABELS
-    assert labels.filter(task__round=None).count() == REWARD_AFTER
+    assert labels.filter(task__round=None).count() == IMPORTED
     assert labels.filter(task__round=1).count() == ROUND_TASKS
     assert not labels.filter(task__round=2).exists()
+
+    # No eval prompt reached a training job's rows.
+    evals = set(Prompt.objects.filter(project=project, split="eval").values_list("id", flat=True))
+    for job in TrainingJob.objects.filter(project=project).exclude(kind="generate"):
+        rows = (Path(job.output_dir) / "rows.jsonl").read_text().splitlines()
+        assert rows and not {json.loads(row)["prompt_id"] for row in rows} & evals, job
+
+    # Measured by themselves on the worker: round 1's samples under its reward model, and
+    # that model's accuracy on the labels round 2 collected.
+    r1.refresh_from_db()
+    assert r1.scores["status"] == "done", r1.scores
+    assert r1.scores["reward_model"] == r1.reward_job.output_model_id
+    assert isinstance(r1.scores["new"], float) and isinstance(r1.scores["previous"], float)
+    fresh = ModelVersion.objects.get(id=r1.reward_job.output_model_id).metrics["fresh_accuracy"]
+    assert fresh["status"] == "done" and fresh["n"] >= 1, fresh
 
     # And round 2's tasks are served: a labeler asking now gets one.
     labeler = UserFactory(username="late-labeler")
