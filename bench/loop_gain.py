@@ -314,7 +314,9 @@ def make_project(args, noise: float, base_path: Path):
         base_policy=base,
         enabled=True,
         algorithm=args.algorithm,
-        reward_after=per_round,
+        # Labels on eval-split prompts are held out of training and do not count towards
+        # reward_after: a round waits for its train-prompt labels.
+        reward_after=per_round - args.project_eval_prompts,
         # Each round queues exactly labels/K tasks, so each round is labelled in full.
         train_prompts=per_round - args.project_eval_prompts,
         compare_with_base=False,
