@@ -16,10 +16,12 @@ import math
 import re
 from dataclasses import dataclass
 
+from django import forms
 from django.http import QueryDict
 
 from annotator.models import Prompt
 from trainer.configs import config_class, config_fields
+from trainer.models import ModelVersion
 from trainer.snapshots import LABEL_KINDS
 
 TYPES = ("bool", "int", "float", "str", "json")
@@ -148,3 +150,16 @@ def parse_fields(fields: list[Field], data: QueryDict, prefix: str) -> dict:
         if value is not None and value != field.default:
             values[field.name] = value
     return values
+
+
+class ModelRegisterForm(forms.Form):
+    """Register a base model by local path or hub id (trainer/model_services.py checks it)."""
+
+    name = forms.CharField(max_length=200, help_text="How the launch forms list it.")
+    role = forms.ChoiceField(choices=ModelVersion.Role.choices, initial=ModelVersion.Role.POLICY)
+    path = forms.CharField(
+        max_length=1000,
+        label="Path or hub id",
+        help_text="A checkpoint directory on the workers (/models/base) or a Hugging Face id "
+        "(Qwen/Qwen2.5-0.5B-Instruct).",
+    )

@@ -11,6 +11,11 @@ urlpatterns = [
         name="training_job_new",
     ),
     path("projects/<int:project_id>/models/", views.model_list, name="training_models"),
+    path(
+        "projects/<int:project_id>/models/register/",
+        views.model_register,
+        name="training_model_register",
+    ),
     path("projects/<int:project_id>/loop/", loop_views.loop_page, name="training_loop"),
     path(
         "projects/<int:project_id>/loop/settings/",

@@ -26,10 +26,15 @@ from django_htmx.http import HttpResponseStopPolling
 from annotator import selectors as annotator_selectors
 from annotator.models import Membership, Project, Prompt
 from annotator.views import login_required
-from trainer import plots, selectors, services
+from trainer import model_services, plots, selectors, services
 from trainer.configs import config_fields
 from trainer.exceptions import JobError
-from trainer.forms import config_form_fields, dataset_form_fields, parse_fields
+from trainer.forms import (
+    ModelRegisterForm,
+    config_form_fields,
+    dataset_form_fields,
+    parse_fields,
+)
 from trainer.job_child import ALGORITHMS
 from trainer.models import ModelVersion, TrainingJob
 
@@ -382,6 +387,28 @@ def lineage_rows(versions: list[ModelVersion]) -> list[dict]:
 @login_required
 def model_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project_for_admin(request, project_id)
+    return _render_models(request, project, ModelRegisterForm())
+
+
+@require_POST
+@login_required
+def model_register(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    form = ModelRegisterForm(request.POST)
+    if form.is_valid():
+        try:
+            model = model_services.model_register(
+                project=project, created_by=request.user, **form.cleaned_data
+            )
+        except model_services.RegistryError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            messages.success(request, f"Registered {model.name}; launch forms now offer it.")
+            return redirect(_model_url(model))
+    return _render_models(request, project, form, status=400)
+
+
+def _render_models(request, project: Project, form: ModelRegisterForm, status: int = 200):
     # Only ids of parents and jobs are shown: no joins (the job rows carry their metrics).
     versions = list(
         selectors.models_for_admin(request.user)
@@ -389,5 +416,5 @@ def model_list(request: HttpRequest, project_id: int) -> HttpResponse:
         .select_related(None)
         .defer("config")
     )
-    context = {"project": project, "rows": lineage_rows(versions), "tab": "models"}
-    return render(request, "trainer/model_list.html", context)
+    context = {"project": project, "rows": lineage_rows(versions), "tab": "models", "form": form}
+    return render(request, "trainer/model_list.html", context, status=status)
