@@ -46,6 +46,7 @@ class Field:
     default: object = None
     help: str = ""
     optional: bool = False  # blank means None / left out
+    required: bool = False  # no default: the form must give it (or a picked model fills it)
     value: object = ""  # what the input shows: a string, or a bool for checkboxes
     error: str = ""
 
@@ -83,6 +84,7 @@ def config_form_fields(kind: str) -> list[Field]:
     for spec in config_fields(kind):
         type_, optional = _type_of(spec["default"], annotations.get(spec["name"]))
         field = Field(spec["name"], type_, spec["default"], spec["help"], optional)
+        field.required = bool(spec.get("required"))
         field.value = field.default if type_ == "bool" else field.default_text
         fields.append(field)
     return fields

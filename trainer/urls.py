@@ -10,6 +10,11 @@ urlpatterns = [
         views.job_new,
         name="training_job_new",
     ),
+    path(
+        "projects/<int:project_id>/jobs/new/<slug:kind>/data/",
+        views.job_new_data,
+        name="training_job_new_data",
+    ),
     path("projects/<int:project_id>/models/", views.model_list, name="training_models"),
     path(
         "projects/<int:project_id>/models/register/",

@@ -26,7 +26,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotator import selectors as annotator_selectors
 from annotator.models import Membership, Project, Prompt
 from annotator.views import login_required
-from trainer import model_services, plots, selectors, services
+from trainer import job_data, model_services, plots, selectors, services
 from trainer.configs import config_fields
 from trainer.exceptions import JobError
 from trainer.forms import (
@@ -134,6 +134,53 @@ def _pick_model(choices: list[ModelVersion] | None, raw: str, errors: dict, fiel
     return model
 
 
+# Which config field a picked model fills, and what to say when neither is given.
+MODEL_FILLS = {
+    "model_name_or_path": (
+        "input_model",
+        "Pick an input model above, or type a model id or path here.",
+    ),
+    "reward_model_path": (
+        "reward_model",
+        "Pick a reward model above, or type the path of a trained reward model here.",
+    ),
+}
+
+
+def _default_picks(choices: dict) -> dict:
+    """The newest policy as input model and the newest reward model as scorer, so a form
+    with its defaults launches whenever the project has registered models."""
+    policies = [m for m in choices["input_model"] if m.role == ModelVersion.Role.POLICY]
+    inputs = policies or choices["input_model"]
+    rewards = choices["reward_model"] or []
+    return {
+        "input_model": str(inputs[0].id) if inputs else "",
+        "reward_model": str(rewards[0].id) if rewards else "",
+    }
+
+
+def _missing_required(fields, config: dict, picked_models: dict) -> None:
+    """Put a message on each required config field that nothing gives a value."""
+    for f in fields:
+        if not f.required or f.error or config.get(f.name):
+            continue
+        model_field, message = MODEL_FILLS.get(f.name, ("", "This field is required."))
+        if not picked_models.get(model_field):
+            f.error = message
+
+
+def _data_context(project: Project, kind: str, dataset: dict, config: dict) -> dict:
+    try:
+        rows = job_data.dataset_count(project=project, kind=kind, dataset=dataset)
+    except JobError as exc:
+        return {"data_error": str(exc)}
+    return {"data": job_data.data_size(kind=kind, rows=rows, config=config)}
+
+
+def _config_with_defaults(fields, config: dict) -> dict:
+    return {f.name: f.default for f in fields} | config
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
@@ -141,6 +188,9 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     if kind not in dict(_launchable_kinds()):
         raise Http404("No such job kind.")
     fields, dataset_fields = config_form_fields(kind), dataset_form_fields(kind)
+    for f in fields:
+        # validate_config refuses a job without these, whatever their dataclass default.
+        f.required = f.required or f.name in MODEL_FILLS
     choices = _model_choices(request, project, kind)
     context = {
         "project": project,
@@ -150,13 +200,15 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
         "fields": fields,
         "dataset_fields": dataset_fields,
         "choices": choices,
-        "picked": {"input_model": "", "reward_model": ""},
+        "picked": _default_picks(choices),
         "model_errors": {},
         "form_error": "",
         "splits": Prompt.Split.choices,
+        "fills": {name: model for name, (model, _) in MODEL_FILLS.items()},
         "tab": "jobs",
     }
     if request.method == "GET":
+        context |= _data_context(project, kind, {}, _config_with_defaults(fields, {}))
         return render(request, "trainer/job_new.html", context)
 
     config = parse_fields(fields, request.POST, "config")
@@ -167,10 +219,13 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     reward_model = _pick_model(
         choices["reward_model"], picked["reward_model"], errors, "reward_model"
     )
+    _missing_required(fields, config, {"input_model": input_model, "reward_model": reward_model})
     bad = [(name, name, error) for name, error in errors.items()]
     bad += [(f"dataset-{f.name}", f.name, f.error) for f in dataset_fields if f.error]
     bad += [(f"config-{f.name}", f.name, f.error) for f in fields if f.error]
     context |= {"picked": picked, "model_errors": errors, "bad_fields": bad}
+    if not any(f.error for f in dataset_fields):
+        context |= _data_context(project, kind, dataset, _config_with_defaults(fields, config))
     if bad:
         context["form_error"] = "Some fields need fixing; nothing was launched."
         return render(request, "trainer/job_new.html", context)
@@ -187,8 +242,28 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     except JobError as exc:
         context["form_error"] = str(exc)
         return render(request, "trainer/job_new.html", context)
-    messages.success(request, f"{job.get_kind_display()} job #{job.id} is queued.")
+    messages.success(request, f"{job.get_kind_display()} job #{job.id} launched.")
     return redirect("training_job", job_id=job.id)
+
+
+@require_GET
+@login_required
+def job_new_data(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
+    """The launch form's row count for the dataset and split fields as they stand."""
+    project = _project_for_admin(request, project_id)
+    if kind not in dict(_launchable_kinds()):
+        raise Http404("No such job kind.")
+    fields, dataset_fields = config_form_fields(kind), dataset_form_fields(kind)
+    config = parse_fields(
+        [f for f in fields if f.name in ("val_fraction", "seed")], request.GET, "config"
+    )
+    dataset = parse_fields(dataset_fields, request.GET, "dataset")
+    context = {"project": project, "kind": kind}
+    if any(f.error for f in dataset_fields):
+        context["data_error"] = "Fix the dataset fields to see how many rows they give."
+    else:
+        context |= _data_context(project, kind, dataset, _config_with_defaults(fields, config))
+    return render(request, "trainer/job_new.html#data-size", context)
 
 
 # --- Job page -------------------------------------------------------------------------------
@@ -254,6 +329,7 @@ def _live_context(job: TrainingJob, notice: str = "", error: str = "") -> dict:
         "job": job,
         "progress": progress_view(job, timezone.now()),
         "charts": charts,
+        "trained_on": job_data.job_data_size(job),
         "models": [
             (label, model, _model_url(model) if model else "")
             for label, model in (
