@@ -37,6 +37,7 @@ urlpatterns = [
         loop_views.loop_fresh_accuracy,
         name="training_loop_fresh_accuracy",
     ),
+    path("projects/<int:project_id>/compare/", views.job_compare, name="training_compare"),
     path("jobs/<int:job_id>/", views.job_detail, name="training_job"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="training_job_cancel"),
 ]

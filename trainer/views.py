@@ -36,6 +36,7 @@ from trainer.forms import (
     parse_fields,
 )
 from trainer.job_child import ALGORITHMS
+from trainer.logs import clean_log
 from trainer.models import ModelVersion, TrainingJob
 
 JOBS_PER_PAGE = 50
@@ -322,13 +323,46 @@ def _step_rate(metrics: list[dict]) -> float | None:
     return (last_step - first_step) / (last_at - first_at)
 
 
-def _live_context(job: TrainingJob, notice: str = "", error: str = "") -> dict:
+SMOOTHING_CHOICES = [(0.0, "none"), (0.6, "0.6"), (0.9, "0.9"), (0.97, "0.97")]
+SAMPLE_REPORTS_SHOWN = 3
+COMPARE_MAX_JOBS = 7
+
+
+def _smoothing(request: HttpRequest) -> float:
+    try:
+        value = float(request.GET.get("smooth", 0))
+    except ValueError:
+        return 0.0
+    return value if value in dict(SMOOTHING_CHOICES) else 0.0
+
+
+def sample_reports(metrics: list[dict], limit: int = SAMPLE_REPORTS_SHOWN) -> list[dict]:
+    """The last sample generations the job reported, newest first: [{"step", "rows"}]."""
+    reports = [
+        {"step": row.get("step"), "rows": [r for r in row["samples"] if isinstance(r, dict)]}
+        for row in metrics or []
+        if isinstance(row, dict) and isinstance(row.get("samples"), list)
+    ]
+    return reports[::-1][:limit]
+
+
+def _live_context(
+    job: TrainingJob, notice: str = "", error: str = "", smoothing: float = 0.0
+) -> dict:
     # plots.py escapes every piece of text it writes into the SVG.
-    charts = [c | {"svg": mark_safe(c["svg"])} for c in plots.charts(job.metrics)]  # noqa: S308
+    charts = [
+        c | {"svg": mark_safe(c["svg"])}  # noqa: S308
+        for c in plots.charts(job.metrics, smoothing=smoothing)
+    ]
     return {
         "job": job,
         "progress": progress_view(job, timezone.now()),
         "charts": charts,
+        "constants": plots.constants(job.metrics),
+        "samples": sample_reports(job.metrics),
+        "log": clean_log(job.log_tail),
+        "smoothing": smoothing,
+        "smoothing_choices": SMOOTHING_CHOICES,
         "trained_on": job_data.job_data_size(job),
         "models": [
             (label, model, _model_url(model) if model else "")
@@ -369,7 +403,7 @@ def _render_live(request: HttpRequest, context: dict) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_for_admin(request, job_id)
-    context = _live_context(job)
+    context = _live_context(job, smoothing=_smoothing(request))
     if request.htmx and not request.htmx.boosted:
         return _render_live(request, context)
     context |= {
@@ -403,6 +437,38 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     else:
         messages.success(request, notice)
     return redirect("training_job", job_id=job.id)
+
+
+# --- Comparing runs -------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def job_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Metrics of two or more of the project's jobs overlaid, one chart per metric."""
+    project = _project_for_admin(request, project_id)
+    ids = [int(i) for i in request.GET.getlist("job") if i.isdigit()][:COMPARE_MAX_JOBS]
+    jobs = list(
+        TrainingJob.objects.filter(project=project, id__in=ids)
+        .only("id", "kind", "status", "metrics", "project_id")
+        .order_by("id")
+    )
+    smoothing = _smoothing(request)
+    runs = [(f"#{job.id} {job.kind}", job.metrics) for job in jobs]
+    charts = [
+        c | {"svg": mark_safe(c["svg"])}  # noqa: S308 - plots.py escapes its text
+        for c in plots.compare(runs, smoothing=smoothing)
+    ]
+    context = {
+        "project": project,
+        "jobs": jobs,
+        "charts": charts if len(jobs) >= 2 else [],
+        "smoothing": smoothing,
+        "smoothing_choices": SMOOTHING_CHOICES,
+        "colours": plots.RUN_COLOURS,
+        "tab": "jobs",
+    }
+    return render(request, "trainer/job_compare.html", context)
 
 
 # --- Model registry -------------------------------------------------------------------------

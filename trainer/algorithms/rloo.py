@@ -23,6 +23,7 @@ from pathlib import Path
 
 from trainer.algorithms.common import (
     ProgressCallback,
+    SampleLog,
     StopCheck,
     TrainingError,
     resolve_device,
@@ -118,9 +119,14 @@ class ModelReward:
 
     def __init__(self, scorer: RewardScorer):
         self.scorer = scorer
+        self.on_scores = None  # (prompts, texts, scores) -> None: the job page's samples
 
     def __call__(self, prompts: list, completions: list, **kwargs) -> list[float]:
-        return self.scorer(list(prompts), [completion_text(c) for c in completions])
+        texts = [completion_text(c) for c in completions]
+        scores = self.scorer(list(prompts), texts)
+        if self.on_scores is not None:
+            self.on_scores(list(prompts), texts, scores)
+        return scores
 
 
 def completion_text(completion) -> str:
@@ -242,7 +248,7 @@ def train_online(
     reward = ModelReward(scorer)
 
     def build(callback):
-        return trainer_class(
+        trainer = trainer_class(
             model=config.model_name_or_path,
             reward_funcs=reward,
             args=args,
@@ -250,6 +256,14 @@ def train_online(
             processing_class=tokenizer,
             callbacks=[callback],
         )
+        log = SampleLog(progress, config.max_steps)
+
+        def on_scores(*samples) -> None:  # the Trainer makes its state anew in train()
+            log.total = trainer.state.max_steps or log.total
+            log(trainer.state.global_step, *samples)
+
+        reward.on_scores = on_scores
+        return trainer
 
     return run_trainer(build, config, output_dir, algorithm, False, progress, should_stop)
 
