@@ -75,6 +75,13 @@ class ProjectForm(forms.ModelForm):
         }
         widgets = {"guidelines": forms.Textarea(attrs={"rows": 10})}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The list fields start from the project's lists (a new project: the default flags).
+        for name in ("flags", "aspects"):
+            if self.initial.get(name) is None:
+                self.initial[name] = getattr(self.instance, name)
+
     def clean_likert_points(self) -> int:
         value = self.cleaned_data["likert_points"]
         if not 2 <= value <= 10:

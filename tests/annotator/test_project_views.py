@@ -88,6 +88,12 @@ def test_it_creates_a_project_with_lists_and_makes_its_creator_admin(client, ali
     assert Membership.objects.get(project=project, user=alice).role == Membership.Role.ADMIN
 
 
+def test_the_new_project_form_starts_with_the_default_flags_one_per_line(client, alice):
+    client.force_login(alice)
+    html = client.get(reverse("project_new")).content.decode()
+    assert "Fails to follow the correct instruction / task\nInappropriate" in html
+
+
 def test_it_shows_messages_next_to_the_fields_and_marks_required_ones(client, alice):
     client.force_login(alice)
     response = client.post(

@@ -14,6 +14,7 @@ from django.urls import reverse
 from annotator import services
 from annotator.models import Membership, Project
 from tests.browser.test_labeling_keyboard import log_in
+from tests.factories import make_task
 from trainer.models import TrainingJob
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -137,9 +138,19 @@ def test_the_reward_job_form_launches_with_its_defaults(
     expect(page.locator(".messages")).to_contain_text("Registered base")
     look(page, "models")
 
+    for _ in range(3):  # three labelled pairs, all of train prompts
+        make_task(project)
+        lease = services.task_claim_next(project=project, labeler=bob)
+        services.annotation_submit(task=lease.task, labeler=bob, answer={"choice": "a"})
     page.goto(f"{live_server.url}{reverse('training_job_new', args=[project.id, 'reward'])}")
     expect(page.locator("label[for=config-model_name_or_path] .required")).to_be_visible()
+    expect(page.get_by_test_id("data-rows")).to_have_text("3")
+    expect(page.get_by_test_id("data-warning")).to_contain_text("Only 3 labelled rows")
+    page.locator("#dataset-split").select_option("eval")  # the count follows the fields
+    expect(page.get_by_test_id("data-rows")).to_have_text("0")
     expect(page.get_by_test_id("data-warning")).to_contain_text("No labelled rows match")
+    page.locator("#dataset-split").select_option("")
+    expect(page.get_by_test_id("data-rows")).to_have_text("3")
     look(page, "job-new-reward")
     with mock.patch("trainer.tasks.run_training_job.delay"):
         page.get_by_role("button", name="Launch Reward model job").click()
