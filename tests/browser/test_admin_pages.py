@@ -71,7 +71,11 @@ def test_an_admin_creates_a_project_imports_adds_a_labeler_and_exports(
     assert not Project.objects.exists()
 
     page.get_by_label("Name").fill("Helpful answers")
+    page.get_by_label("Kind").select_option("likert")  # only the chosen kind's settings show
+    expect(page.get_by_role("group", name="Likert settings")).to_be_visible()
+    expect(page.get_by_role("group", name="Pairwise settings")).to_be_hidden()
     page.get_by_label("Kind").select_option("pairwise")
+    expect(page.get_by_role("group", name="Pairwise settings")).to_be_visible()
     page.get_by_label("Guidelines").fill("Prefer the **honest** answer.")
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("#guidelines-preview strong")).to_have_text("honest")
