@@ -233,6 +233,8 @@ def test_it_renders_the_setup_pages_within_their_query_budget(
         assert client.get(reverse("project_settings", args=[project.id])).status_code == 200
     with django_assert_max_num_queries(MEMBERS_MAX_QUERIES):
         assert client.get(reverse("project_members", args=[project.id])).status_code == 200
+    with django_assert_max_num_queries(SETTINGS_MAX_QUERIES):
+        assert client.get(reverse("project_new")).status_code == 200
 
 
 def test_it_checks_an_export_within_its_query_budget(
@@ -245,3 +247,6 @@ def test_it_checks_an_export_within_its_query_budget(
     with django_assert_max_num_queries(EXPORT_MAX_QUERIES):
         page = client.get(reverse("project_export", args=[project.id]), {"check": "1"})
     assert page.context["summary"]["rows"] == 32
+    with django_assert_max_num_queries(EXPORT_MAX_QUERIES):
+        download = client.get(page.context["download_url"])
+        assert b"".join(download.streaming_content).count(b"\n") == 32
