@@ -102,7 +102,14 @@ def job_list(request: HttpRequest, project_id: int) -> HttpResponse:
         .defer(*LIST_DEFERRED)
     )
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"project": project, "page": page, "kinds": _launchable_kinds(), "tab": "jobs"}
+    context = {
+        "project": project,
+        "page": page,
+        "kinds": _launchable_kinds(),
+        "tab": "jobs",
+        # While a job on the page runs, the table refreshes itself, so statuses stay true.
+        "live": any(not job.is_finished for job in page.object_list),
+    }
     return render(request, "trainer/job_list.html", context)
 
 

@@ -196,6 +196,8 @@ def test_job_pages_show_samples_logs_and_compared_runs(
     look(page, "job-list")
     page.locator(f"input[name=job][value='{first.id}']").check()
     page.locator(f"input[name=job][value='{second.id}']").check()
+    page.wait_for_timeout(3500)  # the table refreshed (a job runs): the ticks are kept
+    expect(page.locator("input[name=job]:checked")).to_have_count(2)
     page.get_by_role("button", name="Compare selected runs").click()
     # reward from both runs, kl from the PPO run only (kl_coef is constant: not drawn)
     expect(page.locator("svg.overlay-chart polyline")).to_have_count(3)

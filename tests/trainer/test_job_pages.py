@@ -135,8 +135,19 @@ def test_the_jobs_page_offers_runs_to_compare(client, project, alice):
     job = job_with(project)
     client.force_login(alice)
     html = client.get(reverse("training_jobs", args=[project.id])).content.decode()
-    assert f'name="job" value="{job.id}" form="compare-form"' in html
+    assert f'hx-preserve="true" name="job" value="{job.id}" form="compare-form"' in html
     assert 'id="compare-form"' in html
+
+
+def test_the_jobs_table_refreshes_while_a_job_runs_and_not_after(client, project, alice):
+    job = job_with(project, status="queued")
+    client.force_login(alice)
+    url = reverse("training_jobs", args=[project.id])
+    assert 'hx-trigger="every 3s" hx-select="#job-table"' in client.get(url).content.decode()
+    TrainingJob.objects.filter(id=job.id).update(status="succeeded")
+    html = client.get(url).content.decode()
+    assert 'id="job-table"' in html and "every 3s" not in html
+    assert "Succeeded" in html and "Queued" not in html
 
 
 def test_it_compares_runs_within_its_query_budget(
