@@ -19,7 +19,6 @@ from pathlib import Path
 
 from trainer.algorithms.common import (
     ProgressCallback,
-    SampleLog,
     StopCheck,
     report,
     resolve_device,
@@ -30,6 +29,7 @@ from trainer.algorithms.common import (
     stop_requested,
     write_jsonl,
 )
+from trainer.algorithms.samples import SampleLog
 
 COMPLETIONS_FILENAME = "completions.jsonl"
 

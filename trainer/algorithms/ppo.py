@@ -28,7 +28,6 @@ from pathlib import Path
 from trainer.algorithms.common import (
     CHECKPOINT_PREFIX,
     ProgressCallback,
-    SampleLog,
     StopCheck,
     TrainingError,
     batch_for_step,
@@ -43,6 +42,7 @@ from trainer.algorithms.common import (
     set_seed,
     stop_requested,
 )
+from trainer.algorithms.samples import SampleLog
 
 ROLES = ("policy", "reference", "reward", "value")
 

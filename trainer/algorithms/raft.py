@@ -23,7 +23,6 @@ from pathlib import Path
 from trainer.algorithms import sft
 from trainer.algorithms.common import (
     ProgressCallback,
-    SampleLog,
     StopCheck,
     TrainingError,
     report,
@@ -35,6 +34,7 @@ from trainer.algorithms.common import (
 )
 from trainer.algorithms.generate import GenerateConfig, generate_completions, load_policy
 from trainer.algorithms.reward_scoring import RewardScorer
+from trainer.algorithms.samples import SampleLog
 
 ITERATION_PREFIX = "iteration-"
 # Written last in an iteration's directory: without it the round did not finish.

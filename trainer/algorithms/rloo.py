@@ -23,7 +23,6 @@ from pathlib import Path
 
 from trainer.algorithms.common import (
     ProgressCallback,
-    SampleLog,
     StopCheck,
     TrainingError,
     resolve_device,
@@ -31,6 +30,7 @@ from trainer.algorithms.common import (
     set_seed,
 )
 from trainer.algorithms.reward_scoring import RewardScorer
+from trainer.algorithms.samples import SampleLog
 from trainer.algorithms.trl_bridge import run_trainer
 
 

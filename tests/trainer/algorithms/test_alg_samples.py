@@ -1,5 +1,5 @@
 """Sample generations for the job page: a few (prompt, response, score) rows, about ten times a
-run, through the progress callback (common.SampleLog) from PPO, RAFT, generate, RLOO, GRPO."""
+run, through the progress callback (samples.SampleLog) from PPO, RAFT, generate, RLOO, GRPO."""
 
 import pytest
 
@@ -7,7 +7,8 @@ from tests.trainer.algorithms.helpers import chat_prompts
 from tests.trainer.algorithms.test_alg_ppo import ppo_config, prompt_rows
 from tests.trainer.algorithms.test_alg_raft import raft_config
 from tests.trainer.algorithms.test_alg_rloo import tiny as rloo_config
-from trainer.algorithms.common import SampleLog, report
+from trainer.algorithms.common import report
+from trainer.algorithms.samples import SampleLog
 
 
 def test_it_keeps_a_few_samples_about_ten_times_a_run():
