@@ -167,14 +167,20 @@ def _default_picks(choices: dict) -> dict:
     }
 
 
-def _missing_required(fields, config: dict, picked_models: dict) -> None:
+def _missing_required(fields, config: dict, picked_models: dict, choices: dict) -> None:
     """Put a message on each required config field that nothing gives a value."""
     for f in fields:
         if not f.required or f.error or config.get(f.name):
             continue
         model_field, message = MODEL_FILLS.get(f.name, ("", "This field is required."))
-        if not picked_models.get(model_field):
-            f.error = message
+        if picked_models.get(model_field):
+            continue
+        if model_field and not choices.get(model_field):
+            message = (
+                "The project has no such model registered yet: register one on the Models "
+                "page, or type a model id or path here."
+            )
+        f.error = message
 
 
 def _data_context(project: Project, kind: str, dataset: dict, config: dict) -> dict:
@@ -227,7 +233,9 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     reward_model = _pick_model(
         choices["reward_model"], picked["reward_model"], errors, "reward_model"
     )
-    _missing_required(fields, config, {"input_model": input_model, "reward_model": reward_model})
+    _missing_required(
+        fields, config, {"input_model": input_model, "reward_model": reward_model}, choices
+    )
     bad = [(name, name, error) for name, error in errors.items()]
     bad += [(f"dataset-{f.name}", f.name, f.error) for f in dataset_fields if f.error]
     bad += [(f"config-{f.name}", f.name, f.error) for f in fields if f.error]

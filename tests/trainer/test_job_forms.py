@@ -78,15 +78,16 @@ def test_it_marks_required_fields_and_explains_a_missing_model_next_to_it(
     assert not TrainingJob.objects.exists()
     assert "RewardConfig.__init__()" not in html
     field = html.split('id="config-model_name_or_path"')[1].split("</div>")[0]
-    assert "Pick an input model above, or type a model id or path here." in field
+    assert "no such model registered yet: register one on the Models page" in field
     assert 'aria-invalid="true"' in html.split('id="config-model_name_or_path"')[1][:200]
 
 
 def test_it_asks_for_a_reward_model_next_to_its_field(client, project, alice, delay):
     ModelVersion.objects.create(project=project, name="base", role="policy", path="gpt2")
+    ModelVersion.objects.create(project=project, name="rm", role="reward", path="/rm")
     client.force_login(alice)
     response = client.post(new_url(project, "raft"), defaults_as_posted("raft", {}) | {
-        "config__model_name_or_path": "gpt2"
+        "config__model_name_or_path": "gpt2"  # and "None" picked for the reward model
     })  # fmt: skip
     html = response.content.decode()
     assert not TrainingJob.objects.exists()

@@ -320,7 +320,7 @@ def test_it_shows_the_services_refusal_on_the_form(client, project, alice, delay
     resp = client.post(new_url(project, "ppo"), {"config__model_name_or_path": "var/tiny"})
     assert resp.status_code == 200
     # Said next to the field, before the service is asked.
-    assert "Pick a reward model above, or type the path" in resp.content.decode()
+    assert "no such model registered yet: register one on the Models page" in resp.content.decode()
     assert not TrainingJob.objects.exists()
     delay.assert_not_called()
 
