@@ -6,6 +6,8 @@ page, a project's outsiders get 404, its labelers 403. Creating a project takes 
 account. Writes go through annotator/project_services.py.
 """
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -162,6 +164,7 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
             query = urlencode(summary["query"], doseq=True)
             context |= {
                 "summary": summary,
+                "until": datetime.fromisoformat(summary["until"]),
                 "dropped": sorted(summary["dropped"].items()),
                 "download_url": f"{reverse('project_export_download', args=[project.id])}?{query}",
                 "api_url": f"{reverse('api-export', args=[project.id])}?{query}",
