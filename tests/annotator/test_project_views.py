@@ -65,8 +65,11 @@ def test_it_sends_anonymous_users_to_the_login_page(client, project):
     assert response.status_code == 302 and "/login" in response["Location"]
 
 
-def test_it_lets_only_staff_create_projects(client, bob):
+def test_it_lets_only_staff_create_projects(client, alice, bob):
+    client.force_login(alice)
+    assert reverse("project_new") in client.get(reverse("home")).content.decode()
     client.force_login(bob)
+    assert reverse("project_new") not in client.get(reverse("home")).content.decode()
     assert client.get(reverse("project_new")).status_code == 403
     assert client.post(reverse("project_new"), form_data()).status_code == 403
     assert not Project.objects.filter(name="Helpfulness").exists()

@@ -62,7 +62,9 @@ def test_an_admin_creates_a_project_imports_adds_a_labeler_and_exports(
     from playwright.sync_api import expect
 
     page = sized_page
-    log_in(page, live_server, username="alice", next_url=reverse("project_new"))
+    log_in(page, live_server, username="alice", next_url=reverse("home"))
+    page.get_by_role("link", name="New project").click()
+    page.wait_for_url(f"{live_server.url}{reverse('project_new')}")
     look(page, "project-new")
 
     # A missing name is said next to the field; nothing is created.
