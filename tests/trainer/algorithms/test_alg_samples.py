@@ -81,3 +81,15 @@ def test_generate_and_rloo_report_samples(tiny_model_dir, tiny_reward, tmp_path,
         progress=progress,
     )
     assert samples_of(progress) and "score" in samples_of(progress)[0]
+
+
+@pytest.mark.slow
+def test_grpo_reports_scored_samples(tiny_model_dir, tiny_reward, tmp_path, progress):
+    from tests.trainer.algorithms.test_alg_grpo import tiny as grpo_config
+    from trainer.algorithms.grpo import train
+
+    train(grpo_config(tiny_model_dir, tiny_reward[0]), prompt_rows(8), tmp_path, progress=progress)
+    rows = samples_of(progress)
+    assert rows and all(isinstance(r["score"], float) and r["response"] is not None for r in rows)
+    steps = [step for step, _, m in progress.calls if "samples" in m]
+    assert steps == sorted(steps) and all(0 <= s <= 2 for s in steps)
