@@ -1,18 +1,18 @@
 from django.urls import path
 
-from trainer import loop_views, views
+from trainer import launch_views, loop_views, views
 
 urlpatterns = [
     path("", views.training_home, name="training"),
     path("projects/<int:project_id>/jobs/", views.job_list, name="training_jobs"),
     path(
         "projects/<int:project_id>/jobs/new/<slug:kind>/",
-        views.job_new,
+        launch_views.job_new,
         name="training_job_new",
     ),
     path(
         "projects/<int:project_id>/jobs/new/<slug:kind>/data/",
-        views.job_new_data,
+        launch_views.job_new_data,
         name="training_job_new_data",
     ),
     path("projects/<int:project_id>/models/", views.model_list, name="training_models"),
