@@ -1,10 +1,10 @@
 """The training pages: job list, live job page, run comparison, model registry. Admins only.
 
-The launch form is in trainer/launch_views.py. Same rules as the project admin page (annotator/views.py): a project's outsiders get 404, its
-labelers 403, anonymous users the login page. The job page and its live part are one template
-(trainer/job_detail.html and its "job-live" partial); the partial polls itself every 2 s with
-htmx while the job runs, and the answer that carries a finished job is a 286, which stops the
-polling.
+The launch form is in trainer/launch_views.py. Same rules as the project admin page
+(annotator/views.py): a project's outsiders get 404, its labelers 403, anonymous users the
+login page. The job page and its live part are one template (trainer/job_detail.html and its
+"job-live" partial); the partial polls itself every 2 s with htmx while the job runs, and the
+answer that carries a finished job is a 286, which stops the polling.
 """
 
 import json
