@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import views
+from annotator import project_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,4 +20,35 @@ urlpatterns = [
         name="label_skip",
     ),
     path("projects/<int:project_id>/annotations/", views.my_annotations, name="my_annotations"),
+]
+
+# Project setup and export (annotator/project_views.py).
+urlpatterns += [
+    path("projects/new/", project_views.project_new, name="project_new"),
+    path(
+        "projects/guidelines/preview/",
+        project_views.guidelines_preview,
+        name="project_guidelines_preview",
+    ),
+    path(
+        "projects/<int:project_id>/settings/",
+        project_views.project_settings,
+        name="project_settings",
+    ),
+    path(
+        "projects/<int:project_id>/members/",
+        project_views.project_members,
+        name="project_members",
+    ),
+    path(
+        "projects/<int:project_id>/members/<int:membership_id>/remove/",
+        project_views.project_member_remove,
+        name="project_member_remove",
+    ),
+    path("projects/<int:project_id>/export/", project_views.project_export, name="project_export"),
+    path(
+        "projects/<int:project_id>/export/download/",
+        project_views.project_export_download,
+        name="project_export_download",
+    ),
 ]

@@ -44,13 +44,22 @@ def validate_config(
 
 
 def config_fields(kind: str) -> list[dict]:
-    """Name, default and help of each field, for the launch form and the API docs."""
+    """Name, default, help and whether it must be given (no default), for the launch form
+    and the API docs."""
     fields = []
     for f in dataclasses.fields(config_class(kind)):
         default = f.default
         if f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
-        if default is dataclasses.MISSING:
+        required = default is dataclasses.MISSING
+        if required:
             default = None
-        fields.append({"name": f.name, "default": default, "help": f.metadata.get("help", "")})
+        fields.append(
+            {
+                "name": f.name,
+                "default": default,
+                "help": f.metadata.get("help", ""),
+                "required": required,
+            }
+        )
     return fields

@@ -16,10 +16,12 @@ import math
 import re
 from dataclasses import dataclass
 
+from django import forms
 from django.http import QueryDict
 
 from annotator.models import Prompt
 from trainer.configs import config_class, config_fields
+from trainer.models import ModelVersion
 from trainer.snapshots import LABEL_KINDS
 
 TYPES = ("bool", "int", "float", "str", "json")
@@ -49,6 +51,7 @@ class Field:
     default: object = None
     help: str = ""
     optional: bool = False  # blank means None / left out
+    required: bool = False  # no default: the form must give it (or a picked model fills it)
     value: object = ""  # what the input shows: a string, or a bool for checkboxes
     error: str = ""
 
@@ -86,6 +89,7 @@ def config_form_fields(kind: str) -> list[Field]:
     for spec in config_fields(kind):
         type_, optional = _type_of(spec["default"], annotations.get(spec["name"]))
         field = Field(spec["name"], type_, spec["default"], spec["help"], optional)
+        field.required = bool(spec.get("required"))
         field.value = field.default if type_ == "bool" else field.default_text
         fields.append(field)
     return fields
@@ -153,3 +157,16 @@ def parse_fields(fields: list[Field], data: QueryDict, prefix: str) -> dict:
         if value is not None and value != field.default:
             values[field.name] = value
     return values
+
+
+class ModelRegisterForm(forms.Form):
+    """Register a base model by local path or hub id (trainer/model_services.py checks it)."""
+
+    name = forms.CharField(max_length=200, help_text="How the launch forms list it.")
+    role = forms.ChoiceField(choices=ModelVersion.Role.choices, initial=ModelVersion.Role.POLICY)
+    path = forms.CharField(
+        max_length=1000,
+        label="Path or hub id",
+        help_text="A checkpoint directory on the workers (/models/base) or a Hugging Face id "
+        "(Qwen/Qwen2.5-0.5B-Instruct).",
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 # Names that are not curves: the x axis itself, and the stop flag the PPO loop reports.
-NOT_PLOTTED = {"step", "stopped", "elapsed_s"}
+NOT_PLOTTED = {"step", "stopped", "elapsed_s", "samples"}
 # Charts of these come first, in this order; the rest follow by name.
 FIRST = ("loss", "reward", "kl", "accuracy")
 # A chart never draws more points than this; longer series are thinned evenly.
@@ -90,7 +90,7 @@ def _span(low: float, high: float) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def line_chart(series: Series, *, limit: int = MAX_POINTS) -> str:
+def line_chart(series: Series, *, limit: int = MAX_POINTS, smoothing: float = 0.0) -> str:
     """An SVG line chart of one series: y labels at min / middle / max, x labels at the
     first and last step, the last point marked."""
     points = thin(series.points, limit)
@@ -132,10 +132,18 @@ def line_chart(series: Series, *, limit: int = MAX_POINTS) -> str:
         f'<text x="{LEFT + plot_w / 2:.1f}" y="{bottom}" text-anchor="middle">step</text></g>'
     )
     coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    # Smoothed: the raw values stay as a faint line under the average, as in TensorBoard.
+    raw_style = 'stroke-opacity=".3" ' if smoothing > 0 else ""
     parts.append(
-        f'<polyline class="series" fill="none" stroke="#2457c5" stroke-width="1.75" '
+        f'<polyline class="series" fill="none" stroke="#2457c5" stroke-width="1.75" {raw_style}'
         f'stroke-linejoin="round" stroke-linecap="round" points="{coords}"/>'
     )
+    if smoothing > 0:
+        averaged = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in smooth(points, smoothing))
+        parts.append(
+            f'<polyline class="smoothed" fill="none" stroke="#2457c5" stroke-width="2" '
+            f'stroke-linejoin="round" points="{averaged}"/>'
+        )
     last_x, last_y = points[-1]
     parts.append(
         f'<circle class="last" cx="{sx(last_x):.1f}" cy="{sy(last_y):.1f}" r="3" fill="#2457c5"/>'
@@ -144,11 +152,122 @@ def line_chart(series: Series, *, limit: int = MAX_POINTS) -> str:
     return "".join(parts)
 
 
-def charts(metrics: list[dict]) -> list[dict]:
-    """Every metric's chart: [{"name", "last" (formatted), "points" (count), "svg"}]."""
+def is_constant(series: Series) -> bool:
+    """Two or more points, all with the same value: a line says nothing a number does not."""
+    return len(series.points) > 1 and len({y for _, y in series.points}) == 1
+
+
+def smooth(points: list[tuple[float, float]], weight: float) -> list[tuple[float, float]]:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start so the
+    first points are not pulled towards zero. weight 0 leaves the points as they are."""
+    if weight <= 0:
+        return list(points)
+    out, average = [], 0.0
+    for i, (x, y) in enumerate(points, start=1):
+        average = average * weight + (1 - weight) * y
+        out.append((x, average / (1 - weight**i)))
+    return out
+
+
+def charts(metrics: list[dict], *, smoothing: float = 0.0) -> list[dict]:
+    """Every varying metric's chart: [{"name", "last" (formatted), "points" (count), "svg"}].
+    Constant metrics are left out (see `constants`)."""
     return [
-        {"name": s.name, "last": fmt(s.last), "points": len(s.points), "svg": line_chart(s)}
+        {
+            "name": s.name,
+            "last": fmt(s.last),
+            "points": len(s.points),
+            "svg": line_chart(s, smoothing=smoothing),
+        }
         for s in metric_series(metrics)
+        if not is_constant(s)
+    ]
+
+
+def constants(metrics: list[dict]) -> list[tuple[str, str]]:
+    """(name, value) of the metrics that never changed: shown as text, not plotted."""
+    return [(s.name, fmt(s.last)) for s in metric_series(metrics) if is_constant(s)]
+
+
+# Distinct colours for overlaid runs (Okabe-Ito, readable by colour-blind people).
+RUN_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000")
+
+
+def overlay_chart(name: str, runs: list[tuple[str, Series]], *, smoothing: float = 0.0) -> str:
+    """One metric of several runs on shared axes, a colour and a legend entry per run."""
+    drawn = [(label, s, smooth(thin(s.points), smoothing)) for label, s in runs if s.points]
+    xs = [x for _, _, pts in drawn for x, _ in pts] or [0.0]
+    ys = [y for _, _, pts in drawn for _, y in pts] or [0.0]
+    x0, x1 = _span(min(xs), max(xs))
+    y0, y1 = _span(min(ys), max(ys))
+    top = TOP + 14 * ((len(drawn) + 2) // 3)  # legend rows, three runs a row
+    height = HEIGHT + top - TOP
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - top - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + (x - x0) / (x1 - x0) * plot_w
+
+    def sy(y: float) -> float:
+        return top + (y1 - y) / (y1 - y0) * plot_h
+
+    label = escape(f"{name}: " + "; ".join(f"{run} last {fmt(s.last)}" for run, s, _ in drawn))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart overlay-chart" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{label}" '
+        f'data-metric="{escape(name)}">',
+        f"<title>{label}</title>",
+        '<g class="grid" stroke="#e3e7ec" stroke-width="1">',
+    ]
+    ticks = [y1, (y0 + y1) / 2, y0]
+    for y in ticks:
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(y):.1f}" y2="{sy(y):.1f}"/>')
+    parts.append('</g><g class="labels" fill="#5d6773" font-size="10" font-family="sans-serif">')
+    for y in ticks:
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{sy(y) + 3:.1f}" text-anchor="end">{escape(fmt(y))}</text>'
+        )
+    bottom = height - 6
+    parts.append(
+        f'<text x="{LEFT}" y="{bottom}">{escape(fmt(x0 if len(xs) > 1 else xs[0]))}</text>'
+    )
+    parts.append(
+        f'<text x="{WIDTH - RIGHT}" y="{bottom}" text-anchor="end">{escape(fmt(max(xs)))}</text>'
+    )
+    for i, (run, _, _) in enumerate(drawn):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        lx, ly = LEFT + (i % 3) * 100, TOP + 14 * (i // 3)
+        parts.append(
+            f'<rect x="{lx}" y="{ly - 6}" width="10" height="3" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{ly}">{escape(run[:16])}</text>'
+        )
+    parts.append("</g>")
+    for i, (run, _, points) in enumerate(drawn):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        parts.append(
+            f'<polyline class="series" data-run="{escape(run)}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.75" stroke-linejoin="round" points="{coords}"/>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def compare(runs: list[tuple[str, list[dict]]], *, smoothing: float = 0.0) -> list[dict]:
+    """Overlay charts of the metrics the runs report, one chart per metric name, in the usual
+    order; a metric constant in every run is left out."""
+    by_name: dict[str, list[tuple[str, Series]]] = {}
+    for label, metrics in runs:
+        for series in metric_series(metrics):
+            by_name.setdefault(series.name, []).append((label, series))
+    names = sorted(by_name, key=_rank)
+    return [
+        {
+            "name": name,
+            "runs": len(by_name[name]),
+            "svg": overlay_chart(name, by_name[name], smoothing=smoothing),
+        }
+        for name in names
+        if not all(is_constant(s) for _, s in by_name[name])
     ]
 
 

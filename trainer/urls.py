@@ -1,16 +1,26 @@
 from django.urls import path
 
-from trainer import loop_views, views
+from trainer import launch_views, loop_views, views
 
 urlpatterns = [
     path("", views.training_home, name="training"),
     path("projects/<int:project_id>/jobs/", views.job_list, name="training_jobs"),
     path(
         "projects/<int:project_id>/jobs/new/<slug:kind>/",
-        views.job_new,
+        launch_views.job_new,
         name="training_job_new",
     ),
+    path(
+        "projects/<int:project_id>/jobs/new/<slug:kind>/data/",
+        launch_views.job_new_data,
+        name="training_job_new_data",
+    ),
     path("projects/<int:project_id>/models/", views.model_list, name="training_models"),
+    path(
+        "projects/<int:project_id>/models/register/",
+        views.model_register,
+        name="training_model_register",
+    ),
     path("projects/<int:project_id>/loop/", loop_views.loop_page, name="training_loop"),
     path(
         "projects/<int:project_id>/loop/settings/",
@@ -27,6 +37,7 @@ urlpatterns = [
         loop_views.loop_fresh_accuracy,
         name="training_loop_fresh_accuracy",
     ),
+    path("projects/<int:project_id>/compare/", views.job_compare, name="training_compare"),
     path("jobs/<int:job_id>/", views.job_detail, name="training_job"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="training_job_cancel"),
 ]

@@ -1,10 +1,10 @@
-"""The training pages: job list, launch form, live job page, model registry. Admins only.
+"""The training pages: job list, live job page, run comparison, model registry. Admins only.
 
-Same rules as the project admin page (annotator/views.py): a project's outsiders get 404, its
-labelers 403, anonymous users the login page. The job page and its live part are one template
-(trainer/job_detail.html and its "job-live" partial); the partial polls itself every 2 s with
-htmx while the job runs, and the answer that carries a finished job is a 286, which stops the
-polling.
+The launch form is in trainer/launch_views.py. Same rules as the project admin page
+(annotator/views.py): a project's outsiders get 404, its labelers 403, anonymous users the
+login page. The job page and its live part are one template (trainer/job_detail.html and its
+"job-live" partial); the partial polls itself every 2 s with htmx while the job runs, and the
+answer that carries a finished job is a 286, which stops the polling.
 """
 
 import json
@@ -20,17 +20,20 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotator import selectors as annotator_selectors
-from annotator.models import Membership, Project, Prompt
+from annotator.models import Membership, Project
 from annotator.views import login_required
-from trainer import plots, selectors, services
+from trainer import job_data, model_services, plots, selectors, services
 from trainer.configs import config_fields
 from trainer.exceptions import JobError
-from trainer.forms import config_form_fields, dataset_form_fields, parse_fields
+from trainer.forms import (
+    ModelRegisterForm,
+)
 from trainer.job_child import ALGORITHMS
+from trainer.logs import clean_log
 from trainer.models import ModelVersion, TrainingJob
 
 JOBS_PER_PAGE = 50
@@ -96,94 +99,15 @@ def job_list(request: HttpRequest, project_id: int) -> HttpResponse:
         .defer(*LIST_DEFERRED)
     )
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"project": project, "page": page, "kinds": _launchable_kinds(), "tab": "jobs"}
-    return render(request, "trainer/job_list.html", context)
-
-
-# --- Launch ---------------------------------------------------------------------------------
-
-
-def _model_choices(request: HttpRequest, project: Project, kind: str) -> dict:
-    versions = list(
-        selectors.models_for_admin(request.user)
-        .filter(project=project)
-        .select_related(None)
-        .defer("metrics", "config")
-    )
-    policies = [v for v in versions if v.role == ModelVersion.Role.POLICY]
-    rewards = [v for v in versions if v.role == ModelVersion.Role.REWARD]
-    names = {f["name"] for f in config_fields(kind)}
-    return {
-        # A reward model may also start from an earlier reward model.
-        "input_model": policies + rewards if kind == Kind.REWARD else policies,
-        "reward_model": rewards if "reward_model_path" in names else None,
-    }
-
-
-def _pick_model(choices: list[ModelVersion] | None, raw: str, errors: dict, field: str):
-    if not raw or choices is None:
-        return None
-    model = next((m for m in choices if str(m.id) == raw), None)
-    if model is None:
-        errors[field] = "Pick a model of this project from the list."
-    return model
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
-    project = _project_for_admin(request, project_id)
-    if kind not in dict(_launchable_kinds()):
-        raise Http404("No such job kind.")
-    fields, dataset_fields = config_form_fields(kind), dataset_form_fields(kind)
-    choices = _model_choices(request, project, kind)
     context = {
         "project": project,
-        "kind": kind,
-        "kind_label": Kind(kind).label,
+        "page": page,
         "kinds": _launchable_kinds(),
-        "fields": fields,
-        "dataset_fields": dataset_fields,
-        "choices": choices,
-        "picked": {"input_model": "", "reward_model": ""},
-        "model_errors": {},
-        "form_error": "",
-        "splits": Prompt.Split.choices,
         "tab": "jobs",
+        # While a job on the page runs, the table refreshes itself, so statuses stay true.
+        "live": any(not job.is_finished for job in page.object_list),
     }
-    if request.method == "GET":
-        return render(request, "trainer/job_new.html", context)
-
-    config = parse_fields(fields, request.POST, "config")
-    dataset = parse_fields(dataset_fields, request.POST, "dataset")
-    errors: dict[str, str] = {}
-    picked = {name: request.POST.get(name, "") for name in ("input_model", "reward_model")}
-    input_model = _pick_model(choices["input_model"], picked["input_model"], errors, "input_model")
-    reward_model = _pick_model(
-        choices["reward_model"], picked["reward_model"], errors, "reward_model"
-    )
-    bad = [(name, name, error) for name, error in errors.items()]
-    bad += [(f"dataset-{f.name}", f.name, f.error) for f in dataset_fields if f.error]
-    bad += [(f"config-{f.name}", f.name, f.error) for f in fields if f.error]
-    context |= {"picked": picked, "model_errors": errors, "bad_fields": bad}
-    if bad:
-        context["form_error"] = "Some fields need fixing; nothing was launched."
-        return render(request, "trainer/job_new.html", context)
-    try:
-        job = services.job_create(
-            project=project,
-            kind=kind,
-            config=config,
-            dataset=dataset,
-            created_by=request.user,
-            input_model=input_model,
-            reward_model=reward_model,
-        )
-    except JobError as exc:
-        context["form_error"] = str(exc)
-        return render(request, "trainer/job_new.html", context)
-    messages.success(request, f"{job.get_kind_display()} job #{job.id} is queued.")
-    return redirect("training_job", job_id=job.id)
+    return render(request, "trainer/job_list.html", context)
 
 
 # --- Job page -------------------------------------------------------------------------------
@@ -242,13 +166,47 @@ def _step_rate(metrics: list[dict]) -> float | None:
     return (last_step - first_step) / (last_at - first_at)
 
 
-def _live_context(job: TrainingJob, notice: str = "", error: str = "") -> dict:
+SMOOTHING_CHOICES = [(0.0, "none"), (0.6, "0.6"), (0.9, "0.9"), (0.97, "0.97")]
+SAMPLE_REPORTS_SHOWN = 3
+COMPARE_MAX_JOBS = 7
+
+
+def _smoothing(request: HttpRequest) -> float:
+    try:
+        value = float(request.GET.get("smooth", 0))
+    except ValueError:
+        return 0.0
+    return value if value in dict(SMOOTHING_CHOICES) else 0.0
+
+
+def sample_reports(metrics: list[dict], limit: int = SAMPLE_REPORTS_SHOWN) -> list[dict]:
+    """The last sample generations the job reported, newest first: [{"step", "rows"}]."""
+    reports = [
+        {"step": row.get("step"), "rows": [r for r in row["samples"] if isinstance(r, dict)]}
+        for row in metrics or []
+        if isinstance(row, dict) and isinstance(row.get("samples"), list)
+    ]
+    return reports[::-1][:limit]
+
+
+def _live_context(
+    job: TrainingJob, notice: str = "", error: str = "", smoothing: float = 0.0
+) -> dict:
     # plots.py escapes every piece of text it writes into the SVG.
-    charts = [c | {"svg": mark_safe(c["svg"])} for c in plots.charts(job.metrics)]  # noqa: S308
+    charts = [
+        c | {"svg": mark_safe(c["svg"])}  # noqa: S308
+        for c in plots.charts(job.metrics, smoothing=smoothing)
+    ]
     return {
         "job": job,
         "progress": progress_view(job, timezone.now()),
         "charts": charts,
+        "constants": plots.constants(job.metrics),
+        "samples": sample_reports(job.metrics),
+        "log": clean_log(job.log_tail),
+        "smoothing": smoothing,
+        "smoothing_choices": SMOOTHING_CHOICES,
+        "trained_on": job_data.job_data_size(job),
         "models": [
             (label, model, _model_url(model) if model else "")
             for label, model in (
@@ -288,7 +246,7 @@ def _render_live(request: HttpRequest, context: dict) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job_for_admin(request, job_id)
-    context = _live_context(job)
+    context = _live_context(job, smoothing=_smoothing(request))
     if request.htmx and not request.htmx.boosted:
         return _render_live(request, context)
     context |= {
@@ -322,6 +280,38 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     else:
         messages.success(request, notice)
     return redirect("training_job", job_id=job.id)
+
+
+# --- Comparing runs -------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def job_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Metrics of two or more of the project's jobs overlaid, one chart per metric."""
+    project = _project_for_admin(request, project_id)
+    ids = [int(i) for i in request.GET.getlist("job") if i.isdigit()][:COMPARE_MAX_JOBS]
+    jobs = list(
+        TrainingJob.objects.filter(project=project, id__in=ids)
+        .only("id", "kind", "status", "metrics", "project_id")
+        .order_by("id")
+    )
+    smoothing = _smoothing(request)
+    runs = [(f"#{job.id} {job.kind}", job.metrics) for job in jobs]
+    charts = [
+        c | {"svg": mark_safe(c["svg"])}  # noqa: S308 - plots.py escapes its text
+        for c in plots.compare(runs, smoothing=smoothing)
+    ]
+    context = {
+        "project": project,
+        "jobs": jobs,
+        "charts": charts if len(jobs) >= 2 else [],
+        "smoothing": smoothing,
+        "smoothing_choices": SMOOTHING_CHOICES,
+        "colours": plots.RUN_COLOURS,
+        "tab": "jobs",
+    }
+    return render(request, "trainer/job_compare.html", context)
 
 
 # --- Model registry -------------------------------------------------------------------------
@@ -382,6 +372,28 @@ def lineage_rows(versions: list[ModelVersion]) -> list[dict]:
 @login_required
 def model_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project_for_admin(request, project_id)
+    return _render_models(request, project, ModelRegisterForm())
+
+
+@require_POST
+@login_required
+def model_register(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    form = ModelRegisterForm(request.POST)
+    if form.is_valid():
+        try:
+            model = model_services.model_register(
+                project=project, created_by=request.user, **form.cleaned_data
+            )
+        except model_services.RegistryError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            messages.success(request, f"Registered {model.name}; launch forms now offer it.")
+            return redirect(_model_url(model))
+    return _render_models(request, project, form, status=400)
+
+
+def _render_models(request, project: Project, form: ModelRegisterForm, status: int = 200):
     # Only ids of parents and jobs are shown: no joins (the job rows carry their metrics).
     versions = list(
         selectors.models_for_admin(request.user)
@@ -389,5 +401,5 @@ def model_list(request: HttpRequest, project_id: int) -> HttpResponse:
         .select_related(None)
         .defer("config")
     )
-    context = {"project": project, "rows": lineage_rows(versions), "tab": "models"}
-    return render(request, "trainer/model_list.html", context)
+    context = {"project": project, "rows": lineage_rows(versions), "tab": "models", "form": form}
+    return render(request, "trainer/model_list.html", context, status=status)

@@ -229,7 +229,7 @@ def test_it_launches_a_job_and_opens_its_page(
     assert job.config["require_trained_head"] is False  # unchecked box, default False
     assert job.dataset == {"min_votes": 2, "split": "train"}
     page = client.get(resp.url).content.decode()
-    assert f"Reward model job #{job.id} is queued." in page
+    assert f"Reward model job #{job.id} launched." in page
 
 
 def test_it_parses_bools_optional_numbers_and_json(client, project, alice, delay):
@@ -303,7 +303,7 @@ def test_it_names_each_bad_field_and_launches_nothing(client, project, alice, de
     page = resp.content.decode()
     assert resp.status_code == 200
     assert "nothing was launched" in page
-    assert page.count('class="field-error"') == 7
+    assert page.count('class="field-error"') == 8  # the 7 typos and the missing reward model
     assert "Enter a whole number." in page
     assert "Enter a number, such as 0.5 or 1e-5." in page
     assert "Enter a finite number." in page
@@ -319,7 +319,8 @@ def test_it_shows_the_services_refusal_on_the_form(client, project, alice, delay
     client.force_login(alice)
     resp = client.post(new_url(project, "ppo"), {"config__model_name_or_path": "var/tiny"})
     assert resp.status_code == 200
-    assert "A ppo job needs a reward model" in resp.content.decode()
+    # Said next to the field, before the service is asked.
+    assert "no such model registered yet: register one on the Models page" in resp.content.decode()
     assert not TrainingJob.objects.exists()
     delay.assert_not_called()
 

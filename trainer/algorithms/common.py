@@ -66,9 +66,12 @@ def check_finite(loss: Any, step: int, name: str = "loss") -> float:
     return value
 
 
-def report(progress: ProgressCallback | None, step: int, total: int, metrics: dict) -> None:
+def report(
+    progress: ProgressCallback | None, step: int, total: int, metrics: dict, samples=None
+) -> None:
     if progress is not None:
-        progress(step, total, {k: float(v) for k, v in metrics.items()})
+        numbers = {k: float(v) for k, v in metrics.items()}
+        progress(step, total, numbers | ({"samples": samples} if samples else {}))
 
 
 def stop_requested(should_stop: StopCheck | None) -> bool:

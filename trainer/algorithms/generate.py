@@ -29,6 +29,7 @@ from trainer.algorithms.common import (
     stop_requested,
     write_jsonl,
 )
+from trainer.algorithms.samples import SampleLog
 
 COMPLETIONS_FILENAME = "completions.jsonl"
 
@@ -144,6 +145,7 @@ def generate_completions(
     stops = torch.tensor(stop_token_ids(model, tokenizer))
     out: list[dict] = []
     total = -(-len(jobs) // settings.batch_size)
+    samples = SampleLog(progress, total)
     for step, start in enumerate(range(0, len(jobs), settings.batch_size), start=1):
         chunk = jobs[start : start + settings.batch_size]
         _, _, response = sample_tokens(
@@ -163,7 +165,8 @@ def generate_completions(
                     "finished": bool(finished[i]),
                 }
             )
-        report(progress, step, total, {"completions": len(out)})
+        samples.add(step, [row["prompt"] for row, _ in chunk], texts)
+        report(progress, step, total, {"completions": len(out)}, samples=samples.pop())
         if stop_requested(should_stop):
             break
     return out

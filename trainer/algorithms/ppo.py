@@ -42,6 +42,7 @@ from trainer.algorithms.common import (
     set_seed,
     stop_requested,
 )
+from trainer.algorithms.samples import SampleLog
 
 ROLES = ("policy", "reference", "reward", "value")
 
@@ -229,6 +230,7 @@ def rollout(models: Models, prompts: list, config: PPOConfig, kl_coef: float, mo
         "finished_fraction": finished.float().mean().item(),
     }
     return {
+        "samples": (prompts, texts, raw.tolist()),
         "input_ids": input_ids,
         "attention_mask": attention,
         "response": response,
@@ -266,7 +268,7 @@ def ppo_update(
     updates = 0
     for _ in range(config.ppo_epochs):
         for idx in torch.randperm(n).split(config.mini_batch_size):
-            mb = {k: v[idx.to(v.device)] for k, v in batch.items() if k != "stats"}
+            mb = {k: v[idx.to(v.device)] for k, v in batch.items() if k not in ("stats", "samples")}
             logits = core.response_logits(
                 models.policy, mb["input_ids"], mb["attention_mask"], length, config.temperature
             )
@@ -370,12 +372,14 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir, "ppo")
     metrics: dict = {"start_step": start, "stopped": False, "step": start}
+    samples = SampleLog(progress, config.steps)
     for step in range(start, config.steps):
         prompts = [
             rows[i]["prompt"]
             for i in batch_for_step(len(rows), config.batch_size, step, config.seed)
         ]
         batch = rollout(models, prompts, config, kl_ctl.value, moments)
+        samples.add(step + 1, *batch["samples"])
         update = ppo_update(models, optimizers, batch, config, step + 1)
         kl_ctl.update(batch["stats"]["kl"], len(prompts))
         metrics.update(batch["stats"], **update, kl_coef=kl_ctl.value, step=step + 1)
@@ -384,6 +388,7 @@ def train(
             step + 1,
             config.steps,
             {k: v for k, v in metrics.items() if k not in ("start_step", "stopped", "step")},
+            samples=samples.pop(),
         )
         metrics["stopped"] = stop_requested(should_stop)
         if metrics["stopped"] or (config.save_steps > 0 and (step + 1) % config.save_steps == 0):

@@ -13,6 +13,7 @@ Resuming (``resume_from_checkpoint="latest"``) continues after the last finished
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shutil
@@ -33,6 +34,7 @@ from trainer.algorithms.common import (
 )
 from trainer.algorithms.generate import GenerateConfig, generate_completions, load_policy
 from trainer.algorithms.reward_scoring import RewardScorer
+from trainer.algorithms.samples import SampleLog
 
 ITERATION_PREFIX = "iteration-"
 # Written last in an iteration's directory: without it the round did not finish.
@@ -87,7 +89,12 @@ def finished_iterations(output_dir: Path) -> list[Path]:
 
 
 def sample_round(
-    config: RAFTConfig, policy_path: str, rows: list[dict], scorer: RewardScorer, iteration: int
+    config: RAFTConfig,
+    policy_path: str,
+    rows: list[dict],
+    scorer: RewardScorer,
+    iteration: int,
+    on_samples=None,
 ) -> tuple[list[dict], dict]:
     """Sample and score one round; returns the kept rows and the round's reward metrics."""
     rng = random.Random(config.seed + iteration)
@@ -109,6 +116,8 @@ def sample_round(
     del model
     scores = scorer([s["prompt"] for s in samples], [s["completion"] for s in samples])
     kept = keep_best(samples, scores, config.keep_top_k)
+    if on_samples is not None:
+        on_samples([s["prompt"] for s in samples], [s["completion"] for s in samples], scores)
     metrics = {
         "mean_reward_all": sum(scores) / len(scores),
         "mean_reward_kept": sum(s["reward"] for s in kept) / len(kept),
@@ -152,8 +161,11 @@ def train(
         config.reward_model_path, device=config.device, batch_size=config.reward_batch_size
     )
     metrics: dict = {"start_step": start, "stopped": False}
+    log = SampleLog(progress, config.iterations)  # samples for the job page
     for iteration in range(start, config.iterations):
-        kept, round_metrics = sample_round(config, policy, rows, scorer, iteration)
+        kept, round_metrics = sample_round(
+            config, policy, rows, scorer, iteration, functools.partial(log.add, iteration + 1)
+        )
         target = output_dir / f"{ITERATION_PREFIX}{iteration}"
         tuned = sft.train(
             sft_config(config, policy, iteration), kept, target, should_stop=should_stop
@@ -164,6 +176,7 @@ def train(
             iteration + 1,
             config.iterations,
             {k: v for k, v in metrics.items() if k not in ("stopped", "step")},
+            samples=log.pop(),
         )
         if tuned["stopped"] or stop_requested(should_stop):
             # An interrupted round is redone on resume; the last finished policy is the output.

@@ -30,6 +30,7 @@ from trainer.algorithms.common import (
     set_seed,
 )
 from trainer.algorithms.reward_scoring import RewardScorer
+from trainer.algorithms.samples import SampleLog
 from trainer.algorithms.trl_bridge import run_trainer
 
 
@@ -125,9 +126,14 @@ class ModelReward:
 
     def __init__(self, scorer: RewardScorer):
         self.scorer = scorer
+        self.on_scores = None  # (prompts, texts, scores) -> None: the job page's samples
 
     def __call__(self, prompts: list, completions: list, **kwargs) -> list[float]:
-        return self.scorer(list(prompts), [completion_text(c) for c in completions])
+        texts = [completion_text(c) for c in completions]
+        scores = self.scorer(list(prompts), texts)
+        if self.on_scores is not None:
+            self.on_scores(list(prompts), texts, scores)
+        return scores
 
 
 def completion_text(completion) -> str:
@@ -259,6 +265,13 @@ def train_online(
         )
         if config.ref_model_path and trainer.ref_model is not None:
             trainer.ref_model = reference_model(trainer, config.ref_model_path)
+        log = SampleLog(progress, config.max_steps)
+
+        def on_scores(*samples) -> None:  # the Trainer makes its state anew in train()
+            log.total = trainer.state.max_steps or log.total
+            log(trainer.state.global_step, *samples)
+
+        reward.on_scores = on_scores
         return trainer
 
     return run_trainer(build, config, output_dir, algorithm, False, progress, should_stop)
