@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from annotator.models import Project
 from trainer.algorithms.common import split_rows
 from trainer.models import TrainingJob
-from trainer.snapshots import LABEL_KINDS, snapshot_chunks
+from trainer.snapshots import LABEL_KINDS, dataset_validate, snapshot_chunks
 
 # Below these, training says little: a reward model's validation accuracy from a handful of
 # held-out pairs is noise (one or two rows give 0 or 1), and a policy step over a few prompts
@@ -63,7 +63,9 @@ def data_size(*, kind: str, rows: int, config: dict) -> DataSize:
 
 
 def dataset_count(*, project: Project, kind: str, dataset: dict) -> int:
-    """Rows the snapshot of a job with these settings would have now."""
+    """Rows the snapshot of a job with these settings would have now; a JobError names a
+    setting the job would refuse (e.g. the eval split for a training kind)."""
+    dataset = dataset_validate(kind=kind, dataset=dataset)
     job = TrainingJob(project=project, kind=kind, dataset=dataset)
     return sum(chunk.count(b"\n") for chunk in snapshot_chunks(job))
 

@@ -109,9 +109,14 @@ def test_it_shows_the_rows_and_split_the_data_gives_and_warns_below_the_floor(
     partial = client.get(
         reverse("training_job_new_data", args=[project.id, "reward"]), {"dataset__split": "eval"}
     )
+    # Eval-split prompts are held out of every training job: the form says so at once.
+    assert "trains on train-split prompts only" in partial.content.decode()
+    assert "<form" not in partial.content.decode()
+    partial = client.get(
+        reverse("training_job_new_data", args=[project.id, "reward"]), {"dataset__round": 99}
+    )
     assert 'data-testid="data-rows">0</strong>' in partial.content.decode()
     assert "No labelled rows match these settings" in partial.content.decode()
-    assert "<form" not in partial.content.decode()
 
 
 def test_it_counts_prompts_for_prompt_kinds(client, project, alice, models):
