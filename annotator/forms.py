@@ -59,7 +59,9 @@ def _flags(*, project: Project, values: list[str]) -> list[str]:
     for value in values:
         index = _int_or_raw(value)
         if not isinstance(index, int) or not 0 <= index < len(project.flags):
-            raise InvalidAnswer("flag: unknown flag.", field="flags")
+            raise InvalidAnswer(
+                "One of the ticked flags is not one of this project's.", field="flags"
+            )
         flags.append(project.flags[index])
     return flags
 
@@ -68,8 +70,7 @@ def _ranking(*, shown_order: list[int], data: QueryDict) -> list[int]:
     ranks = [_int_or_raw(data.get(f"rank__{p}")) for p in range(1, len(shown_order) + 1)]
     if sorted(r for r in ranks if isinstance(r, int)) != list(range(1, len(shown_order) + 1)):
         raise InvalidAnswer(
-            "ranking: give every response its own rank, from 1 (best) to "
-            f"{len(shown_order)} (worst).",
+            f"Give every response its own rank, from 1 (best) to {len(shown_order)} (worst).",
             field="ranking",
         )
     by_rank = sorted(zip(ranks, shown_order, strict=True))

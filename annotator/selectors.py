@@ -22,6 +22,7 @@ from django.utils import timezone
 from annotator import sql
 from annotator.models import (
     Annotation,
+    AnnotationRevision,
     Assignment,
     Completion,
     Membership,
@@ -204,3 +205,19 @@ def project_stats(*, project: Project) -> dict:
 
 def project_members(*, project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("role", "user__username")
+
+
+def annotation_get_for_member(*, annotation_id: int, user: AbstractBaseUser) -> Annotation:
+    """An annotation in one of the user's projects; 404 otherwise (whose it is, the services
+    check: a member who is not its labeler gets a 403 there)."""
+    annotations = Annotation.objects.filter(id=annotation_id)
+    if not user.is_superuser:
+        annotations = annotations.filter(task__project__memberships__user=user)
+    annotation = annotations.only("id", "labeler_id", "task_id").first()
+    if annotation is None:
+        raise Http404("No such annotation.")
+    return annotation
+
+
+def annotation_revision_count(*, annotation_id: int) -> int:
+    return AnnotationRevision.objects.filter(annotation_id_value=annotation_id).count()
