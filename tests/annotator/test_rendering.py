@@ -98,3 +98,32 @@ def test_it_marks_its_output_safe_for_templates():
     )
     assert "<strong>b</strong>" in out
     assert "&lt;script&gt;" in out and "<script>" not in out
+
+
+def test_it_highlights_fenced_code_on_the_server_with_its_markup_escaped():
+    html = markdown_to_html('```python\ndef f():\n    return "<b>hi</b>"\n```')
+    assert '<span class="k">def</span>' in html and '<span class="nf">f</span>' in html
+    assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<b>" not in html
+    # No language, or one Pygments does not know: plain escaped code.
+    assert (
+        markdown_to_html("```\n<i>x</i>\n```") == "<pre><code>&lt;i&gt;x&lt;/i&gt;\n</code></pre>\n"
+    )
+    assert "<span" not in markdown_to_html("```klingon\nx = 1\n```")
+
+
+def test_it_keeps_only_pygments_classes_on_spans():
+    from annotator.rendering import _cleaner
+
+    html = _cleaner.clean('<span class="k">ok</span><span class="evil" style="x">no</span>')
+    assert html == '<span class="k">ok</span><span>no</span>'
+
+
+def test_it_marks_word_differences_with_everything_escaped():
+    from annotator.rendering import word_diff
+
+    a, b = word_diff("The cat sat <b>on</b> the mat.", "The dog sat <b>on</b> a mat.")
+    tag = '<{0} class="diff">{1}</{0}>'
+    same = " sat &lt;b&gt;on&lt;/b&gt; "
+    assert a == f"The {tag.format('del', 'cat')}{same}{tag.format('del', 'the')} mat."
+    assert b == f"The {tag.format('ins', 'dog')}{same}{tag.format('ins', 'a')} mat."
+    assert word_diff("word " * 6000, "word") is None
