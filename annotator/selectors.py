@@ -221,3 +221,21 @@ def annotation_get_for_member(*, annotation_id: int, user: AbstractBaseUser) -> 
 
 def annotation_revision_count(*, annotation_id: int) -> int:
     return AnnotationRevision.objects.filter(annotation_id_value=annotation_id).count()
+
+
+def annotation_revisions(*, annotation_id: int) -> QuerySet[AnnotationRevision]:
+    return AnnotationRevision.objects.filter(annotation_id_value=annotation_id).order_by("id")
+
+
+def completion_texts(*, ids: set[int]) -> dict[int, str]:
+    """{completion id: text} for the given ids, in one query."""
+    if not ids:
+        return {}
+    return dict(Completion.objects.filter(id__in=ids).values_list("id", "text"))
+
+
+def next_project_with_work(*, user: AbstractBaseUser, after: Project) -> Project | None:
+    """Another of the user's projects with tasks left for them (the first by name), for the
+    "all done" page to point to."""
+    projects = projects_overview_for_user(user).exclude(id=after.id)
+    return projects.filter(remaining__gt=0).order_by("name", "id").first()
