@@ -39,7 +39,7 @@ from annotator.rendering import word_diff
 
 ANNOTATIONS_PER_PAGE = 25
 SKIP_REASONS = ["I can't judge this", "The prompt is unclear", "Offensive or unsafe content"]
-# A chat with more turns than this shows only its last two at first; the rest fold away.
+# A chat with more turns than this shows only its last one at first; the rest fold away.
 EARLIER_TURNS_FOLDED_FROM = 3
 # An answer error's field (answers.py) -> the control it is shown beside.
 ERROR_PLACES = {
@@ -128,14 +128,15 @@ def _responses(*, kind: str, shown_order: list[int], texts: dict[int, str], rank
 
 
 def _prompt_view(prompt: Prompt) -> dict:
-    """A chat's turns split into the earlier ones (folded away on the page) and the last two,
-    so a long transcript does not push the responses off the first screen."""
+    """A chat's turns split into the earlier ones (folded away on the page) and the last one,
+    the message the responses answer, so a long transcript does not push the responses off
+    the first screen."""
     if not prompt.is_chat:
         return {"earlier": [], "recent": []}
     messages = list(prompt.messages or [])
     if len(messages) <= EARLIER_TURNS_FOLDED_FROM:
         return {"earlier": [], "recent": messages}
-    return {"earlier": messages[:-2], "recent": messages[-2:]}
+    return {"earlier": messages[:-1], "recent": messages[-1:]}
 
 
 def _error_at(field: str) -> str:

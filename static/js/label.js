@@ -375,7 +375,12 @@
   document.addEventListener("click", (event) => {
     if (!event.target.closest) return;
     if (event.target.closest('[data-action="help"]')) toggleHelp();
-    if (event.target.closest('[data-action="dock"]')) setDock(!dockCollapsed);
+    const dock = event.target.closest('[data-action="dock"]');
+    if (dock) {
+      setDock(!dockCollapsed);
+      // After a pointer click, give the keys back to the page (Enter submits, not re-folds).
+      if (event.detail > 0) dock.blur();
+    }
   });
 
   // Scroll events do not bubble: listen in the capture phase for the response boxes.
