@@ -7,6 +7,7 @@ outside the user's projects is reported as missing, never as forbidden, so ids d
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
     Count,
+    Exists,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -187,9 +188,11 @@ def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict:
 
 def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> QuerySet[Annotation]:
     """The user's own annotations in a project, newest first."""
+    revised = AnnotationRevision.objects.filter(annotation_id_value=OuterRef("id"))
     return (
         Annotation.objects.filter(task__project=project, labeler=user)
         .select_related("task__prompt", "chosen", "rejected")
+        .annotate(revised=Exists(revised))
         .order_by("-created_at")
     )
 

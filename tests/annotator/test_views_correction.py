@@ -113,6 +113,8 @@ def test_it_edits_a_past_answer_from_my_annotations(client, project, bob):
     assert AnnotationRevision.objects.get().after["verdict"] == "tie"
     page = client.get(edit_url(annotation)).content.decode()
     assert "changed 1 time" in page
+    listing = client.get(reverse("my_annotations", args=[project.id])).content.decode()
+    assert ">changed</span>" in listing
 
 
 @pytest.mark.parametrize("kind", [Kind.PAIRWISE, Kind.LIKERT, Kind.RANKING])
