@@ -233,9 +233,11 @@ def test_the_api_docs_load_swagger_ui_from_this_server(client):
 
 # --- Query budgets --------------------------------------------------------------------------
 
-MY_ANNOTATIONS_MAX_QUERIES = 10
-EDIT_MAX_QUERIES = 14
+MY_ANNOTATIONS_MAX_QUERIES = 8
+EDIT_MAX_QUERIES = 10
 UNDO_MAX_QUERIES = 30
+ALL_DONE_MAX_QUERIES = 12
+HOME_MAX_QUERIES = 6
 
 
 @pytest.mark.parametrize("kind", [Kind.PAIRWISE, Kind.LIKERT, Kind.RANKING])
@@ -285,3 +287,18 @@ def test_another_labeler_cannot_see_my_answers_on_my_annotations(client, project
     page = client.get(reverse("my_annotations", args=[project.id])).content.decode()
     assert "You have not answered any task in this project yet." in page
     assert "Bob&#x27;s pick." not in page and "/edit/" not in page
+
+
+def test_all_done_and_home_take_a_fixed_number_of_queries(
+    client, project, bob, django_assert_max_num_queries
+):
+    for n in range(5):
+        other = ProjectFactory(name=f"Other {n}")
+        MembershipFactory(project=other, user=bob)
+        make_task(other)
+    client.force_login(bob)
+    with django_assert_max_num_queries(ALL_DONE_MAX_QUERIES):
+        page = client.get(label_url(project)).content.decode()
+    assert "All done" in page and "Label Other 0" in page
+    with django_assert_max_num_queries(HOME_MAX_QUERIES):
+        assert client.get(reverse("home")).status_code == 200
