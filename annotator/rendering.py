@@ -94,28 +94,68 @@ def render_markdown(text: str | None) -> SafeString:
     return mark_safe(markdown_to_html(text))  # noqa: S308 - sanitised by nh3 just above
 
 
-_WORDS = re.compile(r"\s+|\w+|[^\w\s]")
-MAX_DIFF_WORDS = 5000  # per side; a longer pair is not compared (difflib is quadratic)
+# Words with the spaces after them, punctuation, leading spaces; sentences; lines.
+_WORDS = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
+_SENTENCES = re.compile(r".*?(?:[.!?]+\s+|$)", re.S)
+# difflib is quadratic in what it compares (worse: responses share most of their words):
+# a block is compared piece by piece only while (pieces of A) × (pieces of B) stays under
+# this; past it, the block is marked as changed as a whole.
+MAX_PAIRS = 250_000
+MAX_DIFF_CHARS = 200_000  # per side; a longer pair is not compared at all
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCES.findall(text) if s]
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text)
+
+
+_LEVELS = (_lines, _sentences, _words)
 
 
 def word_diff(a: str, b: str) -> tuple[SafeString, SafeString] | None:
     """A and B as escaped plain text, with the words only A has in <del> and the words only B
-    has in <ins>; None when either is too long to compare."""
-    words_a, words_b = _WORDS.findall(a or ""), _WORDS.findall(b or "")
-    if max(len(words_a), len(words_b)) > MAX_DIFF_WORDS:
+    has in <ins>; None when either is too long to compare.
+
+    Lines are matched first, then sentences within the lines that changed, then words within
+    the sentences that changed (as `git diff --word-diff` narrows down), so the cost follows
+    what differs rather than the length of the responses.
+    """
+    a, b = a or "", b or ""
+    if max(len(a), len(b)) > MAX_DIFF_CHARS:
         return None
     out_a: list[str] = []
     out_b: list[str] = []
-    matcher = difflib.SequenceMatcher(None, words_a, words_b, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        left, right = escape("".join(words_a[i1:i2])), escape("".join(words_b[j1:j2]))
-        if op == "equal":
-            out_a.append(left)
-            out_b.append(right)
-            continue
-        if left:
-            out_a.append(f'<del class="diff">{left}</del>')
-        if right:
-            out_b.append(f'<ins class="diff">{right}</ins>')
+    _diff(a, b, 0, out_a, out_b)
     # Built from escaped pieces and fixed tags only.
     return mark_safe("".join(out_a)), mark_safe("".join(out_b))  # noqa: S308
+
+
+def _diff(a: str, b: str, level: int, out_a: list[str], out_b: list[str]) -> None:
+    pieces_a, pieces_b = _LEVELS[level](a), _LEVELS[level](b)
+    if len(pieces_a) * len(pieces_b) > MAX_PAIRS:
+        _mark(a, "del", out_a)
+        _mark(b, "ins", out_b)
+        return
+    matcher = difflib.SequenceMatcher(None, pieces_a, pieces_b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        left, right = "".join(pieces_a[i1:i2]), "".join(pieces_b[j1:j2])
+        if op == "equal":
+            out_a.append(escape(left))
+            out_b.append(escape(right))
+        elif op == "replace" and level + 1 < len(_LEVELS):
+            _diff(left, right, level + 1, out_a, out_b)
+        else:
+            _mark(left, "del", out_a)
+            _mark(right, "ins", out_b)
+
+
+def _mark(text: str, tag: str, out: list[str]) -> None:
+    if text:
+        out.append(f'<{tag} class="diff">{escape(text)}</{tag}>')

@@ -122,8 +122,25 @@ def test_it_marks_word_differences_with_everything_escaped():
     from annotator.rendering import word_diff
 
     a, b = word_diff("The cat sat <b>on</b> the mat.", "The dog sat <b>on</b> a mat.")
-    tag = '<{0} class="diff">{1}</{0}>'
-    same = " sat &lt;b&gt;on&lt;/b&gt; "
-    assert a == f"The {tag.format('del', 'cat')}{same}{tag.format('del', 'the')} mat."
-    assert b == f"The {tag.format('ins', 'dog')}{same}{tag.format('ins', 'a')} mat."
-    assert word_diff("word " * 6000, "word") is None
+    tag = '<{0} class="diff">{1} </{0}>'
+    same = "sat &lt;b&gt;on&lt;/b&gt; "
+    assert a == f"The {tag.format('del', 'cat')}{same}{tag.format('del', 'the')}mat."
+    assert b == f"The {tag.format('ins', 'dog')}{same}{tag.format('ins', 'a')}mat."
+    assert word_diff("word " * 50_000, "word") is None
+
+
+def test_it_diffs_long_responses_quickly_by_narrowing_down():
+    import time
+
+    from annotator.rendering import word_diff
+
+    paragraph = "The answer explains, at some length and with care, why this is so. " * 3
+    a = "\n\n".join(f"{i}: {paragraph}" for i in range(200))
+    b = a.replace("100: The answer explains", "100: The reply explains")
+    one_line = " ".join(f"w{i % 40}" for i in range(8000))
+    started = time.perf_counter()
+    left, right = word_diff(a, b)
+    word_diff(one_line, one_line.replace("w7 ", "x "))
+    assert time.perf_counter() - started < 0.5  # one word-level pass over all took seconds
+    assert left.count("<del") == 1 and '<del class="diff">answer </del>' in left
+    assert right.count("<ins") == 1 and '<ins class="diff">reply </ins>' in right

@@ -177,7 +177,7 @@ def test_it_offers_the_word_differences_of_a_and_b(client, project, bob):
     client.force_login(bob)
     page = client.get(label_url(project)).content.decode()
     assert 'id="show-diff"' in page and 'id="sync-scroll" checked' in page
-    assert '<del class="diff">cat</del>' in page or '<del class="diff">dog</del>' in page
+    assert '<del class="diff">cat </del>' in page or '<del class="diff">dog </del>' in page
     assert '<ins class="diff">' in page
 
 
