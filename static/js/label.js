@@ -31,6 +31,23 @@
     // Lists that fold away on a phone are open from the start on a wide screen.
     if (WIDE.matches) $$("details[data-open-wide]").forEach((d) => (d.open = true));
     startUndoCountdown();
+    watchPrompt();
+  }
+
+  // Once the prompt box has scrolled out of view, a one-line copy of it pins to the top.
+  let promptWatcher = null;
+  function watchPrompt() {
+    if (promptWatcher) promptWatcher.disconnect();
+    const prompt = document.getElementById("prompt");
+    const peek = document.getElementById("prompt-peek");
+    const form = answerForm();
+    if (!prompt || !peek || !form || !("IntersectionObserver" in window)) return;
+    promptWatcher = new IntersectionObserver((entries) => {
+      const gone = !entries[0].isIntersecting && entries[0].boundingClientRect.top < 0;
+      peek.hidden = !gone;
+      form.classList.toggle("peeking", gone);
+    });
+    promptWatcher.observe(prompt);
   }
 
   // --- Layout: docked answer, A and B scrolling together, differences --------------------------

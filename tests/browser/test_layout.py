@@ -147,6 +147,26 @@ def test_every_page_fits_the_screen_with_long_content(
                 assert scrolled >= 1, "no response long enough to scroll"
                 page.wait_for_function(OTHERS_FOLLOWED)
             if size == "phone":
+                # Reading down the responses, the prompt's last line and the A/B (or 1, 2, …)
+                # label of the response under the pinned prompt stay on screen.
+                expect(page.locator("#prompt-peek")).to_be_hidden()
+                page.mouse.wheel(0, 1500)
+                peek = page.locator("#prompt-peek")
+                expect(peek).to_be_visible()
+                page.wait_for_function("() => window.scrollY > 1000")
+                page.wait_for_timeout(200)
+                box = peek.bounding_box()
+                assert abs(box["y"]) < 2, box
+                # The response at the top of the screen shows its label just below the peek.
+                top = box["height"] + 5
+                boxes = [(r, r.bounding_box()) for r in page.locator(".response").all()]
+                current = [r for r, b in boxes if b["y"] < top < b["y"] + b["height"]]
+                assert len(current) == 1
+                head = current[0].locator(".response-head").bounding_box()
+                assert box["height"] - 2 <= head["y"] <= box["height"] + 2, (box, head)
+                page.screenshot(path=str(screenshot_dir / f"label-{kind}-scrolled-{size}.png"))
+                page.evaluate("() => window.scrollTo(0, 0)")
+                expect(page.locator("#prompt-peek")).to_be_hidden()
                 # Folding the answer away leaves nearly the whole screen to the responses.
                 page.locator('[data-action="dock"]').click()
                 bar = page.locator("#answer-bar").bounding_box()
