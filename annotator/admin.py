@@ -1,9 +1,10 @@
 """Django admin for the labeling data: a back office for staff, not the labeling UI.
 
 Counters and queue state (annotation counts, leases) are written by annotator/services.py
-only, so they are read-only here. Annotations are immutable: the admin shows them and never
-adds, changes or deletes one (deleting a project that has annotations is refused for the same
-reason).
+only, so they are read-only here. Annotations change only through their labeler (undo, edit:
+services.annotation_undo / annotation_edit, each kept as a revision): the admin shows answers
+and revisions and never adds, changes or deletes one (deleting a project that has annotations
+is refused for the same reason).
 """
 
 from django.contrib import admin
@@ -12,6 +13,7 @@ from django.http import HttpRequest
 from annotator import services
 from annotator.models import (
     Annotation,
+    AnnotationRevision,
     Assignment,
     Completion,
     Membership,
@@ -157,7 +159,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(Annotation)
 class AnnotationAdmin(admin.ModelAdmin):
-    """Annotations are immutable once stored: view only."""
+    """Only their labelers change annotations (through the services): view only here."""
 
     list_display = ["id", "task", "labeler", "simulated", "kind", "verdict", "score", "created_at"]
     list_filter = ["kind", "verdict", "is_simulated"]
@@ -168,6 +170,26 @@ class AnnotationAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="Simulated", ordering="is_simulated")
     def simulated(self, obj: Annotation) -> bool:
         return obj.is_simulated
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnnotationRevision)
+class AnnotationRevisionAdmin(admin.ModelAdmin):
+    """Who changed which answer, when, from what to what: the record, view only."""
+
+    list_display = ["id", "annotation_id_value", "task", "labeler", "action", "changed_at"]
+    list_filter = ["action"]
+    search_fields = ["labeler__username"]
+    list_select_related = ["task", "labeler"]
+    date_hierarchy = "changed_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -14,6 +14,16 @@ from annotator.models import Annotation, Kind, Project, Task
 
 MAX_NOTES = 5000
 STRENGTHS = {1: "slightly better", 2: "clearly better", 3: "much better"}
+# How the answer's choices are named to people (the API's values are the keys).
+CHOICE_NAMES = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}
+
+
+def _or_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _and_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def validate_answer(*, task: Task, project: Project, shown_order: list[int], answer: dict) -> dict:
@@ -33,9 +43,9 @@ def _notes(value) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidAnswer("notes must be a string.", field="notes")
+        raise InvalidAnswer("Notes must be text.", field="notes")
     if len(value) > MAX_NOTES:
-        raise InvalidAnswer(f"notes is longer than {MAX_NOTES} characters.", field="notes")
+        raise InvalidAnswer(f"Notes can be at most {MAX_NOTES:,} characters long.", field="notes")
     return value
 
 
@@ -47,13 +57,15 @@ def _pairwise(*, project: Project, shown_order: list[int], answer: dict) -> dict
     if project.allow_both_bad:
         allowed.append("both_bad")
     if choice not in allowed:
-        raise InvalidAnswer(f"choice must be one of {', '.join(allowed)}.", field="choice")
+        raise InvalidAnswer(f"Pick {_or_list([CHOICE_NAMES[c] for c in allowed])}.", field="choice")
     strength = answer.get("strength")
     if strength is not None:
         if choice not in ("a", "b"):
-            raise InvalidAnswer("strength only applies to a or b.", field="strength")
+            raise InvalidAnswer("Say how much better only when A or B is better.", field="strength")
         if not isinstance(strength, int) or isinstance(strength, bool) or strength not in STRENGTHS:
-            raise InvalidAnswer("strength must be 1, 2 or 3.", field="strength")
+            raise InvalidAnswer(
+                "Pick how much better: slightly (1), clearly (2) or much (3).", field="strength"
+            )
     if choice == "tie":
         return {"verdict": Annotation.Verdict.TIE}
     if choice == "both_bad":
@@ -68,9 +80,9 @@ def _pairwise(*, project: Project, shown_order: list[int], answer: dict) -> dict
     }
 
 
-def _score(value, *, points: int, field: str) -> int:
+def _score(value, *, points: int, field: str, what: str = "the response") -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= points:
-        raise InvalidAnswer(f"{field} must be an integer from 1 to {points}.", field=field)
+        raise InvalidAnswer(f"Give {what} a score from 1 to {points}.", field=field)
     return value
 
 
@@ -81,24 +93,29 @@ def _likert(*, project: Project, answer: dict) -> dict:
         scores = answer.get("scores")
         if not isinstance(scores, dict):
             raise InvalidAnswer(
-                f"scores must be an object with a score for each of: {', '.join(project.aspects)}.",
-                field="scores",
+                f"Give a score for each of {_and_list(project.aspects)}.", field="scores"
             )
         unknown = sorted(set(scores) - set(project.aspects))
         if unknown:
-            raise InvalidAnswer(f"unknown aspect(s): {', '.join(unknown)}.", field="scores")
+            raise InvalidAnswer(
+                f"This project does not score {_and_list(unknown)}.", field="scores"
+            )
         fields["scores"] = {
-            aspect: _score(scores.get(aspect), points=points, field=f"scores.{aspect}")
+            aspect: _score(
+                scores.get(aspect), points=points, field=f"scores.{aspect}", what=f"“{aspect}”"
+            )
             for aspect in project.aspects
         }
     else:
         fields["score"] = _score(answer.get("score"), points=points, field="score")
     flags = answer.get("flags") or []
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-        raise InvalidAnswer("flags must be a list of flag names.", field="flags")
+        raise InvalidAnswer("Flags must be a list of the project's flag names.", field="flags")
     unknown_flags = [f for f in flags if f not in project.flags]
     if unknown_flags:
-        raise InvalidAnswer(f"unknown flag(s): {'; '.join(unknown_flags)}.", field="flags")
+        raise InvalidAnswer(
+            f"This project has no flag {'; '.join(unknown_flags)!s}.", field="flags"
+        )
     # Keep the project's order and drop repeats, so equal answers are stored equally.
     fields["flags"] = [f for f in project.flags if f in set(flags)]
     return fields
@@ -112,7 +129,8 @@ def _ranking(*, shown_order: list[int], answer: dict) -> dict:
         or sorted(ranking) != sorted(shown_order)
     ):
         raise InvalidAnswer(
-            "ranking must list every completion id of the task exactly once, best first.",
+            "Rank every response once, best first: list each completion id of the task "
+            "exactly once.",
             field="ranking",
         )
     return {"ranking": ranking}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import api, export_api
+from annotator import api, export_api, revision_api
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -10,6 +10,12 @@ urlpatterns = [
     path("projects/<int:project_id>/tasks/next/", api.task_next, name="api-task-next"),
     path("tasks/<int:task_id>/annotations/", api.annotation_create, name="api-annotate"),
     path("tasks/<int:task_id>/skip/", api.task_skip, name="api-skip"),
+    path("annotations/<int:annotation_id>/", revision_api.annotation_edit, name="api-annotation"),
+    path(
+        "annotations/<int:annotation_id>/undo/",
+        revision_api.annotation_undo,
+        name="api-annotation-undo",
+    ),
     path("projects/<int:project_id>/export/", export_api.project_export, name="api-export"),
     path(
         "projects/<int:project_id>/export/summary/",

@@ -52,3 +52,21 @@ class ImportFailed(ServiceError):
 
     def as_dict(self) -> dict:
         return {"detail": self.message, "errors": self.errors}
+
+
+class NotYours(ServiceError):
+    """Only the labeler who gave an answer may change it."""
+
+    status_code = 403
+
+
+class AnswerGone(ServiceError):
+    """The answer no longer exists (it was undone)."""
+
+    status_code = 404
+
+
+class UndoExpired(ServiceError):
+    """The short undo window after a submit has passed; editing is still possible."""
+
+    status_code = 409

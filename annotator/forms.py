@@ -59,7 +59,9 @@ def _flags(*, project: Project, values: list[str]) -> list[str]:
     for value in values:
         index = _int_or_raw(value)
         if not isinstance(index, int) or not 0 <= index < len(project.flags):
-            raise InvalidAnswer("flag: unknown flag.", field="flags")
+            raise InvalidAnswer(
+                "One of the ticked flags is not one of this project's.", field="flags"
+            )
         flags.append(project.flags[index])
     return flags
 
@@ -68,8 +70,7 @@ def _ranking(*, shown_order: list[int], data: QueryDict) -> list[int]:
     ranks = [_int_or_raw(data.get(f"rank__{p}")) for p in range(1, len(shown_order) + 1)]
     if sorted(r for r in ranks if isinstance(r, int)) != list(range(1, len(shown_order) + 1)):
         raise InvalidAnswer(
-            "ranking: give every response its own rank, from 1 (best) to "
-            f"{len(shown_order)} (worst).",
+            f"Give every response its own rank, from 1 (best) to {len(shown_order)} (worst).",
             field="ranking",
         )
     by_rank = sorted(zip(ranks, shown_order, strict=True))
@@ -162,3 +163,35 @@ class ImportForm(forms.Form):
         if chosen != "auto":
             return chosen
         return "csv" if self.cleaned_data["file"].name.lower().endswith(".csv") else "jsonl"
+
+
+def answer_to_post(
+    *, kind: str, project: Project, shown_order: list[int], fields: dict
+) -> QueryDict:
+    """The form fields that show a stored answer (services.answer_fields) again, so it can
+    be changed: the reverse of answer_from_post."""
+    data = QueryDict(mutable=True)
+    data["notes"] = fields.get("notes") or ""
+    if kind == Kind.PAIRWISE:
+        verdict = fields.get("verdict")
+        if verdict == "preferred":
+            data["choice"] = "a" if fields.get("chosen_id") == shown_order[0] else "b"
+            if fields.get("strength"):
+                data["strength"] = str(fields["strength"])
+        elif verdict:
+            data["choice"] = verdict  # "tie" / "both_bad": the same word on the form
+    elif kind == Kind.LIKERT:
+        scores = fields.get("scores") or {}
+        for i, aspect in enumerate(project.aspects):
+            if aspect in scores:
+                data[f"score__{i}"] = str(scores[aspect])
+        if fields.get("score") is not None:
+            data["score"] = str(fields["score"])
+        flags = set(fields.get("flags") or [])
+        data.setlist("flag", [str(i) for i, flag in enumerate(project.flags) if flag in flags])
+    else:
+        rank = {cid: r for r, cid in enumerate(fields.get("ranking") or [], start=1)}
+        for position, completion_id in enumerate(shown_order, start=1):
+            if completion_id in rank:
+                data[f"rank__{position}"] = str(rank[completion_id])
+    return data

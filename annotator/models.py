@@ -234,7 +234,9 @@ class Assignment(models.Model):
 
 
 class Annotation(models.Model):
-    """What a labeler answered. Immutable once stored; at most one per (task, labeler).
+    """What a labeler answered; at most one per (task, labeler). Its labeler may undo it for a
+    short time or edit it later (services.annotation_undo / annotation_edit); each change is
+    kept as an AnnotationRevision and the row holds the latest.
 
     Answers refer to completion ids, never to screen positions.
     """
@@ -282,3 +284,38 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.pk} by {self.labeler_id} on task {self.task_id}"
+
+
+class AnnotationRevision(models.Model):
+    """One change to an answer after it was stored: an edit, or an undo (which removes the
+    answer and gives the task back to its labeler). `before` and `after` are the answer's
+    fields (annotator.services.answer_fields); `after` is empty for an undo.
+
+    The annotation row always holds the latest answer, so exports read the latest; a
+    revision outlives an undone annotation (the id stays as a plain number)."""
+
+    class Action(models.TextChoices):
+        EDIT = "edit", "Edited"
+        UNDO = "undo", "Undone"
+
+    annotation_id_value = models.BigIntegerField(
+        db_index=True, help_text="The annotation's id (kept after an undo removed it)."
+    )
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="revisions")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+        help_text="Whose answer it is.",
+    )  # fmt: skip
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    before = models.JSONField()
+    after = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} annotation {self.annotation_id_value}"

@@ -7,6 +7,7 @@ outside the user's projects is reported as missing, never as forbidden, so ids d
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
     Count,
+    Exists,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -22,6 +23,7 @@ from django.utils import timezone
 from annotator import sql
 from annotator.models import (
     Annotation,
+    AnnotationRevision,
     Assignment,
     Completion,
     Membership,
@@ -186,9 +188,11 @@ def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict:
 
 def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> QuerySet[Annotation]:
     """The user's own annotations in a project, newest first."""
+    revised = AnnotationRevision.objects.filter(annotation_id_value=OuterRef("id"))
     return (
         Annotation.objects.filter(task__project=project, labeler=user)
         .select_related("task__prompt", "chosen", "rejected")
+        .annotate(revised=Exists(revised))
         .order_by("-created_at")
     )
 
@@ -204,3 +208,37 @@ def project_stats(*, project: Project) -> dict:
 
 def project_members(*, project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("role", "user__username")
+
+
+def annotation_get_for_member(*, annotation_id: int, user: AbstractBaseUser) -> Annotation:
+    """An annotation in one of the user's projects; 404 otherwise (whose it is, the services
+    check: a member who is not its labeler gets a 403 there)."""
+    annotations = Annotation.objects.filter(id=annotation_id)
+    if not user.is_superuser:
+        annotations = annotations.filter(task__project__memberships__user=user)
+    annotation = annotations.only("id", "labeler_id", "task_id").first()
+    if annotation is None:
+        raise Http404("No such annotation.")
+    return annotation
+
+
+def annotation_revision_count(*, annotation_id: int) -> int:
+    return AnnotationRevision.objects.filter(annotation_id_value=annotation_id).count()
+
+
+def annotation_revisions(*, annotation_id: int) -> QuerySet[AnnotationRevision]:
+    return AnnotationRevision.objects.filter(annotation_id_value=annotation_id).order_by("id")
+
+
+def completion_texts(*, ids: set[int]) -> dict[int, str]:
+    """{completion id: text} for the given ids, in one query."""
+    if not ids:
+        return {}
+    return dict(Completion.objects.filter(id__in=ids).values_list("id", "text"))
+
+
+def next_project_with_work(*, user: AbstractBaseUser, after: Project) -> Project | None:
+    """Another of the user's projects with tasks left for them (the first by name), for the
+    "all done" page to point to."""
+    projects = projects_overview_for_user(user).exclude(id=after.id)
+    return projects.filter(remaining__gt=0).order_by("name", "id").first()

@@ -28,8 +28,23 @@ from rest_framework.authtoken.models import Token
 
 from annotator import selectors, sql
 from annotator.answers import validate_answer
-from annotator.exceptions import AlreadyAnswered, LeaseLost, NotAssigned, ServiceError
-from annotator.models import Annotation, Assignment, Membership, Project, Task
+from annotator.exceptions import (
+    AlreadyAnswered,
+    AnswerGone,
+    LeaseLost,
+    NotAssigned,
+    NotYours,
+    ServiceError,
+    UndoExpired,
+)
+from annotator.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Membership,
+    Project,
+    Task,
+)
 from annotator.signals import annotation_created
 
 # How many candidate tasks a claim tries before answering "nothing left" when every one it
@@ -412,3 +427,102 @@ def _submit(
 def _room_left(*, task_id: int, labeler_id: int, now) -> bool:
     has_room, params = _has_room(task_id=task_id, labeler_id=labeler_id, now=now)
     return bool(sql.one(f"SELECT {has_room}", params)[0])
+
+
+# --- Correcting answers ---------------------------------------------------------------------
+
+# How long after a submit its labeler may take the answer back (the task returns to them).
+UNDO_SECONDS = 30
+
+# An answer's own fields, as stored, with their values when unset. What a revision records.
+ANSWER_FIELDS = {
+    "verdict": "", "chosen_id": None, "rejected_id": None, "strength": None, "score": None,
+    "scores": {}, "flags": [], "ranking": [], "notes": "",
+}  # fmt: skip
+
+
+def answer_fields(annotation: Annotation) -> dict:
+    return {name: getattr(annotation, name) for name in ANSWER_FIELDS}
+
+
+def _lock_answer(*, annotation_id: int, user: AbstractBaseUser) -> Annotation:
+    """The answer, its row locked, after its task's row (the lock order of submit)."""
+    task_id = Annotation.objects.filter(id=annotation_id).values_list("task_id", flat=True).first()
+    if task_id is not None:
+        list(Task.objects.select_for_update().filter(id=task_id).values_list("id"))
+    annotation = (
+        Annotation.objects.select_for_update(of=("self",))
+        .select_related("task__project")
+        .filter(id=annotation_id)
+        .first()
+    )
+    if annotation is None:
+        raise AnswerGone("That answer no longer exists: it was undone.")
+    if annotation.labeler_id != user.pk:
+        raise NotYours("Only the labeler who gave an answer can change it.")
+    return annotation
+
+
+def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment:
+    """Take back one's answer within UNDO_SECONDS of giving it: the answer is removed (kept as
+    a revision), the task's overlap slot is freed, and the task is leased back to its labeler
+    with the order it was shown in, ahead of any other task they were holding.
+    """
+    with transaction.atomic():
+        # The labeler's lock first, as a claim takes it, so a claim in another tab cannot
+        # interleave with the lease handed back here.
+        _lock_labeler(user.pk)
+        annotation = _lock_answer(annotation_id=annotation_id, user=user)
+        now = timezone.now()
+        if (now - annotation.created_at).total_seconds() > UNDO_SECONDS:
+            raise UndoExpired(
+                f"An answer can be undone for {UNDO_SECONDS} seconds only; "
+                "change it from My annotations instead."
+            )
+        task = annotation.task
+        AnnotationRevision.objects.create(
+            annotation_id_value=annotation.id, task=task, labeler_id=user.pk, changed_by=user,
+            action=AnnotationRevision.Action.UNDO, before=answer_fields(annotation),
+        )  # fmt: skip
+        annotation.delete()
+        count = Task.objects.get(id=task.id).annotation_count - 1
+        Task.objects.filter(id=task.id).update(
+            annotation_count=count, is_complete=count >= task.overlap
+        )
+        # Any other task the labeler was holding in the project goes back to the queue (an
+        # expired lease, which the claim renews), so they hold one task: this one.
+        Assignment.objects.filter(
+            labeler=user, task__project_id=task.project_id, status=Assignment.Status.ACTIVE,
+            expires_at__gt=now,
+        ).exclude(task=task).update(expires_at=now)  # fmt: skip
+        expires_at = now + timedelta(seconds=task.project.lease_seconds)
+        Assignment.objects.filter(task=task, labeler=user).update(
+            status=Assignment.Status.ACTIVE, finished_at=None, expires_at=expires_at
+        )
+        return Assignment.objects.get(task=task, labeler=user)
+
+
+def annotation_edit(*, annotation_id: int, user: AbstractBaseUser, answer: dict) -> Annotation:
+    """Change one's own answer, while one is a member of its project. The answer is checked
+    as a submit is, against the order it was shown in; a change is kept as a revision (who,
+    when, before, after) and the annotation row holds the latest. No change: no revision."""
+    with transaction.atomic():
+        annotation = _lock_answer(annotation_id=annotation_id, user=user)
+        task = annotation.task
+        if selectors.project_role(project=task.project, user=user) is None:
+            raise NotYours("You are no longer a member of this project.")
+        fields = validate_answer(
+            task=task, project=task.project, shown_order=annotation.shown_order, answer=answer
+        )
+        before = answer_fields(annotation)
+        after = ANSWER_FIELDS | fields
+        if after == before:
+            return annotation
+        for name, value in after.items():
+            setattr(annotation, name, value)
+        annotation.save(update_fields=[name.removesuffix("_id") for name in ANSWER_FIELDS])
+        AnnotationRevision.objects.create(
+            annotation_id_value=annotation.id, task=task, labeler_id=user.pk, changed_by=user,
+            action=AnnotationRevision.Action.EDIT, before=before, after=after,
+        )  # fmt: skip
+        return annotation

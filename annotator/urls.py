@@ -20,6 +20,16 @@ urlpatterns = [
         name="label_skip",
     ),
     path("projects/<int:project_id>/annotations/", views.my_annotations, name="my_annotations"),
+    path(
+        "projects/<int:project_id>/annotations/<int:annotation_id>/undo/",
+        views.label_undo,
+        name="label_undo",
+    ),
+    path(
+        "projects/<int:project_id>/annotations/<int:annotation_id>/edit/",
+        views.annotation_edit,
+        name="annotation_edit",
+    ),
 ]
 
 # Project setup and export (annotator/project_views.py).

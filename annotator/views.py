@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from rest_framework.authtoken.models import Token
 
@@ -29,14 +29,23 @@ from annotator.forms import (
     ImportForm,
     SkipForm,
     answer_from_post,
+    answer_to_post,
     answer_widgets,
     time_spent_from_post,
 )
 from annotator.importing import project_import as import_file
-from annotator.models import Annotation, Assignment, Kind, Membership, Project, Task
+from annotator.models import Annotation, Assignment, Kind, Membership, Project, Prompt, Task
+from annotator.rendering import word_diff
 
 ANNOTATIONS_PER_PAGE = 25
 SKIP_REASONS = ["I can't judge this", "The prompt is unclear", "Offensive or unsafe content"]
+# A chat with more turns than this shows only its last one at first; the rest fold away.
+EARLIER_TURNS_FOLDED_FROM = 3
+# An answer error's field (answers.py) -> the control it is shown beside.
+ERROR_PLACES = {
+    "choice": "choice", "strength": "strength", "score": "score", "scores": "score",
+    "flags": "flags", "ranking": "ranking", "notes": "notes",
+}  # fmt: skip
 
 
 def login_required(view: Callable) -> Callable:
@@ -89,28 +98,50 @@ def api_token_regenerate(request: HttpRequest) -> HttpResponse:
 # --- Labeling -------------------------------------------------------------------------------
 
 
-def _responses(assignment: Assignment, ranks: dict) -> list[dict]:
-    """The completions in the lease's order, with the labels the labeler sees."""
-    task = assignment.task
-    by_id = {c.id: c for c in task.completions.all()}
-    responses = []
-    for position, completion_id in enumerate(assignment.shown_order, start=1):
-        if task.kind == Kind.PAIRWISE:
-            label = "AB"[position - 1]
-        elif task.kind == Kind.LIKERT:
-            label = "Response"
-        else:
-            label = str(position)
-        responses.append(
-            {
-                "position": position,
-                "label": label,
-                "id": completion_id,
-                "text": by_id[completion_id].text,
-                "rank": ranks.get(position, ""),
-            }
-        )
+def _label(kind: str, position: int) -> str:
+    """The name the labeler sees for the response shown at `position` (1-based)."""
+    if kind == Kind.PAIRWISE:
+        return "AB"[position - 1]
+    if kind == Kind.LIKERT:
+        return "Response"
+    return str(position)
+
+
+def _responses(*, kind: str, shown_order: list[int], texts: dict[int, str], ranks: dict) -> list:
+    """The completions in the order shown, with the labels the labeler sees; for a pair, the
+    word-level differences between A and B too (shown on request)."""
+    responses = [
+        {
+            "position": position,
+            "label": _label(kind, position),
+            "id": completion_id,
+            "text": texts[completion_id],
+            "rank": ranks.get(position, ""),
+        }
+        for position, completion_id in enumerate(shown_order, start=1)
+    ]
+    if kind == Kind.PAIRWISE and len(responses) == 2:
+        diff = word_diff(responses[0]["text"], responses[1]["text"])
+        for response, marked in zip(responses, diff or (None, None), strict=True):
+            response["diff"] = marked
     return responses
+
+
+def _prompt_view(prompt: Prompt) -> dict:
+    """A chat's turns split into the earlier ones (folded away on the page) and the last one,
+    the message the responses answer, so a long transcript does not push the responses off
+    the first screen."""
+    if not prompt.is_chat:
+        return {"earlier": [], "recent": []}
+    messages = list(prompt.messages or [])
+    if len(messages) <= EARLIER_TURNS_FOLDED_FROM:
+        return {"earlier": [], "recent": messages}
+    return {"earlier": messages[:-1], "recent": messages[-1:]}
+
+
+def _error_at(field: str) -> str:
+    """Which control of the answer form an error's field belongs to ("" for none)."""
+    return ERROR_PLACES.get((field or "").split(".")[0], "")
 
 
 def _panel_context(
@@ -123,6 +154,7 @@ def _panel_context(
     error_field: str = "",
     posted: QueryDict | None = None,
     posted_task_id: int | None = None,
+    undo: Annotation | None = None,
 ) -> dict:
     """Everything the task panel shows: the labeler's current (or next) task and progress."""
     context = {
@@ -130,9 +162,11 @@ def _panel_context(
         "role": role,
         "notice": notice,
         "error": error,
-        "error_field": error_field,
+        "error_at": _error_at(error_field),
         "assignment": None,
         "skip_reasons": SKIP_REASONS,
+        "undo": undo,
+        "undo_seconds": services.UNDO_SECONDS,
     }
     claimed = services.task_claim_next(project=project, labeler=request.user)
     if claimed is not None:
@@ -145,13 +179,20 @@ def _panel_context(
             kind=task.kind, project=project, n_responses=len(assignment.shown_order),
             posted=posted,
         )  # fmt: skip
+        texts = {c.id: c.text for c in task.completions.all()}
         context |= {
             "assignment": assignment,
             "task": task,
             "prompt": task.prompt,
-            "responses": _responses(assignment, widgets.get("ranks", {})),
+            "turns": _prompt_view(task.prompt),
+            "responses": _responses(
+                kind=task.kind, shown_order=assignment.shown_order, texts=texts,
+                ranks=widgets.get("ranks", {}),
+            ),
             "widgets": widgets,
-        }
+        }  # fmt: skip
+    else:
+        context["next_project"] = selectors.next_project_with_work(user=request.user, after=project)
     progress = selectors.labeler_progress(project=project, user=request.user)
     if claimed is not None:
         progress["remaining"] += 1  # the task on screen is still to do (it is leased: not counted)
@@ -214,7 +255,7 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
         answer = answer_from_post(
             kind=task.kind, project=project, shown_order=shown_order, data=request.POST
         )
-        services.annotation_submit(
+        result = services.annotation_submit(
             task=task, labeler=request.user, answer=answer, time_spent_ms=time_spent
         )
     except InvalidAnswer as exc:
@@ -230,7 +271,8 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
         )  # fmt: skip
     except ServiceError as exc:  # LeaseLost, NotAssigned: their messages say nothing was stored.
         return _after_post(request, project=project, role=role, error=exc.message)
-    return _after_post(request, project=project, role=role, notice="Saved.")
+    undo = result.annotation if request.htmx else None
+    return _after_post(request, project=project, role=role, notice="Saved.", undo=undo)
 
 
 @require_POST
@@ -264,8 +306,21 @@ def _summary(annotation: Annotation) -> str:
         if annotation.scores:
             return ", ".join(f"{aspect} {score}" for aspect, score in annotation.scores.items())
         return f"Score {annotation.score}"
-    positions = {cid: i for i, cid in enumerate(shown, start=1)}
-    return " › ".join(str(positions.get(cid, "?")) for cid in annotation.ranking)
+    return "Best first:"
+
+
+def _judged(annotation: Annotation, texts: dict[int, str]) -> list[dict]:
+    """The responses an answer judged, as the labeler saw them labelled: the one rated
+    (Likert), every one best first (ranking). Pairwise shows the chosen one beside it."""
+    shown = annotation.shown_order or []
+    labels = {cid: _label(annotation.kind, i) for i, cid in enumerate(shown, start=1)}
+    if annotation.kind == Kind.LIKERT:
+        ids = shown[:1]
+    elif annotation.kind == Kind.RANKING:
+        ids = annotation.ranking
+    else:
+        ids = [annotation.chosen_id] if annotation.chosen_id else []
+    return [{"label": labels.get(cid, "?"), "text": texts.get(cid, "")} for cid in ids]
 
 
 @require_GET
@@ -274,12 +329,96 @@ def my_annotations(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     annotations = selectors.labeler_annotations(project=project, user=request.user)
     page = Paginator(annotations, ANNOTATIONS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [{"annotation": a, "summary": _summary(a)} for a in page.object_list]
+    texts = selectors.completion_texts(
+        ids={cid for a in page.object_list for cid in (a.shown_order or [])}
+    )
+    rows = [
+        {"annotation": a, "summary": _summary(a), "judged": _judged(a, texts)}
+        for a in page.object_list
+    ]
     return render(
         request,
         "annotator/my_annotations.html",
         {"project": project, "role": role, "page": page, "rows": rows},
     )
+
+
+@require_POST
+@login_required
+def label_undo(request: HttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
+    """Take back the answer just given: the task comes back with that answer filled in."""
+    project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    annotation = _own_answer(project=project, user=request.user, annotation_id=annotation_id)
+    try:
+        lease = services.annotation_undo(annotation_id=annotation.id, user=request.user)
+    except ServiceError as exc:
+        return _after_post(request, project=project, role=role, error=exc.message)
+    posted = answer_to_post(
+        kind=annotation.kind, project=project, shown_order=lease.shown_order,
+        fields=services.answer_fields(annotation),
+    )  # fmt: skip
+    return _after_post(
+        request, project=project, role=role, notice="Undone: your answer is back to change.",
+        posted=posted, posted_task_id=lease.task_id,
+    )  # fmt: skip
+
+
+def _own_answer(*, project: Project, user, annotation_id: int) -> Annotation:
+    """One's own answer in this project: 404 outside it, 403 for another labeler's."""
+    annotation = get_object_or_404(
+        Annotation.objects.select_related("task__prompt").filter(task__project=project),
+        pk=annotation_id,
+    )
+    if annotation.labeler_id != user.pk:
+        raise PermissionDenied("Only the labeler who gave an answer can change it.")
+    return annotation
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def annotation_edit(request: HttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
+    """Change one of one's past answers: the task as it was shown, the answer filled in."""
+    project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    annotation = _own_answer(project=project, user=request.user, annotation_id=annotation_id)
+    shown = annotation.shown_order
+    posted = answer_to_post(
+        kind=annotation.kind, project=project, shown_order=shown,
+        fields=services.answer_fields(annotation),
+    )  # fmt: skip
+    error, error_field = "", ""
+    if request.method == "POST":
+        posted = request.POST
+        try:
+            answer = answer_from_post(
+                kind=annotation.kind, project=project, shown_order=shown, data=request.POST
+            )
+            services.annotation_edit(annotation_id=annotation.id, user=request.user, answer=answer)
+        except ServiceError as exc:
+            error, error_field = exc.message, exc.field or ""
+        else:
+            messages.success(request, f"Your answer to task {annotation.task_id} was changed.")
+            return redirect("my_annotations", project_id=project.id)
+    widgets = answer_widgets(
+        kind=annotation.kind, project=project, n_responses=len(shown), posted=posted
+    )
+    texts = selectors.completion_texts(ids=set(shown))
+    context = {
+        "project": project,
+        "role": role,
+        "annotation": annotation,
+        "task": annotation.task,
+        "prompt": annotation.task.prompt,
+        "turns": _prompt_view(annotation.task.prompt),
+        "responses": _responses(
+            kind=annotation.kind, shown_order=shown, texts=texts, ranks=widgets.get("ranks", {})
+        ),
+        "widgets": widgets,
+        "error": error,
+        "error_at": _error_at(error_field),
+        "revisions": selectors.annotation_revisions(annotation_id=annotation.id),
+        "help_kinds": {annotation.kind},
+    }
+    return render(request, "annotator/annotation_edit.html", context)
 
 
 # --- Project admin --------------------------------------------------------------------------

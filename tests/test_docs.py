@@ -112,13 +112,16 @@ class Ids:
         return self.bound[(entity, doc_id)]
 
 
-ID_KEYS = {"project": "project", "annotation_id": "annotation", "skipped": "task"}
+ID_KEYS = {
+    "project": "project", "annotation_id": "annotation", "skipped": "task",
+    "undone": "annotation", "task": "task",
+}  # fmt: skip
 
 
 def _entity_of(path: str) -> str:
     if path.endswith("/tasks/next/"):
         return "task"
-    if path.endswith("/annotations/"):
+    if path.endswith("/annotations/") or re.fullmatch(r"/api/v1/annotations/\d+/", path):
         return "annotation"
     if re.fullmatch(r"/api/v1/projects/(\d+/)?", path):
         return "project"
@@ -157,6 +160,11 @@ def match(doc, real, *, ids: Ids, path: str, where: str) -> None:
 def _real_path(path: str, ids: Ids) -> str:
     path = re.sub(
         r"/projects/(\d+)/", lambda m: f"/projects/{ids.real('project', int(m[1]))}/", path
+    )
+    path = re.sub(
+        r"/annotations/(\d+)/",
+        lambda m: f"/annotations/{ids.real('annotation', int(m[1]))}/",
+        path,
     )
     return re.sub(r"/tasks/(\d+)/", lambda m: f"/tasks/{ids.real('task', int(m[1]))}/", path)
 

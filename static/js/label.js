@@ -9,6 +9,9 @@
 
   let shownAt = performance.now();
   let aspectIndex = 0;
+  let dockCollapsed = false; // kept from one task to the next
+  let undoTimer = null;
+  const WIDE = window.matchMedia("(min-width: 900px)");
 
   const $ = (selector, root) => (root || document).querySelector(selector);
   const $$ = (selector, root) => Array.from((root || document).querySelectorAll(selector));
@@ -23,6 +26,110 @@
     showAspect();
     syncStrength();
     showRanking();
+    showFlagCount();
+    setDock(dockCollapsed);
+    // Lists that fold away on a phone are open from the start on a wide screen.
+    if (WIDE.matches) $$("details[data-open-wide]").forEach((d) => (d.open = true));
+    startUndoCountdown();
+    watchPrompt();
+  }
+
+  // Once the prompt box has scrolled out of view, a one-line copy of it pins to the top.
+  let promptWatcher = null;
+  function watchPrompt() {
+    if (promptWatcher) promptWatcher.disconnect();
+    const prompt = document.getElementById("prompt");
+    const peek = document.getElementById("prompt-peek");
+    const form = answerForm();
+    if (!prompt || !peek || !form || !("IntersectionObserver" in window)) return;
+    promptWatcher = new IntersectionObserver((entries) => {
+      const gone = !entries[0].isIntersecting && entries[0].boundingClientRect.top < 0;
+      peek.hidden = !gone;
+      form.classList.toggle("peeking", gone);
+    });
+    promptWatcher.observe(prompt);
+  }
+
+  // --- Layout: docked answer, A and B scrolling together, differences --------------------------
+
+  function setDock(collapsed) {
+    const bar = document.getElementById("answer-bar");
+    if (!bar) return;
+    dockCollapsed = collapsed;
+    bar.classList.toggle("collapsed", collapsed);
+    const toggle = $('[data-action="dock"]', bar);
+    if (toggle) {
+      toggle.setAttribute("aria-expanded", String(!collapsed));
+      toggle.textContent = collapsed ? "Show answer" : "Hide answer";
+    }
+  }
+
+  let syncing = false;
+  function syncScroll(source) {
+    const toggle = document.getElementById("sync-scroll");
+    if (syncing || !toggle || !toggle.checked) return;
+    const range = source.scrollHeight - source.clientHeight;
+    if (range <= 0) return;
+    const ratio = source.scrollTop / range;
+    syncing = true;
+    $$("[data-sync-scroll]").forEach((other) => {
+      if (other !== source) other.scrollTop = ratio * (other.scrollHeight - other.clientHeight);
+    });
+    requestAnimationFrame(() => (syncing = false));
+  }
+
+  function showDiff(on) {
+    $$(".response-body").forEach((body) => {
+      const diff = $(".diff-view", body);
+      const md = $(".md", body);
+      if (!diff || !md) return;
+      diff.hidden = !on;
+      md.hidden = on;
+    });
+  }
+
+  function toggleDiff() {
+    const box = document.getElementById("show-diff");
+    if (!box) return false;
+    box.checked = !box.checked;
+    showDiff(box.checked);
+    return true;
+  }
+
+  function showFlagCount() {
+    const out = $("[data-flag-count]");
+    if (!out) return;
+    const n = $$('input[name="flag"]:checked').length;
+    out.textContent = n ? `(${n} ticked)` : "";
+  }
+
+  // --- Undo ----------------------------------------------------------------------------------
+
+  function startUndoCountdown() {
+    clearInterval(undoTimer);
+    const form = $("form[data-undo-until]");
+    if (!form) return;
+    let left = Number(form.dataset.undoUntil);
+    const out = $("[data-undo-countdown]", form);
+    undoTimer = setInterval(() => {
+      left -= 1;
+      if (left <= 0) {
+        clearInterval(undoTimer);
+        form.replaceWith(Object.assign(document.createElement("p"), {
+          className: "msg msg-success",
+          textContent: "Saved. To change it now, use My annotations.",
+        }));
+        return;
+      }
+      if (out) out.textContent = `for ${left} s`;
+    }, 1000);
+  }
+
+  function undo() {
+    const button = document.getElementById("undo-button");
+    if (!button) return false;
+    button.click();
+    return true;
   }
 
   // --- Helpers -------------------------------------------------------------------------------
@@ -109,6 +216,7 @@
     if (event.shiftKey) {
       const flag = $$('input[name="flag"]', answerForm())[n - 1];
       if (flag) flag.checked = !flag.checked;
+      showFlagCount();
       return true;
     }
     const rows = $$(".aspect-row");
@@ -220,10 +328,16 @@
         toggleGuidelines();
         return true;
       case "n": {
+        const box = document.getElementById("notes-box");
+        if (box) box.open = true;
         const notes = document.getElementById("notes");
         if (notes) notes.focus();
         return true;
       }
+      case "u":
+        return undo();
+      case "d":
+        return toggleDiff();
       case "s":
         openSkip();
         return true;
@@ -259,6 +373,8 @@
       showAspect();
     }
     if (event.target.name === "choice") syncStrength();
+    if (event.target.name === "flag") showFlagCount();
+    if (event.target.id === "show-diff") showDiff(event.target.checked);
     if (event.target.matches && event.target.matches("select[data-rank-select]")) showRanking();
   });
 
@@ -274,8 +390,25 @@
   );
 
   document.addEventListener("click", (event) => {
-    if (event.target.closest && event.target.closest('[data-action="help"]')) toggleHelp();
+    if (!event.target.closest) return;
+    if (event.target.closest('[data-action="help"]')) toggleHelp();
+    const dock = event.target.closest('[data-action="dock"]');
+    if (dock) {
+      setDock(!dockCollapsed);
+      // After a pointer click, give the keys back to the page (Enter submits, not re-folds).
+      if (event.detail > 0) dock.blur();
+    }
   });
+
+  // Scroll events do not bubble: listen in the capture phase for the response boxes.
+  document.addEventListener(
+    "scroll",
+    (event) => {
+      const target = event.target;
+      if (target && target.matches && target.matches("[data-sync-scroll]")) syncScroll(target);
+    },
+    true,
+  );
 
   // A request that failed (403, 500, network) leaves the panel as it was: say so, loudly.
   function requestFailed(message) {

@@ -98,3 +98,49 @@ def test_it_marks_its_output_safe_for_templates():
     )
     assert "<strong>b</strong>" in out
     assert "&lt;script&gt;" in out and "<script>" not in out
+
+
+def test_it_highlights_fenced_code_on_the_server_with_its_markup_escaped():
+    html = markdown_to_html('```python\ndef f():\n    return "<b>hi</b>"\n```')
+    assert '<span class="k">def</span>' in html and '<span class="nf">f</span>' in html
+    assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<b>" not in html
+    # No language, or one Pygments does not know: plain escaped code.
+    assert (
+        markdown_to_html("```\n<i>x</i>\n```") == "<pre><code>&lt;i&gt;x&lt;/i&gt;\n</code></pre>\n"
+    )
+    assert "<span" not in markdown_to_html("```klingon\nx = 1\n```")
+
+
+def test_it_keeps_only_pygments_classes_on_spans():
+    from annotator.rendering import _cleaner
+
+    html = _cleaner.clean('<span class="k">ok</span><span class="evil" style="x">no</span>')
+    assert html == '<span class="k">ok</span><span>no</span>'
+
+
+def test_it_marks_word_differences_with_everything_escaped():
+    from annotator.rendering import word_diff
+
+    a, b = word_diff("The cat sat <b>on</b> the mat.", "The dog sat <b>on</b> a mat.")
+    tag = '<{0} class="diff">{1} </{0}>'
+    same = "sat &lt;b&gt;on&lt;/b&gt; "
+    assert a == f"The {tag.format('del', 'cat')}{same}{tag.format('del', 'the')}mat."
+    assert b == f"The {tag.format('ins', 'dog')}{same}{tag.format('ins', 'a')}mat."
+    assert word_diff("word " * 50_000, "word") is None
+
+
+def test_it_diffs_long_responses_quickly_by_narrowing_down():
+    import time
+
+    from annotator.rendering import word_diff
+
+    paragraph = "The answer explains, at some length and with care, why this is so. " * 3
+    a = "\n\n".join(f"{i}: {paragraph}" for i in range(200))
+    b = a.replace("100: The answer explains", "100: The reply explains")
+    one_line = " ".join(f"w{i % 40}" for i in range(8000))
+    started = time.perf_counter()
+    left, right = word_diff(a, b)
+    word_diff(one_line, one_line.replace("w7 ", "x "))
+    assert time.perf_counter() - started < 0.5  # one word-level pass over all took seconds
+    assert left.count("<del") == 1 and '<del class="diff">answer </del>' in left
+    assert right.count("<ins") == 1 and '<ins class="diff">reply </ins>' in right

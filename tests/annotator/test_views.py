@@ -1,5 +1,6 @@
 """The labeler's browser UI (annotator/views.py): access, labeling over htmx, import, XSS."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from annotator import services
-from annotator.models import Annotation, Assignment, Kind, Membership, Prompt, Task
+from annotator.models import Annotation, Assignment, Completion, Kind, Membership, Prompt, Task
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -134,9 +135,9 @@ def test_it_lists_only_my_projects_with_role_and_progress(client, project, bob, 
     page = client.get(reverse("home")).content.decode()
     assert project.name in page
     assert "Not bob&#x27;s" not in page and "Not bob's" not in page
-    assert "<td>Labeler</td>" in page
-    assert '<td class="num">1</td>' in page  # done
-    assert '<td class="num">2</td>' in page  # remaining
+    assert '<td data-label="Your role">Labeler</td>' in page
+    assert '<td class="num" data-label="Done">1</td>' in page
+    assert '<td class="num" data-label="Remaining">2</td>' in page
 
 
 # --- Labeling -------------------------------------------------------------------------------
@@ -264,7 +265,9 @@ def test_it_shows_an_invalid_answer_naming_the_field_and_keeps_the_notes(client,
     resp = client.post(submit_url(task), {"notes": "half-written thought"}, **HTMX)
     page = resp.content.decode()
     assert resp.status_code == 200
-    assert "<strong>choice</strong>" in page
+    # Said for people, beside the question it is about.
+    choices = re.search(r"<legend>Which response is better\?</legend>(.*?)</fieldset>", page, re.S)
+    assert '<p class="field-error" role="alert">Pick A, B, tie or both bad.</p>' in choices[1]
     assert "half-written thought" in page
     assert task.prompt.text in page  # the same task, not the next one
     assert not Annotation.objects.exists()
@@ -338,7 +341,8 @@ def test_it_stores_one_score_per_aspect(client, bob):
     page = client.get(label_url(project)).content.decode()
     assert 'name="score__0"' in page and 'name="score__1"' in page
     resp = client.post(submit_url(task), {"score__0": "7"}, **HTMX)
-    assert "scores.honest" in resp.content.decode()
+    aspects = re.search(r'<fieldset class="aspects">(.*?)</fieldset>', resp.content.decode(), re.S)
+    assert "Give “honest” a score from 1 to 7." in aspects[1]
     assert not Annotation.objects.exists()
     client.post(submit_url(task), {"score__0": "7", "score__1": "2"}, **HTMX)
     assert Annotation.objects.get().scores == {"helpful": 7, "honest": 2}
@@ -365,7 +369,12 @@ def test_it_refuses_an_incomplete_ranking(client, bob):
     client.force_login(bob)
     client.get(label_url(project))
     resp = client.post(submit_url(task), {"rank__1": "1", "rank__2": "1"}, **HTMX)
-    assert "<strong>ranking</strong>" in resp.content.decode()
+    page = resp.content.decode()
+    assert (
+        '<p class="field-error" role="alert">Give every response its own rank, from 1 (best) '
+        "to 3 (worst).</p>"
+    ) in page
+    assert "ranking:" not in page
     assert not Annotation.objects.exists()
 
 
@@ -421,7 +430,13 @@ def test_it_summarises_answers_in_the_labels_the_labeler_saw(client, bob):
     )
     client.force_login(bob)
     page = client.get(reverse("my_annotations", args=[project.id])).content.decode()
-    assert "2 › 3 › 1" in page
+    # The judged responses, best first, each with the number it was shown under.
+    texts = dict(Completion.objects.filter(id__in=shown).values_list("id", "text"))
+    judged = re.search(r'<ol class="judged ranked">(.*?)</ol>', page, re.S)[1]
+    items = re.findall(
+        r'<span class="badge">(\d)</span> <span class="excerpt hint">([^<]*)<', judged
+    )
+    assert items == [("2", texts[shown[1]]), ("3", texts[shown[2]]), ("1", texts[shown[0]])]
 
 
 # --- Project admin: import ------------------------------------------------------------------

@@ -49,8 +49,13 @@ def page(browser):
     context.close()
 
 
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
 @pytest.fixture
-def screenshot_dir() -> Path | None:
-    """Where to save screenshots of the pages, if PREFLOOP_SCREENSHOT_DIR is set."""
-    directory = os.environ.get("PREFLOOP_SCREENSHOT_DIR")
-    return Path(directory) if directory else None
+def screenshot_dir() -> Path:
+    """Where the tests save screenshots of the pages for a reviewer to look at:
+    var/screenshots/ (git ignores var/), or PREFLOOP_SCREENSHOT_DIR."""
+    directory = Path(os.environ.get("PREFLOOP_SCREENSHOT_DIR") or SCREENSHOTS)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

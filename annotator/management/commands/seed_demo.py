@@ -40,7 +40,7 @@ expert would rather send.
 Choose *Tie* when you cannot tell them apart, *Both bad* when neither should be sent. Say how
 much better (slightly / clearly / much) when one wins.
 
-Keys: `1` A, `2` B, `3` tie, `4` both bad, `s` skip.
+Keys: `1` A, `2` B, `0` tie, `9` both bad, `s` skip.
 """
 
 LIKERT_GUIDELINES = """\
