@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from annotator import services
+from annotator.audit import AuditEntry
 from annotator.models import (
     Annotation,
     Assignment,
@@ -168,6 +169,26 @@ class AnnotationAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="Simulated", ordering="is_simulated")
     def simulated(self, obj: Annotation) -> bool:
         return obj.is_simulated
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log is append-only: shown here, never added, changed or deleted."""
+
+    list_display = ["created_at", "project", "actor_name", "action", "target", "source_address"]
+    list_filter = ["action", "via", "project"]
+    list_select_related = ["project"]
+    search_fields = ["actor_name", "target", "source_address"]
+    date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors, services
+from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
 from annotator.importing import project_import
 from annotator.models import Membership, Project
@@ -122,6 +123,10 @@ def project_member_add(request: Request, project_id: int) -> Response:
             {"username": ["No user with this username."]}, status=status.HTTP_400_BAD_REQUEST
         )
     services.membership_set(project=project, user=user, role=serializer.validated_data["role"])
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.MEMBER_ROLE,
+        target=f"user {user.username}", details={"role": serializer.validated_data["role"]},
+    )  # fmt: skip
     return Response(
         {"username": user.username, "role": serializer.validated_data["role"]},
         status=status.HTTP_201_CREATED,
@@ -150,6 +155,10 @@ def project_import_view(request: Request, project_id: int) -> Response:
         created = project_import(project=project, data=data, fmt=fmt)
     except ServiceError as exc:
         return _error(exc)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.IMPORT,
+        details={"format": fmt, "bytes": len(data), "tasks_created": created},
+    )  # fmt: skip
     return Response({"tasks_created": created}, status=status.HTTP_201_CREATED)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import api, export_api
+from annotator import api, audit_api, export_api
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -20,5 +20,10 @@ urlpatterns = [
         "projects/<int:project_id>/annotations/",
         export_api.ProjectAnnotationList.as_view(),
         name="api-annotations",
+    ),
+    path(
+        "projects/<int:project_id>/audit/",
+        audit_api.ProjectAuditList.as_view(),
+        name="api-audit",
     ),
 ]

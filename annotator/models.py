@@ -282,3 +282,7 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.pk} by {self.labeler_id} on task {self.task_id}"
+
+
+# The audit log's model lives beside its service; imported here so Django registers it.
+from annotator.audit import AuditEntry  # noqa: E402,F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import views
+from annotator import audit_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,4 +20,5 @@ urlpatterns = [
         name="label_skip",
     ),
     path("projects/<int:project_id>/annotations/", views.my_annotations, name="my_annotations"),
+    path("projects/<int:project_id>/audit/", audit_views.audit_log, name="audit_log"),
 ]

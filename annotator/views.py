@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from annotator import selectors, services
 from annotator.answers import STRENGTHS
+from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import AlreadyAnswered, ImportFailed, InvalidAnswer, ServiceError
 from annotator.forms import (
     MAX_TIME_SPENT_MS,
@@ -321,5 +322,11 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
         )
     except ImportFailed as exc:
         return _render_admin(request, project, form, import_errors=exc.errors)
+    audit_record(
+        request=request,
+        project=project,
+        action=AuditEntry.Action.IMPORT,
+        details={"format": form.fmt(), "tasks_created": created},
+    )
     messages.success(request, f"Imported {created} task(s).")
     return redirect("project_admin", project_id=project.id)

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
 from trainer import selectors, services
 from trainer.exceptions import JobError
@@ -96,6 +97,10 @@ def job_list_create(request: Request) -> Response:
         )
     except JobError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.JOB_LAUNCH,
+        target=f"job {job.id}", details={"kind": job.kind},
+    )  # fmt: skip
     return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -113,6 +118,10 @@ def job_cancel(request: Request, job_id: int) -> Response:
         job = services.job_cancel(job=job)
     except JobError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    audit_record(
+        request=request, project=job.project_id, action=AuditEntry.Action.JOB_CANCEL,
+        target=f"job {job.id}",
+    )  # fmt: skip
     return Response(JobOut(job).data)
 
 

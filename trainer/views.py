@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from annotator import selectors as annotator_selectors
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership, Project, Prompt
 from annotator.views import login_required
 from trainer import plots, selectors, services
@@ -182,6 +183,13 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     except JobError as exc:
         context["form_error"] = str(exc)
         return render(request, "trainer/job_new.html", context)
+    audit_record(
+        request=request,
+        project=project,
+        action=AuditEntry.Action.JOB_LAUNCH,
+        target=f"job {job.id}",
+        details={"kind": kind},
+    )
     messages.success(request, f"{job.get_kind_display()} job #{job.id} is queued.")
     return redirect("training_job", job_id=job.id)
 
@@ -310,6 +318,12 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     except JobError as exc:
         error = str(exc)
     else:
+        audit_record(
+            request=request,
+            project=job.project_id,
+            action=AuditEntry.Action.JOB_CANCEL,
+            target=f"job {job.id}",
+        )
         notice = (
             "Cancelled."
             if job.status == Status.CANCELLED

@@ -148,6 +148,9 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", False) else None
 )
+# How many proxies in front of the app append to X-Forwarded-For; the audit log and the login
+# lock-out take the client's address from there (0: REMOTE_ADDR, no proxy trusted).
+PREFLOOP_TRUSTED_PROXIES = env_int("PREFLOOP_TRUSTED_PROXIES", 0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
