@@ -4,10 +4,11 @@ Every object is reached through the caller's memberships, so another project's i
 404; no token answers 401.
 """
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
 from annotator.importing import project_import
 from annotator.models import Membership, Project
+from annotator.throttling import ApiRateThrottle, ImportRateThrottle
 
 
 def _error(exc: ServiceError) -> Response:
@@ -133,19 +135,42 @@ def project_member_add(request: Request, project_id: int) -> Response:
     )
 
 
+def _too_big(size: int, *, slack: int = 0) -> Response | None:
+    limit = settings.PREFLOOP_IMPORT_MAX_BYTES
+    if size <= limit + slack:
+        return None
+    return Response(
+        {
+            "detail": f"The file is {size} bytes; imports are limited to {limit} bytes. "
+            "Split it into several files.",
+            "limit_bytes": limit,
+        },
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
 @extend_schema(
     request={"application/jsonl": bytes, "multipart/form-data": {"type": "object"}},
     responses={201: {"type": "object"}},
 )
 @api_view(["POST"])
+@throttle_classes([ApiRateThrottle, ImportRateThrottle])
 def project_import_view(request: Request, project_id: int) -> Response:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     _require_admin(role)
     fmt = request.query_params.get("format")
-    if request.content_type.startswith("multipart/"):
+    multipart = request.content_type.startswith("multipart/")
+    # Refused before the body is read; a multipart form adds a little around the file.
+    length = request.META.get("CONTENT_LENGTH", "")
+    length = int(length) if length.isdigit() else 0
+    if too_big := _too_big(length, slack=64 * 1024 if multipart else 0):
+        return too_big
+    if multipart:
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
+        if too_big := _too_big(upload.size):
+            return too_big
         data = upload.read()
         fmt = fmt or ("csv" if upload.name.lower().endswith(".csv") else "jsonl")
     else:

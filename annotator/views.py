@@ -35,6 +35,7 @@ from annotator.forms import (
 )
 from annotator.importing import project_import as import_file
 from annotator.models import Annotation, Assignment, Kind, Membership, Project, Task
+from annotator.throttling import import_wait
 
 ANNOTATIONS_PER_PAGE = 25
 SKIP_REASONS = ["I can't judge this", "The prompt is unclear", "Offensive or unsafe content"]
@@ -287,7 +288,12 @@ def my_annotations(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _render_admin(
-    request: HttpRequest, project: Project, form: ImportForm, import_errors=None
+    request: HttpRequest,
+    project: Project,
+    form: ImportForm,
+    import_errors=None,
+    refused: str = "",
+    status: int = 200,
 ) -> HttpResponse:
     context = {
         "project": project,
@@ -296,8 +302,9 @@ def _render_admin(
         "members": selectors.project_members(project=project),
         "form": form,
         "import_errors": import_errors,
+        "import_refused": refused,
     }
-    return render(request, "annotator/project_admin.html", context)
+    return render(request, "annotator/project_admin.html", context, status=status)
 
 
 @require_GET
@@ -313,6 +320,9 @@ def project_admin(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     _admin_only(role)
+    if (wait := import_wait(request)) is not None:
+        refused = f"Too many imports: try again in {round(wait)} seconds."
+        return _render_admin(request, project, ImportForm(), refused=refused, status=429)
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_admin(request, project, form)

@@ -6,12 +6,13 @@ the HTTPS protections that `manage.py check --deploy` asks for.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import env_bool, env_int, env_list, env_str
+from webapp.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PREFLOOP_VAR_DIR", str(BASE_DIR / "var")))
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "django_htmx",
     "template_partials",
@@ -56,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -107,6 +111,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # Refuses a login while the account or the address is locked out, before the password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -136,6 +145,35 @@ MEDIA_ROOT = VAR_DIR / "media"
 PREFLOOP_IMPORT_MAX_BYTES = env_int("PREFLOOP_IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PREFLOOP_IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = PREFLOOP_IMPORT_MAX_BYTES + 1024 * 1024
+
+# How often one user may import (API and project page together), e.g. 60/hour; "off": no limit.
+PREFLOOP_IMPORT_RATE = env_rate("PREFLOOP_IMPORT_RATE", "60/hour")
+
+# --- Abuse limits ---------------------------------------------------------------------------
+# API requests per token (per address before login); over it: 429 with Retry-After. Generous
+# enough for a labeling script flat out (about 10 requests/s).
+PREFLOOP_API_RATE = env_rate("PREFLOOP_API_RATE", "3000/min")
+# The counters live in this cache; with several web processes use Redis so they share them.
+_cache_url = env_str("PREFLOOP_CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Logins (django-axes): after this many failures in a row an account, and separately an
+# address, is locked out for PREFLOOP_LOGIN_COOLOFF_MINUTES (0: until an admin unlocks it in
+# the Django admin's "Access attempts", or with `manage.py axes_reset`).
+AXES_ENABLED = env_bool("PREFLOOP_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("PREFLOOP_LOGIN_FAILURE_LIMIT", 5)
+_cooloff = env_int("PREFLOOP_LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff) if _cooloff > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.lockout.locked_out"
+AXES_CLIENT_IP_CALLABLE = "annotator.audit.client_address"
+AXES_VERBOSE = False
 
 # --- HTTPS and cookies ----------------------------------------------------------------------
 HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
@@ -167,6 +205,7 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["annotator.throttling.ApiRateThrottle"],
     # `format` is a query parameter of our own (import and export formats).
     "URL_FORMAT_OVERRIDE": None,
 }
