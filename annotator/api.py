@@ -6,7 +6,7 @@ Every object is reached through the caller's memberships, so another project's i
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.exceptions import PermissionDenied
@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors, services
+from annotator.api_fields import StrictCharField, StrictIntegerField, StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
 from annotator.importing import project_import
@@ -33,7 +34,41 @@ def _require_admin(role: str) -> None:
 # --- Projects -------------------------------------------------------------------------------
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+def _between(name: str, low: int, high: int) -> dict:
+    message = f"{name} must be between {low} and {high}."
+    return {
+        "min_value": low,
+        "max_value": high,
+        "error_messages": {"min_value": message, "max_value": message},
+    }
+
+
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200,
+                                "pattern": r"\S"}, "uniqueItems": True}
+)  # fmt: skip
+class StringList(serializers.ListField):
+    """A list of distinct, non-blank strings (flags, aspects)."""
+
+    def __init__(self, **kwargs):
+        child = serializers.CharField(max_length=200, trim_whitespace=False)
+        super().__init__(child=child, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and not all(isinstance(v, str) for v in data):
+            raise serializers.ValidationError(f"{self.field_name} must be a list of strings.")
+        value = super().to_internal_value(data)
+        if not all(v.strip() for v in value):
+            raise serializers.ValidationError(f"{self.field_name} must be non-empty strings.")
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError(f"{self.field_name} has duplicates.")
+        return value
+
+
+class ProjectSerializer(StrictModelSerializer):
+    flags = StringList(required=False, help_text="Likert flags labelers can tick.")
+    aspects = StringList(required=False, help_text="Named aspects scored separately.")
+
     class Meta:
         model = Project
         fields = [
@@ -53,34 +88,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
-
-    def validate_overlap(self, value: int) -> int:
-        if not 1 <= value <= 50:
-            raise serializers.ValidationError("overlap must be between 1 and 50.")
-        return value
-
-    def validate_lease_seconds(self, value: int) -> int:
-        if not 10 <= value <= 7 * 24 * 3600:
-            raise serializers.ValidationError("lease_seconds must be between 10 and 604800.")
-        return value
-
-    def validate_likert_points(self, value: int) -> int:
-        if not 2 <= value <= 10:
-            raise serializers.ValidationError("likert_points must be between 2 and 10.")
-        return value
-
-    def _string_list(self, value, name: str) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise serializers.ValidationError(f"{name} must be a list of non-empty strings.")
-        if len(set(value)) != len(value):
-            raise serializers.ValidationError(f"{name} has duplicates.")
-        return value
-
-    def validate_flags(self, value):
-        return self._string_list(value, "flags")
-
-    def validate_aspects(self, value):
-        return self._string_list(value, "aspects")
+        # In the fields, so the schema states them too.
+        extra_kwargs = {
+            "overlap": _between("overlap", 1, 50),
+            "lease_seconds": _between("lease_seconds", 10, 7 * 24 * 3600),
+            "likert_points": _between("likert_points", 2, 10),
+        }
 
 
 @extend_schema(
@@ -108,11 +121,11 @@ def project_detail(request: Request, project_id: int) -> Response:
 
 
 class MemberSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    username = StrictCharField(max_length=150, help_text="An existing account's username.")
     role = serializers.ChoiceField(choices=Membership.Role.choices)
 
 
-@extend_schema(request=MemberSerializer, responses=MemberSerializer)
+@extend_schema(request=MemberSerializer, responses={201: MemberSerializer})
 @api_view(["POST"])
 def project_member_add(request: Request, project_id: int) -> Response:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
@@ -149,9 +162,28 @@ def _too_big(size: int, *, slack: int = 0) -> Response | None:
     )
 
 
+class ImportQuery(serializers.Serializer):
+    format = serializers.ChoiceField(
+        ["jsonl", "csv"], required=False, help_text="Default: from the content type or file name."
+    )
+
+
+class ImportOut(serializers.Serializer):
+    tasks_created = serializers.IntegerField()
+
+
 @extend_schema(
-    request={"application/jsonl": bytes, "multipart/form-data": {"type": "object"}},
-    responses={201: {"type": "object"}},
+    request={
+        "application/jsonl": bytes,
+        "text/csv": bytes,
+        "multipart/form-data": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}},
+            "required": ["file"],
+        },
+    },
+    parameters=[ImportQuery],
+    responses={201: ImportOut},
 )
 @api_view(["POST"])
 @throttle_classes([ApiRateThrottle, ImportRateThrottle])
@@ -219,12 +251,17 @@ def task_next(request: Request, project_id: int) -> Response:
 class AnswerIn(serializers.Serializer):
     """Loose on purpose: the answer's fields depend on the task kind (see answers.py)."""
 
-    time_spent_ms = serializers.IntegerField(
+    time_spent_ms = StrictIntegerField(
         required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000
     )
 
 
-@extend_schema(request=AnswerIn, responses={201: {"type": "object"}})
+class AnnotationCreated(serializers.Serializer):
+    id = serializers.IntegerField()
+    late = serializers.BooleanField(help_text="Stored after the lease expired.")
+
+
+@extend_schema(request=AnswerIn, responses={201: AnnotationCreated})
 @api_view(["POST"])
 def annotation_create(request: Request, task_id: int) -> Response:
     task = selectors.task_get_for_member(task_id=task_id, user=request.user)
@@ -248,10 +285,14 @@ def annotation_create(request: Request, task_id: int) -> Response:
 
 
 class SkipIn(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    reason = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
-@extend_schema(request=SkipIn, responses={200: {"type": "object"}})
+class Skipped(serializers.Serializer):
+    skipped = serializers.IntegerField(help_text="The task's id.")
+
+
+@extend_schema(request=SkipIn, responses={200: Skipped})
 @api_view(["POST"])
 def task_skip(request: Request, task_id: int) -> Response:
     task = selectors.task_get_for_member(task_id=task_id, user=request.user)

@@ -6,14 +6,14 @@ Read-only by construction: a list view and nothing else (no POST, PUT, PATCH or 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import CursorPagination
 
 from annotator import selectors
 from annotator.audit import AuditEntry, audit_entries
 from annotator.models import Membership
+from annotator.pagination import StrictCursorPagination
 
 
-class AuditCursor(CursorPagination):
+class AuditCursor(StrictCursorPagination):
     ordering = "-id"
     page_size = 100
     page_size_query_param = "page_size"

@@ -12,7 +12,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +19,7 @@ from rest_framework.response import Response
 from annotator import export, selectors
 from annotator.audit import AuditEntry, audit_record
 from annotator.models import Annotation, Membership, Project
+from annotator.pagination import StrictCursorPagination
 
 
 def _admin_project(request: Request, project_id: int) -> Project:
@@ -102,7 +102,7 @@ def project_export_summary(request: Request, project_id: int) -> Response:
     return Response(export.export_summary(project=project, params=params))
 
 
-class AnnotationCursor(CursorPagination):
+class AnnotationCursor(StrictCursorPagination):
     ordering = "id"
     page_size = 500
     page_size_query_param = "page_size"

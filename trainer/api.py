@@ -8,10 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
+from annotator.api_fields import DB_BIG_MAX, StrictIntegerField
 from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
 from trainer import selectors, services
 from trainer.exceptions import JobError
+from trainer.job_child import ALGORITHMS
 from trainer.models import ModelVersion, TrainingJob
 
 
@@ -22,7 +24,7 @@ class ModelVersionOut(serializers.ModelSerializer):
 
 
 class JobOut(serializers.ModelSerializer):
-    output_model = ModelVersionOut(read_only=True)
+    output_model = ModelVersionOut(read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingJob
@@ -54,12 +56,23 @@ class JobOut(serializers.ModelSerializer):
 
 
 class JobIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=TrainingJob.Kind.choices)
-    project = serializers.IntegerField()
-    config = serializers.JSONField(required=False, default=dict)
-    dataset = serializers.JSONField(required=False, default=dict)
-    input_model = serializers.IntegerField(required=False, allow_null=True)
-    reward_model = serializers.IntegerField(required=False, allow_null=True)
+    # Only the kinds a worker can run (the Kind table also has ones still to come).
+    kind = serializers.ChoiceField(
+        choices=[(v, label) for v, label in TrainingJob.Kind.choices if v in ALGORITHMS]
+    )
+    project = StrictIntegerField(min_value=1, max_value=DB_BIG_MAX)
+    config = serializers.DictField(
+        required=False, default=dict, help_text="The kind's settings (docs/training.md)."
+    )
+    dataset = serializers.DictField(
+        required=False, default=dict, help_text="Which labels or prompts to train on."
+    )
+    input_model = StrictIntegerField(
+        required=False, allow_null=True, min_value=1, max_value=DB_BIG_MAX
+    )
+    reward_model = StrictIntegerField(
+        required=False, allow_null=True, min_value=1, max_value=DB_BIG_MAX
+    )
 
 
 def _model(project, model_id, field):

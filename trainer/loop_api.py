@@ -8,14 +8,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
+from annotator.api_fields import StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Membership
 from trainer import loop
 from trainer.models import LoopPolicy, LoopRound, ModelVersion
 
 
-class LoopPolicySerializer(serializers.ModelSerializer):
+class LoopPolicySerializer(StrictModelSerializer):
     base_policy = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.none())
+    policy_config = serializers.DictField(required=False)
+    reward_config = serializers.DictField(required=False)
+    generate_config = serializers.DictField(required=False)
 
     class Meta:
         model = LoopPolicy

@@ -214,7 +214,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Labeling, export and training-job API of Prefloop.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies are JSON (the import also takes JSONL, CSV and a multipart file, declared
+    # on its view); requests and responses get their own components, so read-only fields are
+    # not asked for and the request side carries its constraints (non-empty strings...).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "COMPONENT_SPLIT_REQUEST": True,
     # Two different "kind" fields; named here so the schema (and check --deploy) has no warning.
+    # The error answers of every operation (401, 404, 429, ...), with their bodies.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "annotator.api_schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "LabelingKindEnum": "annotator.models.Kind",
         "TrainingJobKindEnum": "trainer.models.TrainingJob.Kind",
