@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors, services
+from annotator.answers import MAX_NOTES, STRENGTHS
 from annotator.api_fields import StrictCharField, StrictIntegerField, StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
@@ -256,12 +257,39 @@ class AnswerIn(serializers.Serializer):
     )
 
 
+# The answer as the schema shows it: which fields a task needs depends on its project (kind,
+# tie / both-bad allowed, scale, aspects, flags), which answers.py checks and names in a 400.
+ANSWER_SCHEMA = {
+    "type": "object",
+    "description": "Pairwise: `choice` (and `strength` for a or b); Likert: `score`, or "
+    "`scores` per aspect when the project has aspects, and `flags`; ranking: `ranking`. "
+    "`notes` and `time_spent_ms` for all. A field the task does not take, or a value the "
+    "project does not allow (a tie where ties are off, a score above its scale, an unknown "
+    "flag), is answered 400 naming it in `field`.",
+    "properties": {
+        "choice": {"type": "string", "enum": ["a", "b", "tie", "both_bad"]},
+        "strength": {"type": "integer", "enum": sorted(STRENGTHS)},
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "scores": {
+            "type": "object",
+            "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 10},
+        },
+        "flags": {"type": "array", "items": {"type": "string"}},
+        "ranking": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
+        "notes": {"type": "string", "maxLength": MAX_NOTES},
+        "time_spent_ms": {
+            "type": "integer", "minimum": 0, "maximum": 24 * 3600 * 1000, "nullable": True,
+        },
+    },
+}  # fmt: skip
+
+
 class AnnotationCreated(serializers.Serializer):
     id = serializers.IntegerField()
     late = serializers.BooleanField(help_text="Stored after the lease expired.")
 
 
-@extend_schema(request=AnswerIn, responses={201: AnnotationCreated})
+@extend_schema(request={"application/json": ANSWER_SCHEMA}, responses={201: AnnotationCreated})
 @api_view(["POST"])
 def annotation_create(request: Request, task_id: int) -> Response:
     task = selectors.task_get_for_member(task_id=task_id, user=request.user)
