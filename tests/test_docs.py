@@ -213,7 +213,7 @@ def test_it_documents_every_api_route():
     # Routes without an example here are named in the text (the export ones, in export.md).
     text = (DOCS / "api.md").read_text()
     for pattern in api_urls.urlpatterns:
-        route = "/api/v1/" + re.sub(r"<int:\w+>", "{id}", str(pattern.pattern))
+        route = "/api/v1/" + re.sub(r"<(?:int|id):\w+>", "{id}", str(pattern.pattern))
         assert route in replayed or f"`{route}`" in text, f"{route} is not in docs/api.md"
 
 

@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     # not asked for and the request side carries its constraints (non-empty strings...).
     "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # API ids (annotator/converters.py): integers in the 64-bit range.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
     # Two different "kind" fields; named here so the schema (and check --deploy) has no warning.
     # The error answers of every operation (401, 404, 429, ...), with their bodies.
     "POSTPROCESSING_HOOKS": [
