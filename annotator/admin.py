@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from annotator import services
-from annotator.audit import AuditEntry
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import (
     Annotation,
     Assignment,
@@ -59,6 +59,19 @@ class ProjectAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        changed = [m for m in formset.new_objects] + [m for m, _ in formset.changed_objects]
+        for membership in changed:
+            audit_record(
+                request=request, project=membership.project_id,
+                action=AuditEntry.Action.MEMBER_ROLE,
+                target=f"user {membership.user.get_username()}",
+                details={"role": membership.role},
+            )  # fmt: skip
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -1,6 +1,7 @@
 """The audit log: each admin action leaves one entry with who, what, when and from where;
 only the project's admins read it (page and API), and nobody can change it."""
 
+import json
 from unittest import mock
 
 import pytest
@@ -246,3 +247,29 @@ def test_the_page_reads_in_a_fixed_number_of_queries(project, alice, django_asse
     web.force_login(alice)
     with django_assert_max_num_queries(8):
         assert web.get(reverse("audit_log", args=[project.id])).status_code == 200
+
+
+def test_it_records_a_role_change_in_the_django_admin(project, alice, bob):
+    from django.test import Client
+
+    alice.is_superuser = True
+    alice.save()
+    web = Client(REMOTE_ADDR=ADDRESS)
+    web.force_login(alice)
+    url = reverse("admin:annotator_project_change", args=[project.id])
+    form = web.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k != "flags"}
+    data |= {"flags": json.dumps(project.flags), "aspects": json.dumps(project.aspects)}
+    memberships = list(project.memberships.order_by("id"))
+    data |= {
+        "memberships-TOTAL_FORMS": len(memberships), "memberships-INITIAL_FORMS": len(memberships),
+        "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,
+    }  # fmt: skip
+    for i, m in enumerate(memberships):
+        role = "admin" if m.user == bob else m.role
+        data |= {f"memberships-{i}-id": m.id, f"memberships-{i}-project": project.id,
+                 f"memberships-{i}-user": m.user_id, f"memberships-{i}-role": role}  # fmt: skip
+    response = web.post(url, data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    entry = only_entry(project, Action.MEMBER_ROLE)
+    assert (entry.target, entry.details, entry.via) == ("user bob", {"role": "admin"}, "admin")
