@@ -138,13 +138,18 @@ def job_cancel(request: Request, job_id: int) -> Response:
     return Response(JobOut(job).data)
 
 
-@extend_schema(responses=ModelVersionOut(many=True))
+class ModelsQuery(serializers.Serializer):
+    project = serializers.IntegerField(
+        required=False, min_value=1, max_value=DB_BIG_MAX, help_text="Only this project's."
+    )
+
+
+@extend_schema(parameters=[ModelsQuery], responses=ModelVersionOut(many=True))
 @api_view(["GET"])
 def model_list(request: Request) -> Response:
     models = selectors.models_for_admin(request.user)
-    project = request.query_params.get("project")
-    if project is not None:
-        if not project.isdigit():
-            return Response({"project": ["Must be a project id."]}, status=400)
-        models = models.filter(project_id=int(project))
+    query = ModelsQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    if "project" in query.validated_data:
+        models = models.filter(project_id=query.validated_data["project"])
     return Response(ModelVersionOut(models[:500], many=True).data)
