@@ -273,3 +273,26 @@ def test_it_records_a_role_change_in_the_django_admin(project, alice, bob):
     assert response.status_code == 302, response.context["errors"] if response.context else ""
     entry = only_entry(project, Action.MEMBER_ROLE)
     assert (entry.target, entry.details, entry.via) == ("user bob", {"role": "admin"}, "admin")
+
+
+def test_it_records_the_loop_and_job_pages_actions_too(project, alice):
+    from django.test import Client
+
+    from tests.trainer.test_loop_views import valid_settings
+
+    web = Client(REMOTE_ADDR=ADDRESS)
+    web.force_login(alice)
+    base = ModelVersion.objects.create(project=project, name="b", role="policy", path="/b")
+    url = reverse("training_loop_settings", args=[project.id])
+    assert web.post(url, valid_settings(base)).status_code == 302
+    url = reverse("training_loop_action", args=[project.id, "pause"])
+    assert web.post(url).status_code == 302
+    job = TrainingJob.objects.create(project=project, kind="reward", config={})
+    assert web.post(reverse("training_job_cancel", args=[job.id])).status_code == 302
+    entries = list(AuditEntry.objects.order_by("id"))
+    assert [(e.action, e.via, e.source_address) for e in entries] == [
+        (Action.LOOP_CONFIGURE, "web", ADDRESS),
+        (Action.LOOP_ACTION, "web", ADDRESS),
+        (Action.JOB_CANCEL, "web", ADDRESS),
+    ]
+    assert entries[0].details["base_policy"] == base.id
