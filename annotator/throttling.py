@@ -35,14 +35,10 @@ def rate_hit(*, scope: str, ident: str, rate: str | None) -> float | None:
     now = time.time()
     window = int(now // period)
     key = f"rate:{scope}:{ident}:{window}"
-    if cache.add(key, 1, timeout=period + 1):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+    try:
+        count = cache.incr(key)  # one cache operation per request, once the window has begun
+    except ValueError:  # the window's first request (or its key expired)
+        count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
     if count <= limit:
         return None
     return max(1.0, (window + 1) * period - now)
