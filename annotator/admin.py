@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from annotator import services
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import (
     Annotation,
     AnnotationRevision,
@@ -60,6 +61,19 @@ class ProjectAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        changed = [m for m in formset.new_objects] + [m for m, _ in formset.changed_objects]
+        for membership in changed:
+            audit_record(
+                request=request, project=membership.project_id,
+                action=AuditEntry.Action.MEMBER_ROLE,
+                target=f"user {membership.user.get_username()}",
+                details={"role": membership.role},
+            )  # fmt: skip
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -190,6 +204,26 @@ class AnnotationRevisionAdmin(admin.ModelAdmin):
     search_fields = ["labeler__username"]
     list_select_related = ["task", "labeler"]
     date_hierarchy = "changed_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log is append-only: shown here, never added, changed or deleted."""
+
+    list_display = ["created_at", "project", "actor_name", "action", "target", "source_address"]
+    list_filter = ["action", "via", "project"]
+    list_select_related = ["project"]
+    search_fields = ["actor_name", "target", "source_address"]
+    date_hierarchy = "created_at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -4,18 +4,23 @@ Every object is reached through the caller's memberships, so another project's i
 404; no token answers 401.
 """
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors, services
+from annotator.answers import MAX_NOTES, STRENGTHS
+from annotator.api_fields import StrictCharField, StrictIntegerField, StrictModelSerializer
+from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
 from annotator.importing import project_import
 from annotator.models import Membership, Project
+from annotator.throttling import ApiRateThrottle, ImportRateThrottle
 
 
 def _error(exc: ServiceError) -> Response:
@@ -30,7 +35,41 @@ def _require_admin(role: str) -> None:
 # --- Projects -------------------------------------------------------------------------------
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+def _between(name: str, low: int, high: int) -> dict:
+    message = f"{name} must be between {low} and {high}."
+    return {
+        "min_value": low,
+        "max_value": high,
+        "error_messages": {"min_value": message, "max_value": message},
+    }
+
+
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200,
+                                "pattern": r"\S"}, "uniqueItems": True}
+)  # fmt: skip
+class StringList(serializers.ListField):
+    """A list of distinct, non-blank strings (flags, aspects)."""
+
+    def __init__(self, **kwargs):
+        child = serializers.CharField(max_length=200, trim_whitespace=False)
+        super().__init__(child=child, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and not all(isinstance(v, str) for v in data):
+            raise serializers.ValidationError(f"{self.field_name} must be a list of strings.")
+        value = super().to_internal_value(data)
+        if not all(v.strip() for v in value):
+            raise serializers.ValidationError(f"{self.field_name} must be non-empty strings.")
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError(f"{self.field_name} has duplicates.")
+        return value
+
+
+class ProjectSerializer(StrictModelSerializer):
+    flags = StringList(required=False, help_text="Likert flags labelers can tick.")
+    aspects = StringList(required=False, help_text="Named aspects scored separately.")
+
     class Meta:
         model = Project
         fields = [
@@ -50,34 +89,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
-
-    def validate_overlap(self, value: int) -> int:
-        if not 1 <= value <= 50:
-            raise serializers.ValidationError("overlap must be between 1 and 50.")
-        return value
-
-    def validate_lease_seconds(self, value: int) -> int:
-        if not 10 <= value <= 7 * 24 * 3600:
-            raise serializers.ValidationError("lease_seconds must be between 10 and 604800.")
-        return value
-
-    def validate_likert_points(self, value: int) -> int:
-        if not 2 <= value <= 10:
-            raise serializers.ValidationError("likert_points must be between 2 and 10.")
-        return value
-
-    def _string_list(self, value, name: str) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise serializers.ValidationError(f"{name} must be a list of non-empty strings.")
-        if len(set(value)) != len(value):
-            raise serializers.ValidationError(f"{name} has duplicates.")
-        return value
-
-    def validate_flags(self, value):
-        return self._string_list(value, "flags")
-
-    def validate_aspects(self, value):
-        return self._string_list(value, "aspects")
+        # In the fields, so the schema states them too.
+        extra_kwargs = {
+            "overlap": _between("overlap", 1, 50),
+            "lease_seconds": _between("lease_seconds", 10, 7 * 24 * 3600),
+            "likert_points": _between("likert_points", 2, 10),
+        }
 
 
 @extend_schema(
@@ -105,11 +122,11 @@ def project_detail(request: Request, project_id: int) -> Response:
 
 
 class MemberSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    username = StrictCharField(max_length=150, help_text="An existing account's username.")
     role = serializers.ChoiceField(choices=Membership.Role.choices)
 
 
-@extend_schema(request=MemberSerializer, responses=MemberSerializer)
+@extend_schema(request=MemberSerializer, responses={201: MemberSerializer})
 @api_view(["POST"])
 def project_member_add(request: Request, project_id: int) -> Response:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
@@ -122,25 +139,71 @@ def project_member_add(request: Request, project_id: int) -> Response:
             {"username": ["No user with this username."]}, status=status.HTTP_400_BAD_REQUEST
         )
     services.membership_set(project=project, user=user, role=serializer.validated_data["role"])
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.MEMBER_ROLE,
+        target=f"user {user.username}", details={"role": serializer.validated_data["role"]},
+    )  # fmt: skip
     return Response(
         {"username": user.username, "role": serializer.validated_data["role"]},
         status=status.HTTP_201_CREATED,
     )
 
 
+def _too_big(size: int, *, slack: int = 0) -> Response | None:
+    limit = settings.PREFLOOP_IMPORT_MAX_BYTES
+    if size <= limit + slack:
+        return None
+    return Response(
+        {
+            "detail": f"The file is {size} bytes; imports are limited to {limit} bytes. "
+            "Split it into several files.",
+            "limit_bytes": limit,
+        },
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class ImportQuery(serializers.Serializer):
+    format = serializers.ChoiceField(
+        ["jsonl", "csv"], required=False, help_text="Default: from the content type or file name."
+    )
+
+
+class ImportOut(serializers.Serializer):
+    tasks_created = serializers.IntegerField()
+
+
 @extend_schema(
-    request={"application/jsonl": bytes, "multipart/form-data": {"type": "object"}},
-    responses={201: {"type": "object"}},
+    request={
+        "application/jsonl": bytes,
+        "text/csv": bytes,
+        "multipart/form-data": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}},
+            "required": ["file"],
+        },
+    },
+    parameters=[ImportQuery],
+    responses={201: ImportOut},
 )
 @api_view(["POST"])
+@throttle_classes([ApiRateThrottle, ImportRateThrottle])
 def project_import_view(request: Request, project_id: int) -> Response:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     _require_admin(role)
     fmt = request.query_params.get("format")
-    if request.content_type.startswith("multipart/"):
+    multipart = request.content_type.startswith("multipart/")
+    # Refused before the body is read; a multipart form adds a little around the file.
+    length = request.META.get("CONTENT_LENGTH", "")
+    length = int(length) if length.isdigit() else 0
+    if too_big := _too_big(length, slack=64 * 1024 if multipart else 0):
+        return too_big
+    if multipart:
         upload = request.FILES.get("file")
         if upload is None:
             return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
+        if too_big := _too_big(upload.size):
+            return too_big
         data = upload.read()
         fmt = fmt or ("csv" if upload.name.lower().endswith(".csv") else "jsonl")
     else:
@@ -150,6 +213,10 @@ def project_import_view(request: Request, project_id: int) -> Response:
         created = project_import(project=project, data=data, fmt=fmt)
     except ServiceError as exc:
         return _error(exc)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.IMPORT,
+        details={"format": fmt, "bytes": len(data), "tasks_created": created},
+    )  # fmt: skip
     return Response({"tasks_created": created}, status=status.HTTP_201_CREATED)
 
 
@@ -185,12 +252,44 @@ def task_next(request: Request, project_id: int) -> Response:
 class AnswerIn(serializers.Serializer):
     """Loose on purpose: the answer's fields depend on the task kind (see answers.py)."""
 
-    time_spent_ms = serializers.IntegerField(
+    time_spent_ms = StrictIntegerField(
         required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000
     )
 
 
-@extend_schema(request=AnswerIn, responses={201: {"type": "object"}})
+# The answer as the schema shows it: which fields a task needs depends on its project (kind,
+# tie / both-bad allowed, scale, aspects, flags), which answers.py checks and names in a 400.
+ANSWER_SCHEMA = {
+    "type": "object",
+    "description": "Pairwise: `choice` (and `strength` for a or b); Likert: `score`, or "
+    "`scores` per aspect when the project has aspects, and `flags`; ranking: `ranking`. "
+    "`notes` and `time_spent_ms` for all. A field the task does not take, or a value the "
+    "project does not allow (a tie where ties are off, a score above its scale, an unknown "
+    "flag), is answered 400 naming it in `field`.",
+    "properties": {
+        "choice": {"type": "string", "enum": ["a", "b", "tie", "both_bad"]},
+        "strength": {"type": "integer", "enum": sorted(STRENGTHS)},
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "scores": {
+            "type": "object",
+            "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 10},
+        },
+        "flags": {"type": "array", "items": {"type": "string"}},
+        "ranking": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
+        "notes": {"type": "string", "maxLength": MAX_NOTES},
+        "time_spent_ms": {
+            "type": "integer", "minimum": 0, "maximum": 24 * 3600 * 1000, "nullable": True,
+        },
+    },
+}  # fmt: skip
+
+
+class AnnotationCreated(serializers.Serializer):
+    id = serializers.IntegerField()
+    late = serializers.BooleanField(help_text="Stored after the lease expired.")
+
+
+@extend_schema(request={"application/json": ANSWER_SCHEMA}, responses={201: AnnotationCreated})
 @api_view(["POST"])
 def annotation_create(request: Request, task_id: int) -> Response:
     task = selectors.task_get_for_member(task_id=task_id, user=request.user)
@@ -214,10 +313,14 @@ def annotation_create(request: Request, task_id: int) -> Response:
 
 
 class SkipIn(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    reason = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
-@extend_schema(request=SkipIn, responses={200: {"type": "object"}})
+class Skipped(serializers.Serializer):
+    skipped = serializers.IntegerField(help_text="The task's id.")
+
+
+@extend_schema(request=SkipIn, responses={200: Skipped})
 @api_view(["POST"])
 def task_skip(request: Request, task_id: int) -> Response:
     task = selectors.task_get_for_member(task_id=task_id, user=request.user)

@@ -1,30 +1,35 @@
 from django.urls import path
 
-from annotator import api, export_api, revision_api
+from annotator import api, audit_api, converters, export_api, revision_api  # noqa: F401 (registers <id:>)
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
-    path("projects/<int:project_id>/", api.project_detail, name="api-project"),
-    path("projects/<int:project_id>/members/", api.project_member_add, name="api-members"),
-    path("projects/<int:project_id>/import/", api.project_import_view, name="api-import"),
-    path("projects/<int:project_id>/tasks/next/", api.task_next, name="api-task-next"),
-    path("tasks/<int:task_id>/annotations/", api.annotation_create, name="api-annotate"),
-    path("tasks/<int:task_id>/skip/", api.task_skip, name="api-skip"),
-    path("annotations/<int:annotation_id>/", revision_api.annotation_edit, name="api-annotation"),
+    path("projects/<id:project_id>/", api.project_detail, name="api-project"),
+    path("projects/<id:project_id>/members/", api.project_member_add, name="api-members"),
+    path("projects/<id:project_id>/import/", api.project_import_view, name="api-import"),
+    path("projects/<id:project_id>/tasks/next/", api.task_next, name="api-task-next"),
+    path("tasks/<id:task_id>/annotations/", api.annotation_create, name="api-annotate"),
+    path("tasks/<id:task_id>/skip/", api.task_skip, name="api-skip"),
+    path("annotations/<id:annotation_id>/", revision_api.annotation_edit, name="api-annotation"),
     path(
-        "annotations/<int:annotation_id>/undo/",
+        "annotations/<id:annotation_id>/undo/",
         revision_api.annotation_undo,
         name="api-annotation-undo",
     ),
-    path("projects/<int:project_id>/export/", export_api.project_export, name="api-export"),
+    path("projects/<id:project_id>/export/", export_api.project_export, name="api-export"),
     path(
-        "projects/<int:project_id>/export/summary/",
+        "projects/<id:project_id>/export/summary/",
         export_api.project_export_summary,
         name="api-export-summary",
     ),
     path(
-        "projects/<int:project_id>/annotations/",
+        "projects/<id:project_id>/annotations/",
         export_api.ProjectAnnotationList.as_view(),
         name="api-annotations",
+    ),
+    path(
+        "projects/<id:project_id>/audit/",
+        audit_api.ProjectAuditList.as_view(),
+        name="api-audit",
     ),
 ]

@@ -12,13 +12,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import export, selectors
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import Annotation, Membership, Project
+from annotator.pagination import StrictCursorPagination
 
 
 def _admin_project(request: Request, project_id: int) -> Project:
@@ -62,6 +63,10 @@ def project_export(request: Request, project_id: int) -> StreamingHttpResponse:
     project = _admin_project(request, project_id)
     params = export.params_from_query(project=project, data=request.query_params)
     job = export.export_start(project=project, params=params)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.EXPORT,
+        target=job.filename, details=job.params.as_query(),
+    )  # fmt: skip
     summary_url = reverse("api-export-summary", kwargs={"project_id": project.id})
     summary_url += "?" + urlencode(job.params.as_query(), doseq=True)
     response = StreamingHttpResponse(job.chunks(), content_type=job.content_type)
@@ -97,7 +102,7 @@ def project_export_summary(request: Request, project_id: int) -> Response:
     return Response(export.export_summary(project=project, params=params))
 
 
-class AnnotationCursor(CursorPagination):
+class AnnotationCursor(StrictCursorPagination):
     ordering = "id"
     page_size = 500
     page_size_query_param = "page_size"
@@ -139,4 +144,9 @@ class ProjectAnnotationList(generics.ListAPIView):
         qs = Annotation.objects.filter(task__project=project).select_related("task__prompt")
         if "since" in query.validated_data:
             qs = qs.filter(created_at__gte=query.validated_data["since"])
+        if "cursor" not in self.request.query_params:  # a sync's first page, not every page
+            audit_record(
+                request=self.request, project=project, action=AuditEntry.Action.EXPORT,
+                target="annotations", details=dict(self.request.query_params.items()),
+            )  # fmt: skip
         return qs

@@ -12,6 +12,7 @@ names:
 from dataclasses import dataclass
 
 from django import forms
+from django.conf import settings
 from django.http import QueryDict
 
 from annotator.answers import STRENGTHS
@@ -157,6 +158,16 @@ class SkipForm(forms.Form):
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="JSONL or CSV, UTF-8.")
     format = forms.ChoiceField(choices=IMPORT_FORMATS, initial="auto")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.PREFLOOP_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {upload.size} bytes; imports are limited to {limit} bytes. "
+                "Split it into several files."
+            )
+        return upload
 
     def fmt(self) -> str:
         chosen = self.cleaned_data["format"]

@@ -319,3 +319,7 @@ class AnnotationRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} annotation {self.annotation_id_value}"
+
+
+# The audit log's model lives beside its service; imported here so Django registers it.
+from annotator.audit import AuditEntry  # noqa: E402,F401

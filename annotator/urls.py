@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import project_views, views
+from annotator import audit_views, project_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -61,4 +61,5 @@ urlpatterns += [
         project_views.project_export_download,
         name="project_export_download",
     ),
+    path("projects/<int:project_id>/audit/", audit_views.audit_log, name="audit_log"),
 ]

@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from annotator import selectors, services
 from annotator.answers import STRENGTHS
+from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import AlreadyAnswered, ImportFailed, InvalidAnswer, ServiceError
 from annotator.forms import (
     MAX_TIME_SPENT_MS,
@@ -36,6 +37,7 @@ from annotator.forms import (
 from annotator.importing import project_import as import_file
 from annotator.models import Annotation, Assignment, Kind, Membership, Project, Prompt, Task
 from annotator.rendering import word_diff
+from annotator.throttling import import_wait
 
 ANNOTATIONS_PER_PAGE = 25
 SKIP_REASONS = ["I can't judge this", "The prompt is unclear", "Offensive or unsafe content"]
@@ -425,7 +427,12 @@ def annotation_edit(request: HttpRequest, project_id: int, annotation_id: int) -
 
 
 def _render_admin(
-    request: HttpRequest, project: Project, form: ImportForm, import_errors=None
+    request: HttpRequest,
+    project: Project,
+    form: ImportForm,
+    import_errors=None,
+    refused: str = "",
+    status: int = 200,
 ) -> HttpResponse:
     context = {
         "project": project,
@@ -434,8 +441,9 @@ def _render_admin(
         "members": selectors.project_members(project=project),
         "form": form,
         "import_errors": import_errors,
+        "import_refused": refused,
     }
-    return render(request, "annotator/project_admin.html", context)
+    return render(request, "annotator/project_admin.html", context, status=status)
 
 
 @require_GET
@@ -451,6 +459,9 @@ def project_admin(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     _admin_only(role)
+    if (wait := import_wait(request)) is not None:
+        refused = f"Too many imports: try again in {round(wait)} seconds."
+        return _render_admin(request, project, ImportForm(), refused=refused, status=429)
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_admin(request, project, form)
@@ -460,5 +471,11 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
         )
     except ImportFailed as exc:
         return _render_admin(request, project, form, import_errors=exc.errors)
+    audit_record(
+        request=request,
+        project=project,
+        action=AuditEntry.Action.IMPORT,
+        details={"format": form.fmt(), "tasks_created": created},
+    )
     messages.success(request, f"Imported {created} task(s).")
     return redirect("project_admin", project_id=project.id)

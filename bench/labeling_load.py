@@ -312,6 +312,8 @@ def server_env(database_url: str) -> dict:
         DJANGO_HTTPS="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_LOG_LEVEL="WARNING",
+        # Simulated labelers answer flat out, far past a person's rate: no API rate limit.
+        PREFLOOP_API_RATE="off",
         DATABASE_URL=database_url,
         PYTHONPATH=str(REPO),
     )

@@ -115,6 +115,8 @@ def bench_env(args) -> dict:
         DJANGO_HTTPS="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_LOG_LEVEL="WARNING",
+        # Simulated labelers answer flat out, far past a person's rate: no API rate limit.
+        PREFLOOP_API_RATE="off",
         DATABASE_URL=f"{PG_BASE}/{args.database}",
         CELERY_BROKER_URL=args.broker,
         PREFLOOP_VAR_DIR=str(args.var_dir),

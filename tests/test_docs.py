@@ -221,7 +221,7 @@ def test_it_documents_every_api_route():
     # Routes without an example here are named in the text (the export ones, in export.md).
     text = (DOCS / "api.md").read_text()
     for pattern in api_urls.urlpatterns:
-        route = "/api/v1/" + re.sub(r"<int:\w+>", "{id}", str(pattern.pattern))
+        route = "/api/v1/" + re.sub(r"<(?:int|id):\w+>", "{id}", str(pattern.pattern))
         assert route in replayed or f"`{route}`" in text, f"{route} is not in docs/api.md"
 
 
@@ -298,8 +298,9 @@ def test_it_refuses_a_file_over_the_documented_size_limit(alice, api_as, setting
     resp = api_as(alice).post(
         f"/api/v1/projects/{project.id}/import/", body, content_type="application/jsonl"
     )
-    assert resp.status_code == 400
-    error = f"file is {len(body)} bytes; the limit is {limit} bytes"
-    assert resp.json()["errors"] == [{"line": 0, "error": error}]
-    assert "file is N bytes; the limit is M bytes" in (DOCS / "import.md").read_text()
+    assert resp.status_code == 413
+    detail = f"The file is {len(body)} bytes; imports are limited to {limit} bytes."
+    assert resp.json() == {"detail": detail + " Split it into several files.", "limit_bytes": limit}
+    documented = "The file is N bytes; imports are limited to M bytes. Split it into several files."
+    assert documented in (DOCS / "import.md").read_text()
     assert "PREFLOOP_IMPORT_MAX_BYTES" in (DOCS / "import.md").read_text()

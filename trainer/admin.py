@@ -10,9 +10,17 @@ from it.
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from annotator.audit import AuditEntry, audit_record
 from trainer import services
 from trainer.exceptions import JobError
 from trainer.models import ModelVersion, TrainingJob
+
+
+def _audit(request: HttpRequest, job: TrainingJob, action: str) -> None:
+    audit_record(
+        request=request, project=job.project_id, action=action, target=f"job {job.id}",
+        details={"kind": job.kind},
+    )  # fmt: skip
 
 
 @admin.register(TrainingJob)
@@ -36,12 +44,22 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def delete_model(self, request: HttpRequest, obj: TrainingJob) -> None:
+        _audit(request, obj, AuditEntry.Action.JOB_DELETE)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for job in queryset.only("id", "project_id", "kind"):
+            _audit(request, job, AuditEntry.Action.JOB_DELETE)
+        super().delete_queryset(request, queryset)
+
     @admin.action(description="Cancel the selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset) -> None:
         cancelled, ended = 0, 0
         for job in queryset:
             try:
                 services.job_cancel(job=job)
+                _audit(request, job, AuditEntry.Action.JOB_CANCEL)
                 cancelled += 1
             except JobError:
                 ended += 1

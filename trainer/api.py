@@ -8,9 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
+from annotator.api_fields import DB_BIG_MAX, StrictIntegerField
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
 from trainer import selectors, services
 from trainer.exceptions import JobError
+from trainer.job_child import ALGORITHMS
 from trainer.models import ModelVersion, TrainingJob
 
 
@@ -21,7 +24,7 @@ class ModelVersionOut(serializers.ModelSerializer):
 
 
 class JobOut(serializers.ModelSerializer):
-    output_model = ModelVersionOut(read_only=True)
+    output_model = ModelVersionOut(read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingJob
@@ -53,12 +56,23 @@ class JobOut(serializers.ModelSerializer):
 
 
 class JobIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=TrainingJob.Kind.choices)
-    project = serializers.IntegerField()
-    config = serializers.JSONField(required=False, default=dict)
-    dataset = serializers.JSONField(required=False, default=dict)
-    input_model = serializers.IntegerField(required=False, allow_null=True)
-    reward_model = serializers.IntegerField(required=False, allow_null=True)
+    # Only the kinds a worker can run (the Kind table also has ones still to come).
+    kind = serializers.ChoiceField(
+        choices=[(v, label) for v, label in TrainingJob.Kind.choices if v in ALGORITHMS]
+    )
+    project = StrictIntegerField(min_value=1, max_value=DB_BIG_MAX)
+    config = serializers.DictField(
+        required=False, default=dict, help_text="The kind's settings (docs/training.md)."
+    )
+    dataset = serializers.DictField(
+        required=False, default=dict, help_text="Which labels or prompts to train on."
+    )
+    input_model = StrictIntegerField(
+        required=False, allow_null=True, min_value=1, max_value=DB_BIG_MAX
+    )
+    reward_model = StrictIntegerField(
+        required=False, allow_null=True, min_value=1, max_value=DB_BIG_MAX
+    )
 
 
 def _model(project, model_id, field):
@@ -96,6 +110,10 @@ def job_list_create(request: Request) -> Response:
         )
     except JobError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.JOB_LAUNCH,
+        target=f"job {job.id}", details={"kind": job.kind},
+    )  # fmt: skip
     return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -113,16 +131,25 @@ def job_cancel(request: Request, job_id: int) -> Response:
         job = services.job_cancel(job=job)
     except JobError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    audit_record(
+        request=request, project=job.project_id, action=AuditEntry.Action.JOB_CANCEL,
+        target=f"job {job.id}",
+    )  # fmt: skip
     return Response(JobOut(job).data)
 
 
-@extend_schema(responses=ModelVersionOut(many=True))
+class ModelsQuery(serializers.Serializer):
+    project = serializers.IntegerField(
+        required=False, min_value=1, max_value=DB_BIG_MAX, help_text="Only this project's."
+    )
+
+
+@extend_schema(parameters=[ModelsQuery], responses=ModelVersionOut(many=True))
 @api_view(["GET"])
 def model_list(request: Request) -> Response:
     models = selectors.models_for_admin(request.user)
-    project = request.query_params.get("project")
-    if project is not None:
-        if not project.isdigit():
-            return Response({"project": ["Must be a project id."]}, status=400)
-        models = models.filter(project_id=int(project))
+    query = ModelsQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    if "project" in query.validated_data:
+        models = models.filter(project_id=query.validated_data["project"])
     return Response(ModelVersionOut(models[:500], many=True).data)

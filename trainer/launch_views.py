@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import Project, Prompt
 from annotator.views import login_required
 from trainer import job_data, selectors, services
@@ -166,6 +167,13 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     except JobError as exc:
         context["form_error"] = str(exc)
         return render(request, "trainer/job_new.html", context)
+    audit_record(
+        request=request,
+        project=project,
+        action=AuditEntry.Action.JOB_LAUNCH,
+        target=f"job {job.id}",
+        details={"kind": kind},
+    )
     messages.success(request, f"{job.get_kind_display()} job #{job.id} launched.")
     return redirect("training_job", job_id=job.id)
 

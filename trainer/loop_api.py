@@ -8,13 +8,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
+from annotator.api_fields import StrictModelSerializer
+from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Membership
 from trainer import loop
 from trainer.models import LoopPolicy, LoopRound, ModelVersion
 
 
-class LoopPolicySerializer(serializers.ModelSerializer):
+class LoopPolicySerializer(StrictModelSerializer):
     base_policy = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.none())
+    policy_config = serializers.DictField(required=False)
+    reward_config = serializers.DictField(required=False)
+    generate_config = serializers.DictField(required=False)
 
     class Meta:
         model = LoopPolicy
@@ -95,6 +100,10 @@ def loop_detail(request: Request, project_id: int) -> Response:
         data = LoopPolicySerializer(data=request.data, project=project)
         data.is_valid(raise_exception=True)
         loop.loop_configure(project=project, **data.validated_data)
+        audit_record(
+            request=request, project=project, action=AuditEntry.Action.LOOP_CONFIGURE,
+            details=plain(data.validated_data),
+        )  # fmt: skip
     return Response(_state(project))
 
 
@@ -116,4 +125,7 @@ def loop_action(request: Request, project_id: int) -> Response:
         )
     action = data.validated_data["action"]
     loop.loop_act(policy=policy, action=action)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.LOOP_ACTION, target=action
+    )
     return Response(_state(project))

@@ -21,6 +21,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Project
 from annotator.views import login_required
 from trainer import loop, loop_selectors, loop_services, plots
@@ -238,6 +239,12 @@ def loop_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     if not form.is_valid():
         return render(request, "trainer/loop.html", _page_context(project, form))
     policy = loop.loop_configure(project=project, **form.cleaned_data)
+    audit_record(
+        request=request,
+        project=project,
+        action=AuditEntry.Action.LOOP_CONFIGURE,
+        details=plain(form.cleaned_data),
+    )
     if policy.enabled and not policy.paused:
         loop.loop_advance(project_id=project.id)
     messages.success(request, "Loop settings saved.")
@@ -255,6 +262,9 @@ def loop_action(request: HttpRequest, project_id: int, action: str) -> HttpRespo
         messages.error(request, "This project has no loop yet: save its settings first.")
         return redirect(_loop_url(project))
     loop.loop_act(policy=policy, action=action)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.LOOP_ACTION, target=action
+    )
     messages.success(request, ACTIONS[action])
     return redirect(_loop_url(project))
 

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotator import selectors as annotator_selectors
+from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership, Project
 from annotator.views import login_required
 from trainer import job_data, model_services, plots, selectors, services
@@ -268,6 +269,12 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     except JobError as exc:
         error = str(exc)
     else:
+        audit_record(
+            request=request,
+            project=job.project_id,
+            action=AuditEntry.Action.JOB_CANCEL,
+            target=f"job {job.id}",
+        )
         notice = (
             "Cancelled."
             if job.status == Status.CANCELLED

@@ -34,6 +34,19 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A request rate like '120/min' (s, min, hour, day); 'off' or empty: no limit (None)."""
+    raw = os.environ.get(name, default).strip()
+    if raw.lower() in {"", "off", "none", "0"}:
+        return None
+    count, _, period = raw.partition("/")
+    if not count.isdigit() or int(count) < 1 or period[:1].lower() not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 120/min (per s, min, hour or day) or 'off', got {raw!r}"
+        )
+    return raw
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

@@ -6,12 +6,13 @@ the HTTPS protections that `manage.py check --deploy` asks for.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import env_bool, env_int, env_list, env_str
+from webapp.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PREFLOOP_VAR_DIR", str(BASE_DIR / "var")))
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ works offline
     "django_htmx",
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -108,6 +112,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # Refuses a login while the account or the address is locked out, before the password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -138,6 +147,35 @@ PREFLOOP_IMPORT_MAX_BYTES = env_int("PREFLOOP_IMPORT_MAX_BYTES", 20 * 1024 * 102
 DATA_UPLOAD_MAX_MEMORY_SIZE = PREFLOOP_IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = PREFLOOP_IMPORT_MAX_BYTES + 1024 * 1024
 
+# How often one user may import (API and project page together), e.g. 60/hour; "off": no limit.
+PREFLOOP_IMPORT_RATE = env_rate("PREFLOOP_IMPORT_RATE", "60/hour")
+
+# --- Abuse limits ---------------------------------------------------------------------------
+# API requests per token (per address before login); over it: 429 with Retry-After. Generous
+# enough for a labeling script flat out (about 10 requests/s).
+PREFLOOP_API_RATE = env_rate("PREFLOOP_API_RATE", "3000/min")
+# The counters live in this cache; with several web processes use Redis so they share them.
+_cache_url = env_str("PREFLOOP_CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Logins (django-axes): after this many failures in a row an account, and separately an
+# address, is locked out for PREFLOOP_LOGIN_COOLOFF_MINUTES (0: until an admin unlocks it in
+# the Django admin's "Access attempts", or with `manage.py axes_reset`).
+AXES_ENABLED = env_bool("PREFLOOP_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("PREFLOOP_LOGIN_FAILURE_LIMIT", 5)
+_cooloff = env_int("PREFLOOP_LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff) if _cooloff > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.lockout.locked_out"
+AXES_CLIENT_IP_CALLABLE = "annotator.audit.client_address"
+AXES_VERBOSE = False
+
 # --- HTTPS and cookies ----------------------------------------------------------------------
 HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
@@ -149,6 +187,9 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", False) else None
 )
+# How many proxies in front of the app append to X-Forwarded-For; the audit log and the login
+# lock-out take the client's address from there (0: REMOTE_ADDR, no proxy trusted).
+PREFLOOP_TRUSTED_PROXIES = env_int("PREFLOOP_TRUSTED_PROXIES", 0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
@@ -165,6 +206,7 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["annotator.throttling.ApiRateThrottle"],
     # `format` is a query parameter of our own (import and export formats).
     "URL_FORMAT_OVERRIDE": None,
 }
@@ -176,7 +218,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies are JSON (the import also takes JSONL, CSV and a multipart file, declared
+    # on its view); requests and responses get their own components, so read-only fields are
+    # not asked for and the request side carries its constraints (non-empty strings...).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # API ids (annotator/converters.py): integers in the 64-bit range.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
     # Two different "kind" fields; named here so the schema (and check --deploy) has no warning.
+    # The error answers of every operation (401, 404, 429, ...), with their bodies.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "annotator.api_schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "LabelingKindEnum": "annotator.models.Kind",
         "TrainingJobKindEnum": "trainer.models.TrainingJob.Kind",

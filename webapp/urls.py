@@ -24,3 +24,7 @@ urlpatterns = [
     path("training/", include("trainer.urls")),
     path("", include("annotator.urls")),
 ]
+
+handler400 = "webapp.errors.bad_request"
+handler404 = "webapp.errors.not_found"
+handler500 = "webapp.errors.server_error"

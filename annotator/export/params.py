@@ -16,6 +16,7 @@ from annotator.models import Project
 SCHEMAS = ["preference", "preference-conversational", "ranking", "likert", "unpaired", "raw"]
 FORMATS = ["jsonl", "csv", "parquet"]
 AGGREGATES = ["majority", "all"]
+DB_INT_MAX = 2**31 - 1  # rounds and user ids are 32-bit integer columns
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
 # opinionated). A completion with any of them is never exported as the chosen one.
@@ -92,9 +93,9 @@ class ExportQuery(serializers.Serializer):
         required=False, help_text="Annotations before; default now (sent as X-Export-Until)."
     )
     split = serializers.ChoiceField(["train", "eval"], required=False)
-    round = serializers.IntegerField(required=False, min_value=0)
+    round = serializers.IntegerField(required=False, min_value=0, max_value=DB_INT_MAX)
     labeler = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=DB_INT_MAX),
         required=False,
         help_text="Only these labelers' annotations (user ids; repeat the parameter).",
     )

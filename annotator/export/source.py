@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import groupby
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
@@ -65,6 +66,16 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
     return qs
 
 
+def _sql(qs: QuerySet, fields: tuple[str, ...]) -> tuple[str, tuple] | None:
+    """The statement for these columns, or None when the ORM already knows it matches nothing
+    (a filter value outside the column's range, such as round=2**40, raises EmptyResultSet
+    while the SQL is written; the ORM's own iterators catch it, raw cursors must too)."""
+    try:
+        return qs.values_list(*fields).query.sql_with_params()
+    except EmptyResultSet:
+        return None
+
+
 def stream(qs: QuerySet, *fields: str) -> Iterator[tuple]:
     """Rows as tuples with the ORM's conversions (datetimes, JSON), through `iterator()`."""
     return qs.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
@@ -78,7 +89,9 @@ def streamed(qs: QuerySet, *fields: str) -> Iterator[tuple]:
     if connection.vendor != "postgresql":
         yield from tuples(qs, *fields)
         return
-    sql, params = qs.values_list(*fields).query.sql_with_params()
+    if (statement := _sql(qs, fields)) is None:
+        return
+    sql, params = statement
     with connection.cursor() as cursor:
         yield from cursor.stream(sql, params, size=STREAM_ROWS)
 
@@ -86,7 +99,9 @@ def streamed(qs: QuerySet, *fields: str) -> Iterator[tuple]:
 def tuples(qs: QuerySet, *fields: str) -> Iterator[tuple]:
     """Rows as the driver returns them, for the hot paths: the ORM writes the SQL, but no
     per-row conversion runs (JSON columns stay text). Server-side cursor on PostgreSQL."""
-    sql, params = qs.values_list(*fields).query.sql_with_params()
+    if (statement := _sql(qs, fields)) is None:
+        return
+    sql, params = statement
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK_ROWS):

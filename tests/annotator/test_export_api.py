@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotator.export import ExportParams, export_start, formats
+from annotator.export import ExportParams, export_start, export_summary, formats
 from annotator.models import Annotation, Kind, Membership
 from tests.annotator.exportkit import labelers, pick, prompt_for, task_over
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
@@ -167,3 +167,37 @@ def test_it_frees_the_database_when_a_download_stops_early(project, monkeypatch)
 
     # On PostgreSQL a half-read stream would still hold the connection here.
     assert Annotation.objects.filter(task__project=project).count() == 40
+
+
+@pytest.mark.parametrize("schema", ["preference", "preference-conversational", "ranking", "raw"])
+@pytest.mark.parametrize(
+    "filters",
+    [{"round": 7}, {"labeler": [424242]}, {"round": 0, "labeler": [1]}, {"split": "eval"}],
+)
+def test_it_summarises_filters_that_match_nothing_as_empty(
+    answered, alice, api_as, schema, filters
+):
+    response = api_as(alice).get(
+        f"/api/v1/projects/{answered.id}/export/summary/", {"schema": schema, **filters}
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["rows"] == 0
+
+
+@pytest.mark.parametrize("schema", ["preference", "ranking", "unpaired", "raw"])
+def test_it_exports_nothing_for_filter_values_beyond_the_columns_range(answered, schema):
+    # The ORM knows such a filter matches nothing and says so while writing the SQL
+    # (EmptyResultSet); the streamed readers answered 500 instead of an empty export.
+    for params in [
+        ExportParams(schema=schema, round=2**40),
+        ExportParams(schema=schema, labelers=(2**40,)),
+    ]:
+        summary = export_summary(project=answered, params=params)
+        assert summary["rows"] == 0
+
+
+def test_it_refuses_round_and_labeler_beyond_the_columns_range(answered, alice, api_as):
+    url = f"/api/v1/projects/{answered.id}/export/summary/"
+    response = api_as(alice).get(url, {"round": 2**40, "labeler": 2**40})
+    assert response.status_code == 400
+    assert set(response.json()) == {"round", "labeler"}

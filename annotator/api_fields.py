@@ -1,0 +1,56 @@
+"""Serializer fields that accept exactly what the OpenAPI schema says they accept."""
+
+from django.db import models
+from rest_framework import serializers
+
+DB_INT_MAX = 2**31 - 1  # an integer column (project ids, rounds)
+DB_BIG_MAX = 2**63 - 1  # a bigint column (model, task, job ids)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: DRF's also takes 0, 1, "yes", "off"... which the schema's
+    `boolean` does not allow."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: StrictBooleanField,
+    }
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF's turns numbers into text, which the schema's `string` does not
+    allow."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: DRF's also takes "12" and 12.0."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+StrictModelSerializer.serializer_field_mapping.update(
+    {
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.IntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.SmallIntegerField: StrictIntegerField,
+        models.BigIntegerField: StrictIntegerField,
+    }
+)
