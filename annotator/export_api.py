@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from annotator import export, selectors
 from annotator.audit import AuditEntry, audit_record
+from annotator.export.params import refuse_blank
 from annotator.models import Annotation, Membership, Project
 from annotator.pagination import StrictCursorPagination
 
@@ -61,6 +62,7 @@ def project_export(request: Request, project_id: int) -> StreamingHttpResponse:
     header (count and sha256 of these exact bytes).
     """
     project = _admin_project(request, project_id)
+    refuse_blank(export.ExportQuery, request.query_params)
     params = export.params_from_query(project=project, data=request.query_params)
     job = export.export_start(project=project, params=params)
     audit_record(
@@ -98,6 +100,7 @@ def project_export_summary(request: Request, project_id: int) -> Response:
     describe the same bytes.
     """
     project = _admin_project(request, project_id)
+    refuse_blank(export.ExportQuery, request.query_params)
     params = export.params_from_query(project=project, data=request.query_params)
     return Response(export.export_summary(project=project, params=params))
 
@@ -139,6 +142,7 @@ class ProjectAnnotationList(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Annotation.objects.none()
         project = _admin_project(self.request, self.kwargs["project_id"])
+        refuse_blank(AnnotationQuery, self.request.query_params)
         query = AnnotationQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         qs = Annotation.objects.filter(task__project=project).select_related("task__prompt")

@@ -201,3 +201,11 @@ def test_it_refuses_round_and_labeler_beyond_the_columns_range(answered, alice, 
     response = api_as(alice).get(url, {"round": 2**40, "labeler": 2**40})
     assert response.status_code == 400
     assert set(response.json()) == {"round", "labeler"}
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_it_refuses_a_blank_date_instead_of_ignoring_it(answered, alice, api_as, url):
+    # DRF reads `?since=` as "no since": the API answers 400 naming it, as its schema says.
+    response = api_as(alice).get(url.format(answered.id), {"since": ""})
+    assert response.status_code == 400
+    assert "since" in response.json()
