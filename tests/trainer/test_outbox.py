@@ -165,3 +165,57 @@ def test_publishing_to_a_closed_port_gives_up_at_once():
         started = time.monotonic()
         assert outbox.send(advance_loop, 1) is False
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_job_launched_with_the_broker_down_runs_once_on_a_real_worker(tmp_path, settings):
+    """Launch with the broker stopped; start it and a worker; the sweep sends the job, and a
+    duplicate message (a re-send) finds it already claimed: it runs exactly once."""
+    from django.db import connection
+
+    from tests.trainer import test_worker as w
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process needs to share the test database (PostgreSQL)")
+    from trainer.algorithms.tiny import build_tiny_policy
+
+    settings.PREFLOOP_MODELS_DIR = tmp_path / "models"
+    tiny = str(build_tiny_policy(tmp_path / "policy", pretrain_steps=0))
+    project = w.labeled_project(8)
+    redis_server = brokers.RedisServer()
+    redis_server.start()
+    redis_server.stop()
+    worker = None
+    with celery_broker(redis_server.url):
+        started = time.monotonic()
+        job = services_job_create(project, tiny)
+        assert time.monotonic() - started < 1.0
+        assert job.sent_at is None and job.status == "queued"
+        try:
+            redis_server.start()
+            worker = w.start_worker(tmp_path, "gpu", broker=redis_server.url)
+            TrainingJob.objects.filter(id=job.id).update(
+                created_at=timezone.now() - timedelta(minutes=1)
+            )
+            assert outbox.outbox_sweep()["resent"] == [job.id]
+            from trainer.tasks import run_training_job
+
+            run_training_job.delay(job.id)  # a duplicate, as a re-send of a lost message makes
+            w.wait_for(lambda: TrainingJob.objects.get(id=job.id).is_finished, 240, "the job")
+            time.sleep(3)  # the duplicate is consumed too
+        finally:
+            if worker is not None:
+                w.stop_worker(worker)
+            redis_server.stop()
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error + job.log_tail
+    assert job.attempts == 1
+
+
+def services_job_create(project, tiny):
+    from trainer import services
+
+    config = {"model_name_or_path": tiny, "batch_size": 4, "max_steps": 2, "device": "cpu"}
+    return services.job_create(project=project, kind="reward", config=config)
