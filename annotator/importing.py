@@ -46,10 +46,8 @@ class LineError(ValueError):
 
 def _line_error(number: int, exc: Exception) -> dict:
     """One bad line for the report: its number, the field when known, and the reason."""
-    error = {"line": number, "error": str(exc)}
-    if getattr(exc, "field", ""):
-        error["field"] = exc.field
-    return error
+    field = getattr(exc, "field", "")
+    return {"line": number, **({"field": field} if field else {}), "error": str(exc)}
 
 
 # --- Parsing --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ PostgreSQL and SQLite alike. Plain Python: no Django import.
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 32  # arrays and objects inside one another
@@ -79,7 +80,7 @@ def check(value: Any, field: str = "", *, max_depth: int = MAX_DEPTH) -> None:
             check_text(item, path)
         elif isinstance(item, (dict, list)):
             if depth >= max_depth:
-                raise UnsafeJSON(f"nested deeper than {max_depth} levels", path)
+                raise UnsafeJSON(f"nested deeper than {max_depth} levels", _outer(path))
             if isinstance(item, dict):
                 for key, inner in item.items():
                     inner_path = f"{path}.{key}" if path else str(key)
@@ -91,6 +92,12 @@ def check(value: Any, field: str = "", *, max_depth: int = MAX_DEPTH) -> None:
             raise UnsafeJSON(item.reason, path)
         elif isinstance(item, float) and not math.isfinite(item):
             raise UnsafeJSON("a number out of range", path)
+
+
+def _outer(path: str) -> str:
+    """Where deep nesting starts, readably: `meta.tree`, not `meta.tree[0][0][0]...`."""
+    path = re.sub(r"(\[\d+\])+$", "", path)
+    return path if len(path) <= 80 else path[:80] + "..."
 
 
 def check_text(text: str, field: str = "") -> str:

@@ -30,7 +30,7 @@ def leased(project, bob):
     [
         ('"fine\\u0000"', "notes", "NUL"),
         ('"\\ud83d"', "notes", "surrogate"),
-        ("[" * 64 + "]" * 64, "notes" + "[0]" * 31, "nested deeper than 32"),
+        ("[" * 64 + "]" * 64, "notes", "nested deeper than 32"),
         ("[" * 100_000 + "]" * 100_000, "body", "nested deeper than 32"),
         ("1" + "0" * 5000, "notes", "digits"),
         ("1e999", "notes", "out of range"),
