@@ -219,3 +219,23 @@ def services_job_create(project, tiny):
 
     config = {"model_name_or_path": tiny, "batch_size": 4, "max_steps": 2, "device": "cpu"}
     return services.job_create(project=project, kind="reward", config=config)
+
+
+def test_a_submit_with_a_loop_stays_within_the_hot_path_budget(
+    looped, project, bob, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    from tests.annotator.test_api_hot_path import SUBMIT_MAX_QUERIES
+
+    make_task(project)
+    make_task(project)
+    client = api_client_for(bob)
+    for sends in (1, 0):  # the first label marks the loop and sends; the next finds it marked
+        task = client.post(f"/api/v1/projects/{project.id}/tasks/next/").json()
+        with mock.patch("trainer.tasks.advance_loop.delay") as advance:
+            with django_assert_max_num_queries(SUBMIT_MAX_QUERIES):
+                with django_capture_on_commit_callbacks(execute=True) as callbacks:
+                    answered = client.post(
+                        f"/api/v1/tasks/{task['id']}/annotations/", {"choice": "a"}, format="json"
+                    )
+        assert answered.status_code == 201
+        assert len(callbacks) == advance.call_count == sends
