@@ -382,8 +382,8 @@ class Bench:
             )
         fault_end = time.monotonic()
         time.sleep(args.after)
+        stopped = time.monotonic()  # the rates are read up to here: then the labelers stop
         labelers.finish()
-        stopped = time.monotonic()
         state = self.wait_jobs_end(project, timeout=args.job_timeout)
         check = django_cmd(env, "labeling_db.py", "check", f"--project={project}")
         return self.summary(
@@ -393,7 +393,8 @@ class Bench:
     def summary(self, name, labelers, check, state, notes, fault_start, fault_end, stopped):
         acked = [a for _, a in labelers.acks]
         stored = set(check["annotation_ids"])
-        baseline = labelers.rate(fault_start - self.args.baseline + 2, fault_start)
+        # The rate over the last 6 s before the fault: the labelers have all started by then.
+        baseline = labelers.rate(fault_start - 6, fault_start)
         window = 5.0
         recovered = None
         t = fault_end
@@ -431,8 +432,23 @@ class Bench:
             "jobs": jobs,
             "jobs_ended_once": ended_once and bool(jobs or name not in ("redis", "celery")),
             "loop_mark_age_s": state["loop_mark_age_s"],
+            # Answers acknowledged per 2 s, from the start of the baseline; the fault's start
+            # and end, in seconds from the same origin.
+            "timeline": _timeline(labelers, fault_start - self.args.baseline, stopped),
+            "fault_at_s": [
+                round(self.args.baseline, 1),
+                round(fault_end - fault_start + self.args.baseline, 1),
+            ],
             "notes": notes,
         }
+
+
+def _timeline(labelers: Labelers, start: float, end: float, step: float = 2.0) -> list[int]:
+    buckets = [0] * int((end - start) // step + 1)
+    for t, _ in labelers.acks:
+        if start <= t < end:
+            buckets[int((t - start) // step)] += 1
+    return buckets
 
 
 def _steps(start: float, end: float, step: float = 0.5):
@@ -467,7 +483,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=1.0, help="mean human pause, seconds")
     parser.add_argument("--tasks", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    parser.add_argument("--baseline", type=float, default=10.0, help="seconds before the fault")
+    parser.add_argument("--baseline", type=float, default=15.0, help="seconds before the fault")
     parser.add_argument("--outage", type=float, default=10.0, help="Redis down, seconds")
     parser.add_argument("--after", type=float, default=20.0, help="seconds after the fault")
     parser.add_argument("--job-timeout", type=float, default=120.0)
@@ -512,11 +528,17 @@ def main() -> None:
         "two answers of one labeler to one task; 5xx (after): server errors during the whole "
         "run (of them, more than 2 s after the fault ended); client errors: connections reset "
         "or refused; lowest 5 s: the worst 5-second answer rate from the fault on, against the "
-        "rate before it; back to speed: from the end of the fault until a 5-second window "
-        "reaches 85 % of the rate before it; jobs: each job's final status and how many times "
-        "it was claimed.",
+        "rate over the 6 s before the fault; back to speed: from the end of the fault until a "
+        "5-second window reaches 85 % of that rate; jobs: each job's final status and how many "
+        "times it was claimed.",
         "",
-        *[f"- {r['scenario']}: {json.dumps(r['notes'], default=str)}" for r in rows],
+        "Answers acknowledged per 2 s (the fault from the first to the second time named):",
+        "",
+        *[
+            f"- {r['scenario']} (fault {r['fault_at_s'][0]}-{r['fault_at_s'][1]} s): "
+            f"{' '.join(map(str, r['timeline']))}; {json.dumps(r['notes'], default=str)}"
+            for r in rows
+        ],
         "",
     ]
     out.with_suffix(".md").write_text("\n".join(md))
