@@ -10,7 +10,8 @@ Two kinds of work leave the web this way, each recorded on a row that already ex
 - "run this job": a queued TrainingJob; TrainingJob.sent_at says when its message was last
   handed to the broker.
 
-Sending is best effort (`send`): a short connection timeout, one reconnect, never raises. What
+Sending is best effort (`send`): a 1 s connection timeout, 2 s for a broker that hangs, no
+retry, never raises. What
 was not sent, or was sent and lost, is picked up by `outbox_sweep` (Celery beat, every few
 seconds): due loops are advanced there and then, unsent or long-queued jobs are sent again.
 A job sent twice still runs once: the worker claims it by conditional update (job_claim).

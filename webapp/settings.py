@@ -201,11 +201,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A broker that does not answer is given up on quickly: requests never wait on it (what
     # they send is recorded in the database and swept, trainer/outbox.py).
     "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1),
+    # A broker that accepted the connection and then hangs (stopped, partitioned): longer than
+    # the worker's 1 s blocking read, short enough that a request gives up in seconds.
+    "socket_timeout": env_int("CELERY_BROKER_SOCKET_TIMEOUT", 2),
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1)
-# Publishing: one quick reconnect (a broker restarted since the last message), then give up.
+# Publishing: no retry. What does not go out at once is sent by the outbox sweep.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1,
+    "max_retries": 0, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1,
 }  # fmt: skip
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The outbox sweep: loops marked due and jobs whose message did not go out (or went out and

@@ -221,6 +221,26 @@ def services_job_create(project, tiny):
     return services.job_create(project=project, kind="reward", config=config)
 
 
+def test_publishing_to_a_hung_broker_gives_up_within_seconds():
+    import os
+    import signal
+
+    from trainer.tasks import advance_loop
+
+    server = brokers.RedisServer()
+    server.start()
+    try:
+        with celery_broker(server.url):
+            assert outbox.send(advance_loop, 1) is True
+            os.kill(server.process.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+            started = time.monotonic()
+            assert outbox.send(advance_loop, 1) is False
+            assert time.monotonic() - started < 3.5
+            os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        server.stop()
+
+
 def test_a_submit_with_a_loop_stays_within_the_hot_path_budget(
     looped, project, bob, django_assert_max_num_queries, django_capture_on_commit_callbacks
 ):
