@@ -106,7 +106,7 @@ def parse_csv(text: str) -> tuple[list[Line], list[dict]]:
             row = next(rows)
         except StopIteration:
             break
-        except csv.Error as exc:  # e.g. a NUL character, which the csv reader refuses
+        except csv.Error as exc:  # e.g. a cell over the csv module's size limit
             errors.append({"line": reader.line_num, "error": f"unreadable CSV: {exc}"})
             continue
         number = reader.line_num  # physical line of the row's end; quoted newlines count

@@ -127,8 +127,15 @@ def outbox_sweep() -> dict:
 
     advanced = []
     for project_id in loops_due():
-        if loop_advance_claim(project_id=project_id):
+        if not loop_advance_claim(project_id=project_id):
+            continue
+        try:
             loop_advance(project_id=project_id)
-            advanced.append(project_id)
+        except Exception:  # one project's failure must not hold up the others, nor the jobs
+            logger.exception("Advancing the loop of project %s failed; retried", project_id)
+            with transaction.atomic():
+                loop_advance_mark(project_id=project_id)
+            continue
+        advanced.append(project_id)
     resent = [job_id for job_id in jobs_to_resend() if _job_send(job_id)]
     return {"advanced": advanced, "resent": resent}

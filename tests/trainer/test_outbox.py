@@ -259,3 +259,16 @@ def test_a_submit_with_a_loop_stays_within_the_hot_path_budget(
                     )
         assert answered.status_code == 201
         assert len(callbacks) == advance.call_count == sends
+
+
+def test_a_loop_that_fails_to_advance_stays_due_and_the_sweep_goes_on(looped, project):
+    other = TrainingJob.objects.create(project=project, kind="reward", output_dir="/x")
+    TrainingJob.objects.filter(id=other.id).update(created_at=timezone.now() - timedelta(minutes=1))
+    outbox.loop_advance_mark(project_id=project.id)
+    with (
+        mock.patch("trainer.loop.loop_advance", side_effect=RuntimeError("boom")),
+        mock.patch("trainer.tasks.run_training_job.delay"),
+    ):
+        swept = outbox.outbox_sweep()
+    assert swept == {"advanced": [], "resent": [other.id]}
+    assert LoopPolicy.objects.get(id=looped.id).advance_due_since is not None  # next tick
