@@ -16,11 +16,13 @@ from django.db import connection, transaction
 
 from annotator.exceptions import ImportFailed
 from annotator.models import Completion, Kind, Project, Prompt, Task, TaskCompletion
+from webapp import safejson
 
 MAX_TEXT = 100_000
 MAX_COMPLETIONS = 9
 MAX_ERRORS_REPORTED = 1000
 ROLES = {"system", "user", "assistant", "tool"}
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1  # the column is a 32-bit integer
 JSONL_KEYS = {"prompt", "completions", "meta", "split", "priority", "gold"}
 
 
@@ -37,7 +39,15 @@ class Line:
 
 
 class LineError(ValueError):
-    pass
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
+def _line_error(number: int, exc: Exception) -> dict:
+    """One bad line for the report: its number, the field when known, and the reason."""
+    field = getattr(exc, "field", "")
+    return {"line": number, **({"field": field} if field else {}), "error": str(exc)}
 
 
 # --- Parsing --------------------------------------------------------------------------------
@@ -63,7 +73,10 @@ def parse_jsonl(text: str) -> tuple[list[Line], list[dict]]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = safejson.loads(raw)
+        except safejson.UnsafeJSON as exc:
+            errors.append(_line_error(number, exc))
+            continue
         except json.JSONDecodeError as exc:
             errors.append(
                 {"line": number, "error": f"invalid JSON: {exc.msg} (column {exc.colno})"}
@@ -72,7 +85,7 @@ def parse_jsonl(text: str) -> tuple[list[Line], list[dict]]:
         try:
             lines.append(_line_from_object(number, obj))
         except LineError as exc:
-            errors.append({"line": number, "error": str(exc)})
+            errors.append(_line_error(number, exc))
     return lines, errors
 
 
@@ -87,13 +100,28 @@ def parse_csv(text: str) -> tuple[list[Line], list[dict]]:
     if not completion_cols:
         return [], [{"line": 1, "error": "header needs completion_1, completion_2, ... columns"}]
     lines, errors = [], []
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a cell over the csv module's size limit
+            errors.append({"line": reader.line_num, "error": f"unreadable CSV: {exc}"})
+            continue
         number = reader.line_num  # physical line of the row's end; quoted newlines count
         try:
+            for column, cell in row.items():
+                if isinstance(cell, str):
+                    safejson.check_text(cell, column or "")
             lines.append(_line_from_object(number, _csv_row_to_object(row, completion_cols)))
-        except LineError as exc:
-            errors.append({"line": number, "error": str(exc)})
+        except (LineError, safejson.UnsafeJSON) as exc:
+            errors.append(_line_error(number, exc))
     return lines, errors
+
+
+def _suffix(field: str) -> str:
+    return "" if not field else field if field.startswith("[") else f".{field}"
 
 
 def _completion_col_order(name: str):
@@ -107,9 +135,15 @@ def _csv_row_to_object(row: dict, completion_cols: list[str]) -> dict:
     obj: dict = {"completions": [row[c] for c in completion_cols if (row.get(c) or "").strip()]}
     if (row.get("prompt_messages") or "").strip():
         try:
-            obj["prompt"] = json.loads(row["prompt_messages"])
+            obj["prompt"] = safejson.loads(row["prompt_messages"])
+        except safejson.UnsafeJSON as exc:
+            raise LineError(
+                f"prompt_messages is refused: {exc}", f"prompt_messages{_suffix(exc.field)}"
+            ) from None
         except json.JSONDecodeError as exc:
-            raise LineError(f"prompt_messages is not valid JSON: {exc.msg}") from None
+            raise LineError(
+                f"prompt_messages is not valid JSON: {exc.msg}", "prompt_messages"
+            ) from None
     else:
         obj["prompt"] = row.get("prompt") or ""
     meta = {k.removeprefix("meta."): v for k, v in row.items() if k.startswith("meta.") and v}
@@ -163,7 +197,9 @@ def _line_from_object(number: int, obj) -> Line:
     line.split = split
     priority = obj.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise LineError("priority must be an integer")
+        raise LineError("priority must be an integer", "priority")
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise LineError(f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}", "priority")
     line.priority = priority
     gold = obj.get("gold")
     if gold is not None and not isinstance(gold, dict):

@@ -3,5 +3,8 @@
 
 from django.dispatch import Signal
 
-# Sent after the annotation's transaction committed; kwargs: annotation_id, project_id.
+# Sent inside the annotation's transaction (it rolls back with it); kwargs: annotation_id,
+# project_id. A listener may only write rows here, in one cheap statement (it runs on every
+# submit); anything that leaves the database it defers with transaction.on_commit, and it must
+# never wait on anything outside the database.
 annotation_created = Signal()

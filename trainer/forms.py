@@ -23,6 +23,7 @@ from annotator.models import Prompt
 from trainer.configs import config_class, config_fields
 from trainer.models import ModelVersion
 from trainer.snapshots import LABEL_KINDS
+from webapp import safejson
 
 TYPES = ("bool", "int", "float", "str", "json")
 
@@ -120,7 +121,7 @@ def parse_value(field: Field, raw: str):
         return value
     if field.type == "json":
         try:
-            value = json.loads(raw)
+            value = safejson.loads(raw)  # refuses what the database cannot store
         except json.JSONDecodeError as exc:
             raise ValueError(f"Enter valid JSON ({exc.msg}).") from None
         if isinstance(field.default, dict) and not isinstance(value, dict):
@@ -132,7 +133,7 @@ def parse_value(field: Field, raw: str):
         if raw not in Prompt.Split.values:
             raise ValueError(f"Pick one of: {', '.join(Prompt.Split.values)}.")
         return raw
-    return raw
+    return safejson.check_text(raw)  # a NUL or lone surrogate: a message, not a 500
 
 
 def parse_fields(fields: list[Field], data: QueryDict, prefix: str) -> dict:

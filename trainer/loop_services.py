@@ -46,6 +46,7 @@ def _store(model_id: int, value: dict) -> None:
 
 def reward_model_fresh_accuracy_request(*, model_version: ModelVersion) -> None:
     """Mark the measurement queued and send it to a gpu worker once this is committed."""
+    from trainer import outbox
     from trainer.tasks import measure_fresh_accuracy
 
     if model_version.role != ModelVersion.Role.REWARD:
@@ -57,8 +58,10 @@ def reward_model_fresh_accuracy_request(*, model_version: ModelVersion) -> None:
         queued = {**previous, **queued}
     with transaction.atomic():
         _store(model_version.id, queued)
+        # Best effort: with the broker away the request still answers (the button can be
+        # pressed again); trainer/outbox.py.
         transaction.on_commit(
-            lambda: measure_fresh_accuracy.apply_async((model_version.id,), queue="gpu")
+            lambda: outbox.send(measure_fresh_accuracy, model_version.id, queue="gpu")
         )
 
 

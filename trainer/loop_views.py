@@ -27,6 +27,7 @@ from annotator.views import login_required
 from trainer import loop, loop_selectors, loop_services, plots
 from trainer.models import LoopPolicy, ModelVersion
 from trainer.views import _project_for_admin
+from webapp import safejson
 
 ACTIONS = {
     "pause": "The loop is paused: no transition until you resume it.",
@@ -100,7 +101,7 @@ class LoopSettingsForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = safejson.loads(raw)  # refuses what the database cannot store
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
         if not isinstance(value, dict):

@@ -92,6 +92,9 @@ class TrainingJob(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # When the job's message was last handed to the broker; empty while it never was (the
+    # broker was down at launch). The outbox sweep sends it again (trainer/outbox.py).
+    sent_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -105,6 +108,7 @@ class TrainingJob(models.Model):
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status="running"), name="job_running_idx"
             ),
+            models.Index(fields=["sent_at"], condition=Q(status="queued"), name="job_queued_idx"),
         ]
 
     def __str__(self) -> str:
@@ -163,6 +167,9 @@ class LoopPolicy(models.Model):
         "near: the base policy (as in InstructGPT), or the previous round's.",
     )
     retrain_requested = models.BooleanField(default=False)
+    # Set in the transaction of the label (or job end) that may move the loop on, cleared by
+    # whoever advances it: the durable, debounced "loop needs advancing" mark (trainer/outbox.py).
+    advance_due_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

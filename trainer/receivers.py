@@ -1,15 +1,10 @@
-"""Listeners on the labeling app's signals: they only hand work to Celery."""
+"""Listeners on the labeling app's signals. They run inside the label's transaction, so they
+only write a row; what goes to Celery is sent after the commit, best effort (trainer/outbox.py)."""
 
-from annotator import sql
-from trainer.models import LoopPolicy
+from trainer import outbox
 
 
 def on_annotation_created(sender, *, project_id: int, **kwargs) -> None:
-    # One cheap query per annotation (written by hand: it runs on every submit, see
-    # annotator/sql.py); the loop's own checks run on a worker.
-    statement = f"""SELECT 1 FROM {sql.table(LoopPolicy)}
-                    WHERE project_id = %s AND enabled AND NOT paused"""  # noqa: S608
-    if sql.one(statement, [project_id]) is not None:
-        from trainer.tasks import advance_loop
-
-        advance_loop.delay(project_id)
+    # One statement per annotation (it runs inside every submit, see annotator/sql.py): mark
+    # the loop due. Only the first label since the last advance sends a message.
+    outbox.loop_advance_request(project_id=project_id)

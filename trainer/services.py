@@ -34,10 +34,11 @@ def job_create(
     reward_model: ModelVersion | None = None,
     dataset: dict | None = None,
 ) -> TrainingJob:
-    """Queue a job; the worker gets it only once the row is committed."""
+    """Queue a job; its message is sent once the row is committed, best effort: when the broker
+    is away the outbox sweep sends it later (trainer/outbox.py). It runs once either way."""
     from trainer.configs import validate_config
+    from trainer.outbox import job_send_on_commit
     from trainer.snapshots import dataset_validate
-    from trainer.tasks import run_training_job
 
     config = validate_config(
         kind=kind, config=config, input_model=input_model, reward_model=reward_model
@@ -55,7 +56,7 @@ def job_create(
         )
         job.output_dir = str(Path(settings.PREFLOOP_MODELS_DIR) / f"job-{job.id}")
         job.save(update_fields=["output_dir"])
-        transaction.on_commit(lambda: run_training_job.delay(job.id))
+        job_send_on_commit(job_id=job.id)
     return job
 
 

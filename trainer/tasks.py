@@ -4,6 +4,7 @@ import os
 import socket
 
 from celery import shared_task
+from django.db import transaction
 
 from trainer import loop, loop_services, runner, services
 from trainer.models import LoopPolicy, TrainingJob
@@ -16,7 +17,10 @@ def run_training_job(job_id: int) -> str | None:
     status = runner.job_run(job_id=job_id, worker=f"{socket.gethostname()}:{os.getpid()}")
     project_id = TrainingJob.objects.filter(id=job_id).values_list("project_id", flat=True).first()
     if status is not None and project_id is not None:
-        advance_loop.delay(project_id)
+        from trainer import outbox
+
+        with transaction.atomic():
+            outbox.loop_advance_request(project_id=project_id)
     return status
 
 
@@ -27,7 +31,21 @@ def reap_jobs() -> list[int]:
 
 @shared_task(name="trainer.tasks.advance_loop")
 def advance_loop(project_id: int) -> str | None:
+    """Sent when a label or a job end marked the loop due; a no-op if the sweep got there first."""
+    from trainer import outbox
+
+    if not outbox.loop_advance_claim(project_id=project_id):
+        return None
     return loop.loop_advance(project_id=project_id)
+
+
+@shared_task(name="trainer.tasks.sweep_outbox")
+def sweep_outbox() -> dict:
+    """Celery beat, every few seconds: deliver what requests recorded while the broker was
+    away (trainer/outbox.py)."""
+    from trainer import outbox
+
+    return outbox.outbox_sweep()
 
 
 @shared_task(name="trainer.tasks.advance_all_loops")

@@ -204,6 +204,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    # JSON a database cannot store (NUL, lone surrogates, deep nesting, huge numbers) is a 400
+    # naming the field (webapp/parsers.py), not a 500 from the database.
+    "DEFAULT_PARSER_CLASSES": [
+        "webapp.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_CLASSES": ["annotator.throttling.ApiRateThrottle"],
@@ -246,14 +253,44 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"trainer.tasks.run_training_job": {"queue": "gpu"}}
-# Longer than the longest training job, or Redis re-delivers a job that is still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 48 * 3600)
+    # Longer than the longest training job, or Redis re-delivers a job that is still running.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 48 * 3600),
+    # A broker that does not answer is given up on quickly: requests never wait on it (what
+    # they send is recorded in the database and swept, trainer/outbox.py).
+    "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1),
+    # A broker that accepted the connection and then hangs (stopped, partitioned): longer than
+    # the worker's 1 s blocking read, short enough that a request gives up in seconds.
+    "socket_timeout": env_int("CELERY_BROKER_SOCKET_TIMEOUT", 2),
 }
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECT_TIMEOUT", 1)
+# Publishing: no retry. What does not go out at once is sent by the outbox sweep.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 0, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1,
+}  # fmt: skip
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The outbox sweep: loops marked due and jobs whose message did not go out (or went out and
+# may have been lost with the broker's data) are delivered from here (trainer/outbox.py).
+PREFLOOP_OUTBOX_SWEEP_SECONDS = env_int("PREFLOOP_OUTBOX_SWEEP_SECONDS", 5)
+# A queued job whose launch did not note its message as sent within this many seconds.
+PREFLOOP_OUTBOX_GRACE = env_int("PREFLOOP_OUTBOX_GRACE", 5)
+# A queued job whose message went out this long ago is sent again (a duplicate is harmless).
+PREFLOOP_JOB_RESEND_AFTER = env_int("PREFLOOP_JOB_RESEND_AFTER", 600)
+# Beat messages expire after one period: a busy solo worker skips the stale ones instead of
+# running a backlog of identical sweeps when it comes free.
 CELERY_BEAT_SCHEDULE = {
-    "reap-training-jobs": {"task": "trainer.tasks.reap_jobs", "schedule": 30.0},
-    "advance-loops": {"task": "trainer.tasks.advance_all_loops", "schedule": 30.0},
-}
+    "sweep-outbox": {
+        "task": "trainer.tasks.sweep_outbox",
+        "schedule": float(PREFLOOP_OUTBOX_SWEEP_SECONDS),
+        "options": {"expires": float(PREFLOOP_OUTBOX_SWEEP_SECONDS)},
+    },
+    "reap-training-jobs": {
+        "task": "trainer.tasks.reap_jobs", "schedule": 30.0, "options": {"expires": 30.0},
+    },
+    "advance-loops": {
+        "task": "trainer.tasks.advance_all_loops", "schedule": 30.0, "options": {"expires": 30.0},
+    },
+}  # fmt: skip
 
 # --- Training jobs --------------------------------------------------------------------------
 PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models")))

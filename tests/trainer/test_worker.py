@@ -41,19 +41,17 @@ def tiny_model(tmp_path_factory):
     return str(build_tiny_policy(tmp_path_factory.mktemp("tiny") / "policy", pretrain_steps=0))
 
 
-@pytest.fixture
-def worker(tmp_path):
-    """A solo-pool worker on a queue of its own; yields (queue, process)."""
+def start_worker(tmp_path, queue: str, broker: str | None = None) -> subprocess.Popen:
+    """A solo-pool worker on `queue`, sharing the test database."""
     db = connection.settings_dict
-    queue = f"gpu-test-{uuid.uuid4().hex[:10]}"
     env = os.environ | {
         "DJANGO_SETTINGS_MODULE": "webapp.test_settings",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": broker or settings.CELERY_BROKER_URL,
         "PREFLOOP_VAR_DIR": str(tmp_path),
     }
     log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -69,21 +67,31 @@ def worker(tmp_path):
             "--without-gossip",
             "--without-mingle",
             "--hostname",
-            f"{queue}@%h",
+            f"{queue}-{uuid.uuid4().hex[:6]}@%h",
         ],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    yield queue, process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-    log.close()
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """A solo-pool worker on a queue of its own; yields (queue, process)."""
+    queue = f"gpu-test-{uuid.uuid4().hex[:10]}"
+    process = start_worker(tmp_path, queue)
+    yield queue, process
+    stop_worker(process)
 
 
 def labeled_project(n: int = 24):
