@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('annotator', '0001_initial'),
-        ('trainer', '0006_loop_rloo_grpo'),
+        ('trainer', '0007_loop_reference_and_scores'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
