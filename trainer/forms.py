@@ -3,7 +3,8 @@
 The fields come from the algorithm's config dataclass (trainer/configs.py), so a new config
 field shows up on the form by itself. Each posted value is parsed to its default's type
 (int, float, bool, str; dict or list as JSON; a field whose default is None by its type
-annotation, blank meaning None; a field typed `X | None` takes a blank as None too) with a message naming the field when it does not parse. Only
+annotation, blank meaning None; a field typed `X | None` takes a blank as None too) with a
+message naming the field when it does not parse. Only
 values that differ from the default are sent to services.job_create, which fills in the rest
 and validates the whole config.
 
