@@ -42,6 +42,7 @@ Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -608,8 +609,9 @@ def train(
         restore_rng_state(state)
         start = state["step"]
     elif config.normalize_reward and config.whiten_rewards:
-        # A batch of its own (another shuffle), so step 1 is not scored by its own statistics.
-        moments = normalise_rewards(models, prompts_for_step(rows, config, -1), config)
+        # A full batch of its own (another draw), so step 1 is not whitened by itself alone.
+        sample_rows = random.Random(config.seed - 1).sample(rows, min(config.batch_size, len(rows)))
+        moments = normalise_rewards(models, [row["prompt"] for row in sample_rows], config)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir, "ppo")
     metrics: dict = {"start_step": start, "stopped": False, "step": start}
