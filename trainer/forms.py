@@ -3,7 +3,8 @@
 The fields come from the algorithm's config dataclass (trainer/configs.py), so a new config
 field shows up on the form by itself. Each posted value is parsed to its default's type
 (int, float, bool, str; dict or list as JSON; a field whose default is None by its type
-annotation, blank meaning None) with a message naming the field when it does not parse. Only
+annotation, blank meaning None; a field typed `X | None` takes a blank as None too) with a
+message naming the field when it does not parse. Only
 values that differ from the default are sent to services.job_create, which fills in the rest
 and validates the whole config.
 
@@ -72,6 +73,8 @@ def _text(value, type_: str) -> str:
 def _type_of(default, annotation) -> tuple[str, bool]:
     """(type, optional) of a config field: its default's type; when the default is None,
     the first type its annotation names (`float | None` is an optional float)."""
+    # `float | None = 1.0`: a number by default, and blank turns it off.
+    optional = default is None or re.search(r"\bNone\b", str(annotation)) is not None
     if default is None:
         names = re.findall(r"\b(bool|int|float|str|dict|list)\b", str(annotation))
         found = names[0] if names else "str"
@@ -80,8 +83,8 @@ def _type_of(default, annotation) -> tuple[str, bool]:
         return "bool", False
     for type_ in (int, float, str):
         if isinstance(default, type_):
-            return type_.__name__, False
-    return "json", False
+            return type_.__name__, optional
+    return "json", optional
 
 
 def config_form_fields(kind: str) -> list[Field]:
@@ -155,7 +158,7 @@ def parse_fields(fields: list[Field], data: QueryDict, prefix: str) -> dict:
             except ValueError as exc:
                 field.error = str(exc)
                 continue
-        if value is not None and value != field.default:
+        if value != field.default:  # a blank optional field is None: sent when not the default
             values[field.name] = value
     return values
 

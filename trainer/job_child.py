@@ -36,8 +36,10 @@ ALGORITHMS = {
 
 
 def sft_rows(rows: list[dict]) -> list[dict]:
-    """SFT on labels: the preferred response of each preference row is the demonstration."""
-    return [{"prompt": row["prompt"], "completion": row["chosen"]} for row in rows]
+    """SFT on labels: each prompt's best response, once, is the demonstration."""
+    from trainer.algorithms.sft import best_responses
+
+    return best_responses(rows)
 
 
 # How a kind reads the snapshot rows, where they are not already in its own format.

@@ -149,6 +149,27 @@ def split_rows(rows: list, val_fraction: float, seed: int) -> tuple[list, list]:
     return train, val
 
 
+def prompt_key(row: dict) -> str:
+    """What identifies a row's prompt: its ``prompt_id`` when the row has one, else its text
+    (a chat prompt as its JSON)."""
+    if row.get("prompt_id") is not None:
+        return f"id:{row['prompt_id']}"
+    return "text:" + json.dumps(row.get("prompt"), sort_keys=True, ensure_ascii=False)
+
+
+def split_rows_by_prompt(rows: list[dict], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Train/val split that keeps every row of one prompt on the same side, so validation
+    measures prompts the model has not seen (rows of one prompt share most of their text)."""
+    keys = list(dict.fromkeys(prompt_key(row) for row in rows))
+    if val_fraction <= 0 or len(keys) < 2:
+        return list(rows), []
+    train_keys, val_keys = split_rows(keys, val_fraction, seed)
+    held_out = set(val_keys)
+    train = [row for row in rows if prompt_key(row) not in held_out]
+    val = [row for row in rows if prompt_key(row) in held_out]
+    return train, val
+
+
 def batch_for_step(n_rows: int, batch_size: int, step: int, seed: int) -> list[int]:
     """Row indices of step ``step`` (0-based): a fixed function of the step, so a
     resumed run sees exactly the batches the interrupted one would have."""
@@ -180,12 +201,106 @@ def resolve_device(name: str) -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
+DTYPE_NAMES = {
+    "auto": "auto",
+    "fp32": "float32",
+    "float32": "float32",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+}
+
+
+def _dtype_name(name: str) -> str:
+    if name not in DTYPE_NAMES:
+        raise TrainingError(
+            f"Unknown dtype {name!r}; use one of auto, fp32, bf16, fp16 (or float32, bfloat16, "
+            "float16)."
+        )
+    return DTYPE_NAMES[name]
+
+
 def resolve_dtype(name: str):
+    """Weights dtype of a model that is only run, never trained (``auto``: float32)."""
     import torch
 
-    if name == "auto":
-        return torch.float32
-    return getattr(torch, name)
+    name = _dtype_name(name)
+    return torch.float32 if name == "auto" else getattr(torch, name)
+
+
+def compute_dtype(name: str, device: str):
+    """The precision forward passes run in: ``auto`` is bfloat16 on a GPU that supports it,
+    float32 elsewhere; an explicit name is taken as given."""
+    import torch
+
+    name = _dtype_name(name)
+    if name != "auto":
+        return getattr(torch, name)
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def training_autocast_dtype(name: str, device: str, what: str):
+    """Autocast dtype for a model whose weights are trained, or None for plain float32.
+
+    Trainable weights always stay float32 (the master copy the optimizer updates: most bf16
+    weights would not move at a small learning rate), and bfloat16 runs as autocast over them.
+    float16 would need loss scaling, which this trainer does not do, so it is refused."""
+    import torch
+
+    dtype = compute_dtype(name, device)
+    if dtype == torch.float16:
+        raise TrainingError(
+            f"{what} cannot train in float16: without loss scaling its gradients underflow. Use "
+            "bf16 (float32 weights, bfloat16 compute) or fp32."
+        )
+    return None if dtype == torch.float32 else dtype
+
+
+def autocast(device: str, dtype):
+    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op when dtype is None."""
+    import contextlib
+
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def disable_dropout(model) -> None:
+    """Turn every dropout of ``model`` off, as TRL does for reward and RL training: the same
+    input must give the same output in training and in scoring."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        # Attention modules (Llama, Qwen, ...) read a float rate, not an nn.Dropout.
+        for name in ("attention_dropout", "dropout", "attn_dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, 0.0)
+    for key, value in list(model.config.to_dict().items()):
+        if "dropout" in key and isinstance(value, float):
+            setattr(model.config, key, 0.0)
+
+
+def tokenize_prompts(tokenizer, texts: list[str], chat: list[bool], max_length: int):
+    """Tokenise a batch where some texts come from a chat template (which already holds its
+    special tokens) and some are plain (which get the tokenizer's own, e.g. BOS); padded on
+    the tokenizer's side. Returns tensors ``input_ids`` and ``attention_mask``."""
+    encoded = [
+        tokenizer(
+            text,
+            truncation=True,
+            max_length=max_length,
+            add_special_tokens=not is_chat,
+        )["input_ids"]
+        for text, is_chat in zip(texts, chat, strict=True)
+    ]
+    return tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt")
 
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
@@ -224,6 +339,8 @@ def save_training_state(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "torch_rng": torch.get_rng_state(),
+        # Sampling on a GPU draws from the CUDA generators, not the CPU one.
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "extra": extra or {},
     }
     torch.save(state, checkpoint_dir / TRAINING_STATE_FILENAME)
@@ -234,6 +351,16 @@ def load_training_state(checkpoint_dir: Path) -> dict:
 
     # Our own file, holding optimizer tensors and plain Python values.
     return torch.load(checkpoint_dir / TRAINING_STATE_FILENAME, weights_only=False)
+
+
+def restore_rng_state(state: dict) -> None:
+    """Put back the CPU and (where saved and present) CUDA random states of a checkpoint."""
+    import torch
+
+    torch.set_rng_state(state["torch_rng"])
+    cuda = state.get("cuda_rng")
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
 
 
 def prune_checkpoints(output_dir: str | Path, keep: int) -> None:

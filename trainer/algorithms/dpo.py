@@ -7,6 +7,8 @@ assistant messages so TRL applies the chat template.
 
 The reference is ``ref_model_name_or_path`` if given, else a second copy of the starting
 policy. Resuming reloads the starting policy as the reference, so it stays the same model.
+An explicit reference is loaded the way TRL loads the policy (float32 weights, whatever the
+checkpoint's dtype), so the log-ratios compare two models of one precision.
 
     python -m trainer.algorithms.dpo --config job.json
 """
@@ -75,6 +77,14 @@ def _response(prompt, text):
     return text
 
 
+def load_reference(path: str):
+    """The reference policy in float32, as DPOTrainer loads a policy given by path."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
 def train(
     config: DPOConfig,
     rows: list[dict],
@@ -86,7 +96,7 @@ def train(
 ) -> dict:
     """Run DPO on preference rows; returns final metrics (see common for the contract)."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
@@ -103,7 +113,7 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(config.model_name_or_path)
     ref_model = None
     if config.ref_model_name_or_path:
-        ref_model = AutoModelForCausalLM.from_pretrained(config.ref_model_name_or_path)
+        ref_model = load_reference(config.ref_model_name_or_path)
 
     def build(callback):
         return DPOTrainer(

@@ -14,6 +14,7 @@ PPO reuses :func:`sample_tokens`; RAFT uses :func:`generate_completions`.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,14 @@ class GenerateConfig:
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda:0', ..."})
     dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16."})
     seed: int = field(default=42, metadata={"help": "Sampling seed."})
+    use_model_generation_config: bool = field(
+        default=False,
+        metadata={
+            "help": "Also apply the checkpoint's generation_config.json (repetition_penalty, "
+            "no_repeat_ngram_size, min_p, ...) under the settings above. Off: samples come from "
+            "the model's own distribution, as RL rollouts always do."
+        },
+    )
 
 
 def load_policy(path: str | Path, *, device: str = "cpu", dtype: str = "float32"):
@@ -92,31 +101,56 @@ def sample_tokens(model, tokenizer, prompts: list, settings: GenerateConfig):
     Responses are right-padded with the pad token after the first stop token."""
     import torch
 
+    from trainer.algorithms.common import tokenize_prompts
+
     texts = [prompt_text(tokenizer, p) for p in prompts]
-    chat = any(isinstance(p, list) for p in prompts)
-    batch = tokenizer(
-        texts,
-        return_tensors="pt",
-        padding=True,
-        truncation=True,
-        max_length=settings.max_prompt_length,
-        add_special_tokens=not chat,
-    )
+    chat = [isinstance(p, list) for p in prompts]
+    batch = tokenize_prompts(tokenizer, texts, chat, settings.max_prompt_length)
     batch = {k: v.to(model.device) for k, v in batch.items()}
-    greedy = settings.temperature <= 0
+    config = sampling_config(model, tokenizer, settings)
     with torch.no_grad():
-        out = model.generate(
-            **batch,
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else settings.temperature,
-            top_p=None if greedy else settings.top_p,
-            top_k=None if greedy else settings.top_k,
-            eos_token_id=stop_token_ids(model, tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        if settings.use_model_generation_config:
+            # The checkpoint's settings fill in whatever these do not set.
+            keys = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k")
+            ids = {"eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id}
+            out = model.generate(**batch, **{k: getattr(config, k) for k in keys}, **ids)
+        else:
+            with only_generation_config(model, config):
+                out = model.generate(**batch, generation_config=config)
     response = out[:, batch["input_ids"].shape[1] :]
     return batch["input_ids"], batch["attention_mask"], mask_after_stop(response, model, tokenizer)
+
+
+def sampling_config(model, tokenizer, settings: GenerateConfig):
+    """The generation settings of a sample: ours, nothing else. transformers fills every field
+    left unset from the checkpoint's generation_config.json, so a repetition_penalty or
+    no_repeat_ngram_size shipped with an instruct model would change the distribution sampled
+    from; RL then computes ratios and KL against a different one (TRL and the
+    lm-human-preferences reimplementations build a clean GenerationConfig for the same reason)."""
+    from transformers import GenerationConfig
+
+    greedy = settings.temperature <= 0
+    return GenerationConfig(
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=not greedy,
+        temperature=1.0 if greedy else settings.temperature,
+        top_p=1.0 if greedy else settings.top_p,
+        top_k=0 if greedy else settings.top_k,
+        eos_token_id=stop_token_ids(model, tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+
+
+@contextmanager
+def only_generation_config(model, config):
+    """Hide the checkpoint's generation config while ``generate`` merges defaults into ours."""
+    saved = model.generation_config
+    model.generation_config = config
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 def mask_after_stop(response, model, tokenizer):

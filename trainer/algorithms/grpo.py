@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.algorithms.common import ProgressCallback, StopCheck, TrainingError, run_main
-from trainer.algorithms.rloo import RLOOConfig, train_online
+from trainer.algorithms.rloo import OnlineConfig, train_online
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 SCALE_REWARDS = ("group", "batch", "none")
 
 
 @dataclass
-class GRPOConfig(RLOOConfig):
+class GRPOConfig(OnlineConfig):
     beta: float = field(
         default=0.0,
         metadata={

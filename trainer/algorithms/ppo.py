@@ -9,11 +9,31 @@ bonus) for the policy and a clipped value loss for the value model. η is fixed,
 
 Models. The policy and the frozen reference are causal LMs (the reference defaults to the
 starting policy). The reward model is scored through reward_scoring, on text, exactly as in
-reward training. The value model is a separate ``AutoModelForSequenceClassification(num_labels=1)``
-used per token: its backbone's hidden states at every position go through its ``score`` head.
-That is the reward model's own architecture, so it starts from the reward model's weights
-(InstructGPT does the same) and saves and reloads as an ordinary checkpoint; a separate model
-keeps value gradients out of the policy. ``device_map`` puts each of the four on its own device.
+reward training (a response cut off at max_new_tokens is scored without the end-of-text token,
+and ``missing_eos_penalty`` is subtracted from its score). The value model is a separate
+``AutoModelForSequenceClassification(num_labels=1)`` used per token: its backbone's hidden
+states at every position go through its ``score`` head. That is the reward model's own
+architecture, so it starts from the reward model's weights (InstructGPT does the same) when the
+reward model reads the policy's token ids; a reward model with another vocabulary (allowed, as
+scoring goes through text) cannot, and the value model then starts from the policy with a fresh
+head. A separate model keeps value gradients out of the policy. ``device_map`` puts each of the
+four on its own device.
+
+Before the first step the reward model's scores on one batch of the starting policy's samples
+give the mean and standard deviation that whiten the scores (Ziegler et al.'s reward
+normalisation; OpenRLHF does the same), and a value model started from the reward model reads
+its head through the same normalisation, so it starts out predicting the whitened score that
+its targets are made of.
+
+Precision. The policy and value model keep float32 weights (the optimizer's master copy);
+``dtype`` bf16 runs their forward passes under bfloat16 autocast, and loads the frozen
+reference and reward model in bfloat16. fp16 loads only the frozen models in float16: float16
+training would need loss scaling, so the trained models then run in float32.
+
+Optimisation (as in lm-human-preferences, TRL and OpenRLHF): AdamW (``weight_decay`` 0 by
+default, not torch's 0.01), a linear warm-up then a linear decay of both learning rates to 0
+over ``steps``, ``gradient_accumulation_steps`` micro-batches per mini-batch, and an early stop
+of a batch's remaining updates once a mini-batch's approximate KL exceeds 1.5 × ``early_stop_kl``.
 
 Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
 
@@ -22,6 +42,7 @@ Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +57,7 @@ from trainer.algorithms.common import (
     prune_checkpoints,
     report,
     resolve_device,
+    restore_rng_state,
     run_main,
     save_config,
     save_training_state,
@@ -87,7 +109,38 @@ class PPOConfig:
     )
     reward_clip: float = field(default=5.0, metadata={"help": "Clip scores to ±this (0: off)."})
     missing_eos_penalty: float | None = field(
-        default=None, metadata={"help": "Subtracted from the score of responses cut off unended."}
+        default=1.0,
+        metadata={
+            "help": "Subtracted from the score of responses cut off before they ended (None: off)."
+        },
+    )
+    normalize_reward: bool = field(
+        default=True,
+        metadata={
+            "help": "Before training, whiten scores with the mean and std of the reward model "
+            "on one batch of the starting policy's samples (and read the value head likewise)."
+        },
+    )
+    weight_decay: float = field(
+        default=0.0, metadata={"help": "AdamW weight decay of the policy and value model."}
+    )
+    warmup_steps: int = field(
+        default=0, metadata={"help": "Linear learning-rate warm-up, in PPO steps."}
+    )
+    lr_schedule: str = field(
+        default="linear",
+        metadata={"help": "'linear': decay both learning rates to 0 over steps; 'constant'."},
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={"help": "Micro-batches per mini-batch (mini_batch_size must divide by it)."},
+    )
+    early_stop_kl: float | None = field(
+        default=None,
+        metadata={
+            "help": "Skip a batch's remaining updates once a mini-batch's approximate KL to "
+            "the rollout policy exceeds 1.5 x this (None: never)."
+        },
     )
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     save_steps: int = field(default=50, metadata={"help": "Resumable checkpoint every N steps."})
@@ -102,7 +155,32 @@ class PPOConfig:
             "help": "Per-role devices, roles policy/reference/reward/value: {'reward': 'cuda:1'}."
         },
     )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on a GPU that supports it, else fp32), bf16, fp16 or fp32. The "
+            "policy and value model keep float32 weights (bf16: autocast); the frozen "
+            "reference and reward model are loaded in this dtype."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Seed for sampling and shuffling."})
+
+
+def check_config(config: PPOConfig) -> None:
+    if not config.reward_model_path:
+        raise TrainingError("PPO needs reward_model_path: a trained reward model.")
+    if config.temperature <= 0:
+        raise TrainingError(
+            "PPO needs temperature > 0: it samples from the policy and computes probability "
+            "ratios of those samples; greedy decoding has no distribution to compute them in."
+        )
+    if config.mini_batch_size % config.gradient_accumulation_steps:
+        raise TrainingError(
+            f"mini_batch_size ({config.mini_batch_size}) must be a multiple of "
+            f"gradient_accumulation_steps ({config.gradient_accumulation_steps})."
+        )
+    if config.lr_schedule not in ("linear", "constant"):
+        raise TrainingError("lr_schedule must be 'linear' or 'constant'.")
 
 
 def role_devices(config: PPOConfig) -> dict[str, str]:
@@ -110,6 +188,10 @@ def role_devices(config: PPOConfig) -> dict[str, str]:
     if unknown:
         raise TrainingError(f"device_map has unknown roles {sorted(unknown)}; use {ROLES}.")
     return {role: resolve_device(config.device_map.get(role, config.device)) for role in ROLES}
+
+
+# Stored in the value model's config, so a saved value model reads its head the same way.
+VALUE_NORM_KEY = "prefloop_value_normalisation"
 
 
 @dataclass
@@ -120,35 +202,88 @@ class Models:
     scorer: object
     tokenizer: object
     devices: dict
+    # Autocast dtype of the trained models' forward passes (None: plain float32).
+    autocast: object = None
+    # Where the value model came from: "reward", "policy" (fresh head) or "checkpoint".
+    value_source: str = "reward"
+
+    def run(self, role: str):
+        """Autocast context for a forward pass of the policy or value model."""
+        from trainer.algorithms.common import autocast
+
+        return autocast(self.devices[role], self.autocast)
+
+
+def same_vocabulary(path: str | Path, tokenizer) -> bool:
+    """Whether the model at ``path`` reads the same token ids as ``tokenizer``."""
+    from transformers import AutoTokenizer
+
+    try:
+        other = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError):
+        return False
+    return other.get_vocab() == tokenizer.get_vocab()
+
+
+def load_value_model(config: PPOConfig, tokenizer, resume: Path | None):
+    """``(value model, source)``: the reward model's weights when it shares the policy's
+    vocabulary, else the policy's backbone with a fresh head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    if resume is not None:
+        path, source = resume / "value", "checkpoint"
+    else:
+        path, source = config.value_model_path or config.reward_model_path, "reward"
+        if not same_vocabulary(path, tokenizer):
+            # Fed the policy's token ids, a model of another vocabulary reads other words.
+            path, source = config.model_name_or_path, "policy"
+    value = AutoModelForSequenceClassification.from_pretrained(
+        str(path), num_labels=1, dtype=torch.float32
+    )
+    if not hasattr(value, "score"):
+        raise TrainingError(f"{type(value).__name__} has no 'score' head to read values from.")
+    if source == "policy":
+        torch.nn.init.zeros_(value.score.weight)
+        setattr(value.config, VALUE_NORM_KEY, None)
+    value.config.pad_token_id = tokenizer.pad_token_id
+    return value, source
 
 
 def load_models(config: PPOConfig, resume: Path | None) -> Models:
-    from transformers import AutoModelForSequenceClassification
+    import torch
 
+    from trainer.algorithms.common import compute_dtype, disable_dropout
     from trainer.algorithms.generate import load_policy
     from trainer.algorithms.reward_scoring import RewardScorer
 
-    if not config.reward_model_path:
-        raise TrainingError("PPO needs reward_model_path: a trained reward model.")
+    check_config(config)
     devices = role_devices(config)
+    precision = compute_dtype(config.dtype, devices["policy"])
+    frozen = str(precision).removeprefix("torch.")
     policy_path = resume / "policy" if resume else config.model_name_or_path
-    policy, tokenizer = load_policy(policy_path, device=devices["policy"])
+    policy, tokenizer = load_policy(policy_path, device=devices["policy"], dtype="float32")
     reference, _ = load_policy(
-        config.ref_model_path or config.model_name_or_path, device=devices["reference"]
+        config.ref_model_path or config.model_name_or_path,
+        device=devices["reference"],
+        dtype=frozen,
     )
     reference.requires_grad_(False)
-    value_path = resume / "value" if resume else config.value_model_path or config.reward_model_path
-    value = AutoModelForSequenceClassification.from_pretrained(str(value_path), num_labels=1)
-    if not hasattr(value, "score"):
-        raise TrainingError(f"{type(value).__name__} has no 'score' head to read values from.")
-    value.config.pad_token_id = tokenizer.pad_token_id
+    value, source = load_value_model(config, tokenizer, resume)
     scorer = RewardScorer(
-        config.reward_model_path, device=devices["reward"], batch_size=config.batch_size
+        config.reward_model_path,
+        device=devices["reward"],
+        dtype=frozen,
+        batch_size=config.batch_size,
     )
     # Dropout would make the probability ratio differ from 1 before any update.
     for model in (policy, reference, value):
+        disable_dropout(model)
         model.eval()
-    return Models(policy, reference, value.to(devices["value"]), scorer, tokenizer, devices)
+    autocast = precision if precision == torch.bfloat16 else None
+    return Models(
+        policy, reference, value.to(devices["value"]), scorer, tokenizer, devices, autocast, source
+    )
 
 
 def token_values(value_model, input_ids, attention_mask, response_length: int):
@@ -165,6 +300,9 @@ def token_values(value_model, input_ids, attention_mask, response_length: int):
         use_cache=False,
     )
     values = value_model.score(hidden.last_hidden_state).squeeze(-1).float()
+    norm = getattr(value_model.config, VALUE_NORM_KEY, None)
+    if norm:
+        values = (values - norm["mean"]) / norm["std"]
     return values[:, -response_length - 1 : -1]
 
 
@@ -184,48 +322,29 @@ def rollout(models: Models, prompts: list, config: PPOConfig, kl_coef: float, mo
     import torch
 
     from trainer.algorithms import ppo_core as core
-    from trainer.algorithms.generate import GenerateConfig, sample_tokens
 
-    settings = GenerateConfig(
-        model_name_or_path="",
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        max_prompt_length=config.max_prompt_length,
-    )
     with torch.no_grad():
-        prompt_ids, prompt_mask, response = sample_tokens(
-            models.policy, models.tokenizer, prompts, settings
-        )
+        prompt_ids, prompt_mask, response = sample(models, prompts, config)
         mask, finished = response_mask(response, models)
         input_ids = torch.cat([prompt_ids, response], 1)
         attention = torch.cat([prompt_mask, mask.long()], 1)
-        length, dev = response.shape[1], models.devices["policy"]
-        logits = core.response_logits(
-            models.policy, input_ids, attention, length, config.temperature
+        logprobs, ref_logprobs, values, entropy = forward_in_chunks(
+            models, input_ids, attention, response, mask, config
         )
-        logprobs = core.token_logprobs(logits, response)
-        ref_logits = core.response_logits(
-            models.reference,
-            input_ids.to(models.reference.device),
-            attention.to(models.reference.device),
-            length,
-            config.temperature,
-        )
-        ref_logprobs = core.token_logprobs(ref_logits, response.to(ref_logits.device)).to(dev)
-        values = token_values(models.value, input_ids, attention, length).to(dev)
-        entropy = core.masked_mean(core.entropy_from_logits(logits), mask)
     texts = models.tokenizer.batch_decode(response, skip_special_tokens=True)
-    raw = torch.tensor(models.scorer(prompts, texts), device=dev)
-    if config.missing_eos_penalty is not None:
-        raw = torch.where(finished.to(dev), raw, raw - config.missing_eos_penalty)
-    scores = shape_scores(raw, config, moments)
+    dev = models.devices["policy"]
+    raw = torch.tensor(models.scorer(prompts, texts, finished.tolist()), device=dev)
+    penalised = core.penalise_unfinished(raw, finished.to(dev), config.missing_eos_penalty)
+    scores = shape_scores(penalised, config, moments)
     rewards, kl = core.kl_penalised_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)
     advantages, returns = core.gae(rewards, values, mask, config.gamma, config.lam)
     advantages = core.masked_whiten(advantages, mask) * mask
     stats = {
+        # The reward model's own score, before any penalty, so runs compare on one scale.
         "reward": raw.mean().item(),
+        "eos_penalty": (raw - penalised).mean().item(),
         "kl": kl.sum(1).mean().item(),
-        "entropy": entropy.item(),
+        "entropy": entropy,
         "response_length": mask.sum(1).mean().item(),
         "finished_fraction": finished.float().mean().item(),
     }
@@ -243,6 +362,49 @@ def rollout(models: Models, prompts: list, config: PPOConfig, kl_coef: float, mo
     }
 
 
+def sample(models: Models, prompts: list, config: PPOConfig):
+    """One response per prompt from the policy's own distribution at ``temperature``."""
+    from trainer.algorithms.generate import GenerateConfig, sample_tokens
+
+    settings = GenerateConfig(
+        model_name_or_path="",
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        max_prompt_length=config.max_prompt_length,
+    )
+    with models.run("policy"):
+        return sample_tokens(models.policy, models.tokenizer, prompts, settings)
+
+
+def forward_in_chunks(models: Models, input_ids, attention, response, mask, config: PPOConfig):
+    """Log-probs under the policy and the reference, values and mean entropy, computed
+    ``mini_batch_size`` rows at a time: full-vocabulary float32 logits of a whole rollout batch
+    would not fit next to a real model."""
+    import torch
+
+    from trainer.algorithms import ppo_core as core
+
+    length, dev = response.shape[1], models.devices["policy"]
+    ref_dev = models.devices["reference"]
+    logprobs, ref_logprobs, values, entropy = [], [], [], 0.0
+    for rows in torch.arange(len(response)).split(config.mini_batch_size):
+        ids, att, resp = input_ids[rows], attention[rows], response[rows]
+        with models.run("policy"):
+            logits = core.response_logits(models.policy, ids, att, length, config.temperature)
+        logprobs.append(core.token_logprobs(logits, resp))
+        entropy += (core.entropy_from_logits(logits) * mask[rows]).sum().item()
+        del logits
+        ref_logits = core.response_logits(
+            models.reference, ids.to(ref_dev), att.to(ref_dev), length, config.temperature
+        )
+        ref_logprobs.append(core.token_logprobs(ref_logits, resp.to(ref_dev)).to(dev))
+        del ref_logits
+        with models.run("value"):
+            values.append(token_values(models.value, ids, att, length).to(dev))
+    entropy /= max(mask.sum().item(), 1)
+    return torch.cat(logprobs), torch.cat(ref_logprobs), torch.cat(values), entropy
+
+
 def shape_scores(raw, config: PPOConfig, moments):
     scores = raw
     if config.whiten_rewards:
@@ -253,64 +415,139 @@ def shape_scores(raw, config: PPOConfig, moments):
     return scores
 
 
+def normalise_rewards(models: Models, prompts: list, config: PPOConfig):
+    """Reward normalisation before RL (Ziegler et al. 2019; InstructGPT and OpenRLHF normalise
+    the reward model too): the scores of one batch of the starting policy's samples give the
+    mean and std that whiten every later score, and a value model started from the reward
+    model reads its head through them, so its first predictions are on the scale of its
+    targets. Returns the running moments to whiten with."""
+    import torch
+
+    from trainer.algorithms.ppo_core import RunningMoments
+
+    with torch.no_grad():
+        _, _, response = sample(models, prompts, config)
+        _, finished = response_mask(response, models)
+    texts = models.tokenizer.batch_decode(response, skip_special_tokens=True)
+    scores = torch.tensor(models.scorer(prompts, texts, finished.tolist()), dtype=torch.float64)
+    mean = scores.mean().item()
+    var = scores.var(unbiased=False).item() if len(scores) > 1 else 1.0
+    moments = RunningMoments(mean, var, float(len(scores)))
+    if models.value_source == "reward":
+        setattr(models.value.config, VALUE_NORM_KEY, {"mean": mean, "std": moments.std})
+    return moments
+
+
+NOT_TENSORS = ("stats", "samples")  # what a rollout batch carries beside its tensors
+
+
 def ppo_update(
     models: Models, optimizers: tuple, batch: dict, config: PPOConfig, step: int
 ) -> dict:
-    """``ppo_epochs`` passes of clipped-surrogate and value updates over mini-batches."""
+    """``ppo_epochs`` passes of clipped-surrogate and value updates over mini-batches, each
+    mini-batch in ``gradient_accumulation_steps`` micro-batches; stops early when a
+    mini-batch's approximate KL passes 1.5 x ``early_stop_kl``."""
     import torch
 
+    policy_opt, value_opt = optimizers
+    n = batch["response"].shape[0]
+    micro = config.mini_batch_size // config.gradient_accumulation_steps
+    sums = {"policy_loss": 0.0, "value_loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0}
+    updates, stopped_early = 0, False
+    for _ in range(config.ppo_epochs):
+        for idx in torch.randperm(n).split(config.mini_batch_size):
+            found = dict.fromkeys(sums, 0.0)
+            for part in idx.split(micro):
+                weight = len(part) / len(idx)
+                mb = {k: v[part.to(v.device)] for k, v in batch.items() if k not in NOT_TENSORS}
+                for key, value in micro_step(models, mb, config, step, weight).items():
+                    found[key] += value * weight
+            for model, optimizer in ((models.policy, policy_opt), (models.value, value_opt)):
+                _step(model, optimizer, config.max_grad_norm)
+            for key in sums:
+                sums[key] += found[key]
+            updates += 1
+            if config.early_stop_kl and found["approx_kl"] > 1.5 * config.early_stop_kl:
+                stopped_early = True
+                break
+        if stopped_early:
+            break
+    metrics = {key: total / max(updates, 1) for key, total in sums.items()}
+    return {**metrics, "updates": float(updates), "early_stopped": float(stopped_early)}
+
+
+def micro_step(models: Models, mb: dict, config: PPOConfig, step: int, weight: float) -> dict:
+    """Backward of one micro-batch's policy and value losses, scaled by its share."""
     from trainer.algorithms import ppo_core as core
     from trainer.algorithms.common import check_finite
 
-    policy_opt, value_opt = optimizers
-    length, n = batch["response"].shape[1], batch["response"].shape[0]
-    sums = {"policy_loss": 0.0, "value_loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0}
-    updates = 0
-    for _ in range(config.ppo_epochs):
-        for idx in torch.randperm(n).split(config.mini_batch_size):
-            mb = {k: v[idx.to(v.device)] for k, v in batch.items() if k not in ("stats", "samples")}
-            logits = core.response_logits(
-                models.policy, mb["input_ids"], mb["attention_mask"], length, config.temperature
-            )
-            logprobs = core.token_logprobs(logits, mb["response"])
-            pg_loss, clip_fraction, approx_kl = core.policy_loss(
-                logprobs, mb["logprobs"], mb["advantages"], mb["mask"], config.cliprange
-            )
-            entropy = core.masked_mean(core.entropy_from_logits(logits), mb["mask"])
-            loss = pg_loss - config.entropy_coef * entropy
-            check_finite(loss, step, "policy loss")
-            _optimise(loss, models.policy, policy_opt, config.max_grad_norm)
+    length = mb["response"].shape[1]
+    with models.run("policy"):
+        logits = core.response_logits(
+            models.policy, mb["input_ids"], mb["attention_mask"], length, config.temperature
+        )
+    logprobs = core.token_logprobs(logits, mb["response"])
+    pg_loss, clip_fraction, approx_kl = core.policy_loss(
+        logprobs, mb["logprobs"], mb["advantages"], mb["mask"], config.cliprange
+    )
+    loss = pg_loss
+    if config.entropy_coef:
+        loss = loss - config.entropy_coef * core.masked_mean(
+            core.entropy_from_logits(logits), mb["mask"]
+        )
+    check_finite(loss, step, "policy loss")
+    (loss * weight).backward()
+    del logits
 
-            vdev = models.value.device
-            values = token_values(models.value, mb["input_ids"], mb["attention_mask"], length)
-            v_loss = core.value_loss(
-                values,
-                mb["values"].to(vdev),
-                mb["returns"].to(vdev),
-                mb["mask"].to(vdev),
-                config.cliprange_value,
-            )
-            check_finite(v_loss, step, "value loss")
-            _optimise(v_loss, models.value, value_opt, config.max_grad_norm)
-            for key, value in (
-                ("policy_loss", pg_loss),
-                ("value_loss", v_loss),
-                ("clip_fraction", clip_fraction),
-                ("approx_kl", approx_kl),
-            ):
-                sums[key] += value.item()
-            updates += 1
-    return {key: total / max(updates, 1) for key, total in sums.items()}
+    vdev = models.value.device
+    with models.run("value"):
+        values = token_values(models.value, mb["input_ids"], mb["attention_mask"], length)
+    v_loss = core.value_loss(
+        values,
+        mb["values"].to(vdev),
+        mb["returns"].to(vdev),
+        mb["mask"].to(vdev),
+        config.cliprange_value,
+    )
+    check_finite(v_loss, step, "value loss")
+    (v_loss * weight).backward()
+    return {
+        "policy_loss": pg_loss.item(),
+        "value_loss": v_loss.item(),
+        "clip_fraction": clip_fraction.item(),
+        "approx_kl": approx_kl.item(),
+    }
 
 
-def _optimise(loss, model, optimizer, max_grad_norm: float) -> None:
+def _step(model, optimizer, max_grad_norm: float) -> None:
     import torch
 
-    loss.backward()
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def build_optimizers(models: Models, config: PPOConfig):
+    """AdamW for the policy and the value model, each with warm-up then linear decay."""
+    import torch
+
+    def schedule(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / (config.warmup_steps + 1)
+        if config.lr_schedule == "constant":
+            return 1.0
+        return max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
+
+    optimizers, schedulers = [], []
+    for model, lr in (
+        (models.policy, config.learning_rate),
+        (models.value, config.value_learning_rate),
+    ):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+        optimizers.append(optimizer)
+        schedulers.append(torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
+    return tuple(optimizers), tuple(schedulers)
 
 
 def save_checkpoint(
@@ -318,6 +555,7 @@ def save_checkpoint(
     step: int,
     models: Models,
     optimizers: tuple,
+    schedulers: tuple,
     kl_ctl,
     moments,
     config: PPOConfig,
@@ -328,12 +566,19 @@ def save_checkpoint(
     models.value.save_pretrained(checkpoint / "value")
     extra = {
         "value_optimizer": optimizers[1].state_dict(),
+        "value_scheduler": schedulers[1].state_dict(),
         "kl_coef": kl_ctl.value,
         "moments": moments.state_dict(),
     }
-    save_training_state(checkpoint, step, optimizers[0], None, extra)
+    save_training_state(checkpoint, step, optimizers[0], schedulers[0], extra)
     save_config(config, checkpoint, "ppo")
     prune_checkpoints(output_dir, config.save_total_limit)
+
+
+def prompts_for_step(rows: list[dict], config: PPOConfig, step: int) -> list:
+    return [
+        rows[i]["prompt"] for i in batch_for_step(len(rows), config.batch_size, step, config.seed)
+    ]
 
 
 def train(
@@ -345,44 +590,50 @@ def train(
     should_stop: StopCheck | None = None,
 ) -> dict:
     """Optimise the policy against the reward model on prompt rows; returns final metrics."""
-    import torch
-
     from trainer.algorithms.ppo_core import AdaptiveKLController, RunningMoments
 
     if not rows:
         raise TrainingError("PPO needs at least one prompt row.")
+    check_config(config)
     set_seed(config.seed)
     output_dir = Path(output_dir)
     resume = find_resume_checkpoint(output_dir, config.resume_from_checkpoint)
     models = load_models(config, resume)
-    optimizers = (
-        torch.optim.AdamW(models.policy.parameters(), lr=config.learning_rate),
-        torch.optim.AdamW(models.value.parameters(), lr=config.value_learning_rate),
-    )
+    optimizers, schedulers = build_optimizers(models, config)
     kl_ctl = AdaptiveKLController(config.kl_coef, config.target_kl, config.kl_horizon)
     moments, start = RunningMoments(), 0
     if resume is not None:
         state = load_training_state(resume)
         optimizers[0].load_state_dict(state["optimizer"])
         optimizers[1].load_state_dict(state["extra"]["value_optimizer"])
+        if state.get("scheduler") is not None:
+            schedulers[0].load_state_dict(state["scheduler"])
+            schedulers[1].load_state_dict(state["extra"]["value_scheduler"])
         kl_ctl.value = state["extra"]["kl_coef"]
         moments = RunningMoments(**state["extra"]["moments"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng_state(state)
         start = state["step"]
+    elif config.normalize_reward and config.whiten_rewards:
+        # A full batch of its own (another draw), so step 1 is not whitened by itself alone.
+        sample_rows = random.Random(config.seed - 1).sample(rows, min(config.batch_size, len(rows)))
+        moments = normalise_rewards(models, [row["prompt"] for row in sample_rows], config)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir, "ppo")
     metrics: dict = {"start_step": start, "stopped": False, "step": start}
     samples = SampleLog(progress, config.steps)
     for step in range(start, config.steps):
-        prompts = [
-            rows[i]["prompt"]
-            for i in batch_for_step(len(rows), config.batch_size, step, config.seed)
-        ]
+        prompts = prompts_for_step(rows, config, step)
         batch = rollout(models, prompts, config, kl_ctl.value, moments)
         samples.add(step + 1, *batch["samples"])
         update = ppo_update(models, optimizers, batch, config, step + 1)
+        learning_rate = schedulers[0].get_last_lr()[0]
+        for scheduler in schedulers:
+            scheduler.step()
         kl_ctl.update(batch["stats"]["kl"], len(prompts))
         metrics.update(batch["stats"], **update, kl_coef=kl_ctl.value, step=step + 1)
+        metrics.update(
+            learning_rate=learning_rate, value_from_policy=float(models.value_source == "policy")
+        )
         report(
             progress,
             step + 1,
@@ -392,7 +643,9 @@ def train(
         )
         metrics["stopped"] = stop_requested(should_stop)
         if metrics["stopped"] or (config.save_steps > 0 and (step + 1) % config.save_steps == 0):
-            save_checkpoint(output_dir, step + 1, models, optimizers, kl_ctl, moments, config)
+            save_checkpoint(
+                output_dir, step + 1, models, optimizers, schedulers, kl_ctl, moments, config
+            )
         if metrics["stopped"]:
             break
     models.policy.save_pretrained(output_dir)

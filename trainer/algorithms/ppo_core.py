@@ -126,3 +126,11 @@ class AdaptiveKLController:
             return
         error = min(max(current_kl / self.target - 1, -0.2), 0.2)
         self.value *= 1 + error * n_steps / self.horizon
+
+
+def penalise_unfinished(scores, finished, penalty: float | None):
+    """Subtract ``penalty`` from the scores of responses that never ended (TRL's
+    missing_eos_penalty); finished rows keep their score."""
+    if penalty is None:
+        return scores
+    return torch.where(finished, scores, scores - penalty)

@@ -1,12 +1,21 @@
 """RAFT (reward-ranked fine-tuning): sample, score, keep the best, fine-tune, repeat.
 
 Each iteration samples ``num_samples`` completions per prompt from the current policy
-(generate.py), scores them with the reward model (reward_scoring, the same text as in reward
-training), keeps the ``keep_top_k`` best of each prompt and runs SFT on them (sft.py). The
-policy of iteration i is saved in ``output_dir/iteration-i``; the final one also in output_dir.
+(generate.py, from the policy's own distribution: no generation settings of the checkpoint),
+scores them with the reward model (reward_scoring, the same text as in reward training; a
+sample cut off at max_new_tokens is scored without the end-of-text token), keeps the
+``keep_top_k`` best finished samples of each prompt and runs SFT on them (sft.py). A truncated
+sample is never kept (LMFlow's RAFT keeps only complete responses); a prompt whose samples were
+all truncated contributes nothing that round. The policy of iteration i is saved in
+``output_dir/iteration-i`` (only the newest is kept); the final one also in output_dir.
 
 Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
-Resuming (``resume_from_checkpoint="latest"``) continues after the last finished iteration.
+Resuming (``resume_from_checkpoint="latest"``) continues after the last finished iteration,
+with the same per-round seeds an uninterrupted run would have used.
+
+``dtype`` sets the precision of sampling and scoring (frozen models) and of the SFT step's
+autocast (``bf16``; its weights stay float32). ``fp16`` samples and scores in float16 and
+fine-tunes in float32.
 
     python -m trainer.algorithms.raft --config job.json
 """
@@ -25,6 +34,7 @@ from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
     TrainingError,
+    compute_dtype,
     report,
     resolve_device,
     run_main,
@@ -68,13 +78,24 @@ class RAFTConfig:
         default=None, metadata={"help": "'latest' continues after the last finished iteration."}
     )
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu' or 'cuda:0'."})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on a GPU that supports it, else fp32), bf16, fp16 or fp32: "
+            "sampling and scoring run in it; fine-tuning keeps float32 weights (bf16 autocast "
+            "for bf16 and auto-bf16, plain fp32 for fp16)."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Seed for sampling and fine-tuning."})
 
 
 def keep_best(samples: list[dict], scores: list[float], k: int) -> list[dict]:
-    """The k best-scored samples of each prompt (samples carry their prompt's row index)."""
+    """The k best-scored finished samples of each prompt (samples carry their prompt's row
+    index); a sample with ``finished`` False (cut off at the length limit) is never kept."""
     by_prompt: dict[int, list[tuple[float, dict]]] = {}
     for sample, score in zip(samples, scores, strict=True):
+        if not sample.get("finished", True):
+            continue
         by_prompt.setdefault(sample["_row"], []).append((score, sample))
     kept = []
     for candidates in by_prompt.values():
@@ -85,7 +106,11 @@ def keep_best(samples: list[dict], scores: list[float], k: int) -> list[dict]:
 
 def finished_iterations(output_dir: Path) -> list[Path]:
     done = [p for p in output_dir.glob(f"{ITERATION_PREFIX}*") if (p / ROUND_FILENAME).is_file()]
-    return sorted(done, key=lambda p: int(p.name[len(ITERATION_PREFIX) :]))
+    return sorted(done, key=iteration_number)
+
+
+def iteration_number(path: Path) -> int:
+    return int(path.name[len(ITERATION_PREFIX) :])
 
 
 def sample_round(
@@ -111,22 +136,42 @@ def sample_round(
         seed=config.seed + iteration,
     )
     set_seed(settings.seed)
-    model, tokenizer = load_policy(policy_path, device=resolve_device(config.device))
+    device = resolve_device(config.device)
+    model, tokenizer = load_policy(policy_path, device=device, dtype=frozen_dtype(config))
     samples = generate_completions(model, tokenizer, prompts, settings)
     del model
-    scores = scorer([s["prompt"] for s in samples], [s["completion"] for s in samples])
+    scores = scorer(
+        [s["prompt"] for s in samples],
+        [s["completion"] for s in samples],
+        [s["finished"] for s in samples],
+    )
     kept = keep_best(samples, scores, config.keep_top_k)
     if on_samples is not None:
         on_samples([s["prompt"] for s in samples], [s["completion"] for s in samples], scores)
+    if not kept:
+        raise TrainingError(
+            f"Round {iteration + 1}: every sample hit max_new_tokens ({config.max_new_tokens}) "
+            "before ending, and RAFT never fine-tunes on a truncated sample. Raise "
+            "max_new_tokens or sample more per prompt."
+        )
     metrics = {
         "mean_reward_all": sum(scores) / len(scores),
         "mean_reward_kept": sum(s["reward"] for s in kept) / len(kept),
         "mean_tokens": sum(s["num_tokens"] for s in samples) / len(samples),
+        "finished_fraction": sum(s["finished"] for s in samples) / len(samples),
     }
     return [{"prompt": s["prompt"], "completion": s["completion"]} for s in kept], metrics
 
 
+def frozen_dtype(config: RAFTConfig) -> str:
+    """Weights dtype of the models that only sample and score."""
+    return str(compute_dtype(config.dtype, resolve_device(config.device))).removeprefix("torch.")
+
+
 def sft_config(config: RAFTConfig, policy_path: str, iteration: int) -> sft.SFTConfig:
+    import torch
+
+    bf16 = compute_dtype(config.dtype, resolve_device(config.device)) == torch.bfloat16
     return sft.SFTConfig(
         model_name_or_path=policy_path,
         learning_rate=config.learning_rate,
@@ -135,6 +180,7 @@ def sft_config(config: RAFTConfig, policy_path: str, iteration: int) -> sft.SFTC
         max_length=config.max_length,
         save_steps=0,
         device="cpu" if resolve_device(config.device) == "cpu" else "auto",
+        bf16=bf16,
         seed=config.seed + iteration,
     )
 
@@ -156,9 +202,14 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     done = finished_iterations(output_dir) if config.resume_from_checkpoint else []
     policy = str(done[-1]) if done else config.model_name_or_path
-    start = len(done)
+    # Only the newest iteration directory is kept, so the count of them is not the count of
+    # finished rounds: the newest one's number is.
+    start = iteration_number(done[-1]) + 1 if done else 0
     scorer = RewardScorer(
-        config.reward_model_path, device=config.device, batch_size=config.reward_batch_size
+        config.reward_model_path,
+        device=config.device,
+        dtype=frozen_dtype(config),
+        batch_size=config.reward_batch_size,
     )
     metrics: dict = {"start_step": start, "stopped": False}
     log = SampleLog(progress, config.iterations)  # samples for the job page
@@ -178,7 +229,7 @@ def train(
             {k: v for k, v in metrics.items() if k not in ("stopped", "step")},
             samples=log.pop(),
         )
-        if tuned["stopped"] or stop_requested(should_stop):
+        if tuned["stopped"]:
             # An interrupted round is redone on resume; the last finished policy is the output.
             shutil.rmtree(target, ignore_errors=True)
             metrics.update(stopped=True, step=iteration)
@@ -186,6 +237,10 @@ def train(
         (target / ROUND_FILENAME).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         _drop_previous(policy, output_dir)
         policy = str(target)
+        if stop_requested(should_stop):
+            # The round finished: keep it, so a resume starts with the next one.
+            metrics["stopped"] = iteration + 1 < config.iterations
+            break
     _save_final(policy, output_dir, config)
     return metrics
 

@@ -6,7 +6,14 @@ score is read at the last non-pad token. It is trained with the ranking loss
 ``{"prompt", "chosen", "rejected", "margin"?}`` or a ranking ``{"prompt", "ranking": [best, ...]}``.
 A ranking of K is one batch element: K forward passes give all K(K-1)/2 pairs, whose losses are
 averaged so that a long ranking does not outweigh a single comparison (InstructGPT does this
-to avoid overfitting on correlated pairs).
+to avoid overfitting on correlated pairs). Comparisons that share a ``group`` (the export's
+``t<task id>``: the pairs of one ranked task) are put back together into one such element
+(reward_data.py).
+
+Training follows TRL's RewardTrainer where it matters for scores read later: dropout is off
+(the model must give in training the score it gives when scoring), the weights stay float32
+(``dtype="bf16"`` runs the forward passes under bfloat16 autocast; float16 is refused), and the
+held-out rows are whole prompts, never a pair of a prompt whose other pairs are trained on.
 
 The text the model sees is built by reward_scoring.reward_text, shared with
 :func:`score_texts` (re-exported here) so training and scoring read the same thing.
@@ -23,8 +30,10 @@ from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
     TrainingError,
+    autocast,
     batch_for_step,
     check_finite,
+    disable_dropout,
     find_resume_checkpoint,
     load_training_state,
     prune_checkpoints,
@@ -34,8 +43,9 @@ from trainer.algorithms.common import (
     save_config,
     save_training_state,
     set_seed,
-    split_rows,
+    split_rows_by_prompt,
     stop_requested,
+    training_autocast_dtype,
 )
 from trainer.algorithms.reward_data import Group, rows_to_groups
 from trainer.algorithms.reward_scoring import (
@@ -102,7 +112,10 @@ class RewardConfig:
     )
     val_fraction: float = field(
         default=0.1,
-        metadata={"help": "Share of the rows held out for validation when no val_rows are given."},
+        metadata={
+            "help": "Share of the prompts whose rows are held out for validation when no "
+            "val_rows are given."
+        },
     )
     eval_steps: int = field(
         default=0,
@@ -136,7 +149,10 @@ class RewardConfig:
     )
     dtype: str = field(
         default="float32",
-        metadata={"help": "Weights dtype: float32, bfloat16 or float16."},
+        metadata={
+            "help": "Compute precision: fp32, bf16 (float32 weights, bfloat16 autocast) or auto "
+            "(bf16 on a GPU that supports it). fp16 is refused: it would need loss scaling."
+        },
     )
     seed: int = field(
         default=42,
@@ -235,7 +251,8 @@ def forward_groups(
         prompts += [group.prompt] * len(group.completions)
         completions += group.completions
     batch = encode(tokenizer, prompts, completions, config.max_length, device)
-    rewards = model(**batch).logits[:, 0].float()
+    with autocast(device, training_autocast_dtype(config.dtype, device, "A reward model")):
+        rewards = model(**batch).logits[:, 0].float()
     loss, correct, pairs = ranking_loss(rewards, groups, offsets)
     out = {"loss": loss, "ranking_loss": loss, "correct": correct, "pairs": pairs}
     if imitation is not None:
@@ -248,7 +265,8 @@ def forward_groups(
             )
             for group in groups
         ]
-        lm_loss = imitation.loss(best, batch["input_ids"], lengths)
+        with autocast(device, training_autocast_dtype(config.dtype, device, "A reward model")):
+            lm_loss = imitation.loss(best, batch["input_ids"], lengths)
         out["lm_loss"] = lm_loss
         out["loss"] = loss + config.lm_loss_weight * lm_loss
     return out
@@ -321,8 +339,9 @@ def train(
     set_seed(config.seed)
     output_dir = Path(output_dir)
     device = resolve_device(config.device)
+    training_autocast_dtype(config.dtype, device, "A reward model")  # refuse fp16 up front
     if val_rows is None:
-        rows, val_rows = split_rows(list(rows), config.val_fraction, config.seed)
+        rows, val_rows = split_rows_by_prompt(list(rows), config.val_fraction, config.seed)
     train_groups, val_groups = rows_to_groups(rows), rows_to_groups(val_rows)
     if not train_groups:
         raise TrainingError("No training rows: a reward model needs at least one comparison.")
@@ -330,9 +349,10 @@ def train(
     model, tokenizer = load_reward_model(
         resume or config.model_name_or_path,
         device=device,
-        dtype=config.dtype,
+        dtype="float32",  # the master weights the optimizer updates
         require_trained_head=config.require_trained_head,
     )
+    disable_dropout(model)
     imitation = None
     if config.lm_loss_weight > 0:
         imitation = ImitationHead(model, config.model_name_or_path, device)

@@ -1,4 +1,12 @@
-"""Preference rows -> ranking groups (one group is one batch element of reward training)."""
+"""Preference rows -> ranking groups (one group is one batch element of reward training).
+
+A row is a comparison ``{"prompt", "chosen", "rejected", "margin"?, "group"?}`` or a ranking
+``{"prompt", "ranking": [best, ...], "margin"?}``. Comparisons that carry the same ``group``
+(the export writes ``t<task id>`` on every pair of one ranked task) and the same prompt become
+one group again: each distinct completion is read once and all their pairs are averaged
+together, as InstructGPT trains the K(K-1)/2 pairs of one ranking as one batch element.
+Comparisons without a ``group`` are a group each.
+"""
 
 from __future__ import annotations
 
@@ -49,5 +57,37 @@ def row_to_group(row: dict, index: int = 0) -> Group:
     )
 
 
+def _merge(groups: list[Group]) -> Group:
+    """Comparisons of one ranking -> one group with each completion once."""
+    texts: dict[str, int] = {}
+    pairs = []
+    for group in groups:
+        (better, worse, margin), completions = group.pairs[0], group.completions
+        i = texts.setdefault(completions[better], len(texts))
+        j = texts.setdefault(completions[worse], len(texts))
+        pairs.append((i, j, margin))
+    wins = [0] * len(texts)
+    for i, j, _ in pairs:
+        wins[i] += 1
+        wins[j] -= 1
+    best = max(range(len(texts)), key=lambda k: (wins[k], -k))
+    return Group(groups[0].prompt, list(texts), pairs, best)
+
+
 def rows_to_groups(rows: list[dict]) -> list[Group]:
-    return [row_to_group(row, i) for i, row in enumerate(rows)]
+    from trainer.algorithms.common import prompt_key
+
+    out: list = []
+    grouped: dict[tuple[str, str], list[Group]] = {}
+    for index, row in enumerate(rows):
+        group = row_to_group(row, index)
+        name = row.get("group")
+        if name is None or "ranking" in row:
+            out.append(group)
+            continue
+        key = (str(name), prompt_key(row))
+        if key not in grouped:
+            grouped[key] = []
+            out.append(grouped[key])
+        grouped[key].append(group)
+    return [_merge(item) if isinstance(item, list) else item for item in out]

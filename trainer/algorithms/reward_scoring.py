@@ -1,7 +1,11 @@
 """How a reward model reads text, and how to load one and score with it.
 
-The model always sees ``prompt + completion + eos``; a chat prompt (a list of messages) is
-rendered with the tokenizer's chat template and a generation prompt first. :func:`reward_text`
+The model sees ``prompt + completion + eos`` for a finished completion, and ``prompt +
+completion`` without the eos for one cut off at its length limit (so a truncated response is
+not scored as if the policy had ended it); a chat prompt (a list of messages) is rendered with
+the tokenizer's chat template and a generation prompt first. Forward passes take their
+position ids from the attention mask, so a score does not depend on how much left padding its
+batch needed. :func:`reward_text`
 is the one place that builds this text, used by training (reward.py) and by scoring
 (:class:`RewardScorer`, :func:`score_texts`, which PPO and RAFT use), so the two cannot drift.
 """
@@ -13,11 +17,12 @@ from pathlib import Path
 from trainer.algorithms.common import TrainingError, resolve_device, resolve_dtype
 
 
-def reward_text(tokenizer, prompt: str | list[dict], completion: str) -> str:
-    """``prompt + completion + eos``; a chat prompt goes through the chat template first."""
+def reward_text(tokenizer, prompt: str | list[dict], completion: str, finished: bool = True) -> str:
+    """``prompt + completion + eos`` (no eos when the completion was cut off unfinished); a
+    chat prompt goes through the chat template first."""
     if isinstance(prompt, list):
         prompt = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-    return prompt + completion + tokenizer.eos_token
+    return prompt + completion + (tokenizer.eos_token if finished else "")
 
 
 def load_reward_model(
@@ -52,18 +57,27 @@ def load_reward_model(
     return model.to(device), tokenizer
 
 
-def encode(tokenizer, prompts: list, completions: list[str], max_length: int, device: str):
-    texts = [reward_text(tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)]
+def encode(
+    tokenizer,
+    prompts: list,
+    completions: list[str],
+    max_length: int,
+    device: str,
+    finished: list[bool] | None = None,
+):
+    from trainer.algorithms.common import tokenize_prompts
+    from trainer.algorithms.ppo_core import position_ids
+
+    finished = [True] * len(prompts) if finished is None else finished
+    texts = [
+        reward_text(tokenizer, p, c, f)
+        for p, c, f in zip(prompts, completions, finished, strict=True)
+    ]
     # Chat templates already add their special tokens; plain text gets the tokenizer's own.
-    add_special = not any(isinstance(p, list) for p in prompts)
-    batch = tokenizer(
-        texts,
-        return_tensors="pt",
-        padding=True,
-        truncation=True,
-        max_length=max_length,
-        add_special_tokens=add_special,
-    )
+    chat = [isinstance(p, list) for p in prompts]
+    batch = dict(tokenize_prompts(tokenizer, texts, chat, max_length))
+    # Left padding must not shift the positions of absolute-position models (GPT-2, OPT).
+    batch["position_ids"] = position_ids(batch["attention_mask"])
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -86,9 +100,13 @@ class RewardScorer:
         self.model.eval().requires_grad_(False)
         self.batch_size, self.max_length = batch_size, max_length
 
-    def __call__(self, prompts: list, completions: list[str]) -> list[float]:
+    def __call__(
+        self, prompts: list, completions: list[str], finished: list[bool] | None = None
+    ) -> list[float]:
+        """Scores; ``finished[i]`` False marks a completion cut off at the length limit."""
         import torch
 
+        finished = [True] * len(prompts) if finished is None else list(finished)
         scores: list[float] = []
         with torch.no_grad():
             for i in range(0, len(prompts), self.batch_size):
@@ -98,6 +116,7 @@ class RewardScorer:
                     completions[i : i + self.batch_size],
                     self.max_length,
                     self.device,
+                    finished[i : i + self.batch_size],
                 )
                 scores += self.model(**batch).logits[:, 0].float().tolist()
         return scores

@@ -7,7 +7,9 @@ other k-1 completions of the same prompt; ``beta`` adds a KL penalty towards the
 The reward model sees exactly the text it was trained on: TRL would score ``prompt +
 completion`` without the end-of-text token that reward training appends, so the reward is
 computed by :class:`ModelReward`, which goes through :mod:`reward_scoring` (``reward_text``)
-like PPO and RAFT do.
+like PPO and RAFT do; a completion cut off at max_completion_length is scored without the
+end-of-text token. ``mask_truncated_completions`` (TRL's) also leaves such completions out of
+the loss.
 
 Rows are prompt rows: ``{"prompt": text or chat transcript, ...}`` (other keys are ignored).
 ``batch_size`` counts completions, so ``batch_size * gradient_accumulation_steps`` must be a
@@ -35,7 +37,9 @@ from trainer.algorithms.trl_bridge import run_trainer
 
 
 @dataclass
-class RLOOConfig:
+class OnlineConfig:
+    """What RLOO and GRPO share (TRL's online trainers against our reward model)."""
+
     model_name_or_path: str = field(
         metadata={"help": "Policy to start from: a Hugging Face model id or a local path."},
     )
@@ -116,7 +120,22 @@ class RLOOConfig:
         default=False,
         metadata={"help": "Recompute activations in the backward pass: less memory, ~20% slower."},
     )
+    mask_truncated_completions: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave completions cut off at max_completion_length out of the loss "
+            "(TRL's option; DAPO recommends it)."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Seed for initialisation and sampling."})
+
+
+@dataclass
+class RLOOConfig(OnlineConfig):
+    normalize_advantages: bool = field(
+        default=False,
+        metadata={"help": "Whiten the leave-one-out advantages over the batch (TRL's option)."},
+    )
 
 
 class ModelReward:
@@ -124,16 +143,35 @@ class ModelReward:
 
     __name__ = "reward_model"  # the name TRL logs the reward under (rewards/reward_model/...)
 
-    def __init__(self, scorer: RewardScorer):
-        self.scorer = scorer
+    def __init__(self, scorer: RewardScorer, stop_ids: list[int] | None = None):
+        self.scorer, self.stop_ids = scorer, set(stop_ids or ())
         self.on_scores = None  # (prompts, texts, scores) -> None: the job page's samples
 
     def __call__(self, prompts: list, completions: list, **kwargs) -> list[float]:
+        ids = kwargs.get("completion_ids")
+        finished = None
+        if ids is not None and self.stop_ids:
+            # TRL cuts a completion after its stop token; one without it hit the length limit.
+            finished = [bool(row) and row[-1] in self.stop_ids for row in ids]
         texts = [completion_text(c) for c in completions]
-        scores = self.scorer(list(prompts), texts)
+        scores = self.scorer(list(prompts), texts, finished)
         if self.on_scores is not None:
             self.on_scores(list(prompts), texts, scores)
         return scores
+
+
+def policy_stop_ids(path: str, tokenizer) -> list[int]:
+    """The ids that end a completion: the tokenizer's eos and the generation config's."""
+    from transformers import GenerationConfig
+
+    try:
+        ids = GenerationConfig.from_pretrained(path).eos_token_id
+    except OSError:
+        ids = None
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
 
 
 def completion_text(completion) -> str:
@@ -152,7 +190,7 @@ def prompt_rows(rows: list[dict]) -> list[dict]:
     return prompts
 
 
-def training_arguments(config: RLOOConfig, output_dir: Path) -> dict:
+def training_arguments(config: OnlineConfig, output_dir: Path) -> dict:
     """TRL RLOOConfig keywords; CPU-friendly defaults as in trl_bridge."""
     return {
         "output_dir": str(output_dir),
@@ -166,6 +204,7 @@ def training_arguments(config: RLOOConfig, output_dir: Path) -> dict:
         "temperature": config.temperature,
         "top_p": config.top_p,
         "beta": config.beta,
+        "mask_truncated_completions": config.mask_truncated_completions,
         "lr_scheduler_type": config.lr_scheduler_type,
         "warmup_steps": config.warmup_steps,
         "max_grad_norm": config.max_grad_norm,
@@ -185,7 +224,7 @@ def training_arguments(config: RLOOConfig, output_dir: Path) -> dict:
     }
 
 
-def check_config(config: RLOOConfig, name: str = "RLOO") -> None:
+def check_config(config: OnlineConfig, name: str = "RLOO") -> None:
     if not config.reward_model_path:
         raise TrainingError(f"{name} needs reward_model_path: a trained reward model.")
     if config.num_generations < 2:
@@ -211,15 +250,16 @@ def train(
     from trl import RLOOConfig as TrlRLOOConfig
     from trl import RLOOTrainer
 
+    extra = {"normalize_advantages": config.normalize_advantages}
     return train_online(
         config, rows, output_dir, algorithm="rloo", trl_config=TrlRLOOConfig,
-        trainer_class=RLOOTrainer, extra_arguments={}, progress=progress,
+        trainer_class=RLOOTrainer, extra_arguments=extra, progress=progress,
         should_stop=should_stop,
     )  # fmt: skip
 
 
 def train_online(
-    config: RLOOConfig,
+    config: OnlineConfig,
     rows: list[dict],
     output_dir: str | Path,
     *,
@@ -252,7 +292,7 @@ def train_online(
         batch_size=config.reward_batch_size,
         max_length=config.reward_max_length,
     )
-    reward = ModelReward(scorer)
+    reward = ModelReward(scorer, policy_stop_ids(config.model_name_or_path, tokenizer))
 
     def build(callback):
         trainer = trainer_class(

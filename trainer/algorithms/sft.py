@@ -1,9 +1,14 @@
 """SFT: supervised fine-tuning on demonstrations (TRL's SFTTrainer).
 
 Rows are ``{"prompt", "completion"}`` (loss on the completion only, by default), a
-conversation ``{"messages": [...]}``, or plain ``{"text"}``. A chat-transcript prompt with a
-text completion is turned into TRL's conversational prompt-completion format. RAFT uses this
-module for its fine-tuning step.
+conversation ``{"messages": [...]}`` ending with an assistant turn (trained on that last
+assistant turn only: the turns before it are its prompt), or plain ``{"text"}``. A
+chat-transcript prompt with a text completion is turned into TRL's conversational
+prompt-completion format. RAFT uses this module for its fine-tuning step.
+
+SFT from preference labels (:func:`best_responses`) takes each prompt's best response once: the
+one that won the most of its comparisons (the top of a ranking), not every pair's ``chosen``,
+which would make second- and third-best answers demonstrations and repeat the best one.
 
     python -m trainer.algorithms.sft --config job.json
 """
@@ -34,12 +39,49 @@ class SFTConfig(TrlTrainingConfig):
     )
 
 
+def best_responses(rows: list[dict]) -> list[dict]:
+    """Preference rows (comparisons or rankings) -> one ``{"prompt", "completion"}`` per
+    prompt: the response with the most wins minus losses over that prompt's comparisons (the
+    first seen among equals); a ranking's best is its first."""
+    from trainer.algorithms.common import prompt_key
+
+    prompts: dict[str, object] = {}
+    tally: dict[str, dict[str, int]] = {}
+    for index, row in enumerate(rows):
+        if "prompt" not in row:
+            raise ValueError(f"Row {index} has no 'prompt'.")
+        key = prompt_key(row)
+        prompts.setdefault(key, row["prompt"])
+        wins = tally.setdefault(key, {})
+        if "ranking" in row:
+            ranking = row["ranking"]
+            pairs = [(a, b) for i, a in enumerate(ranking) for b in ranking[i + 1 :]]
+        elif "chosen" in row and "rejected" in row:
+            pairs = [(row["chosen"], row["rejected"])]
+        else:
+            raise ValueError(f"Row {index} needs 'chosen' and 'rejected', or 'ranking'.")
+        for better, worse in pairs:
+            wins[better] = wins.get(better, 0) + 1
+            wins[worse] = wins.get(worse, 0) - 1
+    return [
+        {"prompt": prompts[key], "completion": max(wins, key=wins.get)}
+        for key, wins in tally.items()
+    ]
+
+
 def demonstration_rows(rows: list[dict]) -> list[dict]:
     """Keep only the columns TRL reads, in the shape it expects."""
     out = []
     for index, row in enumerate(rows):
         if "messages" in row:
-            out.append({"messages": row["messages"]})
+            messages = row["messages"]
+            if not messages or messages[-1].get("role") != "assistant":
+                raise ValueError(
+                    f"Row {index}: a conversation must end with an assistant turn, the "
+                    "response to train on."
+                )
+            # Prompt/completion, so the loss falls on the assistant's turn only.
+            out.append({"prompt": messages[:-1], "completion": messages[-1:]})
         elif "prompt" in row and "completion" in row:
             completion = row["completion"]
             if isinstance(row["prompt"], list) and isinstance(completion, str):

@@ -59,3 +59,58 @@ def test_the_adaptive_kl_coefficient_moves_towards_the_target():
     assert controller.value == pytest.approx(0.1 * 1.02)
     controller.update(current_kl=0.0, n_steps=10)
     assert controller.value < 0.1 * 1.02
+
+
+def test_masked_whitening_ignores_the_padding():
+    values = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 5.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    garbage = values + (1 - mask) * 1000.0
+
+    whitened = core.masked_whiten(garbage, mask)
+
+    real = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    expected = (real - real.mean()) / real.std(unbiased=False)
+    assert torch.allclose(whitened[mask.bool()], expected, atol=1e-5)
+
+
+def test_the_value_loss_is_clipped_around_the_old_values():
+    old = torch.tensor([[0.0, 0.0]])
+    returns = torch.tensor([[1.0, 1.0]])
+    mask = torch.tensor([[1.0, 0.0]])
+    # A new value past the clip towards the return: the clipped one (0.2) is further off,
+    # and the loss takes the larger of the two.
+    new = torch.tensor([[0.9, 5.0]])
+
+    loss = core.value_loss(new, old, returns, mask, cliprange_value=0.2)
+
+    assert loss.item() == pytest.approx(0.5 * (1.0 - 0.2) ** 2)
+    unclipped = core.value_loss(new, old, returns, mask, cliprange_value=10.0)
+    assert unclipped.item() == pytest.approx(0.5 * (1.0 - 0.9) ** 2)
+
+
+def test_the_eos_penalty_touches_only_unfinished_rows():
+    scores = torch.tensor([1.0, 2.0, 3.0])
+    finished = torch.tensor([True, False, True])
+
+    penalised = core.penalise_unfinished(scores, finished, 0.5)
+
+    assert penalised.tolist() == [1.0, 1.5, 3.0]
+    assert core.penalise_unfinished(scores, finished, None).tolist() == [1.0, 2.0, 3.0]
+
+
+def test_stop_tokens_end_the_response_mask_and_what_follows_is_padding(tiny_model_dir):
+    from trainer.algorithms.generate import load_policy, mask_after_stop, stop_token_ids
+    from trainer.algorithms.ppo import Models, response_mask
+
+    model, tokenizer = load_policy(tiny_model_dir)
+    eos, im_end = stop_token_ids(model, tokenizer)[:2]
+    pad = tokenizer.pad_token_id
+    response = torch.tensor([[5, 6, eos, 7, 8], [5, im_end, 9, eos, 6], [5, 6, 7, 8, 9]])
+
+    cleaned = mask_after_stop(response, model, tokenizer)
+    models = Models(model, None, None, None, tokenizer, {})
+    mask, finished = response_mask(cleaned, models)
+
+    assert cleaned.tolist() == [[5, 6, eos, pad, pad], [5, im_end, pad, pad, pad], [5, 6, 7, 8, 9]]
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert finished.tolist() == [True, True, False]

@@ -64,3 +64,77 @@ def test_it_stops_mid_round_and_resumes_that_round(tiny_model_dir, tiny_reward, 
     config.resume_from_checkpoint = "latest"
     resumed = train(config, rows, tmp_path)
     assert resumed["start_step"] == 0 and resumed["step"] == 2 and not resumed["stopped"]
+
+
+def test_it_resumes_after_the_last_finished_round_not_from_round_two(
+    tiny_model_dir, tiny_reward, tmp_path
+):
+    rows = [{"prompt": p} for p in chat_prompts(2)]
+    config = raft_config(tiny_model_dir, tiny_reward[0], iterations=3, num_samples=2)
+    rounds: list[int] = []
+
+    def record(step, total, metrics):
+        rounds.append(step)
+
+    stopped = train(
+        config, rows, tmp_path / "run", progress=record, should_stop=lambda: 2 in rounds
+    )
+    assert stopped["stopped"] and stopped["step"] == 2 and rounds == [1, 2]
+    assert [p.name for p in (tmp_path / "run").glob("iteration-*")] == ["iteration-1"]
+
+    config.resume_from_checkpoint = "latest"
+    resumed = train(config, rows, tmp_path / "run", progress=record)
+    assert resumed["start_step"] == 2 and resumed["step"] == 3 and not resumed["stopped"]
+    assert rounds == [1, 2, 3]  # three rounds in all, as in an uninterrupted run
+
+    config.resume_from_checkpoint = None
+    whole: list[int] = []
+    train(config, rows, tmp_path / "whole", progress=lambda s, t, m: whole.append(s))
+    assert whole == [1, 2, 3]
+    assert not params_changed(tmp_path / "whole", tmp_path / "run")  # the same policy
+
+
+def test_keep_best_never_keeps_a_truncated_sample():
+    samples = [
+        {"_row": 0, "completion": "cut off", "finished": False},
+        {"_row": 0, "completion": "ended", "finished": True},
+        {"_row": 1, "completion": "cut off too", "finished": False},
+    ]
+    kept = keep_best(samples, [2.0, 0.5, 9.0], k=1)
+    assert [(s["completion"], s["reward"]) for s in kept] == [("ended", 0.5)]
+
+
+def test_it_scores_truncated_samples_as_truncated(
+    tiny_model_dir, tiny_reward, tmp_path, monkeypatch
+):
+    from trainer.algorithms import raft
+
+    calls = []
+    real = raft.RewardScorer.__call__
+
+    def spy(self, prompts, completions, finished=None):
+        calls.append(finished)
+        return real(self, prompts, completions, finished)
+
+    monkeypatch.setattr(raft.RewardScorer, "__call__", spy)
+    rows = [{"prompt": p} for p in chat_prompts(4)]
+
+    metrics = train(raft_config(tiny_model_dir, tiny_reward[0], max_new_tokens=12), rows, tmp_path)
+
+    (finished,) = calls
+    assert finished is not None and len(finished) == 16
+    assert metrics["finished_fraction"] == sum(finished) / 16
+
+
+def test_the_dtype_sets_sampling_precision_and_bf16_autocast_for_the_sft_step():
+    from trainer.algorithms.raft import frozen_dtype, sft_config
+
+    cpu_auto = RAFTConfig(model_name_or_path="m", device="cpu")
+    assert frozen_dtype(cpu_auto) == "float32" and not sft_config(cpu_auto, "m", 0).bf16
+
+    bf16 = RAFTConfig(model_name_or_path="m", device="cpu", dtype="bf16")
+    assert frozen_dtype(bf16) == "bfloat16" and sft_config(bf16, "m", 0).bf16
+
+    fp16 = RAFTConfig(model_name_or_path="m", device="cpu", dtype="fp16")
+    # Sampling and scoring in float16; fine-tuning in float32 (no loss scaling here).
+    assert frozen_dtype(fp16) == "float16" and not sft_config(fp16, "m", 0).bf16
