@@ -5,7 +5,9 @@ A row is a comparison ``{"prompt", "chosen", "rejected", "margin"?, "group"?}`` 
 (the export writes ``t<task id>`` on every pair of one ranked task) and the same prompt become
 one group again: each distinct completion is read once and all their pairs are averaged
 together, as InstructGPT trains the K(K-1)/2 pairs of one ranking as one batch element.
-Comparisons without a ``group`` are a group each.
+Comparisons without a ``group`` are a group each. A row that is already a group (a ranking,
+or ``{"prompt", "completions", "pairs"}`` as a reward job's snapshot writes a ranking some of
+whose pairs were dropped) stays one as it is.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def rows_to_groups(rows: list[dict]) -> list[Group]:
     for index, row in enumerate(rows):
         group = row_to_group(row, index)
         name = row.get("group")
-        if name is None or "ranking" in row:
+        if name is None or "ranking" in row or "pairs" in row:  # already one group
             out.append(group)
             continue
         key = (str(name), prompt_key(row))
