@@ -205,7 +205,7 @@ class LoopRound(models.Model):
     reference_policy = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The round's samples scored by one reward model (trainer/loop_services.py):
+    # The round's samples scored by one reward model (trainer/loop/measure.py):
     # {"status", "reward_model", "new": mean, "previous": mean, "n", "measured_at"} or "error".
     scores = models.JSONField(default=dict, blank=True)
     tasks_created = models.PositiveIntegerField(default=0)

@@ -23,8 +23,9 @@ from contextlib import suppress
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
-from trainer import services
+from trainer import outbox, services
 from trainer.job_child import DISTRIBUTED_KINDS, SUPERVISOR_ENV, parent_of
 from trainer.models import TrainingJob
 from trainer.snapshots import snapshot_freeze
@@ -53,6 +54,16 @@ def job_run(*, job_id: int, worker: str) -> str | None:
         services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=str(exc))
         return Status.FAILED
     return _supervise(job_id=job_id, worker=worker, job_dir=job_dir, kind=job.kind)
+
+
+def job_run_and_advance(*, job_id: int, worker: str) -> str | None:
+    """`job_run`, then mark the project's loop due: the job's end may move it on."""
+    status = job_run(job_id=job_id, worker=worker)
+    project_id = TrainingJob.objects.filter(id=job_id).values_list("project_id", flat=True).first()
+    if status is not None and project_id is not None:
+        with transaction.atomic():
+            outbox.loop_advance_request(project_id=project_id)
+    return status
 
 
 def child_command(*, kind: str, job_dir: Path) -> list[str]:

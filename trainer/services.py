@@ -17,8 +17,11 @@ from django.utils import timezone
 from annotator.models import Completion, Project, Prompt
 from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
+from trainer.configs import validate_config
 from trainer.exceptions import JobError
 from trainer.models import ModelVersion, TrainingJob
+from trainer.outbox import job_send_on_commit
+from trainer.snapshots import dataset_validate
 
 Status = TrainingJob.Status
 LOG_TAIL_CHARS = 8000
@@ -36,9 +39,6 @@ def job_create(
 ) -> TrainingJob:
     """Queue a job; its message is sent once the row is committed, best effort: when the broker
     is away the outbox sweep sends it later (trainer/outbox.py). It runs once either way."""
-    from trainer.configs import validate_config
-    from trainer.outbox import job_send_on_commit
-    from trainer.snapshots import dataset_validate
 
     config = validate_config(
         kind=kind, config=config, input_model=input_model, reward_model=reward_model

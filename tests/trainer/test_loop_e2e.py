@@ -30,7 +30,7 @@ from rest_framework.authtoken.models import Token
 from annotator.importing import project_import
 from annotator.models import Annotation, Completion, Kind, Membership, Prompt, Task
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
-from trainer import loop
+from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
 ROOT = Path(__file__).resolve().parents[2]
