@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from django.db.models import F, Func, JSONField, Value
 from django.utils import timezone
 
-from annotator.models import Completion, Project, Prompt
+from annotator.models import Project
+from annotator.task_services import Sample, completions_generated_create
 from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.configs import validate_config
@@ -161,24 +162,22 @@ def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
 
 def _store_generations(job: TrainingJob) -> int:
     """Samples of a generate job become completions of their prompts, tagged with the model."""
-    prompt_ids = set(Prompt.objects.filter(project=job.project).values_list("id", flat=True))
     settings_used = {k: v for k, v in job.config.items() if k != "model_name_or_path"}
     rows = read_jsonl(model_dir(job) / COMPLETIONS_FILENAME)
-    completions = [
-        Completion(
-            prompt_id=row["prompt_id"],
-            # A byte-level tokenizer can sample the byte 0, which PostgreSQL text cannot hold.
-            text=row["completion"].replace("\x00", ""),
-            source=Completion.Source.GENERATED,
-            model_version_id=job.input_model_id,
-            generation=settings_used,
+    samples = [
+        Sample(
+            prompt_id=row.get("prompt_id"),
+            text=row["completion"],
             meta={"job": job.id, "sample_index": row.get("sample_index", 0)},
         )
         for row in rows
-        if row.get("prompt_id") in prompt_ids
     ]
-    Completion.objects.bulk_create(completions, batch_size=1000)
-    return len(completions)
+    return completions_generated_create(
+        project=job.project,
+        model_version_id=job.input_model_id,
+        generation=settings_used,
+        samples=samples,
+    )
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:

@@ -23,7 +23,8 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
-from annotator.models import Completion, Kind, Prompt, Task, TaskCompletion
+from annotator.models import Completion, Kind, Prompt
+from annotator.task_services import NewTask, tasks_create
 from trainer import outbox, services
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
@@ -250,17 +251,16 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
         by_role[role] = {c.prompt_id: c for c in rows}
     new = by_role.pop("new")
     model_ids = {role: jobs[jid].input_model_id for role, jid in round_.generate_jobs.items()}
-    tasks, members = [], []
+    tasks = []
     for role, other in by_role.items():
         for prompt_id in round_.prompt_ids:
             if prompt_id not in new or prompt_id not in other:
                 continue
             tasks.append(
-                Task(
-                    project_id=policy.project_id,
+                NewTask(
                     prompt_id=prompt_id,
                     kind=Kind.PAIRWISE,
-                    overlap=policy.project.overlap,
+                    completion_ids=(new[prompt_id].id, other[prompt_id].id),
                     priority=policy.task_priority,
                     round=round_.number,
                     meta={
@@ -273,17 +273,7 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
                     },
                 )
             )
-            members.append((new[prompt_id], other[prompt_id]))
-    tasks = Task.objects.bulk_create(tasks, batch_size=1000)
-    TaskCompletion.objects.bulk_create(
-        [
-            TaskCompletion(task=t, completion=c, position=i)
-            for t, pair in zip(tasks, members, strict=True)
-            for i, c in enumerate(pair)
-        ],
-        batch_size=1000,
-    )
-    return len(tasks)
+    return tasks_create(project=policy.project, tasks=tasks)
 
 
 # --- Controls ---------------------------------------------------------------------------------
