@@ -26,7 +26,8 @@ from django.conf import settings
 from django.db import transaction
 
 from trainer import outbox, services
-from trainer.job_child import DISTRIBUTED_KINDS, SUPERVISOR_ENV, parent_of
+from trainer.job_child import SUPERVISOR_ENV, parent_of
+from trainer.kinds import DISTRIBUTED_KINDS
 from trainer.models import TrainingJob
 from trainer.snapshots import snapshot_freeze
 

@@ -20,12 +20,16 @@ from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
+from trainer.kinds import COMPLETIONS, KINDS, POLICY, REWARD_MODEL
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
 from trainer.snapshots import dataset_validate
 
 Status = TrainingJob.Status
 LOG_TAIL_CHARS = 8000
+
+# The registry: which model version a finished job of each kind makes (trainer/kinds.py).
+OUTPUT_ROLES = {REWARD_MODEL: ModelVersion.Role.REWARD, POLICY: ModelVersion.Role.POLICY}
 
 
 def job_create(
@@ -140,14 +144,11 @@ def model_dir(job: TrainingJob) -> Path:
 
 
 def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
-    if job.kind == TrainingJob.Kind.GENERATE:
+    makes = KINDS[job.kind].makes
+    if makes == COMPLETIONS:
         _store_generations(job)
         return None
-    role = (
-        ModelVersion.Role.REWARD
-        if job.kind == TrainingJob.Kind.REWARD
-        else ModelVersion.Role.POLICY
-    )
+    role = OUTPUT_ROLES[makes]
     return ModelVersion.objects.create(
         project=job.project,
         name=f"{job.kind}-{job.id}",

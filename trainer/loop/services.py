@@ -28,6 +28,7 @@ from annotator.task_services import NewTask, tasks_create
 from trainer import outbox, services
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
+from trainer.kinds import KINDS, KL_KINDS, LOOP_ALGORITHMS
 from trainer.loop import measure
 from trainer.loop.selectors import usable_comparisons
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
@@ -153,7 +154,7 @@ def _after_reward(policy: LoopPolicy, round_: LoopRound) -> str | None:
         kind=policy.algorithm,
         config=policy_job_config(policy, reference),
         input_model=round_.previous_policy,
-        reward_model=reward_model if policy.algorithm != LoopPolicy.Algorithm.DPO else None,
+        reward_model=reward_model if KINDS[policy.algorithm].needs_reward_model else None,
     )
     LoopRound.objects.filter(id=round_.id).update(policy_job=job, reference_policy=reference)
     return Status.POLICY
@@ -161,7 +162,7 @@ def _after_reward(policy: LoopPolicy, round_: LoopRound) -> str | None:
 
 # The algorithms whose policy job holds the policy near a frozen reference with a KL penalty
 # (RAFT has no penalty; DPO's reference is the policy it starts from, by construction).
-KL_ALGORITHMS = {LoopPolicy.Algorithm.PPO, LoopPolicy.Algorithm.RLOO, LoopPolicy.Algorithm.GRPO}
+KL_ALGORITHMS = KL_KINDS & {k.name for k in LOOP_ALGORITHMS}
 # GRPO's KL weight in the loop when its config sets none: TRL's default is 0 (no penalty at
 # all), which over rounds lets the policy drift as far as the reward model pays it to.
 LOOP_GRPO_BETA = 0.04
@@ -290,7 +291,8 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
     `data` is the loop's settings as given (a form's or a serializer's): the configs it holds
     are checked, the policy config only when there is an algorithm to check it against."""
 
-    scored = algorithm != LoopPolicy.Algorithm.DPO  # DPO trains on the labels themselves
+    # DPO trains on the labels themselves; the others score their samples with a reward model.
+    scored = algorithm not in KINDS or KINDS[algorithm].needs_reward_model
     kinds = {
         "reward_config": ("reward", {"model_name_or_path": base_policy.path}),
         "policy_config": (algorithm, {"reward_model_path": REWARD_PLACEHOLDER} if scored else {}),
