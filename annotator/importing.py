@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from annotator.exceptions import ImportFailed
 from annotator.models import Completion, Kind, Project, Prompt, Task
 from annotator.task_services import NewTask, tasks_create
-from webapp import safejson
+from webapp import safejson, sql
 
 MAX_TEXT = 100_000
 MAX_COMPLETIONS = 9
@@ -275,8 +275,7 @@ def _analyze_tasks() -> None:
     # PostgreSQL plans the queue's query from table statistics. A fresh bulk load has none
     # until autovacuum comes round, and meanwhile "next task" sorts every open task.
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Task._meta.db_table}")
+        sql.run(f"ANALYZE {sql.table(Task)}")
 
 
 def _write(*, project: Project, plans: list) -> int:

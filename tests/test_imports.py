@@ -181,3 +181,16 @@ def test_it_has_the_labeling_pages_templates_load_no_trainer_template_library():
         if libraries.get(library, "").startswith("trainer.")
     }
     assert from_trainer == set()
+
+
+CURSOR = re.compile(r"\.(chunked_)?cursor\(")
+
+
+def test_it_keeps_every_database_cursor_of_the_apps_in_webapp_sql():
+    """Raw SQL goes through webapp/sql.py (docs/architecture.md): no other module opens a cursor."""
+    opened = {
+        name
+        for name, path in ALL.items()
+        if name != "webapp.sql" and CURSOR.search(path.read_text(encoding="utf-8"))
+    }
+    assert opened == set()

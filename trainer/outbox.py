@@ -24,9 +24,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotator import sql
 from trainer.models import LoopPolicy, TrainingJob
 from trainer.tasks import advance_loop, run_training_job
+from webapp import sql
 
 logger = logging.getLogger(__name__)
 
