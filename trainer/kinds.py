@@ -27,8 +27,9 @@ class JobKind:
     config_class: str  # its config dataclass
     data: str  # LABELS or PROMPTS
     makes: str  # REWARD_MODEL, POLICY or COMPLETIONS
+    hours: int  # default wall-clock budget of a job (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides)
     loop_algorithm: bool = False  # a loop round may train its policy with it
-    kl_reference: bool = False  # penalised by KL to a frozen reference policy
+    kl: bool = False  # penalised by KL to a frozen reference policy
     # Trains through transformers' Trainer, which shards the batches over the processes of an
     # `accelerate launch`; our own loops would only run N identical copies, so run as one.
     distributed: bool = False
@@ -42,14 +43,14 @@ class JobKind:
 _A = "trainer.algorithms."
 # In the order forms and lists show them.
 JOB_KINDS = (
-    JobKind("reward", "Reward model", _A + "reward", "RewardConfig", LABELS, REWARD_MODEL),
-    JobKind("ppo", "PPO", _A + "ppo", "PPOConfig", PROMPTS, POLICY, True, kl_reference=True),
-    JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, True),
-    JobKind("rloo", "RLOO", _A + "rloo", "RLOOConfig", PROMPTS, POLICY, True, kl_reference=True),
-    JobKind("grpo", "GRPO", _A + "grpo", "GRPOConfig", PROMPTS, POLICY, True, kl_reference=True),
-    JobKind("dpo", "DPO", _A + "dpo", "DPOConfig", LABELS, POLICY, True, distributed=True),
-    JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, distributed=True),
-    JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS),
+    JobKind("reward", "Reward model", _A + "reward", "RewardConfig", LABELS, REWARD_MODEL, 12),
+    JobKind("ppo", "PPO", _A + "ppo", "PPOConfig", PROMPTS, POLICY, 36, True, kl=True),
+    JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, 36, True),
+    JobKind("rloo", "RLOO", _A + "rloo", "RLOOConfig", PROMPTS, POLICY, 36, True, kl=True),
+    JobKind("grpo", "GRPO", _A + "grpo", "GRPOConfig", PROMPTS, POLICY, 36, True, kl=True),
+    JobKind("dpo", "DPO", _A + "dpo", "DPOConfig", LABELS, POLICY, 24, True, distributed=True),
+    JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, 24, distributed=True),
+    JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS, 6),
 )
 KINDS = {k.name: k for k in JOB_KINDS}
 
@@ -58,7 +59,7 @@ LABEL_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == LABELS)
 PROMPT_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == PROMPTS)
 TRAINING_KINDS = frozenset(k.name for k in JOB_KINDS if k.makes != COMPLETIONS)
 LOOP_ALGORITHMS = tuple(k for k in JOB_KINDS if k.loop_algorithm)
-KL_KINDS = frozenset(k.name for k in JOB_KINDS if k.kl_reference)
+KL_KINDS = frozenset(k.name for k in JOB_KINDS if k.kl)
 DISTRIBUTED_KINDS = frozenset(k.name for k in JOB_KINDS if k.distributed)
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 import importlib
 
+from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
 from trainer import api, configs, job_child, runner, services, snapshots, views
@@ -67,3 +68,8 @@ def test_it_derives_snapshots_registry_and_loop_rules_from_the_table():
     assert runner.DISTRIBUTED_KINDS == {k.name for k in JOB_KINDS if k.distributed}
     assert loop_services.KL_ALGORITHMS == {"ppo", "rloo", "grpo"}
     assert [k.name for k in LOOP_ALGORITHMS if not k.needs_reward_model] == ["dpo"]
+
+
+def test_it_gives_every_kind_a_time_limit_from_the_table():
+    assert set(settings.PREFLOOP_JOB_TIME_LIMITS) == set(NAMES)
+    assert all(k.hours > 0 for k in JOB_KINDS)
