@@ -1,7 +1,7 @@
 """Run one training job on this worker: claim it, freeze its data, supervise its process.
 
 The algorithm runs in a child process (trainer/job_child.py) in a process group of its own:
-torch never loads in the Celery worker (see design.md on fork hangs), a crash or an
+torch never loads in the Celery worker (docs/architecture.md: fork hangs), a crash or an
 out-of-memory kill fails the job instead of the worker, and a job that ignores a cancel is
 killed with its whole group.
 
