@@ -5,6 +5,7 @@ app alone writes its own tables (docs/architecture.md: annotator/ never imports 
 trainer/ writes annotator's rows only through these services).
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from annotator.models import Completion, Project, Prompt, Task, TaskCompletion
@@ -28,22 +29,7 @@ class NewTask:
 def tasks_create(*, project: Project, tasks: list[NewTask]) -> int:
     """Bulk-create the tasks and their completion links (the project's overlap on each), in the
     caller's transaction. Sends no signals, like bulk_create. Returns how many were made."""
-    rows = Task.objects.bulk_create(
-        [
-            Task(
-                project=project,
-                prompt_id=t.prompt_id,
-                kind=t.kind,
-                overlap=project.overlap,
-                priority=t.priority,
-                gold=t.gold,
-                round=t.round,
-                meta=t.meta,
-            )
-            for t in tasks
-        ],
-        batch_size=BATCH,
-    )
+    rows = Task.objects.bulk_create([_task_row(project, t) for t in tasks], batch_size=BATCH)
     TaskCompletion.objects.bulk_create(
         [
             TaskCompletion(task=row, completion_id=completion_id, position=position)
@@ -53,6 +39,12 @@ def tasks_create(*, project: Project, tasks: list[NewTask]) -> int:
         batch_size=BATCH,
     )
     return len(rows)
+
+
+def _task_row(project: Project, task: NewTask) -> Task:
+    fields = dataclasses.asdict(task)
+    del fields["completion_ids"]  # the links, written after the tasks have ids
+    return Task(project=project, overlap=project.overlap, **fields)
 
 
 @dataclass(frozen=True)
