@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from annotator.models import Prompt
 from tests.factories import ProjectFactory
-from tests.trainer.test_loop_selectors import judge, make_round, policy_model
+from tests.trainer.loop.test_selectors import judge, make_round, policy_model
 from trainer.loop import services as loop
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
