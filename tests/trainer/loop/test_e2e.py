@@ -33,7 +33,7 @@ from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 Status = LoopRound.Status
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
