@@ -6,12 +6,15 @@ from it). Nothing updates or deletes an entry: the Django admin shows them read-
 API only lists them (docs/api.md).
 """
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
 
-from annotator.models import Project
+if TYPE_CHECKING:  # models.py imports this module, so only type checkers read this one
+    from annotator.models import Project
 
 
 class AuditEntry(models.Model):
@@ -25,7 +28,9 @@ class AuditEntry(models.Model):
         LOOP_CONFIGURE = "loop.configure", "Changed the loop's settings"
         LOOP_ACTION = "loop.action", "Paused, resumed, stopped or retrained the loop"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audit_entries")
+    project = models.ForeignKey(
+        "annotator.Project", on_delete=models.CASCADE, related_name="audit_entries"
+    )
     # Kept as a name too, so the entry still says who it was once the account is gone.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -63,7 +68,7 @@ def client_address(request: HttpRequest) -> str | None:
 def audit_record(
     *,
     request: HttpRequest,
-    project: Project | int,
+    project: "Project | int",
     action: str,
     target: str = "",
     details: dict | None = None,
@@ -89,6 +94,6 @@ def plain(values: dict) -> dict:
     return {k: v.pk if isinstance(v, models.Model) else v for k, v in values.items()}
 
 
-def audit_entries(*, project: Project):
+def audit_entries(*, project: "Project"):
     """A project's entries, newest first (the UI's page and the API's list)."""
     return AuditEntry.objects.filter(project=project).order_by("-id")

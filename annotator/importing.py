@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from annotator.exceptions import ImportFailed
-from annotator.models import Completion, Kind, Project, Prompt, Task, TaskCompletion
-from webapp import safejson
+from annotator.models import Completion, Kind, Project, Prompt, Task
+from annotator.task_services import NewTask, tasks_create
+from webapp import safejson, sql
 
 MAX_TEXT = 100_000
 MAX_COMPLETIONS = 9
@@ -274,8 +275,7 @@ def _analyze_tasks() -> None:
     # PostgreSQL plans the queue's query from table statistics. A fresh bulk load has none
     # until autovacuum comes round, and meanwhile "next task" sorts every open task.
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Task._meta.db_table}")
+        sql.run(f"ANALYZE {sql.table(Task)}")
 
 
 def _write(*, project: Project, plans: list) -> int:
@@ -300,32 +300,21 @@ def _write(*, project: Project, plans: list) -> int:
         ],
         batch_size=1000,
     )
-    tasks, members = [], []
+    tasks = []
     offset = 0
     for prompt, (line, groups) in zip(prompts, plans, strict=True):
         for kind, indexes in groups:
             tasks.append(
-                Task(
-                    project=project,
-                    prompt=prompt,
+                NewTask(
+                    prompt_id=prompt.id,
                     kind=kind,
-                    overlap=project.overlap,
+                    completion_ids=tuple(completions[offset + i].id for i in indexes),
                     priority=line.priority,
                     gold=line.gold,
                 )
             )
-            members.append([completions[offset + i] for i in indexes])
         offset += len(line.completions)
-    tasks = Task.objects.bulk_create(tasks, batch_size=1000)
-    TaskCompletion.objects.bulk_create(
-        [
-            TaskCompletion(task=task, completion=completion, position=position)
-            for task, group in zip(tasks, members, strict=True)
-            for position, completion in enumerate(group)
-        ],
-        batch_size=1000,
-    )
-    return len(tasks)
+    return tasks_create(project=project, tasks=tasks)
 
 
 def project_import(*, project: Project, data: bytes, fmt: str) -> int:

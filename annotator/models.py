@@ -145,7 +145,7 @@ class Completion(models.Model):
     text = models.TextField()
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORTED)
     # The model version that generated it. A plain id, not a foreign key: the labeling app
-    # knows nothing of training (design.md), trainer/ resolves it.
+    # knows nothing of training (docs/architecture.md), trainer/ resolves it.
     model_version_id = models.BigIntegerField(null=True, blank=True)
     generation = models.JSONField(default=dict, blank=True, help_text="Generation settings.")
     meta = models.JSONField(default=dict, blank=True)

@@ -20,7 +20,6 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from annotator import sql
 from annotator.models import (
     Annotation,
     AnnotationRevision,
@@ -32,6 +31,7 @@ from annotator.models import (
     Task,
     TaskCompletion,
 )
+from webapp import sql
 
 
 def projects_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -76,7 +76,7 @@ def project_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 
 def project_get_for_member(*, project_id: int, user: AbstractBaseUser) -> tuple[Project, str]:
     """The project and the user's role in it; 404 if they are not a member. One query,
-    written by hand because every labeling request runs it (see annotator/sql.py)."""
+    written by hand because every labeling request runs it (see webapp/sql.py)."""
     if user.is_superuser:
         statement = f"""SELECT {sql.columns(Project, "p")}, %s FROM {sql.table(Project)} p
                         WHERE p.id = %s"""  # noqa: S608 -- table and column names only

@@ -26,7 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from annotator import selectors, sql
+from annotator import selectors
 from annotator.answers import validate_answer
 from annotator.exceptions import (
     AlreadyAnswered,
@@ -46,6 +46,7 @@ from annotator.models import (
     Task,
 )
 from annotator.signals import annotation_created
+from webapp import sql
 
 # How many candidate tasks a claim tries before answering "nothing left" when every one it
 # locked turned out full (only under heavy contention on one task).
@@ -106,7 +107,7 @@ def labeler_simulated_ensure(*, project: Project, username: str) -> Token:
 # --- The queue ------------------------------------------------------------------------------
 #
 # "Next task" is the hot path of labeling (bench/labeling_load.py), so its statements are
-# written by hand (see annotator/sql.py): the ORM spent more CPU building them than the
+# written by hand (see webapp/sql.py): the ORM spent more CPU building them than the
 # database spent running them. Every one is portable SQL (PostgreSQL and SQLite).
 
 _LEASE_FIELDS = ("id", "task", "labeler", "status", "shown_order", "created_at", "expires_at")

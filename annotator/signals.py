@@ -1,5 +1,5 @@
 """Signals other apps may listen to. The labeling app knows nothing of who listens
-(design.md: the loop watches the labels, the labels know nothing of training)."""
+(docs/architecture.md: the loop watches the labels, the labels know nothing of training)."""
 
 from django.dispatch import Signal
 

@@ -25,7 +25,7 @@ def loop(args) -> dict:
     from rest_framework.authtoken.models import Token
 
     from annotator.models import Project
-    from trainer import loop as loop_
+    from trainer.loop import services as loop_
     from trainer.models import ModelVersion
 
     project = Project.objects.get(id=args.project)

@@ -283,7 +283,7 @@ def make_project(args, noise: float, base_path: Path):
     from annotator import services
     from annotator.importing import project_import
     from annotator.models import Membership
-    from trainer import loop
+    from trainer.loop import services as loop
     from trainer.models import ModelVersion
 
     per_round = args.labels // args.rounds
@@ -486,10 +486,10 @@ def reward_accuracy(model, prompts: list, chosen: list[str], rejected: list[str]
 
 def evaluate(args, project) -> dict:
     """Oracle-judged (noise-free) win rates, the oracle's terms and fresh reward accuracy."""
-    from trainer import loop_selectors
-    from trainer.evaluation import win_rate
+    from trainer.loop import accuracy
+    from trainer.loop.evaluation import win_rate
+    from trainer.loop.oracles import make_oracle
     from trainer.models import LoopRound
-    from trainer.oracles import make_oracle
 
     judge = make_oracle(
         args.oracle,
@@ -533,10 +533,8 @@ def evaluate(args, project) -> dict:
     for r in rounds:
         name, previous = f"round {r.number}", "base" if r.number == 1 else f"round {r.number - 1}"
         reward_model = r.reward_job.output_model
-        cutoff = loop_selectors.fresh_accuracy_cutoff(model_version=reward_model)
-        fresh = loop_selectors.fresh_comparisons(
-            model_version=reward_model, cutoff=cutoff, limit=2000
-        )
+        cutoff = accuracy.fresh_accuracy_cutoff(model_version=reward_model)
+        fresh = accuracy.fresh_comparisons(model_version=reward_model, cutoff=cutoff, limit=2000)
         pairs = [
             (p, x, y)
             for p, x, y in zip(held, samples[name], samples[previous], strict=True)
@@ -728,7 +726,7 @@ def write_report(args, report: dict) -> None:
 
 
 def parse_args():
-    from trainer.oracles import DEFAULT_TARGET_WORDS
+    from trainer.loop.oracles import DEFAULT_TARGET_WORDS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=2, help="K")

@@ -13,7 +13,7 @@ from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
 from trainer import selectors, services
 from trainer.exceptions import JobError
-from trainer.job_child import ALGORITHMS
+from trainer.kinds import JOB_KINDS, choices
 from trainer.models import ModelVersion, TrainingJob
 
 
@@ -56,10 +56,7 @@ class JobOut(serializers.ModelSerializer):
 
 
 class JobIn(serializers.Serializer):
-    # Only the kinds a worker can run (the Kind table also has ones still to come).
-    kind = serializers.ChoiceField(
-        choices=[(v, label) for v, label in TrainingJob.Kind.choices if v in ALGORITHMS]
-    )
+    kind = serializers.ChoiceField(choices=choices(JOB_KINDS))  # trainer/kinds.py
     project = StrictIntegerField(min_value=1, max_value=DB_BIG_MAX)
     config = serializers.DictField(
         required=False, default=dict, help_text="The kind's settings (docs/training.md)."

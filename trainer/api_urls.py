@@ -1,7 +1,8 @@
 from django.urls import path
 
 from annotator import converters  # noqa: F401 (registers <id:>)
-from trainer import api, loop_api
+from trainer import api
+from trainer.loop import api as loop_api
 
 urlpatterns = [
     path("jobs/", api.job_list_create, name="api-jobs"),

@@ -4,16 +4,15 @@ import dataclasses
 import importlib
 
 from trainer.exceptions import JobError
-from trainer.job_child import ALGORITHMS
+from trainer.kinds import KINDS
 from trainer.models import ModelVersion
 
 
 def config_class(kind: str) -> type:
-    if kind not in ALGORITHMS:
-        available = ", ".join(sorted(ALGORITHMS))
+    if kind not in KINDS:
+        available = ", ".join(sorted(KINDS))
         raise JobError(f"Jobs of kind {kind!r} cannot be launched yet; available: {available}.")
-    module_name, class_name = ALGORITHMS[kind]
-    return getattr(importlib.import_module(module_name), class_name)
+    return getattr(importlib.import_module(KINDS[kind].module), KINDS[kind].config_class)
 
 
 def validate_config(

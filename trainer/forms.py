@@ -22,8 +22,8 @@ from django.http import QueryDict
 
 from annotator.models import Prompt
 from trainer.configs import config_class, config_fields
+from trainer.kinds import LABEL_KINDS
 from trainer.models import ModelVersion
-from trainer.snapshots import LABEL_KINDS
 from webapp import safejson
 
 TYPES = ("bool", "int", "float", "str", "json")

@@ -7,7 +7,7 @@ training, then ``{"final": {...}}`` or ``{"error": "..."}``. Creating ``JOB_DIR/
 algorithm to save and stop at its next step. If the worker dies, this process notices that its
 supervisor is gone and exits, so a reaped job never keeps a second copy running.
 
-Under ``accelerate launch`` (PREFLOOP_ACCELERATE_CONFIG, for the kinds in DISTRIBUTED_KINDS)
+Under ``accelerate launch`` (PREFLOOP_ACCELERATE_CONFIG, distributed kinds in trainer/kinds.py)
 this module runs once per rank. Only rank 0 prints progress and the final result, so the job
 row gets one stream; a stop request is agreed on by all ranks at the same step (one all-reduce
 of a flag), so no rank is left waiting for the others in a collective.
@@ -22,17 +22,10 @@ import time
 import traceback
 from pathlib import Path
 
-# kind -> (module, config class). A kind missing here cannot be launched yet.
-ALGORITHMS = {
-    "reward": ("trainer.algorithms.reward", "RewardConfig"),
-    "dpo": ("trainer.algorithms.dpo", "DPOConfig"),
-    "sft": ("trainer.algorithms.sft", "SFTConfig"),
-    "generate": ("trainer.algorithms.generate", "GenerateConfig"),
-    "raft": ("trainer.algorithms.raft", "RAFTConfig"),
-    "ppo": ("trainer.algorithms.ppo", "PPOConfig"),
-    "rloo": ("trainer.algorithms.rloo", "RLOOConfig"),
-    "grpo": ("trainer.algorithms.grpo", "GRPOConfig"),
-}
+from trainer.kinds import JOB_KINDS
+
+# kind -> (module, config class), from the table of job kinds (trainer/kinds.py).
+ALGORITHMS = {k.name: (k.module, k.config_class) for k in JOB_KINDS}
 
 
 def sft_rows(rows: list[dict]) -> list[dict]:
@@ -44,11 +37,6 @@ def sft_rows(rows: list[dict]) -> list[dict]:
 
 # How a kind reads the snapshot rows, where they are not already in its own format.
 ROW_ADAPTERS = {"sft": sft_rows}
-
-# Kinds whose training loop is transformers' Trainer, which shards the batches over the
-# processes of an `accelerate launch`. Our own loops (reward, ppo, raft, generate) would only run
-# N identical copies, so they always run as one process.
-DISTRIBUTED_KINDS = {"dpo", "sft"}
 
 PARENT_CHECK_SECONDS = 2.0
 # The pid of the worker that supervises this job (set by trainer/runner.py).

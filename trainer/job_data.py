@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from annotator.models import Project
 from trainer.algorithms.common import split_rows
+from trainer.kinds import LABEL_KINDS
 from trainer.models import TrainingJob
-from trainer.snapshots import LABEL_KINDS, dataset_validate, snapshot_chunks
+from trainer.snapshots import dataset_validate, snapshot_chunks
 
 # Below these, training says little: a reward model's validation accuracy from a handful of
 # held-out pairs is noise (one or two rows give 0 or 1), and a policy step over a few prompts

@@ -8,6 +8,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from trainer import kinds
+
+
+def _kind_choices(name: str, table) -> type[models.TextChoices]:
+    """An enum of job kinds from trainer/kinds.py's table: `Kind.PPO == "ppo"`."""
+    members = [(k.name.upper(), (k.name, k.label)) for k in table]
+    return models.TextChoices(name, members, module=__name__, qualname=name)
+
 
 class ModelVersion(models.Model):
     class Role(models.TextChoices):
@@ -40,15 +48,8 @@ class ModelVersion(models.Model):
 
 
 class TrainingJob(models.Model):
-    class Kind(models.TextChoices):
-        REWARD = "reward", "Reward model"
-        PPO = "ppo", "PPO"
-        RAFT = "raft", "RAFT"
-        RLOO = "rloo", "RLOO"
-        GRPO = "grpo", "GRPO"
-        DPO = "dpo", "DPO"
-        SFT = "sft", "SFT"
-        GENERATE = "generate", "Generate"
+    # Every kind in trainer/kinds.py (a new kind there needs a migration for these choices).
+    Kind = _kind_choices("TrainingJob.Kind", kinds.JOB_KINDS)
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -122,12 +123,8 @@ class TrainingJob(models.Model):
 class LoopPolicy(models.Model):
     """How a project's feedback loop runs (issue #5). One per project."""
 
-    class Algorithm(models.TextChoices):
-        PPO = "ppo", "PPO"
-        RAFT = "raft", "RAFT"
-        RLOO = "rloo", "RLOO"
-        GRPO = "grpo", "GRPO"
-        DPO = "dpo", "DPO"
+    # The kinds trainer/kinds.py marks as loop algorithms.
+    Algorithm = _kind_choices("LoopPolicy.Algorithm", kinds.LOOP_ALGORITHMS)
 
     project = models.OneToOneField(
         "annotator.Project", on_delete=models.CASCADE, related_name="loop_policy"
@@ -205,7 +202,7 @@ class LoopRound(models.Model):
     reference_policy = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The round's samples scored by one reward model (trainer/loop_services.py):
+    # The round's samples scored by one reward model (trainer/loop/measure.py):
     # {"status", "reward_model", "new": mean, "previous": mean, "n", "measured_at"} or "error".
     scores = models.JSONField(default=dict, blank=True)
     tasks_created = models.PositiveIntegerField(default=0)

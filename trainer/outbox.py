@@ -24,8 +24,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotator import sql
 from trainer.models import LoopPolicy, TrainingJob
+from trainer.tasks import advance_loop, run_training_job
+from webapp import sql
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def loop_advance_request(*, project_id: int) -> None:
 
 
 def loop_advance_send_on_commit(*, project_id: int) -> None:
-    from trainer.tasks import advance_loop
-
     transaction.on_commit(lambda: send(advance_loop, project_id))
 
 
@@ -94,8 +93,6 @@ def job_send_on_commit(*, job_id: int) -> None:
 
 
 def _job_send(job_id: int) -> bool:
-    from trainer.tasks import run_training_job
-
     if not send(run_training_job, job_id):
         return False
     try:
@@ -123,7 +120,8 @@ def jobs_to_resend(*, now=None) -> list[int]:
 def outbox_sweep() -> dict:
     """Deliver what the requests recorded: advance every due loop here and now, send again the
     jobs that need it. Run by Celery beat every few seconds (PREFLOOP_OUTBOX_SWEEP_SECONDS)."""
-    from trainer.loop import loop_advance
+    # Imported here, not at the top: the loop's services send through this module.
+    from trainer.loop.services import loop_advance
 
     advanced = []
     for project_id in loops_due():

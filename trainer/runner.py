@@ -1,7 +1,7 @@
 """Run one training job on this worker: claim it, freeze its data, supervise its process.
 
 The algorithm runs in a child process (trainer/job_child.py) in a process group of its own:
-torch never loads in the Celery worker (see design.md on fork hangs), a crash or an
+torch never loads in the Celery worker (docs/architecture.md: fork hangs), a crash or an
 out-of-memory kill fails the job instead of the worker, and a job that ignores a cancel is
 killed with its whole group.
 
@@ -23,9 +23,11 @@ from contextlib import suppress
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
-from trainer import services
-from trainer.job_child import DISTRIBUTED_KINDS, SUPERVISOR_ENV, parent_of
+from trainer import outbox, services
+from trainer.job_child import SUPERVISOR_ENV, parent_of
+from trainer.kinds import DISTRIBUTED_KINDS
 from trainer.models import TrainingJob
 from trainer.snapshots import snapshot_freeze
 
@@ -53,6 +55,16 @@ def job_run(*, job_id: int, worker: str) -> str | None:
         services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=str(exc))
         return Status.FAILED
     return _supervise(job_id=job_id, worker=worker, job_dir=job_dir, kind=job.kind)
+
+
+def job_run_and_advance(*, job_id: int, worker: str) -> str | None:
+    """`job_run`, then mark the project's loop due: the job's end may move it on."""
+    status = job_run(job_id=job_id, worker=worker)
+    project_id = TrainingJob.objects.filter(id=job_id).values_list("project_id", flat=True).first()
+    if status is not None and project_id is not None:
+        with transaction.atomic():
+            outbox.loop_advance_request(project_id=project_id)
+    return status
 
 
 def child_command(*, kind: str, job_dir: Path) -> list[str]:

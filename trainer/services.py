@@ -14,14 +14,22 @@ from django.db import connection, transaction
 from django.db.models import F, Func, JSONField, Value
 from django.utils import timezone
 
-from annotator.models import Completion, Project, Prompt
+from annotator.models import Project
+from annotator.task_services import Sample, completions_generated_create
 from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
+from trainer.configs import validate_config
 from trainer.exceptions import JobError
+from trainer.kinds import COMPLETIONS, KINDS, POLICY, REWARD_MODEL
 from trainer.models import ModelVersion, TrainingJob
+from trainer.outbox import job_send_on_commit
+from trainer.snapshots import dataset_validate
 
 Status = TrainingJob.Status
 LOG_TAIL_CHARS = 8000
+
+# The registry: which model version a finished job of each kind makes (trainer/kinds.py).
+OUTPUT_ROLES = {REWARD_MODEL: ModelVersion.Role.REWARD, POLICY: ModelVersion.Role.POLICY}
 
 
 def job_create(
@@ -36,9 +44,6 @@ def job_create(
 ) -> TrainingJob:
     """Queue a job; its message is sent once the row is committed, best effort: when the broker
     is away the outbox sweep sends it later (trainer/outbox.py). It runs once either way."""
-    from trainer.configs import validate_config
-    from trainer.outbox import job_send_on_commit
-    from trainer.snapshots import dataset_validate
 
     config = validate_config(
         kind=kind, config=config, input_model=input_model, reward_model=reward_model
@@ -139,14 +144,11 @@ def model_dir(job: TrainingJob) -> Path:
 
 
 def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
-    if job.kind == TrainingJob.Kind.GENERATE:
+    makes = KINDS[job.kind].makes
+    if makes == COMPLETIONS:
         _store_generations(job)
         return None
-    role = (
-        ModelVersion.Role.REWARD
-        if job.kind == TrainingJob.Kind.REWARD
-        else ModelVersion.Role.POLICY
-    )
+    role = OUTPUT_ROLES[makes]
     return ModelVersion.objects.create(
         project=job.project,
         name=f"{job.kind}-{job.id}",
@@ -161,24 +163,22 @@ def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
 
 def _store_generations(job: TrainingJob) -> int:
     """Samples of a generate job become completions of their prompts, tagged with the model."""
-    prompt_ids = set(Prompt.objects.filter(project=job.project).values_list("id", flat=True))
     settings_used = {k: v for k, v in job.config.items() if k != "model_name_or_path"}
     rows = read_jsonl(model_dir(job) / COMPLETIONS_FILENAME)
-    completions = [
-        Completion(
-            prompt_id=row["prompt_id"],
-            # A byte-level tokenizer can sample the byte 0, which PostgreSQL text cannot hold.
-            text=row["completion"].replace("\x00", ""),
-            source=Completion.Source.GENERATED,
-            model_version_id=job.input_model_id,
-            generation=settings_used,
+    samples = [
+        Sample(
+            prompt_id=row.get("prompt_id"),
+            text=row["completion"],
             meta={"job": job.id, "sample_index": row.get("sample_index", 0)},
         )
         for row in rows
-        if row.get("prompt_id") in prompt_ids
     ]
-    Completion.objects.bulk_create(completions, batch_size=1000)
-    return len(completions)
+    return completions_generated_create(
+        project=job.project,
+        model_version_id=job.input_model_id,
+        generation=settings_used,
+        samples=samples,
+    )
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:

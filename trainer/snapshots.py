@@ -28,15 +28,14 @@ from annotator.export import ExportParams, export_start
 from annotator.export.rows import SNAPSHOT_SCHEMA
 from annotator.models import Prompt
 from trainer.exceptions import JobError
+from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TRAINING_KINDS
 from trainer.models import TrainingJob
 
 Kind = TrainingJob.Kind
-LABEL_KINDS = {Kind.REWARD, Kind.DPO, Kind.SFT}
-PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO, Kind.RLOO, Kind.GRPO}
 _LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
-# Every kind but generate trains on its rows: eval-split prompts never reach them.
-TRAINING_KINDS = (LABEL_KINDS | PROMPT_KINDS) - {Kind.GENERATE}
+# LABEL_KINDS / PROMPT_KINDS: what a kind's snapshot holds; TRAINING_KINDS: every kind that
+# trains on its rows (all but generate), so eval-split prompts never reach them.
 TRAIN = Prompt.Split.TRAIN
 RANKING = "ranking"  # the export's `source` of a pair from a ranking task
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from trainer import launch_views, loop_views, views
+from trainer import launch_views, views
+from trainer.loop import views as loop_views
 
 urlpatterns = [
     path("", views.training_home, name="training"),

@@ -33,7 +33,7 @@ from trainer.exceptions import JobError
 from trainer.forms import (
     ModelRegisterForm,
 )
-from trainer.job_child import ALGORITHMS
+from trainer.kinds import JOB_KINDS, choices
 from trainer.logs import clean_log
 from trainer.models import ModelVersion, TrainingJob
 
@@ -71,7 +71,7 @@ def _job_for_admin(request: HttpRequest, job_id: int) -> TrainingJob:
 
 
 def _launchable_kinds() -> list[tuple[str, str]]:
-    return [(value, label) for value, label in Kind.choices if value in ALGORITHMS]
+    return choices(JOB_KINDS)
 
 
 def _model_url(model: ModelVersion) -> str:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from annotator import sql
+from webapp import sql
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

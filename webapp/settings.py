@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from trainer.kinds import JOB_KINDS
 from webapp.env import env_bool, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -77,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webapp.navigation.navigation",
             ],
         },
     }
@@ -301,13 +303,11 @@ PREFLOOP_JOB_CANCEL_GRACE = env_int("PREFLOOP_JOB_CANCEL_GRACE", 60)
 # Wall-clock budget per job kind, in seconds (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides one).
 # A job past its budget is asked to save and stop, then killed like a cancelled one, and fails.
 # Enforced by the worker's supervisor: Celery's own limits do not apply under the solo pool.
+# The defaults come from the table of job kinds (trainer/kinds.py: plain Python, no Django).
 PREFLOOP_JOB_TIME_LIMITS = {
-    kind: env_int(f"PREFLOOP_JOB_TIME_LIMIT_{kind.upper()}", default)
-    for kind, default in {
-        "reward": 12 * 3600, "dpo": 24 * 3600, "sft": 24 * 3600, "raft": 36 * 3600,
-        "ppo": 36 * 3600, "rloo": 36 * 3600, "grpo": 36 * 3600, "generate": 6 * 3600,
-    }.items()
-}  # fmt: skip
+    kind.name: env_int(f"PREFLOOP_JOB_TIME_LIMIT_{kind.name.upper()}", kind.hours * 3600)
+    for kind in JOB_KINDS
+}
 if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= max(PREFLOOP_JOB_TIME_LIMITS.values()):
     raise ImproperlyConfigured(
         "CELERY_VISIBILITY_TIMEOUT must be longer than the longest job time limit "

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 
 from annotator.export.params import ExportParams
 from annotator.models import Annotation, Completion, Kind, Project, Prompt
+from webapp import sql as raw
 
 CHUNK_ROWS = 5000  # rows fetched from the cursor at a time
 STREAM_ROWS = 500  # rows per chunk when streaming
@@ -35,18 +36,17 @@ def snapshot() -> Iterator[None]:
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                if outermost:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                # A streamed plan's cost estimate is its whole size, which makes PostgreSQL JIT-
-                # compile it with full optimisation: seconds of CPU before the first row.
-                cursor.execute("SET LOCAL jit = off")
-                # Plans that start at once and read in index order (the streamed queries are
-                # not cursors, so cursor_tuple_fraction does not apply): no hash tables of
-                # whole tables, no sorts spilling to disk, first rows in milliseconds.
-                cursor.execute("SET LOCAL enable_hashjoin = off")
-                cursor.execute("SET LOCAL enable_sort = off")
-                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            if outermost:
+                raw.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # A streamed plan's cost estimate is its whole size, which makes PostgreSQL JIT-
+            # compile it with full optimisation: seconds of CPU before the first row.
+            raw.run("SET LOCAL jit = off")
+            # Plans that start at once and read in index order (the streamed queries are
+            # not cursors, so cursor_tuple_fraction does not apply): no hash tables of
+            # whole tables, no sorts spilling to disk, first rows in milliseconds.
+            raw.run("SET LOCAL enable_hashjoin = off")
+            raw.run("SET LOCAL enable_sort = off")
+            raw.run("SET LOCAL max_parallel_workers_per_gather = 0")
         yield
 
 
@@ -91,9 +91,7 @@ def streamed(qs: QuerySet, *fields: str) -> Iterator[tuple]:
         return
     if (statement := _sql(qs, fields)) is None:
         return
-    sql, params = statement
-    with connection.cursor() as cursor:
-        yield from cursor.stream(sql, params, size=STREAM_ROWS)
+    yield from raw.stream(*statement, size=STREAM_ROWS)
 
 
 def tuples(qs: QuerySet, *fields: str) -> Iterator[tuple]:
@@ -101,11 +99,7 @@ def tuples(qs: QuerySet, *fields: str) -> Iterator[tuple]:
     per-row conversion runs (JSON columns stay text). Server-side cursor on PostgreSQL."""
     if (statement := _sql(qs, fields)) is None:
         return
-    sql, params = statement
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(CHUNK_ROWS):
-            yield from rows
+    yield from raw.chunked(*statement, size=CHUNK_ROWS)
 
 
 def batches(rows: Iterable[tuple], *, key: int = 0) -> Iterator[list[tuple[object, list]]]:
@@ -130,19 +124,16 @@ def _select_ids(sql: str, project_id: int | None, ids: Iterable[int]) -> list:
     if not ids:
         return []
     first = [] if project_id is None else [project_id]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One text parameter: adapting a list of thousands of ints costs more than the query.
-            array = "{" + ",".join(map(str, ids)) + "}"
-            cursor.execute(f"{sql} id = ANY(%s::bigint[])", [*first, array])
-            return cursor.fetchall()
-        found = []
-        for start in range(0, len(ids), LOOKUP_IDS):
-            chunk = ids[start : start + LOOKUP_IDS]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(f"{sql} id IN ({marks})", [*first, *chunk])
-            found += cursor.fetchall()
-        return found
+    if connection.vendor == "postgresql":
+        # One text parameter: adapting a list of thousands of ints costs more than the query.
+        array = "{" + ",".join(map(str, ids)) + "}"
+        return raw.all_rows(f"{sql} id = ANY(%s::bigint[])", [*first, array])
+    found = []
+    for start in range(0, len(ids), LOOKUP_IDS):
+        chunk = ids[start : start + LOOKUP_IDS]
+        marks = ", ".join(["%s"] * len(chunk))
+        found += raw.all_rows(f"{sql} id IN ({marks})", [*first, *chunk])
+    return found
 
 
 _PROMPTS_SQL = (

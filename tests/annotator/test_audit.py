@@ -278,7 +278,7 @@ def test_it_records_a_role_change_in_the_django_admin(project, alice, bob):
 def test_it_records_the_loop_and_job_pages_actions_too(project, alice):
     from django.test import Client
 
-    from tests.trainer.test_loop_views import valid_settings
+    from tests.trainer.loop.test_views import valid_settings
 
     web = Client(REMOTE_ADDR=ADDRESS)
     web.force_login(alice)

@@ -15,7 +15,8 @@ from tests import brokers
 from tests.brokers import celery_broker, free_port
 from tests.conftest import api_client_for
 from tests.factories import make_task
-from trainer import loop, outbox, runner
+from trainer import outbox, runner
+from trainer.loop import services as loop
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +108,7 @@ def test_an_advance_message_after_the_sweep_is_a_no_op(looped, project):
     outbox.loop_advance_mark(project_id=project.id)
     from trainer.tasks import advance_loop
 
-    with mock.patch("trainer.loop.loop_advance") as advance:
+    with mock.patch("trainer.loop.services.loop_advance") as advance:
         outbox.outbox_sweep()
         assert advance_loop(project.id) is None  # the sweep took the mark first
     advance.assert_called_once_with(project_id=project.id)
@@ -266,7 +267,7 @@ def test_a_loop_that_fails_to_advance_stays_due_and_the_sweep_goes_on(looped, pr
     TrainingJob.objects.filter(id=other.id).update(created_at=timezone.now() - timedelta(minutes=1))
     outbox.loop_advance_mark(project_id=project.id)
     with (
-        mock.patch("trainer.loop.loop_advance", side_effect=RuntimeError("boom")),
+        mock.patch("trainer.loop.services.loop_advance", side_effect=RuntimeError("boom")),
         mock.patch("trainer.tasks.run_training_job.delay"),
     ):
         swept = outbox.outbox_sweep()

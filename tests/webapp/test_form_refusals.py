@@ -5,7 +5,7 @@ from unittest import mock
 
 import pytest
 
-from tests.trainer.test_loop_views import policy_model, settings_url, valid_settings
+from tests.trainer.loop.test_views import policy_model, settings_url, valid_settings
 from trainer.models import LoopPolicy
 
 pytestmark = pytest.mark.django_db

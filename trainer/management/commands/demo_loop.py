@@ -37,9 +37,9 @@ from django.db import transaction
 from annotator import services
 from annotator.importing import project_import
 from annotator.models import Annotation, Membership, Project
-from trainer import loop
+from trainer.loop import services as loop
+from trainer.loop.oracles import DEFAULT_TARGET_LENGTH, DEFAULT_TARGET_WORDS
 from trainer.models import LoopPolicy, LoopRound, ModelVersion
-from trainer.oracles import DEFAULT_TARGET_LENGTH, DEFAULT_TARGET_WORDS
 
 PROJECT_NAME = "Loop demo"
 QUESTIONS = ("tell me about", "write a sentence about", "what about")

@@ -4,7 +4,7 @@
 
 Each labeler is its own user (`sim-<project id>-<n>`, in the "simulated" group, a labeler of
 the project, with an API token) and its own process. It does what a scripted human labeler
-does: POST tasks/next/, answer from its oracle (trainer/oracles.py), POST the annotation;
+does: POST tasks/next/, answer from its oracle (trainer/loop/oracles.py), POST the annotation;
 on 204 it waits and asks again (or stops, with --stop-when-empty). The database is touched
 only here, to create the users; the labelers know nothing but the URL and their token.
 Ctrl-C (or SIGTERM) stops them all after their current request and prints the summary.
@@ -27,7 +27,7 @@ from django.db import connections
 
 from annotator import services
 from annotator.models import Project
-from trainer.oracles import DEFAULT_TARGET_LENGTH, OracleConfig, OracleError, make_oracle
+from trainer.loop.oracles import DEFAULT_TARGET_LENGTH, OracleConfig, OracleError, make_oracle
 
 # A labeler gives up after this many failed requests in a row (server down, bad answers).
 MAX_CONSECUTIVE_ERRORS = 10

@@ -11,7 +11,7 @@ from annotator import selectors as annotator_selectors
 from annotator.api_fields import StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Membership
-from trainer import loop
+from trainer.loop import services as loop
 from trainer.models import LoopPolicy, LoopRound, ModelVersion
 
 

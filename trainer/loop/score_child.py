@@ -1,8 +1,8 @@
 """Score (prompt, completion) pairs with a reward model in a process of its own:
-``python -m trainer.score_child SPEC_JSON OUT_JSON``.
+``python -m trainer.loop.score_child SPEC_JSON OUT_JSON``.
 
 No Django here, and torch loads only in this process: the Celery worker that asks for the
-scores (trainer/loop_services.py) never imports it (see trainer/runner.py on fork hangs).
+scores (trainer/loop/measure.py) never imports it (see trainer/runner.py on fork hangs).
 SPEC is ``{"model_path", "prompts", "completions", "batch_size", "max_length", "device"}``;
 OUT receives ``{"scores": [...]}``, one per pair, in order.
 """

@@ -10,7 +10,7 @@ and makes at most one transition:
 
 Leaving collecting also asks for the last round's reward model's accuracy on the labels just
 collected, and a round's end for its samples scored by its reward model (trainer/
-loop_services.py: both on a gpu worker, in a child process).
+measure.py: both on a gpu worker, in a child process).
 
 Every transition is a conditional update of the round's status, acted on only by the caller
 that changed the row, so it happens once however many annotations or job ends call in at the
@@ -21,29 +21,20 @@ same moment. All state lives in the database: a restarted worker just calls loop
 import random
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from annotator.models import Annotation, Completion, Kind, Prompt, Task, TaskCompletion
-from trainer import loop_services, services
+from annotator.models import Completion, Kind, Prompt
+from annotator.task_services import NewTask, tasks_create
+from trainer import outbox, services
+from trainer.configs import validate_config
 from trainer.exceptions import JobError
+from trainer.kinds import KINDS, KL_KINDS, LOOP_ALGORITHMS
+from trainer.loop import measure
+from trainer.loop.selectors import usable_comparisons
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
 Status = LoopRound.Status
 JobStatus = TrainingJob.Status
-
-
-def usable_comparisons(*, project_id: int, since=None) -> int:
-    """Labels that can train a reward model (preferences and rankings, not ties, on train-split
-    prompts: eval-split ones are held out of every snapshot), since when."""
-    labels = Annotation.objects.filter(
-        Q(verdict=Annotation.Verdict.PREFERRED) | Q(kind=Kind.RANKING),
-        task__project_id=project_id,
-        task__prompt__split=Prompt.Split.TRAIN,
-    )
-    if since is not None:
-        labels = labels.filter(created_at__gte=since)
-    return labels.count()
 
 
 def loop_current_round(*, policy: LoopPolicy) -> LoopRound:
@@ -82,6 +73,20 @@ def loop_advance(*, project_id: int) -> str | None:
     except JobError as exc:
         _fail(round_, f"Could not start the next job: {exc}")
         return Status.FAILED
+
+
+def loop_advance_if_due(*, project_id: int) -> str | None:
+    """Advance the loop if a label or a job end marked it due (trainer/outbox.py); a no-op if the
+    sweep got there first."""
+    if not outbox.loop_advance_claim(project_id=project_id):
+        return None
+    return loop_advance(project_id=project_id)
+
+
+def loops_advance_all() -> None:
+    """Every enabled loop, advanced if due: the safety net for a lost trigger message."""
+    for project_id in LoopPolicy.objects.filter(enabled=True).values_list("project_id", flat=True):
+        loop_advance(project_id=project_id)
 
 
 def _fail(round_: LoopRound, error: str) -> None:
@@ -129,7 +134,7 @@ def _measure_last_reward_model(round_: LoopRound) -> None:
     )
     if last is not None:
         model = last.reward_job.output_model
-        loop_services.reward_model_fresh_accuracy_request(model_version=model)
+        measure.reward_model_fresh_accuracy_request(model_version=model)
 
 
 def _labels_since(round_: LoopRound):
@@ -149,7 +154,7 @@ def _after_reward(policy: LoopPolicy, round_: LoopRound) -> str | None:
         kind=policy.algorithm,
         config=policy_job_config(policy, reference),
         input_model=round_.previous_policy,
-        reward_model=reward_model if policy.algorithm != LoopPolicy.Algorithm.DPO else None,
+        reward_model=reward_model if KINDS[policy.algorithm].needs_reward_model else None,
     )
     LoopRound.objects.filter(id=round_.id).update(policy_job=job, reference_policy=reference)
     return Status.POLICY
@@ -157,7 +162,7 @@ def _after_reward(policy: LoopPolicy, round_: LoopRound) -> str | None:
 
 # The algorithms whose policy job holds the policy near a frozen reference with a KL penalty
 # (RAFT has no penalty; DPO's reference is the policy it starts from, by construction).
-KL_ALGORITHMS = {LoopPolicy.Algorithm.PPO, LoopPolicy.Algorithm.RLOO, LoopPolicy.Algorithm.GRPO}
+KL_ALGORITHMS = KL_KINDS & {k.name for k in LOOP_ALGORITHMS}
 # GRPO's KL weight in the loop when its config sets none: TRL's default is 0 (no penalty at
 # all), which over rounds lets the policy drift as far as the reward model pays it to.
 LOOP_GRPO_BETA = 0.04
@@ -229,7 +234,7 @@ def _after_generating(policy: LoopPolicy, round_: LoopRound) -> str | None:
         return None
     created = _queue_comparisons(policy, round_, jobs)
     LoopRound.objects.filter(id=round_.id).update(tasks_created=created)
-    loop_services.round_scores_request(round_=round_)
+    measure.round_scores_request(round_=round_)
     LoopRound.objects.create(
         project_id=policy.project_id,
         number=round_.number + 1,
@@ -247,17 +252,16 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
         by_role[role] = {c.prompt_id: c for c in rows}
     new = by_role.pop("new")
     model_ids = {role: jobs[jid].input_model_id for role, jid in round_.generate_jobs.items()}
-    tasks, members = [], []
+    tasks = []
     for role, other in by_role.items():
         for prompt_id in round_.prompt_ids:
             if prompt_id not in new or prompt_id not in other:
                 continue
             tasks.append(
-                Task(
-                    project_id=policy.project_id,
+                NewTask(
                     prompt_id=prompt_id,
                     kind=Kind.PAIRWISE,
-                    overlap=policy.project.overlap,
+                    completion_ids=(new[prompt_id].id, other[prompt_id].id),
                     priority=policy.task_priority,
                     round=round_.number,
                     meta={
@@ -270,17 +274,7 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
                     },
                 )
             )
-            members.append((new[prompt_id], other[prompt_id]))
-    tasks = Task.objects.bulk_create(tasks, batch_size=1000)
-    TaskCompletion.objects.bulk_create(
-        [
-            TaskCompletion(task=t, completion=c, position=i)
-            for t, pair in zip(tasks, members, strict=True)
-            for i, c in enumerate(pair)
-        ],
-        batch_size=1000,
-    )
-    return len(tasks)
+    return tasks_create(project=policy.project, tasks=tasks)
 
 
 # --- Controls ---------------------------------------------------------------------------------
@@ -296,9 +290,9 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
 
     `data` is the loop's settings as given (a form's or a serializer's): the configs it holds
     are checked, the policy config only when there is an algorithm to check it against."""
-    from trainer.configs import validate_config
 
-    scored = algorithm != LoopPolicy.Algorithm.DPO  # DPO trains on the labels themselves
+    # DPO trains on the labels themselves; the others score their samples with a reward model.
+    scored = algorithm not in KINDS or KINDS[algorithm].needs_reward_model
     kinds = {
         "reward_config": ("reward", {"model_name_or_path": base_policy.path}),
         "policy_config": (algorithm, {"reward_model_path": REWARD_PLACEHOLDER} if scored else {}),

@@ -1,4 +1,4 @@
-"""The loop page's numbers (trainer/loop_selectors.py) on hand-built rounds, tasks and labels.
+"""The loop page's numbers (trainer/loop/selectors.py) on hand-built rounds, tasks and labels.
 
 Expected win rates and Wilson intervals are worked out here by hand: with n judgments, p the
 share of points (a tie or "both bad" is half a point) and z = 1.96,
@@ -13,8 +13,11 @@ from django.utils import timezone
 
 from annotator.models import Annotation, Completion, Kind, Prompt, Task, TaskCompletion
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
-from trainer import evaluation, loop, loop_selectors, loop_services
 from trainer.exceptions import JobError
+from trainer.loop import accuracy, evaluation, judgments
+from trainer.loop import measure as loop_services
+from trainer.loop import selectors as loop_selectors
+from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
 JobStatus = TrainingJob.Status
@@ -240,21 +243,14 @@ def test_it_ignores_labels_that_are_not_loop_judgments(project, base, configured
     Annotation.objects.create(task=tagged, labeler=UserFactory(), kind=Kind.PAIRWISE, verdict="tie")
     other_project = ProjectFactory()
     judge(make_round(other_project, 1, policy_model(other_project, "b")), "previous", base, "WWW")
-    judgments = loop_selectors.loop_judgments(project_id=project.id)
-    assert [(j.round, j.score) for j in judgments] == [(1, 1.0), (1, 0.0)]
+    found = judgments.loop_judgments(project_id=project.id)
+    assert [(j.round, j.score) for j in found] == [(1, 1.0), (1, 0.0)]
 
 
 def test_a_preference_for_a_completion_of_neither_model_is_left_out():
-    assert (
-        loop_selectors.judgment_score(verdict="preferred", chosen_model=9, new=1, other=2) is None
-    )
-    assert (
-        loop_selectors.judgment_score(verdict="preferred", chosen_model=None, new=1, other=2)
-        is None
-    )
-    assert (
-        loop_selectors.judgment_score(verdict="both_bad", chosen_model=None, new=1, other=2) == 0.5
-    )
+    assert judgments.judgment_score(verdict="preferred", chosen_model=9, new=1, other=2) is None
+    assert judgments.judgment_score(verdict="preferred", chosen_model=None, new=1, other=2) is None
+    assert judgments.judgment_score(verdict="both_bad", chosen_model=None, new=1, other=2) == 0.5
 
 
 # --- Leaderboard ----------------------------------------------------------------------------
@@ -269,7 +265,7 @@ def test_it_ranks_every_version_with_the_base_as_anchor(project, base, configure
     judge(r2, "previous", p1, "WWWWWWLL")
     judge(r2, "base", base, "WWWWWWWWWL")
     state = loop_selectors.loop_state(project=project)
-    board = loop_selectors.loop_leaderboard(
+    board = judgments.loop_leaderboard(
         judgments=state.judgments, models=state.models, base_id=base.id
     )
     assert [row.name for row in board] == ["policy-2", "policy-1", "base"]
@@ -291,11 +287,11 @@ def test_it_ranks_every_version_with_the_base_as_anchor(project, base, configure
     assert (base_row.low, base_row.high) == (pytest.approx(1000.0), pytest.approx(1000.0))
     assert base_row.games == 20 and base_row.points == pytest.approx(2.5)
     # Seeded: the page shows the same intervals on every load.
-    again = loop_selectors.loop_leaderboard(
+    again = judgments.loop_leaderboard(
         judgments=state.judgments, models=state.models, base_id=base.id
     )
     assert [(r.low, r.high) for r in again] == [(r.low, r.high) for r in board]
-    assert loop_selectors.loop_leaderboard(judgments=[], models={}, base_id=base.id) == []
+    assert judgments.loop_leaderboard(judgments=[], models={}, base_id=base.id) == []
 
 
 # --- Labels per round -----------------------------------------------------------------------
@@ -407,15 +403,15 @@ def test_fresh_comparisons_are_the_preferences_made_after_the_job_ended(project,
         Annotation.objects.filter(id=annotation.id).update(
             created_at=cutoff + timedelta(minutes=minutes)
         )
-    assert loop_selectors.fresh_accuracy_cutoff(model_version=model) == cutoff
-    rows = loop_selectors.fresh_comparisons(model_version=model, cutoff=cutoff, limit=10)
+    assert accuracy.fresh_accuracy_cutoff(model_version=model) == cutoff
+    rows = accuracy.fresh_comparisons(model_version=model, cutoff=cutoff, limit=10)
     assert [(r.chosen, r.rejected, r.simulated) for r in rows] == [
         ("good 20", "bad 20", True),
         ("good 10", "bad 10", False),
     ]
     # As the training snapshot has it: a chat's messages, rendered later by reward_text.
     assert rows[1].prompt == [{"role": "user", "content": "Hi <b>there</b>"}]
-    assert len(loop_selectors.fresh_comparisons(model_version=model, cutoff=cutoff, limit=1)) == 1
+    assert len(accuracy.fresh_comparisons(model_version=model, cutoff=cutoff, limit=1)) == 1
 
 
 def test_the_fresh_accuracy_service_scores_chosen_against_rejected(project, base):
@@ -450,7 +446,7 @@ def test_the_fresh_accuracy_service_scores_chosen_against_rejected(project, base
         good = {"good 0": 1.0, "good 1": 2.0, "good 2": 0.5, "good 3": 0.0}
         return [good.get(c, 0.0) if c in good else {"bad 2": 0.1}.get(c, 0.0) for c in completions]
 
-    with mock.patch("trainer.loop_services.score_in_child", side_effect=fake_scores):
+    with mock.patch("trainer.loop.measure.score_in_child", side_effect=fake_scores):
         result = loop_services.reward_model_fresh_accuracy(model_version_id=model.id)
     model.refresh_from_db()
     stored = model.metrics["fresh_accuracy"]
@@ -503,7 +499,7 @@ def test_a_rounds_samples_are_scored_by_its_reward_model_on_common_prompts(proje
         seen.update(model=model, completions=completions)
         return [{"n1": 3.0, "n2": 1.0, "p1": 0.5}[c] for c in completions]
 
-    with mock.patch("trainer.loop_services.score_in_child", side_effect=fake_scores):
+    with mock.patch("trainer.loop.measure.score_in_child", side_effect=fake_scores):
         result = loop_services.round_scores_measure(round_id=r1.id)
 
     r1.refresh_from_db()

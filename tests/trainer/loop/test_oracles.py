@@ -1,4 +1,4 @@
-"""trainer/oracles.py: the rules simulated labelers answer by. Plain Python, no database."""
+"""trainer/loop/oracles.py: the rules simulated labelers answer by. Plain Python, no database."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from trainer.oracles import OracleConfig, OracleError, make_oracle, oracle_names, text_terms
+from trainer.loop.oracles import OracleConfig, OracleError, make_oracle, oracle_names, text_terms
 
 WORDS = ("sun", "garden", "music")
 
@@ -167,5 +167,5 @@ def test_it_refuses_a_callables_nonsense():
 
 
 def test_it_does_not_import_django():
-    code = "import sys, trainer.oracles; assert 'django' not in sys.modules"
+    code = "import sys, trainer.loop.oracles; assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

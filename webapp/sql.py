@@ -1,4 +1,10 @@
-"""Small helpers for the labeling hot path's hand-written SQL.
+"""The project's helpers for hand-written SQL (where it is allowed and why:
+docs/architecture.md, "Raw SQL").
+
+Used by the labeling hot path (annotator/selectors.py, annotator/services.py, token auth in
+webapp/authentication.py, the loop's per-annotation mark in trainer/outbox.py) and by the
+export's streaming reads and the import's statistics refresh, so every raw statement in the
+apps goes through one place.
 
 "Next task" and "submit" run a few hundred times a second under load, and building their
 statements through the ORM cost more CPU than the database spent running them
@@ -9,7 +15,7 @@ bound, and rows come back as model instances with the same conversions the ORM a
 per model and database connection, not on every request.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -33,6 +39,23 @@ def all_rows(statement: str, params: Sequence = ()) -> list[tuple]:
 def run(statement: str, params: Sequence = ()) -> None:
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(statement, params)
+
+
+def stream(statement: str, params: Sequence = (), *, size: int) -> Iterator[tuple]:
+    """PostgreSQL only: rows as the server sends them without waiting to be asked (psycopg's
+    `Cursor.stream`, libpq chunked mode). The connection is busy until the rows are consumed
+    or the iterator is closed: run no other query meanwhile."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        yield from cursor.stream(statement, params, size=size)
+
+
+def chunked(statement: str, params: Sequence = (), *, size: int) -> Iterator[tuple]:
+    """Rows fetched `size` at a time through a server-side cursor on PostgreSQL (the whole
+    result is never held in memory), a plain cursor elsewhere."""
+    with connections[DEFAULT_DB_ALIAS].chunked_cursor() as cursor:
+        cursor.execute(statement, params)
+        while rows := cursor.fetchmany(size):
+            yield from rows
 
 
 def table(model: type[Model]) -> str:

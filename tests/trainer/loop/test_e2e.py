@@ -30,10 +30,10 @@ from rest_framework.authtoken.models import Token
 from annotator.importing import project_import
 from annotator.models import Annotation, Completion, Kind, Membership, Prompt, Task
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
-from trainer import loop
+from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 Status = LoopRound.Status
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -1,256 +1,57 @@
-"""Reads for the loop page (issue #5): the rounds as they stand, and what the labels say of them.
+"""Reads for the loop page: the rounds as they stand, with their jobs, models, labels, win
+rates and warning, and the one rule for which labels can train a reward model.
 
-- Human-judged win rate of each round's new policy against the previous version and against
-  the base, from the annotations on that round's comparison tasks (`Task.meta["loop"]`) over
-  eval-split prompts only: those no training snapshot takes (trainer/snapshots.py). A
-  preference for the new policy's completion is a win, for the other's a loss; a tie and
-  "both bad" count as half a win (trainer/evaluation.py: half a point, one trial). 95 % Wilson
-  interval.
-- A Bradley-Terry leaderboard of every policy version from all loop comparisons, on an Elo
-  scale anchored at the base policy (1000), with 95 % bootstrap intervals.
+- Usable comparisons (`USABLE`, `usable_comparisons`): preferences and rankings on train-split
+  prompts. The loop counts them to decide when to train (trainer/loop/services.py) and the page
+  shows them per round; both read this one rule.
+- Win rates and the leaderboard come from trainer/loop/judgments.py; a reward model's accuracy
+  on fresh labels from trainer/loop/accuracy.py.
 - Per round's reward model: its training-time validation accuracy (`val_accuracy`, reported by
   trainer/algorithms/reward.py) next to its accuracy on comparisons labelled after it was
-  trained (`metrics["fresh_accuracy"]`, measured on a worker by trainer/loop_services.py).
+  trained (`metrics["fresh_accuracy"]`, measured on a worker by trainer/loop/measure.py).
 - The over-optimisation warning: a round whose new policy's samples score higher than the
   previous policy's under the round's own (newest) reward model, both scored by that one model
-  (`LoopRound.scores`, trainer/loop_services.py), while the humans do not prefer it to the
+  (`LoopRound.scores`, trainer/loop/measure.py), while the humans do not prefer it to the
   previous version.
 
 Every function here runs a fixed number of queries, however many rounds, jobs or labels.
 """
 
-import dataclasses
-import hashlib
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db.models import Count, Q
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from annotator.export.rows import prompt_native
 from annotator.models import Annotation, Kind, Project, Prompt
-from trainer import evaluation
+from trainer.loop.accuracy import JOB_HEAVY, FreshAccuracy, fresh_accuracy_of
+from trainer.loop.judgments import (
+    Judged,
+    Judgment,
+    int_or_none,
+    loop_judgments,
+    round_win_rates,
+)
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
 Verdict = Annotation.Verdict
 
-# Labels that can train a reward model (as trainer/loop.py counts them): preferences and
-# rankings on train-split prompts (eval-split ones are held out of every snapshot).
+# Labels that can train a reward model: preferences and rankings on train-split prompts
+# (eval-split ones are held out of every snapshot). Ties and "both bad" teach no preference.
 USABLE = (Q(verdict=Verdict.PREFERRED) | Q(kind=Kind.RANKING)) & Q(
     task__prompt__split=Prompt.Split.TRAIN
 )
-# Judgments that measure the loop: on prompts no model trained on.
-HELD_OUT = Q(task__prompt__split=Prompt.Split.EVAL)
 # The over-optimisation warning needs at least this many judgments of a round: with fewer, the
 # interval is so wide that it always contains 0.5 and the warning would be noise.
 WARNING_MIN_JUDGED = 10
-LEADERBOARD_BOOTSTRAPS = 200
-LEADERBOARD_SEED = 0
-LEADERBOARD_CACHE_SECONDS = 24 * 3600
-# A job's heavy columns; the loop page shows none of them.
-JOB_HEAVY = ("metrics", "log_tail", "config", "dataset")
 
 
-# --- Judgments on the loop's comparison tasks -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Judgment:
-    """One annotation on a loop comparison task, seen from the round's new policy's side."""
-
-    round: int
-    against: str  # "previous" or "base"
-    new: int  # model version ids
-    other: int
-    score: float  # 1 the new policy won, 0.5 tie or both bad, 0 it lost
-    verdict: str
-    simulated: bool
-
-
-def judgment_score(*, verdict: str, chosen_model: int | None, new: int, other: int):
-    """1, 0.5 or 0 for the new policy; None for an answer that names neither model."""
-    if verdict in (Verdict.TIE, Verdict.BOTH_BAD):
-        return 0.5
-    if verdict == Verdict.PREFERRED and chosen_model is not None:
-        if chosen_model == new:
-            return 1.0
-        if chosen_model == other:
-            return 0.0
-    return None
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def loop_judgments(*, project_id: int) -> list[Judgment]:
-    """Every pairwise annotation on the project's loop tasks over eval-split prompts, oldest
-    first. One query."""
-    rows = (
-        Annotation.objects.filter(
-            HELD_OUT, task__project_id=project_id, task__round__isnull=False, kind=Kind.PAIRWISE
-        )
-        .annotate(
-            against=KeyTextTransform("against", KeyTransform("loop", "task__meta")),
-            new=KeyTextTransform("new", KeyTransform("loop", "task__meta")),
-            other=KeyTextTransform("other", KeyTransform("loop", "task__meta")),
-        )
-        .order_by("id")
-        .values_list(
-            "task__round",
-            "against",
-            "new",
-            "other",
-            "verdict",
-            "chosen__model_version_id",
-            "is_simulated",
-        )
-    )
-    judgments = []
-    for round_number, against, new, other, verdict, chosen_model, simulated in rows:
-        new, other = _int(new), _int(other)
-        if not against or new is None or other is None or new == other:
-            continue  # a round-tagged task that is not a loop comparison
-        score = judgment_score(verdict=verdict, chosen_model=chosen_model, new=new, other=other)
-        if score is None:
-            continue
-        judgments.append(
-            Judgment(round_number, against, new, other, score, verdict, bool(simulated))
-        )
-    return judgments
-
-
-@dataclass(frozen=True)
-class Judged:
-    """How one round's new policy fared against one other version."""
-
-    against: str
-    other: int
-    result: evaluation.WinRate
-    both_bad: int  # of the ties
-    simulated: int  # judgments by simulated labelers
-
-    @property
-    def judged_better(self) -> bool:
-        return self.result.n > 0 and self.result.low > 0.5
-
-    @property
-    def judged_worse(self) -> bool:
-        return self.result.n > 0 and self.result.high < 0.5
-
-
-def round_win_rates(judgments: list[Judgment]) -> dict[tuple[int, str], Judged]:
-    """(round number, "previous" | "base") -> its win rate with the 95 % Wilson interval."""
-    groups: dict[tuple[int, str], list[Judgment]] = defaultdict(list)
-    for j in judgments:
-        groups[(j.round, j.against)].append(j)
-    return {
-        key: Judged(
-            against=key[1],
-            other=group[-1].other,
-            result=evaluation.win_rate(j.score for j in group),
-            both_bad=sum(j.verdict == Verdict.BOTH_BAD for j in group),
-            simulated=sum(j.simulated for j in group),
-        )
-        for key, group in groups.items()
-    }
-
-
-@dataclass(frozen=True)
-class LeaderRow:
-    model: ModelVersion | None
-    model_id: int
-    rating: float
-    low: float
-    high: float
-    games: float
-    points: float
-
-    @property
-    def name(self) -> str:
-        return self.model.name if self.model else f"model {self.model_id}"
-
-
-def loop_leaderboard(
-    *,
-    judgments: list[Judgment],
-    models: dict[int, ModelVersion],
-    base_id: int | None,
-    n_boot: int = LEADERBOARD_BOOTSTRAPS,
-) -> list[LeaderRow]:
-    """Bradley-Terry ratings of every policy version in the loop comparisons, best first.
-
-    Anchored at the base policy (1000) when it took part, so each interval says where a version
-    stands against the base; seeded, so the page shows the same numbers on every load. The fit
-    is a pure function of the comparisons, so it is cached under their digest: the bootstrap
-    takes seconds once there are thousands of judgments, and the page is reloaded often.
-    """
-    comparisons = [(j.new, j.other, j.score) for j in judgments]
-    if not comparisons:
-        return []
-    rated = {model for pair in comparisons for model in pair[:2]}
-    anchor = base_id if base_id in rated else None
-    digest = hashlib.sha256(repr((comparisons, anchor, n_boot)).encode()).hexdigest()
-    key = f"loop-leaderboard:{LEADERBOARD_SEED}:{digest}"
-    board = cache.get(key)
-    if board is None:
-        board = [
-            dataclasses.astuple(row)
-            for row in evaluation.leaderboard(
-                comparisons, n_boot=n_boot, seed=LEADERBOARD_SEED, anchor=anchor
-            )
-        ]
-        cache.set(key, board, LEADERBOARD_CACHE_SECONDS)
-    return [
-        LeaderRow(models.get(model), model, rating, low, high, games, points)
-        for model, rating, low, high, games, points in board
-    ]
-
-
-# --- Rounds ---------------------------------------------------------------------------------
-
-
-@dataclass
-class FreshAccuracy:
-    """A reward model's accuracy on comparisons labelled after it was trained."""
-
-    status: str  # "queued", "done" or "failed"
-    n: int = 0
-    correct: int = 0
-    accuracy: float | None = None
-    low: float | None = None
-    high: float | None = None
-    cutoff: str = ""
-    measured_at: str = ""
-    simulated: int = 0
-    error: str = ""
-
-
-def fresh_accuracy_of(model: ModelVersion | None) -> FreshAccuracy | None:
-    """What `metrics["fresh_accuracy"]` holds, with the 95 % Wilson interval of the accuracy."""
-    stored = (model.metrics or {}).get("fresh_accuracy") if model else None
-    if not isinstance(stored, dict):
-        return None
-    n, correct = _int(stored.get("n")) or 0, _int(stored.get("correct")) or 0
-    fresh = FreshAccuracy(
-        status=str(stored.get("status", "")),
-        n=n,
-        correct=correct,
-        cutoff=str(stored.get("cutoff", "")),
-        measured_at=str(stored.get("measured_at", "")),
-        simulated=_int(stored.get("simulated")) or 0,
-        error=str(stored.get("error", "")),
-    )
-    if n > 0 and 0 <= correct <= n:
-        fresh.accuracy = correct / n
-        fresh.low, fresh.high = evaluation.wilson_interval(correct, n)
-    return fresh
+def usable_comparisons(*, project_id: int, since=None) -> int:
+    """Labels of the project that can train a reward model (`USABLE`), since when."""
+    labels = Annotation.objects.filter(USABLE, task__project_id=project_id)
+    if since is not None:
+        labels = labels.filter(created_at__gte=since)
+    return labels.count()
 
 
 def _number(value) -> float | None:
@@ -358,7 +159,7 @@ def _read_scores(row: RoundRow, scores) -> None:
     new, previous = _number(scores.get("new")), _number(scores.get("previous"))
     if new is not None and previous is not None:
         row.mean_reward, row.reward_baseline = new, previous
-        row.scored = _int(scores.get("n")) or 0
+        row.scored = int_or_none(scores.get("n")) or 0
 
 
 def _warn(row: RoundRow) -> str:
@@ -489,63 +290,3 @@ def accuracy_points(rows: list[RoundRow]) -> dict[str, list[tuple]]:
             if r.fresh is not None and r.fresh.accuracy is not None
         ],
     }
-
-
-# --- Fresh comparisons for a reward model ---------------------------------------------------
-
-
-def fresh_accuracy_cutoff(*, model_version: ModelVersion) -> datetime:
-    """Labels after this moment were not in the model's training data: the end of the job that
-    trained it (its registration time for a model registered by hand)."""
-    job = model_version.job
-    if job is not None and job.finished_at is not None:
-        return job.finished_at
-    return model_version.created_at
-
-
-@dataclass(frozen=True)
-class FreshComparison:
-    prompt: str | list[dict]  # a chat prompt stays its messages, as in training snapshots
-    chosen: str
-    rejected: str
-    simulated: bool
-
-
-def fresh_comparisons(
-    *, model_version: ModelVersion, cutoff: datetime, limit: int
-) -> list[FreshComparison]:
-    """Pairwise preferences of the model's project labelled after `cutoff`, newest first (at
-    most `limit`). The prompt comes as in the training snapshot (text, or a chat's messages),
-    which is how the reward model saw its training rows. One query."""
-    rows = (
-        Annotation.objects.filter(
-            task__project_id=model_version.project_id,
-            kind=Kind.PAIRWISE,
-            verdict=Verdict.PREFERRED,
-            chosen__isnull=False,
-            rejected__isnull=False,
-            created_at__gt=cutoff,
-        )
-        .order_by("-created_at", "-id")
-        .values_list(
-            "task__prompt__text",
-            "task__prompt__messages",
-            "chosen__text",
-            "rejected__text",
-            "is_simulated",
-        )[:limit]
-    )
-    return [
-        FreshComparison(prompt_native(text, messages), chosen, rejected, bool(simulated))
-        for text, messages, chosen, rejected, simulated in rows
-    ]
-
-
-def reward_model_get(*, project_id: int, model_id: int) -> ModelVersion | None:
-    """One of the project's reward models, with the job that trained it, or None."""
-    return (
-        ModelVersion.objects.select_related("job")
-        .defer(*(f"job__{name}" for name in JOB_HEAVY))
-        .filter(project_id=project_id, role=ModelVersion.Role.REWARD, id=model_id)
-        .first()
-    )

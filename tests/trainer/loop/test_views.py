@@ -1,4 +1,4 @@
-"""The loop page (trainer/loop_views.py): access, settings form, controls, the live timeline,
+"""The loop page (trainer/loop/views.py): access, settings form, controls, the live timeline,
 the fresh-accuracy button, escaping and query counts. No worker is reached: job and
 measurement messages are mocked."""
 
@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from annotator.models import Prompt
 from tests.factories import ProjectFactory
-from tests.trainer.test_loop_selectors import judge, make_round, policy_model
-from trainer import loop
+from tests.trainer.loop.test_selectors import judge, make_round, policy_model
+from trainer.loop import services as loop
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -6,7 +6,7 @@ partial: the timeline, the charts, the leaderboard and the reward models' accura
 part polls itself every 5 s with htmx while its numbers can still change (the loop is enabled,
 or a job or a measurement is still to finish), and the answer that finds nothing left to
 change is a 286, which stops the polling. Reads go through
-trainer.loop_selectors, writes through trainer.loop and trainer.loop_services.
+trainer/loop/selectors.py, writes through trainer/loop/services.py and measure.py.
 """
 
 import json
@@ -24,7 +24,10 @@ from django_htmx.http import HttpResponseStopPolling
 from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Project
 from annotator.views import login_required
-from trainer import loop, loop_selectors, loop_services, plots
+from trainer import plots
+from trainer.loop import accuracy, judgments, measure
+from trainer.loop import selectors as loop_selectors
+from trainer.loop import services as loop
 from trainer.models import LoopPolicy, ModelVersion
 from trainer.views import _project_for_admin
 from webapp import safejson
@@ -157,7 +160,7 @@ def _initial(policy: LoopPolicy | None) -> dict:
 
 
 def _charts(rows: list[loop_selectors.RoundRow]) -> list[dict]:
-    accuracy = loop_selectors.accuracy_points(rows)
+    points = loop_selectors.accuracy_points(rows)
     win = plots.interval_chart(
         [
             plots.IntervalSeries(
@@ -170,9 +173,9 @@ def _charts(rows: list[loop_selectors.RoundRow]) -> list[dict]:
     acc = plots.interval_chart(
         [
             plots.IntervalSeries(
-                "validation", [(x, y, None, None) for x, y in accuracy["val"]], COLOURS["val"]
+                "validation", [(x, y, None, None) for x, y in points["val"]], COLOURS["val"]
             ),
-            plots.IntervalSeries("fresh labels", accuracy["fresh"], COLOURS["fresh"]),
+            plots.IntervalSeries("fresh labels", points["fresh"], COLOURS["fresh"]),
         ],
         title="Reward-model accuracy per round",
     )
@@ -196,7 +199,7 @@ def _live_context(project: Project, state: loop_selectors.LoopState) -> dict:
         "ended": last is not None and last.round.status in ("failed", "stopped"),
         "min_judged": loop_selectors.WARNING_MIN_JUDGED,
         "charts": _charts(state.rounds),
-        "leaderboard": loop_selectors.loop_leaderboard(
+        "leaderboard": judgments.loop_leaderboard(
             judgments=state.judgments, models=state.models, base_id=base_id
         ),
         "base_id": base_id,
@@ -274,10 +277,10 @@ def loop_action(request: HttpRequest, project_id: int, action: str) -> HttpRespo
 @login_required
 def loop_fresh_accuracy(request: HttpRequest, project_id: int, model_id: int) -> HttpResponse:
     project = _project_for_admin(request, project_id)
-    model = loop_selectors.reward_model_get(project_id=project.id, model_id=model_id)
+    model = accuracy.reward_model_get(project_id=project.id, model_id=model_id)
     if model is None:
         raise Http404("No such reward model.")
-    loop_services.reward_model_fresh_accuracy_request(model_version=model)
+    measure.reward_model_fresh_accuracy_request(model_version=model)
     messages.success(
         request,
         f"Measuring {model.name} on the labels made after it was trained: the result appears "

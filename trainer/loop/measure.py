@@ -1,5 +1,5 @@
 """The loop's measurements with a reward model, each sent to a gpu worker, which runs the
-model in a child process (trainer/score_child.py): torch never loads in the web process nor in
+model in a child process (trainer/loop/score_child.py): torch never loads in the web process nor in
 the Celery worker.
 
 - A reward model's accuracy on labels it was not trained on, stored in the model's
@@ -8,7 +8,7 @@ the Celery worker.
   round's reward model when a round has collected its labels; the loop page has a button too.
 - A round's samples, the new policy's and the previous one's, scored by the round's (newest)
   reward model, stored in `LoopRound.scores`: {"status", "reward_model", "new", "previous",
-  "n", "measured_at"}. The over-optimisation warning reads it (trainer/loop_selectors.py).
+  "n", "measured_at"}. The over-optimisation warning reads it (trainer/loop/selectors.py).
 """
 
 import json
@@ -25,9 +25,11 @@ from django.utils import timezone
 
 from annotator.export.rows import prompt_native
 from annotator.models import Completion
-from trainer import loop_selectors
+from trainer import outbox
 from trainer.exceptions import JobError
+from trainer.loop import accuracy
 from trainer.models import LoopRound, ModelVersion
+from trainer.tasks import measure_fresh_accuracy, score_round_samples
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,6 @@ def _store(model_id: int, value: dict) -> None:
 
 def reward_model_fresh_accuracy_request(*, model_version: ModelVersion) -> None:
     """Mark the measurement queued and send it to a gpu worker once this is committed."""
-    from trainer import outbox
-    from trainer.tasks import measure_fresh_accuracy
 
     if model_version.role != ModelVersion.Role.REWARD:
         raise JobError("Only a reward model's accuracy can be measured.")
@@ -72,8 +72,8 @@ def reward_model_fresh_accuracy(
     store how often the chosen one scored higher (a tie in score counts as wrong, as in
     training's validation accuracy)."""
     model = ModelVersion.objects.select_related("job").get(id=model_version_id)
-    cutoff = loop_selectors.fresh_accuracy_cutoff(model_version=model)
-    rows = loop_selectors.fresh_comparisons(model_version=model, cutoff=cutoff, limit=limit)
+    cutoff = accuracy.fresh_accuracy_cutoff(model_version=model)
+    rows = accuracy.fresh_comparisons(model_version=model, cutoff=cutoff, limit=limit)
     result = {
         "status": "done",
         "n": len(rows),
@@ -118,7 +118,7 @@ def score_in_child(
     *, model: ModelVersion, prompts: list, completions: list[str], device: str = "auto"
 ) -> list[float]:
     """The reward model's score of each (prompt, completion), computed by
-    `python -m trainer.score_child` so that torch loads in that process, not in this one."""
+    `python -m trainer.loop.score_child` so that torch loads in that process, not in this one."""
     config = model.config or {}
     spec = {
         "model_path": model.path,
@@ -134,7 +134,7 @@ def score_in_child(
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         done = subprocess.run(  # noqa: S603 (our own module, our own arguments)
-            [sys.executable, "-m", "trainer.score_child", str(spec_path), str(out_path)],
+            [sys.executable, "-m", "trainer.loop.score_child", str(spec_path), str(out_path)],
             cwd=settings.BASE_DIR,
             env=env,
             capture_output=True,
@@ -151,7 +151,6 @@ def score_in_child(
 
 def round_scores_request(*, round_: LoopRound) -> None:
     """Mark the round's scoring queued and send it to a gpu worker once this is committed."""
-    from trainer.tasks import score_round_samples
 
     LoopRound.objects.filter(id=round_.id).update(scores={"status": "queued"})
     transaction.on_commit(lambda: score_round_samples.apply_async((round_.id,), queue="gpu"))

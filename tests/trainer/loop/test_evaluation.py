@@ -1,4 +1,4 @@
-"""trainer/evaluation.py: Wilson intervals, win rates, Bradley-Terry and its bootstrap.
+"""trainer/loop/evaluation.py: Wilson intervals, win rates, Bradley-Terry and its bootstrap.
 
 Plain Python: no database, and the module must not import Django.
 """
@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from trainer.evaluation import (
+from trainer.loop.evaluation import (
     ELO_BASE,
     bootstrap_intervals,
     bradley_terry,
@@ -211,5 +211,5 @@ def test_its_leaderboard_lists_records_best_first():
 
 
 def test_it_does_not_import_django():
-    code = "import sys, trainer.evaluation; assert 'django' not in sys.modules"
+    code = "import sys, trainer.loop.evaluation; assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

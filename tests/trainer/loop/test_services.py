@@ -9,7 +9,8 @@ from django.db import connection
 
 from annotator.models import Annotation, Kind, Prompt, Task
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
-from trainer import loop, services
+from trainer import services
+from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
 Status = LoopRound.Status
