@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotator import views
+from annotator.quality import views as quality_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -20,4 +21,14 @@ urlpatterns = [
         name="label_skip",
     ),
     path("projects/<int:project_id>/annotations/", views.my_annotations, name="my_annotations"),
+    path(
+        "projects/<int:project_id>/labelers/",
+        quality_views.labeler_stats,
+        name="quality_labelers",
+    ),
+    path(
+        "projects/<int:project_id>/labelers/<int:labeler_id>/",
+        quality_views.labeler_detail,
+        name="quality_labeler",
+    ),
 ]
