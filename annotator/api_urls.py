@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotator import api, export_api
+from annotator.quality import api as quality_api
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -20,5 +21,20 @@ urlpatterns = [
         "projects/<int:project_id>/annotations/",
         export_api.ProjectAnnotationList.as_view(),
         name="api-annotations",
+    ),
+    path(
+        "projects/<int:project_id>/quality/labelers/",
+        quality_api.labeler_stats,
+        name="api-quality-labelers",
+    ),
+    path(
+        "projects/<int:project_id>/quality/agreement/",
+        quality_api.agreement,
+        name="api-quality-agreement",
+    ),
+    path(
+        "projects/<int:project_id>/quality/reliability/",
+        quality_api.reliability,
+        name="api-quality-reliability",
     ),
 ]

@@ -112,7 +112,15 @@ class Ids:
         return self.bound[(entity, doc_id)]
 
 
-ID_KEYS = {"project": "project", "annotation_id": "annotation", "skipped": "task"}
+ID_KEYS = {
+    "project": "project",
+    "annotation_id": "annotation",
+    "skipped": "task",
+    "task_id": "task",
+    "labeler_id": "user",
+    "first_id": "completion",
+    "second_id": "completion",
+}
 
 
 def _entity_of(path: str) -> str:
