@@ -116,10 +116,7 @@ ID_KEYS = {
     "project": "project",
     "annotation_id": "annotation",
     "skipped": "task",
-    "task_id": "task",
     "labeler_id": "user",
-    "first_id": "completion",
-    "second_id": "completion",
 }
 
 

@@ -12,13 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import TruncDate
 
 from annotator.models import Annotation, Assignment, Kind, Project, Task, TaskCompletion
 from annotator.quality import reliability
 from annotator.quality.agreement import Answer, Preference, Ranked, pairwise_category
+from annotator.quality.reliability import Fit
 
 FIT_CACHE_SECONDS = 600
 
@@ -120,9 +123,13 @@ def annotations(project: Project, *, labelers: Iterable[int] | None = None) -> Q
     return qs
 
 
-def project_answers(project: Project) -> ProjectAnswers:
-    """Every annotation of the project, in id order, in one query."""
-    qs = annotations(project).order_by("id").values_list(*_FIELDS)
+def project_answers(project: Project, *, pairwise: bool = True) -> ProjectAnswers:
+    """Every annotation of the project (without pairwise ones if `pairwise` is False: the
+    statistics read those as arrays, annotator/quality/arrays.py), in id order, one query."""
+    qs = annotations(project)
+    if not pairwise:
+        qs = qs.exclude(kind=Kind.PAIRWISE)
+    qs = qs.order_by("id").values_list(*_FIELDS)
     statement, params = qs.query.sql_with_params()
     out = ProjectAnswers(project)
     rows = out.rows
@@ -157,21 +164,49 @@ def _aware(value):
     return value
 
 
-def version(project: Project) -> tuple:
-    """What changes whenever the project's answers change (count, latest id)."""
+def answers_version(project: Project) -> tuple:
+    """What changes whenever the project's answers or skips change: counts and latest ids
+    of its annotations and finished leases."""
     got = annotations(project).aggregate(n=Count("id"), last=Max("id"))
-    return (got["n"], got["last"])
+    leases = Assignment.objects.filter(
+        task__project_id=project.id, status=Assignment.Status.SKIPPED
+    ).aggregate(n=Count("id"), last=Max("id"))
+    return (got["n"], got["last"], leases["n"], leases["last"])
 
 
-def project_fit(project: Project, answers: ProjectAnswers | None = None) -> reliability.Fit:
-    """The Dawid-Skene fit of the project's pairwise answers, cached per answer set."""
-    key = f"quality:fit:{project.id}:{'-'.join(map(str, version(project)))}"
+def project_fit(project: Project, pairwise=None, *, version: tuple | None = None) -> Fit:
+    """The Dawid-Skene fit of the project's pairwise answers, cached per answer set.
+    `pairwise`, `version`: the answers as arrays.load gives them and `version()`, when the
+    caller has them."""
+    from annotator.quality import arrays
+
+    version = version or answers_version(project)
+    key = f"quality:fit:{project.id}:{'-'.join(map(str, version))}"
     fit = cache.get(key)
     if fit is None:
-        answers = answers or project_answers(project)
-        fit = reliability.fit((a.task_id, a.labeler_id, a.value) for a in answers.pairwise())
+        p = pairwise if pairwise is not None else arrays.load(project.id)
+        task_ids, t_idx = np.unique(p.task, return_inverse=True)
+        lab_ids, l_idx = np.unique(p.labeler, return_inverse=True)
+        fit = reliability.fit_arrays(task_ids, t_idx, lab_ids, l_idx, p.code)
         cache.set(key, fit, FIT_CACHE_SECONDS)
     return fit
+
+
+def labels_per_day(project: Project) -> list[tuple[str, int]]:
+    rows = (
+        annotations(project)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    return [(r["day"].isoformat(), r["n"]) for r in rows]
+
+
+def simulated_labelers(project: Project) -> set[int]:
+    """Labelers with at least one simulated answer in the project."""
+    qs = annotations(project).filter(is_simulated=True).values_list("labeler_id", flat=True)
+    return set(qs.distinct())
 
 
 def skip_counts(project: Project) -> dict[int, tuple[int, int]]:

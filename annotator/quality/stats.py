@@ -5,16 +5,17 @@ the same numbers in both.
 """
 
 import math
-import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 
+import krippendorff
+import numpy as np
 from django.contrib.auth import get_user_model
 
 from annotator.export.params import HARM_FLAGS
 from annotator.models import Kind, Project
 from annotator.quality import agreement as ag
-from annotator.quality import selectors
+from annotator.quality import arrays, selectors
 from annotator.quality.selectors import ProjectAnswers, Row
 
 Z95 = 1.959963984540054
@@ -89,9 +90,12 @@ def consensus_agreement(rows: list[Row]) -> dict[int, tuple[int, int]]:
     by_question: dict[tuple, list[tuple[int, object]]] = defaultdict(list)
     likert: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for r in rows:
-        for question, answer in _judgements(r):
-            by_question[question].append((r.labeler_id, answer))
-        if r.kind == Kind.LIKERT and r.score is not None:
+        if r.kind == Kind.PAIRWISE:
+            by_question[(r.task_id,)].append((r.labeler_id, r.category))
+        elif r.kind == Kind.RANKING:
+            for question, answer in _judgements(r):
+                by_question[question].append((r.labeler_id, answer))
+        elif r.score is not None:
             likert[r.task_id].append((r.labeler_id, r.score))
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for answers in by_question.values():
@@ -99,13 +103,14 @@ def consensus_agreement(rows: list[Row]) -> dict[int, tuple[int, int]]:
             continue
         counts = Counter(a for _, a in answers)
         for labeler, answer in answers:
-            others = counts.copy()
-            others[answer] -= 1
-            (top, n), *rest = others.most_common(2) + [(None, 0)]
-            if n == 0 or (rest and rest[0][1] == n):
+            counts[answer] -= 1  # the others' answers only
+            top = max(counts.values())
+            leaders = [a for a, n in counts.items() if n == top]
+            counts[answer] += 1
+            if top == 0 or len(leaders) > 1:
                 continue  # the others are split: no consensus to compare with
             out[labeler][1] += 1
-            out[labeler][0] += answer == top
+            out[labeler][0] += answer == leaders[0]
     for scores in likert.values():
         if len(scores) < 2:
             continue
@@ -145,38 +150,55 @@ def gold_matches(gold: dict, row: Row, texts: dict[int, str]) -> bool | None:
 # --- Per labeler ----------------------------------------------------------------------------
 
 
-def labeler_stats(project: Project, answers: ProjectAnswers | None = None) -> list[LabelerStats]:
-    """One row per labeler who answered or skipped something in the project, by username."""
-    answers = answers or selectors.project_answers(project)
-    fit = selectors.project_fit(project, answers)
-    accuracy = fit.accuracy()
+def _pairwise_row(p: arrays.Pairwise, i: int) -> Row:
+    verdict = {2: "tie", 3: "both_bad"}.get(int(p.code[i]), "preferred")
+    chosen = int(p.chosen[i]) if p.chosen[i] >= 0 else None
+    rejected = int(p.rejected[i]) if p.rejected[i] >= 0 else None
+    return Row(0, int(p.task[i]), int(p.labeler[i]), Kind.PAIRWISE, verdict, chosen, rejected,
+               None, None, [], None, {}, [], None, False, None, int(p.prompt[i]))  # fmt: skip
+
+
+def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> list[LabelerStats]:
+    """One row per labeler who answered or skipped something in the project, by username.
+    `pw`, `other`, `version`: the project's reads, when the caller already made them."""
+    pw = pw if pw is not None else arrays.load(project.id)
+    other = other if other is not None else selectors.project_answers(project, pairwise=False)
+    accuracy = selectors.project_fit(project, pw, version=version).accuracy()
     skips = selectors.skip_counts(project)
     gold = selectors.gold_tasks(project)
     harm = set(HARM_FLAGS) & set(project.flags or [])
-    agree = consensus_agreement(answers.rows)
+    agree = arrays.consensus(pw)
+    for lab, (a, n) in consensus_agreement(other.rows).items():
+        a0, n0 = agree.get(lab, (0, 0))
+        agree[lab] = (a0 + a, n0 + n)
 
     per: dict[int, dict] = defaultdict(
-        lambda: {"n": 0, "times": [], "left": [0, 0], "harm": [0, 0], "gold": [0, 0], "sim": 0}
+        lambda: {"n": 0, "times": [], "left": [0, 0], "harm": [0, 0], "gold": [0, 0]}
     )
-    for r in answers.rows:
+    for lab, d in arrays.per_labeler(pw).items():
+        per[lab]["n"] = d["n"]
+        per[lab]["times"] = list(d["times"])
+        per[lab]["left"] = list(d["left"])
+    gold_rows = [_pairwise_row(pw, i) for i in np.flatnonzero(np.isin(pw.task, list(gold)))]
+    for r in other.rows:
         p = per[r.labeler_id]
         p["n"] += 1
-        p["sim"] += r.is_simulated
         if r.time_spent_ms is not None:
             p["times"].append(r.time_spent_ms)
-        if r.kind == Kind.PAIRWISE and r.chosen_id is not None and r.left_id is not None:
-            p["left"][0] += r.chosen_id == r.left_id
-            p["left"][1] += 1
         if r.kind == Kind.LIKERT:
             p["harm"][0] += bool(harm.intersection(r.flags))
             p["harm"][1] += 1
         if r.task_id in gold:
-            match = gold_matches(gold[r.task_id]["gold"], r, gold[r.task_id]["texts"])
-            if match is not None:
-                p["gold"][0] += match
-                p["gold"][1] += 1
+            gold_rows.append(r)
+    for r in gold_rows:
+        match = gold_matches(gold[r.task_id]["gold"], r, gold[r.task_id]["texts"])
+        if match is not None:
+            per[r.labeler_id]["gold"][0] += match
+            per[r.labeler_id]["gold"][1] += 1
     ids = set(per) | set(skips)
-    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+    users = get_user_model().objects.filter(pk__in=ids)
+    names = dict(users.values_list("pk", "username"))
+    simulated = selectors.simulated_labelers(project)
     out = []
     for lab in ids:
         p = per[lab]
@@ -185,9 +207,9 @@ def labeler_stats(project: Project, answers: ProjectAnswers | None = None) -> li
             LabelerStats(
                 labeler_id=lab,
                 username=names.get(lab, str(lab)),
-                simulated=p["sim"] > 0,
+                simulated=lab in simulated,
                 tasks_done=p["n"],
-                median_seconds=statistics.median(p["times"]) / 1000 if p["times"] else None,
+                median_seconds=float(np.median(p["times"])) / 1000 if p["times"] else None,
                 skip_rate=skipped / finished if finished else None,
                 agreement=Rate.of(*agree.get(lab, (0, 0))),
                 reliability=accuracy.get(lab),
@@ -206,48 +228,73 @@ def _pairs_out(pairs) -> list[dict]:
     return [p._asdict() for p in pairs]
 
 
-def project_agreement(
-    project: Project, answers: ProjectAnswers | None = None, *, round: int | None = None
-) -> dict:
+def _pairwise_summary(pw: arrays.Pairwise) -> dict:
+    pairs = arrays.labeler_pairs(pw)
+    counts, _ = arrays.counts_per_task(pw) if len(pw) else (np.zeros((0, 4)), None)
+    data = arrays.alpha_matrix(pw) if len(pw) else None
+    alpha = None
+    if data is not None and len(np.unique(data[~np.isnan(data)])) >= 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = ag._finite(
+                krippendorff.alpha(
+                    reliability_data=data,
+                    level_of_measurement="nominal",
+                    value_domain=list(range(len(ag.CATEGORIES))),
+                )
+            )
+    return {
+        "answers": len(pw),
+        "tasks_with_overlap": int((counts.sum(axis=1) >= 2).sum()),
+        "percent_agreement": arrays.percent_agreement(pw),
+        "cohen_kappa": ag.mean_kappa(pairs),
+        "krippendorff_alpha": alpha,
+        "pairs": _pairs_out(pairs),
+    }
+
+
+def project_agreement(project: Project, *, round: int | None = None, pw=None, other=None) -> dict:
     """The agreement metrics of the project's kind (all rounds, or one)."""
-    answers = answers or selectors.project_answers(project)
     out: dict = {"kind": project.kind, "round": round}
+    pw = pw if pw is not None else arrays.load(project.id)
+    if round is not None:
+        pw = pw.where(pw.round == round)
+    other = other if other is not None else selectors.project_answers(project, pairwise=False)
+    rows = [r for r in other.rows if round is None or r.round == round]
+    other = ProjectAnswers(project, rows)
     if project.kind == Kind.PAIRWISE:
-        summary = ag.pairwise_summary(answers.pairwise(round=round))
-        summary["pairs"] = _pairs_out(summary["pairs"])
-        out["pairwise"] = summary
+        out["pairwise"] = _pairwise_summary(pw)
     elif project.kind == Kind.LIKERT:
         aspects = project.aspects or [None]
         out["likert"] = {
             (aspect or "score"): ag.likert_summary(
-                answers.likert(aspect=aspect, round=round), points=project.likert_points
+                other.likert(aspect=aspect), points=project.likert_points
             )
             for aspect in aspects
         }
     else:
-        summary = ag.ranking_summary(answers.rankings(round=round))
+        summary = ag.ranking_summary(other.rankings())
         summary["pairs"] = _pairs_out(summary["pairs"])
         out["ranking"] = summary
-    rows = [r for r in answers.rows if round is None or r.round == round]
-    sub = ProjectAnswers(project, rows)
-    out["transitivity"] = [t._asdict() for t in ag.transitivity(sub.preferences())]
+    preferences = other.preferences() + [
+        ag.Preference(*edge) for edge in arrays.preference_edges(pw)
+    ]
+    out["transitivity"] = [t._asdict() for t in ag.transitivity(preferences)]
     return out
 
 
-def agreement_by_round(project: Project, answers: ProjectAnswers) -> list[tuple[int, float | None]]:
-    """(round, percent agreement) for each loop round with answers."""
+def agreement_by_round(project: Project, *, pw=None, other=None) -> list[tuple[int, float | None]]:
+    """(round, agreement) for each loop round with answers: percent agreement (pairwise,
+    Likert) or Kendall's W (ranking)."""
+    if project.kind == Kind.PAIRWISE:
+        pw = pw if pw is not None else arrays.load(project.id)
+        rounds = sorted(set(pw.round.tolist()) - {-1})
+        return [(r, arrays.percent_agreement(pw.where(pw.round == r))) for r in rounds]
+    answers = other if other is not None else selectors.project_answers(project, pairwise=False)
     out = []
     for number in answers.rounds():
-        if project.kind == Kind.PAIRWISE:
-            value = ag.percent_agreement(answers.pairwise(round=number))
-        elif project.kind == Kind.LIKERT:
+        if project.kind == Kind.LIKERT:
             value = ag.percent_agreement(answers.likert(round=number))
         else:
             value = ag.mean_kendall_w(answers.rankings(round=number))
         out.append((number, value))
     return out
-
-
-def labels_per_day(answers: ProjectAnswers) -> list[tuple[str, int]]:
-    counts = Counter(r.created_at.date().isoformat() for r in answers.rows)
-    return sorted(counts.items())

@@ -1,0 +1,209 @@
+"""A project's pairwise answers as numpy arrays, and the pairwise metrics computed on them.
+
+The statistics page reads 100 000 answers: a Python object per answer and a loop per metric
+cost seconds, so pairwise answers come from one query (category and side worked out in SQL)
+straight into arrays, and the hot metrics are vectorised here. They compute the same values
+as the plain functions in agreement.py (tests/annotator/quality/test_arrays.py holds them to
+each other on random data).
+"""
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from django.db import connection
+
+from annotator import sql
+from annotator.models import Annotation, Kind, Task
+from annotator.quality.agreement import CATEGORIES, PairAgreement
+
+N_CAT = len(CATEGORIES)
+
+
+@dataclass
+class Pairwise:
+    task: np.ndarray  # int64, sorted by task then labeler
+    labeler: np.ndarray  # int64
+    code: np.ndarray  # int64: index into CATEGORIES
+    left: np.ndarray  # int8: 1 chose the left response, 0 the right, -1 tie / both bad / unknown
+    time_ms: np.ndarray  # float64, nan when not given
+    round: np.ndarray  # int64, -1 when none
+    prompt: np.ndarray  # int64
+    chosen: np.ndarray  # int64, -1 when none
+    rejected: np.ndarray  # int64, -1 when none
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def where(self, mask: np.ndarray) -> "Pairwise":
+        return Pairwise(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    def answers(self) -> list[tuple[int, int, str]]:
+        return [
+            (int(t), int(lab), CATEGORIES[c])
+            for t, lab, c in zip(self.task, self.labeler, self.code, strict=True)
+        ]
+
+
+def _sql() -> str:
+    if connection.vendor == "postgresql":
+        left = "(a.shown_order->>0)::bigint"
+    else:
+        left = "CAST(json_extract(a.shown_order, '$[0]') AS INTEGER)"
+    return f"""
+        SELECT a.task_id, a.labeler_id,
+               CASE WHEN a.verdict = 'tie' THEN 2 WHEN a.verdict = 'both_bad' THEN 3
+                    WHEN a.chosen_id < a.rejected_id THEN 0 ELSE 1 END,
+               CASE WHEN a.chosen_id IS NULL OR {left} IS NULL THEN -1
+                    WHEN a.chosen_id = {left} THEN 1 ELSE 0 END,
+               a.time_spent_ms, t.round, t.prompt_id, a.chosen_id, a.rejected_id
+        FROM {sql.table(Annotation)} a JOIN {sql.table(Task)} t ON t.id = a.task_id
+        WHERE t.project_id = %s AND a.kind = %s
+        ORDER BY a.task_id, a.labeler_id
+    """  # noqa: S608 -- table names only
+
+
+def load(project_id: int) -> Pairwise:
+    rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return Pairwise(empty, empty, empty, empty.astype(np.int8), empty.astype(float),
+                        empty, empty, empty, empty)  # fmt: skip
+    cols = list(zip(*rows, strict=True))
+    return Pairwise(
+        task=np.array(cols[0], dtype=np.int64),
+        labeler=np.array(cols[1], dtype=np.int64),
+        code=np.array(cols[2], dtype=np.int64),
+        left=np.array(cols[3], dtype=np.int8),
+        time_ms=np.array([np.nan if v is None else v for v in cols[4]], dtype=float),
+        round=np.array([-1 if v is None else v for v in cols[5]], dtype=np.int64),
+        prompt=np.array(cols[6], dtype=np.int64),
+        chosen=np.array([-1 if v is None else v for v in cols[7]], dtype=np.int64),
+        rejected=np.array([-1 if v is None else v for v in cols[8]], dtype=np.int64),
+    )
+
+
+def _groups(task: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Task ids, the index of each row's task, and each task's row count (rows sorted)."""
+    ids, inverse, sizes = np.unique(task, return_inverse=True, return_counts=True)
+    return ids, inverse, sizes
+
+
+def counts_per_task(p: Pairwise) -> tuple[np.ndarray, np.ndarray]:
+    """(tasks x categories) answer counts, and each row's task index."""
+    ids, inverse, _ = _groups(p.task)
+    counts = np.bincount(inverse * N_CAT + p.code, minlength=len(ids) * N_CAT)
+    return counts.reshape(len(ids), N_CAT), inverse
+
+
+def percent_agreement(p: Pairwise) -> float | None:
+    """As agreement.percent_agreement: the mean share of agreeing labeler pairs per task."""
+    if not len(p):
+        return None
+    counts, _ = counts_per_task(p)
+    n = counts.sum(axis=1)
+    keep = n >= 2
+    if not keep.any():
+        return None
+    agreeing = (counts * (counts - 1)).sum(axis=1)[keep]
+    return float(np.mean(agreeing / (n[keep] * (n[keep] - 1))))
+
+
+def consensus(p: Pairwise) -> dict[int, tuple[int, int]]:
+    """As stats.consensus_agreement for pairwise rows: labeler -> (agreeing, compared)."""
+    if not len(p):
+        return {}
+    counts, inverse = counts_per_task(p)
+    others = counts[inverse].copy()
+    others[np.arange(len(p)), p.code] -= 1
+    top = others.max(axis=1)
+    unique = (others == top[:, None]).sum(axis=1) == 1
+    compared = unique & (top > 0)
+    agree = compared & (others[np.arange(len(p)), p.code] == top)
+    labs, inv = np.unique(p.labeler, return_inverse=True)
+    n = np.bincount(inv, weights=compared, minlength=len(labs))
+    a = np.bincount(inv, weights=agree, minlength=len(labs))
+    return {int(lab): (int(a[i]), int(n[i])) for i, lab in enumerate(labs)}
+
+
+def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
+    """As agreement.labeler_pairs: every labeler pair's confusion matrix, counted at once."""
+    if not len(p):
+        return []
+    _, inverse, sizes = _groups(p.task)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    first, second = [], []
+    for m in np.unique(sizes):
+        if m < 2:
+            continue
+        base = starts[sizes == m]
+        for i, j in combinations(range(int(m)), 2):
+            first.append(base + i)
+            second.append(base + j)
+    if not first:
+        return []
+    a, b = np.concatenate(first), np.concatenate(second)
+    la, lb = p.labeler[a], p.labeler[b]  # la < lb: rows are sorted by labeler within a task
+    pairs, pair_idx = np.unique(np.stack([la, lb], axis=1), axis=0, return_inverse=True)
+    pair_idx = pair_idx.reshape(-1)
+    cells = (pair_idx * N_CAT + p.code[a]) * N_CAT + p.code[b]
+    matrices = np.bincount(cells, minlength=len(pairs) * N_CAT * N_CAT)
+    matrices = matrices.reshape(len(pairs), N_CAT, N_CAT).astype(float)
+    n = matrices.sum(axis=(1, 2))
+    observed = np.trace(matrices, axis1=1, axis2=2) / n
+    expected = (matrices.sum(axis=2) * matrices.sum(axis=1)).sum(axis=1) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (observed - expected) / (1 - expected)
+    return [
+        PairAgreement(int(x), int(y), int(n[k]), float(observed[k]),
+                      float(kappa[k]) if np.isfinite(kappa[k]) else None)
+        for k, (x, y) in enumerate(pairs)
+    ]  # fmt: skip
+
+
+def alpha_matrix(p: Pairwise) -> np.ndarray | None:
+    """Labelers x tasks (with 2+ answers) of category codes, nan where not answered."""
+    counts, inverse = counts_per_task(p)
+    keep_task = counts.sum(axis=1) >= 2
+    rows = keep_task[inverse]
+    if not rows.any():
+        return None
+    labs, lab_idx = np.unique(p.labeler[rows], return_inverse=True)
+    tasks, task_idx = np.unique(inverse[rows], return_inverse=True)
+    data = np.full((len(labs), len(tasks)), np.nan)
+    data[lab_idx, task_idx] = p.code[rows]
+    return data
+
+
+def per_labeler(p: Pairwise) -> dict[int, dict]:
+    """labeler -> answers, median seconds, (left answers, strict answers)."""
+    labs, inv = np.unique(p.labeler, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(labs) + 1))
+    out = {}
+    for i, lab in enumerate(labs):
+        idx = order[bounds[i] : bounds[i + 1]]
+        times = p.time_ms[idx]
+        times = times[~np.isnan(times)]
+        side = p.left[idx]
+        out[int(lab)] = {
+            "n": len(idx),
+            "times": times,
+            "left": (int((side == 1).sum()), int((side >= 0).sum())),
+        }
+    return out
+
+
+def preference_edges(p: Pairwise) -> list[tuple[int, int, int, int]]:
+    """(labeler, prompt, winner, loser) of strict answers on prompts where the labeler
+    judged two or more pairs (one can be neither a triad nor a contradiction)."""
+    strict = p.code < 2
+    if not strict.any():
+        return []
+    q = p.where(strict)
+    keys = np.stack([q.labeler, q.prompt], axis=1)
+    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    many = counts[inv.reshape(-1)] >= 2
+    q = q.where(many)
+    return list(zip(q.labeler.tolist(), q.prompt.tolist(), q.chosen.tolist(),
+                    q.rejected.tolist(), strict=True))  # fmt: skip
