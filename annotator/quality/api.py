@@ -65,7 +65,7 @@ class LabelersOut(serializers.Serializer):
 def labeler_stats(request: Request, project_id: int) -> Response:
     """Every labeler's statistics in the project, by username (docs/quality.md)."""
     project = _admin_project(request, project_id)
-    rows = [s.as_dict() for s in stats.labeler_stats(project)]
+    rows = [s.as_dict() for s in stats.page_numbers(project)["rows"]]
     return Response({"labelers": _rounded(rows)})
 
 

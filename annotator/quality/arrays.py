@@ -56,7 +56,8 @@ def _sql() -> str:
                     WHEN a.chosen_id < a.rejected_id THEN 0 ELSE 1 END,
                CASE WHEN a.chosen_id IS NULL OR {left} IS NULL THEN -1
                     WHEN a.chosen_id = {left} THEN 1 ELSE 0 END,
-               a.time_spent_ms, t.round, t.prompt_id, a.chosen_id, a.rejected_id
+               COALESCE(a.time_spent_ms, -1), COALESCE(t.round, -1), t.prompt_id,
+               COALESCE(a.chosen_id, -1), COALESCE(a.rejected_id, -1)
         FROM {sql.table(Annotation)} a JOIN {sql.table(Task)} t ON t.id = a.task_id
         WHERE t.project_id = %s AND a.kind = %s
         ORDER BY a.task_id, a.labeler_id
@@ -69,18 +70,14 @@ def load(project_id: int) -> Pairwise:
         empty = np.zeros(0, dtype=np.int64)
         return Pairwise(empty, empty, empty, empty.astype(np.int8), empty.astype(float),
                         empty, empty, empty, empty)  # fmt: skip
-    cols = list(zip(*rows, strict=True))
+    # One conversion of the whole result; nulls came as -1 (COALESCE above).
+    m = np.array(rows, dtype=np.int64)
+    time_ms = m[:, 4].astype(float)
+    time_ms[m[:, 4] < 0] = np.nan
     return Pairwise(
-        task=np.array(cols[0], dtype=np.int64),
-        labeler=np.array(cols[1], dtype=np.int64),
-        code=np.array(cols[2], dtype=np.int64),
-        left=np.array(cols[3], dtype=np.int8),
-        time_ms=np.array([np.nan if v is None else v for v in cols[4]], dtype=float),
-        round=np.array([-1 if v is None else v for v in cols[5]], dtype=np.int64),
-        prompt=np.array(cols[6], dtype=np.int64),
-        chosen=np.array([-1 if v is None else v for v in cols[7]], dtype=np.int64),
-        rejected=np.array([-1 if v is None else v for v in cols[8]], dtype=np.int64),
-    )
+        task=m[:, 0], labeler=m[:, 1], code=m[:, 2], left=m[:, 3].astype(np.int8),
+        time_ms=time_ms, round=m[:, 5], prompt=m[:, 6], chosen=m[:, 7], rejected=m[:, 8],
+    )  # fmt: skip
 
 
 def _groups(task: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,8 +141,9 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
         return []
     a, b = np.concatenate(first), np.concatenate(second)
     la, lb = p.labeler[a], p.labeler[b]  # la < lb: rows are sorted by labeler within a task
-    pairs, pair_idx = np.unique(np.stack([la, lb], axis=1), axis=0, return_inverse=True)
-    pair_idx = pair_idx.reshape(-1)
+    big = int(p.labeler.max()) + 1
+    keys, pair_idx = np.unique(la * big + lb, return_inverse=True)
+    pairs = np.stack([keys // big, keys % big], axis=1)
     cells = (pair_idx * N_CAT + p.code[a]) * N_CAT + p.code[b]
     matrices = np.bincount(cells, minlength=len(pairs) * N_CAT * N_CAT)
     matrices = matrices.reshape(len(pairs), N_CAT, N_CAT).astype(float)
@@ -201,9 +199,9 @@ def preference_edges(p: Pairwise) -> list[tuple[int, int, int, int]]:
     if not strict.any():
         return []
     q = p.where(strict)
-    keys = np.stack([q.labeler, q.prompt], axis=1)
-    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    many = counts[inv.reshape(-1)] >= 2
+    keys = q.labeler * (int(q.prompt.max()) + 1) + q.prompt
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    many = counts[inv] >= 2
     q = q.where(many)
     return list(zip(q.labeler.tolist(), q.prompt.tolist(), q.chosen.tolist(),
                     q.rejected.tolist(), strict=True))  # fmt: skip

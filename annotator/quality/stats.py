@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import krippendorff
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from annotator.export.params import HARM_FLAGS
 from annotator.models import Kind, Project
@@ -298,3 +299,22 @@ def agreement_by_round(project: Project, *, pw=None, other=None) -> list[tuple[i
             value = ag.mean_kendall_w(answers.rankings(round=number))
         out.append((number, value))
     return out
+
+
+def page_numbers(project: Project) -> dict:
+    """Every number of the Labelers page (and the labelers endpoint), computed from one read
+    of the answers and cached until the project's answers or skips change."""
+    version = selectors.answers_version(project)
+    key = f"quality:page:{project.id}:{'-'.join(map(str, version))}"
+    numbers = cache.get(key)
+    if numbers is None:
+        pw = arrays.load(project.id)
+        other = selectors.project_answers(project, pairwise=False)
+        numbers = {
+            "rows": labeler_stats(project, pw=pw, other=other, version=version),
+            "agreement": project_agreement(project, pw=pw, other=other),
+            "by_round": agreement_by_round(project, pw=pw, other=other),
+            "per_day": selectors.labels_per_day(project),
+        }
+        cache.set(key, numbers, selectors.FIT_CACHE_SECONDS)
+    return numbers

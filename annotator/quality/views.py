@@ -1,7 +1,6 @@
 """Label-quality pages for a project's admins: every labeler's statistics, and one labeler's
 recent answers beside the consensus."""
 
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -9,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from annotator import selectors as core
 from annotator.models import Kind, Membership
-from annotator.quality import arrays, charts, selectors, stats
+from annotator.quality import charts, selectors, stats
 from annotator.views import login_required
 
 RECENT = 50
@@ -41,24 +40,6 @@ def _sorted(rows: list, sort: str, descending: bool) -> list:
     return sorted(present, key=key, reverse=descending) + missing
 
 
-def _numbers(project) -> dict:
-    """Everything the page computes, cached until the project's answers or skips change."""
-    version = selectors.answers_version(project)
-    key = f"quality:page:{project.id}:{'-'.join(map(str, version))}"
-    numbers = cache.get(key)
-    if numbers is None:
-        pw = arrays.load(project.id)
-        other = selectors.project_answers(project, pairwise=False)
-        numbers = {
-            "rows": stats.labeler_stats(project, pw=pw, other=other, version=version),
-            "agreement": stats.project_agreement(project, pw=pw, other=other),
-            "by_round": stats.agreement_by_round(project, pw=pw, other=other),
-            "per_day": selectors.labels_per_day(project),
-        }
-        cache.set(key, numbers, selectors.FIT_CACHE_SECONDS)
-    return numbers
-
-
 @require_GET
 @login_required
 def labeler_stats(request: HttpRequest, project_id: int) -> HttpResponse:
@@ -66,7 +47,7 @@ def labeler_stats(request: HttpRequest, project_id: int) -> HttpResponse:
     sort = request.GET.get("sort", "username")
     sort = sort if sort in SORTS else "username"
     descending = request.GET.get("dir") == "desc"
-    numbers = _numbers(project)
+    numbers = stats.page_numbers(project)
     rows = _sorted(numbers["rows"], sort, descending)
     by_round, per_day = numbers["by_round"], numbers["per_day"]
     measure = "Kendall's W" if project.kind == Kind.RANKING else "percent agreement"
