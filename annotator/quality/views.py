@@ -107,7 +107,7 @@ def labeler_detail(request: HttpRequest, project_id: int, labeler_id: int) -> Ht
         p_first = posteriors.get(a.task_id)
         items.append({"answer": a, "others": by_task.get(a.task_id, []), "p_first": p_first,
                       "p_chosen": _p_chosen(a, p_first)})  # fmt: skip
-    mine = [s for s in stats.labeler_stats(project) if s.labeler_id == labeler_id]
+    mine = [s for s in stats.page_numbers(project)["rows"] if s.labeler_id == labeler_id]
     context = {"project": project, "labeler": recent[0].labeler, "items": items,
                "stats": mine[0] if mine else None}  # fmt: skip
     return render(request, "annotator/quality/labeler.html", context)
