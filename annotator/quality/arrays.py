@@ -31,6 +31,8 @@ class Pairwise:
     prompt: np.ndarray  # int64
     chosen: np.ndarray  # int64, -1 when none
     rejected: np.ndarray  # int64, -1 when none
+    simulated: np.ndarray  # int64: 1 for a simulated labeler's answer
+    day: np.ndarray  # int64: days since 1970-01-01 (UTC) of the answer
 
     def __len__(self) -> int:
         return len(self.task)
@@ -48,8 +50,10 @@ class Pairwise:
 def _sql() -> str:
     if connection.vendor == "postgresql":
         left = "(a.shown_order->>0)::bigint"
+        day = "((a.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
     else:
         left = "CAST(json_extract(a.shown_order, '$[0]') AS INTEGER)"
+        day = "CAST(julianday(a.created_at) - 2440587.5 AS INTEGER)"
     return f"""
         SELECT a.task_id, a.labeler_id,
                CASE WHEN a.verdict = 'tie' THEN 2 WHEN a.verdict = 'both_bad' THEN 3
@@ -57,7 +61,8 @@ def _sql() -> str:
                CASE WHEN a.chosen_id IS NULL OR {left} IS NULL THEN -1
                     WHEN a.chosen_id = {left} THEN 1 ELSE 0 END,
                COALESCE(a.time_spent_ms, -1), COALESCE(t.round, -1), t.prompt_id,
-               COALESCE(a.chosen_id, -1), COALESCE(a.rejected_id, -1)
+               COALESCE(a.chosen_id, -1), COALESCE(a.rejected_id, -1),
+               CASE WHEN a.is_simulated THEN 1 ELSE 0 END, {day}
         FROM {sql.table(Annotation)} a JOIN {sql.table(Task)} t ON t.id = a.task_id
         WHERE t.project_id = %s AND a.kind = %s
         ORDER BY a.task_id, a.labeler_id
@@ -69,7 +74,7 @@ def load(project_id: int) -> Pairwise:
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return Pairwise(empty, empty, empty, empty.astype(np.int8), empty.astype(float),
-                        empty, empty, empty, empty)  # fmt: skip
+                        empty, empty, empty, empty, empty, empty)  # fmt: skip
     # One conversion of the whole result; nulls came as -1 (COALESCE above).
     m = np.array(rows, dtype=np.int64)
     time_ms = m[:, 4].astype(float)
@@ -77,6 +82,7 @@ def load(project_id: int) -> Pairwise:
     return Pairwise(
         task=m[:, 0], labeler=m[:, 1], code=m[:, 2], left=m[:, 3].astype(np.int8),
         time_ms=time_ms, round=m[:, 5], prompt=m[:, 6], chosen=m[:, 7], rejected=m[:, 8],
+        simulated=m[:, 9], day=m[:, 10],
     )  # fmt: skip
 
 

@@ -16,7 +16,6 @@ import numpy as np
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet
-from django.db.models.functions import TruncDate
 
 from annotator.models import Annotation, Assignment, Kind, Project, Task, TaskCompletion
 from annotator.quality import reliability
@@ -190,23 +189,6 @@ def project_fit(project: Project, pairwise=None, *, version: tuple | None = None
         fit = reliability.fit_arrays(task_ids, t_idx, lab_ids, l_idx, p.code)
         cache.set(key, fit, FIT_CACHE_SECONDS)
     return fit
-
-
-def labels_per_day(project: Project) -> list[tuple[str, int]]:
-    rows = (
-        annotations(project)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(n=Count("id"))
-        .order_by("day")
-    )
-    return [(r["day"].isoformat(), r["n"]) for r in rows]
-
-
-def simulated_labelers(project: Project) -> set[int]:
-    """Labelers with at least one simulated answer in the project."""
-    qs = annotations(project).filter(is_simulated=True).values_list("labeler_id", flat=True)
-    return set(qs.distinct())
 
 
 def skip_counts(project: Project) -> dict[int, tuple[int, int]]:

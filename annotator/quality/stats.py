@@ -7,6 +7,7 @@ the same numbers in both.
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 
 import krippendorff
 import numpy as np
@@ -199,7 +200,8 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
     ids = set(per) | set(skips)
     users = get_user_model().objects.filter(pk__in=ids)
     names = dict(users.values_list("pk", "username"))
-    simulated = selectors.simulated_labelers(project)
+    simulated = set(pw.labeler[pw.simulated == 1].tolist())
+    simulated |= {r.labeler_id for r in other.rows if r.is_simulated}
     out = []
     for lab in ids:
         p = per[lab]
@@ -314,7 +316,16 @@ def page_numbers(project: Project) -> dict:
             "rows": labeler_stats(project, pw=pw, other=other, version=version),
             "agreement": project_agreement(project, pw=pw, other=other),
             "by_round": agreement_by_round(project, pw=pw, other=other),
-            "per_day": selectors.labels_per_day(project),
+            "per_day": labels_per_day(pw, other),
         }
         cache.set(key, numbers, selectors.FIT_CACHE_SECONDS)
     return numbers
+
+
+def labels_per_day(pw: arrays.Pairwise, other: ProjectAnswers) -> list[tuple[str, int]]:
+    """(ISO date, answers that day, UTC) for every day with answers."""
+    days = Counter(pw.day.tolist())
+    epoch = date(1970, 1, 1)
+    for r in other.rows:
+        days[(r.created_at.date() - epoch).days] += 1
+    return [((epoch + timedelta(days=d)).isoformat(), n) for d, n in sorted(days.items())]

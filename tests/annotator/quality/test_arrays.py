@@ -22,7 +22,8 @@ def random_pairwise(seed, tasks=80, labelers=6):
         task=np.array(cols[0]), labeler=np.array(cols[1]), code=np.array(cols[2]),
         left=np.full(n, -1, dtype=np.int8), time_ms=np.full(n, np.nan),
         round=np.full(n, -1), prompt=np.array(cols[0]), chosen=np.full(n, -1),
-        rejected=np.full(n, -1),
+        rejected=np.full(n, -1), simulated=np.zeros(n, dtype=np.int64),
+        day=np.zeros(n, dtype=np.int64),
     )  # fmt: skip
     answers = [ag.Answer(t, lab, ag.CATEGORIES[c]) for t, lab, c in rows]
     return p, answers

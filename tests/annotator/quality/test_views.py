@@ -55,6 +55,19 @@ def test_it_computes_each_labelers_numbers(labeled):
     assert by["lab2"].reliability < 0.5 < by["lab0"].reliability
 
 
+def test_it_counts_labels_per_day_and_marks_simulated_labelers(labeled):
+    from django.utils import timezone
+
+    from annotator.models import Annotation
+
+    project, _, (l0, *_rest) = labeled
+    Annotation.objects.filter(labeler=l0).update(is_simulated=True)
+    numbers = stats.page_numbers(project)
+    assert numbers["per_day"] == [(timezone.now().date().isoformat(), 12)]
+    by = {s.username: s for s in numbers["rows"]}
+    assert by["lab0"].simulated and not by["lab1"].simulated
+
+
 def test_it_scores_gold_answers(labeled):
     project, tasks, _ = labeled
     task = tasks[0]
