@@ -173,6 +173,14 @@ def answers_version(project: Project) -> tuple:
     return (got["n"], got["last"], leases["n"], leases["last"])
 
 
+def cache_key(what: str, project: Project, version: tuple) -> str:
+    """A key for numbers computed from one state of a project's answers. The project's
+    creation time is in it, so a project that reuses a deleted one's id (SQLite reuses ids)
+    never gets the other's numbers."""
+    made = project.created_at.timestamp() if project.created_at else 0
+    return f"quality:{what}:{project.id}:{made}:{'-'.join(map(str, version))}"
+
+
 def project_fit(project: Project, pairwise=None, *, version: tuple | None = None) -> Fit:
     """The Dawid-Skene fit of the project's pairwise answers, cached per answer set.
     `pairwise`, `version`: the answers as arrays.load gives them and `version()`, when the
@@ -180,7 +188,7 @@ def project_fit(project: Project, pairwise=None, *, version: tuple | None = None
     from annotator.quality import arrays
 
     version = version or answers_version(project)
-    key = f"quality:fit:{project.id}:{'-'.join(map(str, version))}"
+    key = cache_key("fit", project, version)
     fit = cache.get(key)
     if fit is None:
         p = pairwise if pairwise is not None else arrays.load(project.id)

@@ -307,7 +307,7 @@ def page_numbers(project: Project) -> dict:
     """Every number of the Labelers page (and the labelers endpoint), computed from one read
     of the answers and cached until the project's answers or skips change."""
     version = selectors.answers_version(project)
-    key = f"quality:page:{project.id}:{'-'.join(map(str, version))}"
+    key = selectors.cache_key("page", project, version)
     numbers = cache.get(key)
     if numbers is None:
         pw = arrays.load(project.id)
