@@ -276,18 +276,6 @@ def transitivity(preferences: Iterable[Preference]) -> list[Transitivity]:
 # --- A summary ------------------------------------------------------------------------------
 
 
-def pairwise_summary(answers: list[Answer]) -> dict:
-    pairs = labeler_pairs(answers)
-    return {
-        "answers": len(answers),
-        "tasks_with_overlap": sum(1 for g in _by_task(answers).values() if len(g) >= 2),
-        "percent_agreement": percent_agreement(answers),
-        "cohen_kappa": mean_kappa(pairs),
-        "krippendorff_alpha": krippendorff_alpha(answers, level="nominal"),
-        "pairs": pairs,
-    }
-
-
 def likert_summary(answers: list[Answer], *, points: int) -> dict:
     return {
         "answers": len(answers),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotator.quality.agreement import CATEGORIES, CODE, FIRST, SECOND
+from annotator.quality.agreement import CATEGORIES, CODE, FIRST
 
 N_TRUE = 2  # FIRST, SECOND
 N_ANSWERS = len(CATEGORIES)
@@ -149,11 +149,3 @@ def fit_arrays(task_ids, t_idx, lab_ids, l_idx, resp, max_iterations=200, tolera
         iterations=iteration,
         converged=converged,
     )
-
-
-def majority_first(categories: list[str]) -> float | None:
-    """The plain vote's answer, for comparison: 1.0 if FIRST has more votes than SECOND,
-    0.0 if fewer, None on a tie."""
-    f = categories.count(FIRST)
-    s = categories.count(SECOND)
-    return None if f == s else float(f > s)

@@ -57,13 +57,6 @@ class ProjectAnswers:
     project: Project
     rows: list[Row] = field(default_factory=list)
 
-    def pairwise(self, *, round: int | None = None) -> list[Answer]:
-        return [
-            Answer(r.task_id, r.labeler_id, r.category)
-            for r in self.rows
-            if r.kind == Kind.PAIRWISE and (round is None or r.round == round)
-        ]
-
     def likert(self, *, aspect: str | None = None, round: int | None = None) -> list[Answer]:
         out = []
         for r in self.rows:
