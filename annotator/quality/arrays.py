@@ -47,31 +47,64 @@ class Pairwise:
         ]
 
 
+N_COLUMNS = 11
+
+
 def _sql() -> str:
+    """The pairwise answers of project %s, kind %s: N_COLUMNS integers a row, never null."""
     if connection.vendor == "postgresql":
         left = "(a.shown_order->>0)::bigint"
         day = "((a.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
     else:
         left = "CAST(json_extract(a.shown_order, '$[0]') AS INTEGER)"
         day = "CAST(julianday(a.created_at) - 2440587.5 AS INTEGER)"
+    columns = [
+        "a.task_id", "a.labeler_id",
+        """CASE WHEN a.verdict = 'tie' THEN 2 WHEN a.verdict = 'both_bad' THEN 3
+                WHEN a.chosen_id < a.rejected_id THEN 0 ELSE 1 END""",
+        f"""CASE WHEN a.chosen_id IS NULL OR {left} IS NULL THEN -1
+                 WHEN a.chosen_id = {left} THEN 1 ELSE 0 END""",
+        "COALESCE(a.time_spent_ms, -1)", "COALESCE(t.round, -1)", "t.prompt_id",
+        "COALESCE(a.chosen_id, -1)", "COALESCE(a.rejected_id, -1)",
+        "CASE WHEN a.is_simulated THEN 1 ELSE 0 END", day,
+    ]  # fmt: skip
+    if connection.vendor == "postgresql":  # every column the same 8-byte type: see _copy
+        columns = [f"({c})::bigint" for c in columns]
+    assert len(columns) == N_COLUMNS
     return f"""
-        SELECT a.task_id, a.labeler_id,
-               CASE WHEN a.verdict = 'tie' THEN 2 WHEN a.verdict = 'both_bad' THEN 3
-                    WHEN a.chosen_id < a.rejected_id THEN 0 ELSE 1 END,
-               CASE WHEN a.chosen_id IS NULL OR {left} IS NULL THEN -1
-                    WHEN a.chosen_id = {left} THEN 1 ELSE 0 END,
-               COALESCE(a.time_spent_ms, -1), COALESCE(t.round, -1), t.prompt_id,
-               COALESCE(a.chosen_id, -1), COALESCE(a.rejected_id, -1),
-               CASE WHEN a.is_simulated THEN 1 ELSE 0 END, {day}
+        SELECT {", ".join(columns)}
         FROM {sql.table(Annotation)} a JOIN {sql.table(Task)} t ON t.id = a.task_id
         WHERE t.project_id = %s AND a.kind = %s
         ORDER BY a.task_id, a.labeler_id
     """  # noqa: S608 -- table names only
 
 
+def _copy(project_id: int) -> np.ndarray:
+    """PostgreSQL: the rows through COPY in binary, read straight into an array. Every row
+    is the same: a 2-byte field count, then per column a 4-byte length and an 8-byte
+    big-endian integer, so the whole result is one structured numpy buffer; a hundred
+    thousand rows take milliseconds instead of a Python tuple each."""
+    statement = _sql().replace("%s", "{}", 2).format(int(project_id), f"'{Kind.PAIRWISE}'")
+    chunks = []
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT BINARY)") as copy:
+            for chunk in copy:
+                chunks.append(bytes(chunk))
+    data = b"".join(chunks)
+    header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")  # signature, flags, extension
+    row = np.dtype([("n", ">i2")] + [(f"c{i}", [("len", ">i4"), ("v", ">i8")])
+                   for i in range(N_COLUMNS)])  # fmt: skip
+    body = data[header:-2]  # the trailer is a field count of -1
+    records = np.frombuffer(body, dtype=row)
+    return np.stack([records[f"c{i}"]["v"] for i in range(N_COLUMNS)], axis=1).astype(np.int64)
+
+
 def load(project_id: int) -> Pairwise:
-    rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
-    if not rows:
+    if connection.vendor == "postgresql":
+        rows = _copy(project_id)
+    else:
+        rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
+    if not len(rows):
         empty = np.zeros(0, dtype=np.int64)
         return Pairwise(empty, empty, empty, empty.astype(np.int8), empty.astype(float),
                         empty, empty, empty, empty, empty, empty)  # fmt: skip
