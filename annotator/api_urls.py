@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotator import api, audit_api, converters, export_api, revision_api  # noqa: F401 (registers <id:>)
+from annotator.quality import api as quality_api
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -31,5 +32,20 @@ urlpatterns = [
         "projects/<id:project_id>/audit/",
         audit_api.ProjectAuditList.as_view(),
         name="api-audit",
+    ),
+    path(
+        "projects/<id:project_id>/quality/labelers/",
+        quality_api.labeler_stats,
+        name="api-quality-labelers",
+    ),
+    path(
+        "projects/<id:project_id>/quality/agreement/",
+        quality_api.agreement,
+        name="api-quality-agreement",
+    ),
+    path(
+        "projects/<id:project_id>/quality/reliability/",
+        quality_api.reliability,
+        name="api-quality-reliability",
     ),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotator import audit_views, project_views, views
+from annotator.quality import views as quality_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -62,4 +63,14 @@ urlpatterns += [
         name="project_export_download",
     ),
     path("projects/<int:project_id>/audit/", audit_views.audit_log, name="audit_log"),
+    path(
+        "projects/<int:project_id>/labelers/",
+        quality_views.labeler_stats,
+        name="quality_labelers",
+    ),
+    path(
+        "projects/<int:project_id>/labelers/<int:labeler_id>/",
+        quality_views.labeler_detail,
+        name="quality_labeler",
+    ),
 ]

@@ -114,7 +114,7 @@ class Ids:
 
 ID_KEYS = {
     "project": "project", "annotation_id": "annotation", "skipped": "task",
-    "undone": "annotation", "task": "task",
+    "undone": "annotation", "task": "task", "labeler_id": "user",
 }  # fmt: skip
 
 

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from annotator.export import ExportParams, export_start
+from annotator.export.params import AGGREGATES, SOURCES
 from annotator.export.rows import SNAPSHOT_SCHEMA
 from annotator.models import Prompt
 from trainer.exceptions import JobError
@@ -32,7 +33,12 @@ from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TRAINING_KINDS
 from trainer.models import TrainingJob
 
 Kind = TrainingJob.Kind
-_LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
+_LABEL_KEYS = {
+    "min_votes": int, "min_agreement": float, "split": str, "round": int,
+    # Label quality (docs/quality.md): the export's aggregation and exclusions.
+    "aggregate": str, "min_labeler_reliability": float, "source": str, "posterior_margin": bool,
+}  # fmt: skip
+_CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
 # LABEL_KINDS / PROMPT_KINDS: what a kind's snapshot holds; TRAINING_KINDS: every kind that
 # trains on its rows (all but generate), so eval-split prompts never reach them.
@@ -51,8 +57,10 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             )
         if expected is float and isinstance(value, int):
             value = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise JobError(f"dataset.{key} must be of type {expected.__name__}.")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise JobError(f"dataset.{key} must be one of {', '.join(_CHOICES[key])}.")
         if key == "prompt_ids" and not all(isinstance(i, int) for i in value):
             raise JobError("dataset.prompt_ids must be a list of prompt ids.")
         dataset[key] = value

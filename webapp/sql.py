@@ -58,6 +58,19 @@ def chunked(statement: str, params: Sequence = (), *, size: int) -> Iterator[tup
             yield from rows
 
 
+def copy_binary(statement: str) -> bytes:
+    """PostgreSQL only: a query's result through `COPY (...) TO STDOUT (FORMAT BINARY)`, as
+    bytes (the label-quality arrays read it straight into numpy). `statement` must hold no
+    parameters: COPY takes none, so its values are written into it by the caller as integers
+    or quoted constants of our own."""
+    chunks = []
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        with cursor.cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT BINARY)") as copy:
+            for chunk in copy:
+                chunks.append(bytes(chunk))
+    return b"".join(chunks)
+
+
 def table(model: type[Model]) -> str:
     return _quote(model._meta.db_table)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from annotator.export import source
+from annotator.export import quality, source
 from annotator.export.aggregate import Stats
 from annotator.export.formats import CONTENT_TYPES, encode
 from annotator.export.params import (
@@ -83,7 +83,7 @@ class Export:
 
 
 def export_start(*, project: Project, params: ExportParams) -> Export:
-    return Export(project=project, params=params.pinned())
+    return Export(project=project, params=quality.resolved(project, params.pinned()))
 
 
 def export_summary(*, project: Project, params: ExportParams) -> dict:

@@ -7,6 +7,10 @@ The rules (docs/export.md has the worked examples):
 - majority: the answer with strictly the most votes wins; a shared lead is a tie between
   labelers and drops the pair; a winning "tie" or "both_bad" never becomes a pair;
 - all: one row per answer, each with the same votes / agreement bookkeeping;
+- reliability (pairwise tasks): the side the Dawid-Skene posterior favours wins, whatever
+  the head count; a winning "tie" or "both_bad" plurality still drops the task, and so
+  does a posterior of exactly one half. `agreement` stays the share of labelers who gave
+  the written answer; `margin` is the strength, or 2p - 1 with `posterior_margin`;
 - a completion flagged harmful is never the chosen one (unless the export allows it).
 
 Each function reports what it dropped to a `Stats`, one count per dropped row or group.
@@ -43,6 +47,8 @@ class Rules:
     min_agreement: float = 0.0
     harmful: frozenset = frozenset()  # completion ids flagged harmful
     allow_harmful_chosen: bool = False
+    model: object = None  # a reliability.Fit: aggregate=reliability for pairwise tasks
+    posterior_margin: bool = False
 
     def keep(self, *, votes: int, agreement: float, stats: Stats) -> bool:
         if votes < self.min_votes:
@@ -88,6 +94,8 @@ def _answer(vote: Vote):
 
 def pairwise_pairs(task_id: int, votes: list[Vote], rules: Rules, stats: Stats) -> list[Pair]:
     """The pairs one pairwise task gives: at most one under majority, one per answer under all."""
+    if rules.model is not None:
+        return _reliability_pairs(task_id, votes, rules, stats)
     n = len(votes)
     if n == 1:  # overlap 1, the common case: nothing to count
         v = votes[0]
@@ -114,6 +122,43 @@ def pairwise_pairs(task_id: int, votes: list[Vote], rules: Rules, stats: Stats) 
         if pair:
             rows.append(pair)
     return rows
+
+
+def _category(vote: Vote) -> str:
+    if vote.verdict in (TIE, BOTH_BAD):
+        return vote.verdict
+    return "first" if vote.chosen_id < vote.rejected_id else "second"
+
+
+def _reliability_pairs(task_id: int, votes: list[Vote], rules: Rules, stats: Stats) -> list[Pair]:
+    n = len(votes)
+    counts = Counter(_answer(v) for v in votes)
+    (top, top_n), *rest = counts.most_common()
+    strict = [v for v in votes if v.verdict not in (TIE, BOTH_BAD)]
+    if top in (TIE, BOTH_BAD) and (not rest or rest[0][1] < top_n) or not strict:
+        stats.drop(top if top in (TIE, BOTH_BAD) else TIE)
+        return []
+    first, second = sorted((strict[0].chosen_id, strict[0].rejected_id))
+    p_first = rules.model.posterior_of((v.labeler_id, _category(v)) for v in votes)
+    if p_first == 0.5:
+        stats.drop("labelers_tied")
+        return []
+    chosen, rejected, p = (
+        (first, second, p_first) if p_first > 0.5 else (second, first, 1 - p_first)
+    )
+    backers = [v for v in strict if v.chosen_id == chosen]
+    if rules.posterior_margin:
+        margin = 2 * p - 1
+    else:
+        strengths = [v.strength for v in backers if v.strength is not None]
+        margin = sum(strengths) / len(strengths) if strengths else 0.0
+    agreement = len(backers) / n
+    if not rules.keep(votes=n, agreement=agreement, stats=stats):
+        return []
+    if rules.harmful_chosen(chosen, stats):
+        return []
+    labelers = sorted(v.labeler_id for v in votes)
+    return [Pair(chosen, rejected, float(margin), n, agreement, labelers, f"t{task_id}")]
 
 
 def _pair(vote, n, agreement, margin, labelers, group, rules, stats) -> Pair | None:

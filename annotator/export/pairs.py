@@ -44,8 +44,18 @@ class PairRow(NamedTuple):
 
 
 def rules_for(project: Project, params: ExportParams) -> Rules:
+    model = None
+    if params.aggregate == "reliability":
+        model = params.model
+        if model is None:  # rows() called without export_start
+            from annotator.export.quality import fit_for
+
+            model = fit_for(project, params)
     return Rules(
-        majority=params.aggregate == "majority",
+        # Rankings and Likert ratings under `reliability` are aggregated as under majority.
+        majority=params.aggregate in ("majority", "reliability"),
+        model=model,
+        posterior_margin=params.posterior_margin,
         min_votes=params.min_votes,
         min_agreement=params.min_agreement,
         harmful=source.harmful_completions(project=project, params=params),

@@ -4,7 +4,7 @@ The API's query string and the management command's options both go through
 `ExportQuery`, so the same words mean the same export everywhere.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from fractions import Fraction
 
@@ -15,8 +15,10 @@ from annotator.models import Project
 
 SCHEMAS = ["preference", "preference-conversational", "ranking", "likert", "unpaired", "raw"]
 FORMATS = ["jsonl", "csv", "parquet"]
-AGGREGATES = ["majority", "all"]
+AGGREGATES = ["majority", "all", "reliability"]
 DB_INT_MAX = 2**31 - 1  # rounds and user ids are 32-bit integer columns
+# Who made an annotation. "ai" (AI judges) is accepted and matches nothing until they exist.
+SOURCES = ["human", "simulated", "ai"]
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
 # opinionated). A completion with any of them is never exported as the chosen one.
@@ -45,6 +47,12 @@ class ExportParams:
     allow_harmful_chosen: bool = False
     aspect: str | None = None
     likert_threshold: float | None = None  # None: the middle of the project's scale
+    min_labeler_reliability: float | None = None  # drop labelers estimated below this
+    source: str | None = None  # None: every kind of labeler (SOURCES)
+    posterior_margin: bool = False  # reliability: margin = 2 * posterior - 1
+    # Worked out when the export starts (annotator.export.quality), never asked for.
+    excluded_labelers: tuple[int, ...] = field(default=(), repr=False)
+    model: object = field(default=None, compare=False, hash=False, repr=False)
 
     def pinned(self) -> "ExportParams":
         """The same export with `until` fixed, so repeating it gives the same bytes."""
@@ -64,6 +72,8 @@ class ExportParams:
         """The query parameters that ask for exactly this export (defaults left out)."""
         query: dict = {}
         for name, default in vars(ExportParams()).items():
+            if name in DERIVED:
+                continue
             value = getattr(self, name)
             if value == default:
                 continue
@@ -74,6 +84,10 @@ class ExportParams:
         return query
 
 
+DERIVED = {"excluded_labelers", "model"}
+assert DERIVED <= {f.name for f in fields(ExportParams)}
+
+
 class ExportQuery(serializers.Serializer):
     """Query parameters of an export (validated against the project by `params_from_query`)."""
 
@@ -82,7 +96,9 @@ class ExportQuery(serializers.Serializer):
     aggregate = serializers.ChoiceField(
         AGGREGATES,
         default="majority",
-        help_text="majority: one row per task (or pair) by majority vote; all: one per answer.",
+        help_text="majority: one row per task (or pair) by majority vote; all: one per answer; "
+        "reliability: one per pairwise task by the Dawid-Skene posterior (rankings and Likert "
+        "as majority).",
     )
     min_votes = serializers.IntegerField(default=1, min_value=1, max_value=1000)
     min_agreement = serializers.FloatField(
@@ -110,6 +126,22 @@ class ExportQuery(serializers.Serializer):
     )
     likert_threshold = serializers.FloatField(
         required=False, help_text="Unpaired: Likert mean above is good, below is bad."
+    )
+    min_labeler_reliability = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Leave out labelers whose estimated reliability (pairwise answers) is lower.",
+    )
+    source = serializers.ChoiceField(
+        SOURCES,
+        required=False,
+        help_text="Only answers by people (human) or simulated labelers; ai matches nothing yet.",
+    )
+    posterior_margin = serializers.BooleanField(
+        default=False,
+        help_text="aggregate=reliability: the row's margin is 2p - 1, p the posterior of its "
+        "chosen response, instead of the mean strength.",
     )
 
 
@@ -158,4 +190,7 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         allow_harmful_chosen=v["allow_harmful_chosen"],
         aspect=aspect,
         likert_threshold=v.get("likert_threshold"),
+        min_labeler_reliability=v.get("min_labeler_reliability"),
+        source=v.get("source"),
+        posterior_margin=v["posterior_margin"],
     )

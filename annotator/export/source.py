@@ -63,6 +63,13 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
         qs = qs.filter(task__round=params.round)
     if params.labelers:
         qs = qs.filter(labeler_id__in=params.labelers)
+    if params.source is not None:
+        if params.source == "ai":
+            # No AI judges yet. (Not .none(): the streamed queries compile their SQL.)
+            return qs.filter(pk__isnull=True)
+        qs = qs.filter(is_simulated=params.source == "simulated")
+    if params.excluded_labelers:
+        qs = qs.exclude(labeler_id__in=params.excluded_labelers)
     return qs
 
 

@@ -213,3 +213,46 @@ def test_it_shows_which_annotations_are_simulated_in_the_admin(db, admin_client,
     page = admin_client.get(reverse("admin:annotator_annotation_changelist"))
     assert page.status_code == 200
     assert b"column-simulated" in page.content and b"icon-yes" in page.content
+
+
+@pytest.mark.postgres
+def test_it_gives_each_labeler_its_own_noise_and_position_bias(
+    postgres_only, live_server, transactional_db, pairwise, alice
+):
+    """sim-1 is always right, sim-2 always wrong, sim-3 always takes the left response."""
+    type(pairwise).objects.filter(pk=pairwise.pk).update(overlap=3)
+    Task.objects.filter(project=pairwise).update(overlap=3)
+    output = simulate(
+        pairwise,
+        live_server,
+        "--count=3",
+        "--oracle=target-words",
+        f"--target-words={TARGET}",
+        "--noises=0,1,0",
+        "--position-bias=0,0,1",
+        "--seed=1",
+        "--stop-when-empty",
+    )
+    assert "noise 0.0,1.0,0.0, position bias 0,0,1" in output
+    answers = Annotation.objects.filter(task__project=pairwise).select_related("chosen", "labeler")
+    assert answers.count() == 24
+    by = {}
+    for a in answers:
+        by.setdefault(a.labeler.username.rsplit("-", 1)[1], []).append(a)
+    assert {a.chosen.text for a in by["1"]} == {GOOD}
+    assert {a.chosen.text for a in by["2"]} == {BAD}
+    assert all(a.chosen_id == a.shown_order[0] for a in by["3"])
+    assert {a.chosen.text for a in by["3"]} == {GOOD, BAD}  # left is either, by the lease
+
+
+def test_it_refuses_per_labeler_lists_of_the_wrong_length(transactional_db, pairwise):
+    with pytest.raises(CommandError, match="2 values for 3 labelers"):
+        call_command(
+            "simulate_labelers", f"--project={pairwise.id}", "--count=3", "--noises=0,1",
+            stdout=io.StringIO(),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="position_bias must be between 0 and 1"):
+        call_command(
+            "simulate_labelers", f"--project={pairwise.id}", "--position-bias=2",
+            stdout=io.StringIO(),
+        )  # fmt: skip

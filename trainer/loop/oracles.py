@@ -72,10 +72,19 @@ class OracleConfig:
     seed: int | None = field(
         default=None, metadata={"help": "Seed of the noise and of tie-breaking; None: random."}
     )
+    position_bias: float = field(
+        default=0.0,
+        metadata={
+            "help": "Pairwise: probability of answering the first response as served ('a', "
+            "the left one) whatever it says; 1.0 always picks the left side."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.noise <= 1.0:
             raise OracleError("noise must be between 0 and 1")
+        if not 0.0 <= self.position_bias <= 1.0:
+            raise OracleError("position_bias must be between 0 and 1")
         if self.target_length < 1:
             raise OracleError("target_length must be at least 1")
         if self.top_words < 1:
@@ -254,6 +263,9 @@ class Oracle:
         allow_tie: bool = True,
         allow_both_bad: bool = True,
     ) -> str:
+        # Drawn only when set, so the answers of a seed without a bias stay what they were.
+        if self.config.position_bias and self.rng.random() < self.config.position_bias:
+            return "a"
         choice = self.prefer(a, b, prompt=prompt)
         if self._wrong():
             choice = {"a": "b", "b": "a"}.get(choice) or self.rng.choice("ab")

@@ -49,6 +49,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--noise", type=float, default=0.0, help="Probability an answer is wrong (0..1)."
         )
+        parser.add_argument(
+            "--noises",
+            default=None,
+            help="Per-labeler noise, comma-separated, one value per labeler (overrides --noise).",
+        )
+        parser.add_argument(
+            "--position-bias",
+            default="0",
+            help="Probability of picking the left response of a pairwise task whatever it "
+            "says (0..1): one value for all, or one per labeler, comma-separated.",
+        )
         parser.add_argument("--target-words", default=None, help="Comma-separated words.")
         parser.add_argument("--target-length", type=int, default=DEFAULT_TARGET_LENGTH)
         parser.add_argument(
@@ -99,11 +110,20 @@ class Command(BaseCommand):
             make_oracle(options["oracle"], **oracle_options)  # fail here, not in every labeler
         except OracleError as exc:
             raise CommandError(str(exc)) from exc
+        count = options["count"]
+        noises = _per_labeler(options["noises"] or str(options["noise"]), count, "--noises")
+        biases = _per_labeler(options["position_bias"], count, "--position-bias")
+        try:
+            for noise, bias in zip(noises, biases, strict=True):
+                OracleConfig(noise=noise, position_bias=bias)
+        except OracleError as exc:
+            raise CommandError(str(exc)) from exc
         labelers = []
-        for n in range(1, options["count"] + 1):
+        for n in range(1, count + 1):
             username = f"sim-{project.id}-{n}"
             token = services.labeler_simulated_ensure(project=project, username=username)
             seed = None if options["seed"] is None else options["seed"] + n
+            own = {"noise": noises[n - 1], "position_bias": biases[n - 1]}
             labelers.append(
                 LabelerSpec(
                     username=username,
@@ -111,15 +131,17 @@ class Command(BaseCommand):
                     project_id=project.id,
                     url=options["url"],
                     oracle=options["oracle"],
-                    oracle_options={**oracle_options, "seed": seed},
+                    oracle_options={**oracle_options, **own, "seed": seed},
                     rate=options["rate"],
                     poll=options["poll"],
                     stop_when_empty=options["stop_when_empty"],
                 )
             )
+        noise = ",".join(map(str, noises)) if len(set(noises)) > 1 else str(noises[0])
+        bias = f", position bias {options['position_bias']}" if any(biases) else ""
         self.stdout.write(
             f"{len(labelers)} simulated labeler(s) on project {project.id} ({project.name}) "
-            f"at {options['url']}, oracle {options['oracle']}, noise {options['noise']}"
+            f"at {options['url']}, oracle {options['oracle']}, noise {noise}{bias}"
         )
         results = run_labelers(labelers, max_annotations=options["max_annotations"])
         self._summary(results)
@@ -136,6 +158,19 @@ class Command(BaseCommand):
             )
         detail = ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "none"
         self.stdout.write(f"{total} annotations by {len(results)} labeler(s); errors: {detail}")
+
+
+def _per_labeler(value: str, count: int, option: str) -> list[float]:
+    """One value for every labeler, or exactly one per labeler."""
+    try:
+        values = [float(v) for v in value.split(",")]
+    except ValueError as exc:
+        raise CommandError(f"{option} takes numbers separated by commas") from exc
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise CommandError(f"{option} has {len(values)} values for {count} labelers")
+    return values
 
 
 def _project(value: str) -> Project:

@@ -1,0 +1,241 @@
+"""A project's pairwise answers as numpy arrays, and the pairwise metrics computed on them.
+
+The statistics page reads 100 000 answers: a Python object per answer and a loop per metric
+cost seconds, so pairwise answers come from one query (category and side worked out in SQL)
+straight into arrays, and the hot metrics are vectorised here. They compute the same values
+as the plain functions in agreement.py (tests/annotator/quality/test_arrays.py holds them to
+each other on random data).
+"""
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from django.db import connection
+
+from annotator.models import Annotation, Kind, Task
+from annotator.quality.agreement import CATEGORIES, PairAgreement
+from webapp import sql
+
+N_CAT = len(CATEGORIES)
+
+
+@dataclass
+class Pairwise:
+    task: np.ndarray  # int64, sorted by task then labeler
+    labeler: np.ndarray  # int64
+    code: np.ndarray  # int64: index into CATEGORIES
+    left: np.ndarray  # int8: 1 chose the left response, 0 the right, -1 tie / both bad / unknown
+    time_ms: np.ndarray  # float64, nan when not given
+    round: np.ndarray  # int64, -1 when none
+    prompt: np.ndarray  # int64
+    chosen: np.ndarray  # int64, -1 when none
+    rejected: np.ndarray  # int64, -1 when none
+    simulated: np.ndarray  # int64: 1 for a simulated labeler's answer
+    day: np.ndarray  # int64: days since 1970-01-01 (UTC) of the answer
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def where(self, mask: np.ndarray) -> "Pairwise":
+        return Pairwise(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    def answers(self) -> list[tuple[int, int, str]]:
+        return [
+            (int(t), int(lab), CATEGORIES[c])
+            for t, lab, c in zip(self.task, self.labeler, self.code, strict=True)
+        ]
+
+
+N_COLUMNS = 11
+
+
+def _sql() -> str:
+    """The pairwise answers of project %s, kind %s: N_COLUMNS integers a row, never null."""
+    if connection.vendor == "postgresql":
+        left = "(a.shown_order->>0)::bigint"
+        day = "((a.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
+    else:
+        left = "CAST(json_extract(a.shown_order, '$[0]') AS INTEGER)"
+        day = "CAST(julianday(a.created_at) - 2440587.5 AS INTEGER)"
+    columns = [
+        "a.task_id", "a.labeler_id",
+        """CASE WHEN a.verdict = 'tie' THEN 2 WHEN a.verdict = 'both_bad' THEN 3
+                WHEN a.chosen_id < a.rejected_id THEN 0 ELSE 1 END""",
+        f"""CASE WHEN a.chosen_id IS NULL OR {left} IS NULL THEN -1
+                 WHEN a.chosen_id = {left} THEN 1 ELSE 0 END""",
+        "COALESCE(a.time_spent_ms, -1)", "COALESCE(t.round, -1)", "t.prompt_id",
+        "COALESCE(a.chosen_id, -1)", "COALESCE(a.rejected_id, -1)",
+        "CASE WHEN a.is_simulated THEN 1 ELSE 0 END", day,
+    ]  # fmt: skip
+    if connection.vendor == "postgresql":  # every column the same 8-byte type: see _copy
+        columns = [f"({c})::bigint" for c in columns]
+    assert len(columns) == N_COLUMNS
+    return f"""
+        SELECT {", ".join(columns)}
+        FROM {sql.table(Annotation)} a JOIN {sql.table(Task)} t ON t.id = a.task_id
+        WHERE t.project_id = %s AND a.kind = %s
+        ORDER BY a.task_id, a.labeler_id
+    """  # noqa: S608 -- table names only
+
+
+def _copy(project_id: int) -> np.ndarray:
+    """PostgreSQL: the rows through COPY in binary, read straight into an array. Every row
+    is the same: a 2-byte field count, then per column a 4-byte length and an 8-byte
+    big-endian integer, so the whole result is one structured numpy buffer; a hundred
+    thousand rows take milliseconds instead of a Python tuple each."""
+    statement = _sql().replace("%s", "{}", 2).format(int(project_id), f"'{Kind.PAIRWISE}'")
+    data = sql.copy_binary(statement)
+    header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")  # signature, flags, extension
+    row = np.dtype([("n", ">i2")] + [(f"c{i}", [("len", ">i4"), ("v", ">i8")])
+                   for i in range(N_COLUMNS)])  # fmt: skip
+    body = data[header:-2]  # the trailer is a field count of -1
+    records = np.frombuffer(body, dtype=row)
+    return np.stack([records[f"c{i}"]["v"] for i in range(N_COLUMNS)], axis=1).astype(np.int64)
+
+
+def load(project_id: int) -> Pairwise:
+    if connection.vendor == "postgresql":
+        rows = _copy(project_id)
+    else:
+        rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
+    if not len(rows):
+        empty = np.zeros(0, dtype=np.int64)
+        return Pairwise(empty, empty, empty, empty.astype(np.int8), empty.astype(float),
+                        empty, empty, empty, empty, empty, empty)  # fmt: skip
+    # One conversion of the whole result; nulls came as -1 (COALESCE above).
+    m = np.array(rows, dtype=np.int64)
+    time_ms = m[:, 4].astype(float)
+    time_ms[m[:, 4] < 0] = np.nan
+    return Pairwise(
+        task=m[:, 0], labeler=m[:, 1], code=m[:, 2], left=m[:, 3].astype(np.int8),
+        time_ms=time_ms, round=m[:, 5], prompt=m[:, 6], chosen=m[:, 7], rejected=m[:, 8],
+        simulated=m[:, 9], day=m[:, 10],
+    )  # fmt: skip
+
+
+def _groups(task: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Task ids, the index of each row's task, and each task's row count (rows sorted)."""
+    ids, inverse, sizes = np.unique(task, return_inverse=True, return_counts=True)
+    return ids, inverse, sizes
+
+
+def counts_per_task(p: Pairwise) -> tuple[np.ndarray, np.ndarray]:
+    """(tasks x categories) answer counts, and each row's task index."""
+    ids, inverse, _ = _groups(p.task)
+    counts = np.bincount(inverse * N_CAT + p.code, minlength=len(ids) * N_CAT)
+    return counts.reshape(len(ids), N_CAT), inverse
+
+
+def percent_agreement(p: Pairwise) -> float | None:
+    """As agreement.percent_agreement: the mean share of agreeing labeler pairs per task."""
+    if not len(p):
+        return None
+    counts, _ = counts_per_task(p)
+    n = counts.sum(axis=1)
+    keep = n >= 2
+    if not keep.any():
+        return None
+    agreeing = (counts * (counts - 1)).sum(axis=1)[keep]
+    return float(np.mean(agreeing / (n[keep] * (n[keep] - 1))))
+
+
+def consensus(p: Pairwise) -> dict[int, tuple[int, int]]:
+    """As stats.consensus_agreement for pairwise rows: labeler -> (agreeing, compared)."""
+    if not len(p):
+        return {}
+    counts, inverse = counts_per_task(p)
+    others = counts[inverse].copy()
+    others[np.arange(len(p)), p.code] -= 1
+    top = others.max(axis=1)
+    unique = (others == top[:, None]).sum(axis=1) == 1
+    compared = unique & (top > 0)
+    agree = compared & (others[np.arange(len(p)), p.code] == top)
+    labs, inv = np.unique(p.labeler, return_inverse=True)
+    n = np.bincount(inv, weights=compared, minlength=len(labs))
+    a = np.bincount(inv, weights=agree, minlength=len(labs))
+    return {int(lab): (int(a[i]), int(n[i])) for i, lab in enumerate(labs)}
+
+
+def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
+    """As agreement.labeler_pairs: every labeler pair's confusion matrix, counted at once."""
+    if not len(p):
+        return []
+    _, inverse, sizes = _groups(p.task)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    first, second = [], []
+    for m in np.unique(sizes):
+        if m < 2:
+            continue
+        base = starts[sizes == m]
+        for i, j in combinations(range(int(m)), 2):
+            first.append(base + i)
+            second.append(base + j)
+    if not first:
+        return []
+    a, b = np.concatenate(first), np.concatenate(second)
+    la, lb = p.labeler[a], p.labeler[b]  # la < lb: rows are sorted by labeler within a task
+    big = int(p.labeler.max()) + 1
+    keys, pair_idx = np.unique(la * big + lb, return_inverse=True)
+    pairs = np.stack([keys // big, keys % big], axis=1)
+    cells = (pair_idx * N_CAT + p.code[a]) * N_CAT + p.code[b]
+    matrices = np.bincount(cells, minlength=len(pairs) * N_CAT * N_CAT)
+    matrices = matrices.reshape(len(pairs), N_CAT, N_CAT).astype(float)
+    n = matrices.sum(axis=(1, 2))
+    observed = np.trace(matrices, axis1=1, axis2=2) / n
+    expected = (matrices.sum(axis=2) * matrices.sum(axis=1)).sum(axis=1) / (n * n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (observed - expected) / (1 - expected)
+    return [
+        PairAgreement(int(x), int(y), int(n[k]), float(observed[k]),
+                      float(kappa[k]) if np.isfinite(kappa[k]) else None)
+        for k, (x, y) in enumerate(pairs)
+    ]  # fmt: skip
+
+
+def alpha_matrix(p: Pairwise) -> np.ndarray | None:
+    """Labelers x tasks (with 2+ answers) of category codes, nan where not answered."""
+    counts, inverse = counts_per_task(p)
+    keep_task = counts.sum(axis=1) >= 2
+    rows = keep_task[inverse]
+    if not rows.any():
+        return None
+    labs, lab_idx = np.unique(p.labeler[rows], return_inverse=True)
+    tasks, task_idx = np.unique(inverse[rows], return_inverse=True)
+    data = np.full((len(labs), len(tasks)), np.nan)
+    data[lab_idx, task_idx] = p.code[rows]
+    return data
+
+
+def per_labeler(p: Pairwise) -> dict[int, dict]:
+    """labeler -> answers, median seconds, (left answers, strict answers)."""
+    labs, inv = np.unique(p.labeler, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(labs) + 1))
+    out = {}
+    for i, lab in enumerate(labs):
+        idx = order[bounds[i] : bounds[i + 1]]
+        times = p.time_ms[idx]
+        times = times[~np.isnan(times)]
+        side = p.left[idx]
+        out[int(lab)] = {
+            "n": len(idx),
+            "times": times,
+            "left": (int((side == 1).sum()), int((side >= 0).sum())),
+        }
+    return out
+
+
+def preference_edges(p: Pairwise) -> list[tuple[int, int, int, int]]:
+    """(labeler, prompt, winner, loser) of strict answers on prompts where the labeler
+    judged two or more pairs (one can be neither a triad nor a contradiction)."""
+    strict = p.code < 2
+    if not strict.any():
+        return []
+    q = p.where(strict)
+    keys = q.labeler * (int(q.prompt.max()) + 1) + q.prompt
+    _, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    many = counts[inv] >= 2
+    q = q.where(many)
+    return list(zip(q.labeler.tolist(), q.prompt.tolist(), q.chosen.tolist(),
+                    q.rejected.tolist(), strict=True))  # fmt: skip
