@@ -1,6 +1,13 @@
 from django.urls import path
 
-from annotator import api, audit_api, converters, export_api, revision_api  # noqa: F401 (registers <id:>)
+from annotator import (  # noqa: F401 (converters registers <id:>)
+    api,
+    audit_api,
+    converters,
+    export_api,
+    review_api,
+    revision_api,
+)
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -31,5 +38,16 @@ urlpatterns = [
         "projects/<id:project_id>/audit/",
         audit_api.ProjectAuditList.as_view(),
         name="api-audit",
+    ),
+]
+
+# Label quality, queue side (annotator/review_api.py).
+urlpatterns += [
+    path("tasks/<id:task_id>/gold/", review_api.task_gold, name="api-task-gold"),
+    path("projects/<id:project_id>/paused/", review_api.project_paused, name="api-paused"),
+    path(
+        "projects/<id:project_id>/members/<id:user_id>/resume/",
+        review_api.member_resume,
+        name="api-member-resume",
     ),
 ]

@@ -312,6 +312,8 @@ def _write(*, project: Project, plans: list) -> int:
                     overlap=project.overlap,
                     priority=line.priority,
                     gold=line.gold,
+                    # A gold task is outside the dataset's overlap (annotator/gold.py).
+                    is_complete=line.gold is not None,
                 )
             )
             members.append([completions[offset + i] for i in indexes])

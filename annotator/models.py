@@ -5,6 +5,7 @@ annotator/selectors.py. Models hold fields, constraints and indexes only.
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -71,6 +72,23 @@ class Project(models.Model):
         blank=True,
         help_text='Named aspects scored separately, e.g. ["helpful", "honest", "harmless"].',
     )
+    # Gold tasks (docs/quality.md): served to every labeler, outside the dataset.
+    gold_every = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Serve each labeler a gold task as one in this many tasks; 0: never.",
+    )
+    gold_floor = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause a labeler whose gold accuracy falls under this share (0 to 1); "
+        "empty: never.",
+    )
+    gold_min_answers = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="Gold answers a labeler gives before the floor applies.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -101,6 +119,11 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.LABELER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Requests for a new task, counted by the claim itself (it paces gold tasks).
+    claims = models.PositiveIntegerField(default=0)
+    # Paused for the project (under the gold floor): the queue serves them nothing.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [
@@ -177,6 +200,8 @@ class Task(models.Model):
                 condition=Q(is_complete=False),
                 name="task_queue_idx",
             ),
+            # Gold tasks of a project (few): the claim's gold scan and its pacing count.
+            models.Index(fields=["project"], condition=Q(gold__isnull=False), name="task_gold_idx"),
         ]
 
     def __str__(self) -> str:

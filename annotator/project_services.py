@@ -15,7 +15,8 @@ from annotator.models import Membership, Project, Task
 # The settings a project page may write; anything else is refused, not silently stored.
 SETTINGS = (
     "name", "kind", "guidelines", "overlap", "lease_seconds", "allow_tie", "allow_both_bad",
-    "ask_strength", "wide_lines", "likert_points", "flags", "aspects",
+    "ask_strength", "wide_lines", "likert_points", "flags", "aspects", "gold_every",
+    "gold_floor", "gold_min_answers",
 )  # fmt: skip
 
 

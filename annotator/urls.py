@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import audit_views, project_views, views
+from annotator import audit_views, project_views, review_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -62,4 +62,19 @@ urlpatterns += [
         name="project_export_download",
     ),
     path("projects/<int:project_id>/audit/", audit_views.audit_log, name="audit_log"),
+]
+
+# Label quality: gold tasks, paused labelers, review (annotator/review_views.py).
+urlpatterns += [
+    path("projects/<int:project_id>/gold/", review_views.gold_page, name="gold_page"),
+    path(
+        "projects/<int:project_id>/gold/<int:task_id>/",
+        review_views.gold_set,
+        name="gold_set",
+    ),
+    path(
+        "projects/<int:project_id>/members/<int:user_id>/resume/",
+        review_views.member_resume,
+        name="member_resume",
+    ),
 ]

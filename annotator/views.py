@@ -24,7 +24,13 @@ from rest_framework.authtoken.models import Token
 from annotator import selectors, services
 from annotator.answers import STRENGTHS
 from annotator.audit import AuditEntry, audit_record
-from annotator.exceptions import AlreadyAnswered, ImportFailed, InvalidAnswer, ServiceError
+from annotator.exceptions import (
+    AlreadyAnswered,
+    ImportFailed,
+    InvalidAnswer,
+    LabelerPaused,
+    ServiceError,
+)
 from annotator.forms import (
     MAX_TIME_SPENT_MS,
     ImportForm,
@@ -170,7 +176,11 @@ def _panel_context(
         "undo": undo,
         "undo_seconds": services.UNDO_SECONDS,
     }
-    claimed = services.task_claim_next(project=project, labeler=request.user)
+    try:
+        claimed = services.task_claim_next(project=project, labeler=request.user)
+    except LabelerPaused as exc:
+        context["paused"] = exc.message
+        claimed = None
     if claimed is not None:
         assignment = selectors.assignment_with_task(assignment_id=claimed.id)
         task = assignment.task
