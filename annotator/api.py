@@ -89,6 +89,7 @@ class ProjectSerializer(StrictModelSerializer):
             "gold_every",
             "gold_floor",
             "gold_min_answers",
+            "repeat_share",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
@@ -100,6 +101,7 @@ class ProjectSerializer(StrictModelSerializer):
             "gold_every": _between("gold_every", 0, 1000),
             "gold_floor": _between("gold_floor", 0, 1),
             "gold_min_answers": _between("gold_min_answers", 1, 1000),
+            "repeat_share": _between("repeat_share", 0, 1),
         }
 
 

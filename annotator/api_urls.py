@@ -45,6 +45,18 @@ urlpatterns = [
 urlpatterns += [
     path("tasks/<id:task_id>/gold/", review_api.task_gold, name="api-task-gold"),
     path("projects/<id:project_id>/paused/", review_api.project_paused, name="api-paused"),
+    path("projects/<id:project_id>/repeats/", review_api.project_repeats, name="api-repeats"),
+    path("projects/<id:project_id>/review/", review_api.review_queue, name="api-review-queue"),
+    path(
+        "annotations/<id:annotation_id>/review/",
+        review_api.annotation_review,
+        name="api-annotation-review",
+    ),
+    path(
+        "tasks/<id:task_id>/adjudication/",
+        review_api.task_adjudication,
+        name="api-task-adjudication",
+    ),
     path(
         "projects/<id:project_id>/members/<id:user_id>/resume/",
         review_api.member_resume,

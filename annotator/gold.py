@@ -13,12 +13,23 @@ completion text}) or {"verdict": "tie" | "both_bad"}; Likert {"score": n}; ranki
 {"ranking": [completion ids or texts, best first]}.
 """
 
+import math
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotator.exceptions import ServiceError
-from annotator.models import Annotation, Kind, Membership, Project, Task, TaskCompletion
+from annotator.models import (
+    Annotation,
+    Kind,
+    Membership,
+    Project,
+    Repeat,
+    Task,
+    TaskCompletion,
+)
 
 
 def gold_matches(gold: dict, annotation: Annotation, texts: dict[int, str]) -> bool | None:
@@ -150,3 +161,65 @@ def paused_members(*, project: Project) -> QuerySet[Membership]:
         .select_related("user")
         .order_by("paused_at")
     )
+
+
+# --- Swap repeats ---------------------------------------------------------------------------
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a share (95 % by default); None without data."""
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class RepeatStats:
+    labeler_id: int
+    username: str
+    repeats: int  # answered swap repeats
+    consistent: int  # ...whose answer matched the first one (same response, or same verdict)
+    left: int  # preferences for the left-hand response, first answers and repeats together
+    preferences: int
+
+    @property
+    def consistency(self) -> float | None:
+        return self.consistent / self.repeats if self.repeats else None
+
+    @property
+    def consistency_interval(self):
+        return wilson(self.consistent, self.repeats)
+
+    @property
+    def left_share(self) -> float | None:
+        return self.left / self.preferences if self.preferences else None
+
+    @property
+    def left_interval(self):
+        return wilson(self.left, self.preferences)
+
+
+def repeat_stats(*, project: Project) -> list[RepeatStats]:
+    """Per labeler, from their answered swap repeats: self-consistency (the repeat's answer
+    is the first one's) and position bias (the share of their preferences, in both answers of
+    each repeated pair, that went to the response shown on the left). One query."""
+    rows = Repeat.objects.filter(project=project, status=Repeat.Status.ANSWERED).values_list(
+        "labeler_id", "labeler__username", "verdict", "chosen_id", "shown_order",
+        "annotation__verdict", "annotation__chosen_id", "annotation__shown_order",
+    )  # fmt: skip
+    per: dict[int, list] = {}
+    for labeler, name, verdict, chosen, shown, first_verdict, first_chosen, first_shown in rows:
+        stats = per.setdefault(labeler, [name, 0, 0, 0, 0])
+        stats[1] += 1
+        stats[2] += (verdict, chosen) == (first_verdict, first_chosen)
+        for v, c, order in ((verdict, chosen, shown), (first_verdict, first_chosen, first_shown)):
+            if v == Annotation.Verdict.PREFERRED and order:
+                stats[3] += c == order[0]
+                stats[4] += 1
+    return [
+        RepeatStats(labeler, name, n, same, left, prefs)
+        for labeler, (name, n, same, left, prefs) in sorted(per.items(), key=lambda kv: kv[1][0])
+    ]

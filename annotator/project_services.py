@@ -8,15 +8,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotator import services
+from annotator import services, sql
 from annotator.exceptions import ServiceError
-from annotator.models import Membership, Project, Task
+from annotator.models import Assignment, Membership, Project, Task
 
 # The settings a project page may write; anything else is refused, not silently stored.
 SETTINGS = (
     "name", "kind", "guidelines", "overlap", "lease_seconds", "allow_tie", "allow_both_bad",
     "ask_strength", "wide_lines", "likert_points", "flags", "aspects", "gold_every",
-    "gold_floor", "gold_min_answers",
+    "gold_floor", "gold_min_answers", "repeat_share",
 )  # fmt: skip
 
 
@@ -43,10 +43,27 @@ def project_update(*, project: Project, **values) -> Project:
             "The kind cannot change once the project has tasks; make a new project instead.",
             field="kind",
         )
+    gold_pace_changed = values.get("gold_every", project.gold_every) != project.gold_every
     for name, value in values.items():
         setattr(project, name, value)
     project.save(update_fields=list(values) or None)
+    if gold_pace_changed:
+        gold_pace_restart(project=project)
     return project
+
+
+def gold_pace_restart(*, project: Project) -> None:
+    """Start each labeler's gold pacing afresh at a new pace: their claim count is set to
+    where the gold tasks they already had put them, so no past gap is made up in a burst."""
+    member, task, lease = sql.table(Membership), sql.table(Task), sql.table(Assignment)
+    sql.run(
+        f"""UPDATE {member} SET claims = %s * (
+                SELECT COUNT(*) FROM {lease} a JOIN {task} g ON g.id = a.task_id
+                WHERE g.project_id = {member}.project_id AND g.gold IS NOT NULL
+                  AND a.labeler_id = {member}.user_id)
+            WHERE project_id = %s""",  # noqa: S608 -- table names only
+        [project.gold_every, project.id],
+    )
 
 
 @transaction.atomic
@@ -54,7 +71,7 @@ def member_set_by_username(*, project: Project, username: str, role: str) -> Mem
     """Add the user with this username to the project, or change their role there; the last
     admin cannot be made a labeler."""
     if role not in Membership.Role.values:
-        raise ServiceError("Pick Admin or Labeler.", field="role")
+        raise ServiceError("Pick Admin, Reviewer or Labeler.", field="role")
     user = get_user_model().objects.filter(username=username.strip()).first()
     if user is None:
         raise ServiceError(f"There is no user named “{username.strip()}”.", field="username")

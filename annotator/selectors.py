@@ -191,7 +191,9 @@ def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> QuerySet
     revised = AnnotationRevision.objects.filter(annotation_id_value=OuterRef("id"))
     return (
         Annotation.objects.filter(task__project=project, labeler=user)
-        .select_related("task__prompt", "chosen", "rejected")
+        .select_related(
+            "task__prompt", "chosen", "rejected", "review", "task__adjudication__chosen"
+        )
         .annotate(revised=Exists(revised))
         .order_by("-created_at")
     )

@@ -43,8 +43,10 @@ from annotator.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    Kind,
     Membership,
     Project,
+    Repeat,
     Task,
 )
 from annotator.signals import annotation_created
@@ -237,13 +239,16 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
             )
             if resumed is not None:
                 return resumed
+        if member is not None and member.repeat_id is not None:
+            return _serve_repeat(repeat_id=member.repeat_id, project=project, now=now)
         gold_due = member is not None and _gold_due(project, member)
         for _ in range(_CLAIM_ATTEMPTS):
             row = _claim_candidate(
                 project_id=project.id, labeler_id=labeler.pk, now=now, tried=tried
             )
             if row is None:
-                if member is not None:  # nothing served: the request paces nothing
+                if member is not None and (project.gold_every or project.repeat_share):
+                    # Nothing served: the request paces nothing.
                     _uncount_claim(project_id=project.id, labeler_id=labeler.pk)
                 return None
             if gold_due:
@@ -269,6 +274,7 @@ class _Member:
     paused_reason: str
     gold_seen: int  # gold tasks leased to the labeler so far
     gold_total: int  # gold tasks in the project
+    repeat_id: int | None  # a swap repeat due (or served and held), if any
 
 
 def _lock_member(
@@ -287,17 +293,24 @@ def _lock_member(
                    (SELECT COUNT(*) FROM {task} g WHERE g.project_id = %s
                     AND g.gold IS NOT NULL)"""  # noqa: S608 -- table names only
         params = [project_id, labeler_id, project_id]
+    repeat = "NULL"
+    if project is not None and project.repeat_share:
+        repeat = f"""(SELECT r.id FROM {sql.table(Repeat)} r
+                      WHERE r.labeler_id = %s AND r.project_id = %s AND r.status IN (%s, %s)
+                        AND r.due_claims <= {member}.claims
+                      ORDER BY r.due_claims LIMIT 1)"""  # noqa: S608 -- table names only
+        params += [labeler_id, project_id, Repeat.Status.PENDING, Repeat.Status.ACTIVE]
     statement = f"""
         UPDATE {member} SET claims = claims + %s WHERE project_id = %s AND user_id = %s
-        RETURNING claims, paused_at, paused_reason, {gold}
+        RETURNING claims, paused_at, paused_reason, {gold}, {repeat}
     """  # noqa: S608 -- table names only
     row = sql.one(statement, [1 if count else 0, project_id, labeler_id, *params])
     if row is None:
         _lock_labeler(labeler_id)
         return None
-    claims, paused, reason, seen, total = row
+    claims, paused, reason, seen, total, repeat_id = row
     # paused_at itself: SQLite's RETURNING misreads `paused_at IS NOT NULL` as true.
-    return _Member(claims, paused is not None, reason, seen, total)
+    return _Member(claims, paused is not None, reason, seen, total, repeat_id)
 
 
 def _uncount_claim(*, project_id: int, labeler_id: int) -> None:
@@ -321,6 +334,78 @@ def _gold_due(project: Project, member: _Member) -> bool:
         return False
     remaining = every - (member.claims - 1) % every
     return member.gold_seen < block or random.random() * remaining < 1
+
+
+def _serve_repeat(*, repeat_id: int, project: Project, now) -> Assignment:
+    """Serve (or serve again) a swap repeat, as a lease that looks like any other: the task,
+    its responses in the first answer's order reversed. Not saved as an Assignment; `id` is
+    the first lease's, which the labeling page reads the task through."""
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    statement = f"""
+        UPDATE {sql.table(Repeat)} SET status = %s, expires_at = %s WHERE id = %s
+        RETURNING task_id, labeler_id, shown_order,
+          (SELECT n.assignment_id FROM {sql.table(Annotation)} n WHERE n.id = annotation_id)
+    """  # noqa: S608 -- table names only
+    at = connection.ops.adapt_datetimefield_value(expires_at)
+    task_id, labeler_id, shown, first_lease = sql.one(
+        statement, [Repeat.Status.ACTIVE, at, repeat_id]
+    )
+    assignment = Assignment(
+        id=first_lease, task_id=task_id, labeler_id=labeler_id, status=Assignment.Status.ACTIVE,
+        shown_order=sql.value(Repeat, "shown_order", shown), created_at=now,
+        expires_at=expires_at,
+    )  # fmt: skip
+    assignment.is_repeat = True
+    return assignment
+
+
+def _repeat_schedule(*, annotation: Annotation, project: Project, shown_order: list) -> None:
+    """Maybe (with the project's repeat share) bring this pairwise answer back to its
+    labeler later, the two responses swapped: after 3 to 10 more requests for a task."""
+    statement = f"""
+        INSERT INTO {sql.table(Repeat)} (project_id, task_id, labeler_id, annotation_id, status,
+            due_claims, shown_order, verdict, created_at)
+        SELECT %s, %s, %s, %s, %s, m.claims + %s, %s, %s, %s FROM {sql.table(Membership)} m
+        WHERE m.project_id = %s AND m.user_id = %s
+    """  # noqa: S608 -- table names only
+    sql.run(
+        statement,
+        [
+            project.id, annotation.task_id, annotation.labeler_id, annotation.id,
+            Repeat.Status.PENDING, random.randint(3, 10),
+            sql.param(Repeat, "shown_order", list(reversed(shown_order))), "",
+            connection.ops.adapt_datetimefield_value(timezone.now()), project.id,
+            annotation.labeler_id,
+        ],
+    )  # fmt: skip
+
+
+def repeat_held(*, task_id: int, labeler_id: int) -> Repeat | None:
+    """The swap repeat of this task the labeler holds right now, if any."""
+    return Repeat.objects.filter(
+        task_id=task_id, labeler_id=labeler_id, status=Repeat.Status.ACTIVE
+    ).first()
+
+
+def _repeat_answer(*, task: Task, labeler: AbstractBaseUser, answer: dict, answered_id: int):
+    """Store the answer to a held swap repeat apart from the annotations, or None if the
+    labeler holds no repeat of this task."""
+    repeat = (
+        Repeat.objects.select_for_update()
+        .filter(task_id=task.pk, labeler_id=labeler.pk, status=Repeat.Status.ACTIVE)
+        .first()
+    )
+    if repeat is None:
+        return None
+    fields = validate_answer(
+        task=task, project=task.project, shown_order=repeat.shown_order, answer=answer
+    )
+    repeat.verdict = fields.get("verdict", "")
+    repeat.chosen_id = fields.get("chosen_id")
+    repeat.status = Repeat.Status.ANSWERED
+    repeat.answered_at = timezone.now()
+    repeat.save(update_fields=["verdict", "chosen", "status", "answered_at"])
+    return SubmitResult(annotation=Annotation(id=answered_id), late=False, repeat=True)
 
 
 def _lease_gold(*, project: Project, labeler_id: int, now) -> Assignment | None:
@@ -427,6 +512,11 @@ def _lease_insert(task_id, labeler_id, now, expires_at, has_room: str, room: lis
 def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Assignment:
     """Skip a leased task: it is never served to this labeler again."""
     reason = (reason or "").strip()[:200]
+    skipped_repeat = Repeat.objects.filter(
+        task=task, labeler=labeler, status=Repeat.Status.ACTIVE
+    ).update(status=Repeat.Status.SKIPPED, answered_at=timezone.now())
+    if skipped_repeat:
+        return Assignment.objects.get(task=task, labeler=labeler)
     updated = Assignment.objects.filter(
         task=task, labeler=labeler, status=Assignment.Status.ACTIVE
     ).update(status=Assignment.Status.SKIPPED, skip_reason=reason, finished_at=timezone.now())
@@ -447,6 +537,7 @@ def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Ass
 class SubmitResult:
     annotation: Annotation
     late: bool  # accepted although the lease had expired
+    repeat: bool = False  # the answer to a swap repeat (stored apart; nothing to undo)
 
 
 def annotation_submit(
@@ -512,6 +603,11 @@ def _submit(
         statement, params
     )
     if answered_id is not None:
+        repeated = _repeat_answer(
+            task=task, labeler=labeler, answer=answer, answered_id=answered_id
+        )
+        if repeated is not None:
+            return repeated
         raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
     if lease[0] is None:
         raise NotAssigned("You do not hold this task; ask for the next task first.")
@@ -549,6 +645,10 @@ def _submit(
     if gold:
         # Rare (one task in gold_every): the floor is checked on gold answers only.
         gold_floor_check(project=task.project, labeler_id=labeler.pk)
+    elif kind == Kind.PAIRWISE and random.random() < task.project.repeat_share:
+        _repeat_schedule(
+            annotation=annotation, project=task.project, shown_order=assignment.shown_order
+        )
     # Inside the transaction: listeners only write a row here and send nothing before the
     # commit, so the answer never waits on anything outside the database.
     annotation_created.send(sender=Annotation, annotation_id=annotation.id, project_id=project_id)

@@ -72,6 +72,12 @@ urlpatterns += [
         review_views.gold_set,
         name="gold_set",
     ),
+    path("projects/<int:project_id>/review/", review_views.review_queue, name="review_queue"),
+    path(
+        "projects/<int:project_id>/review/<int:task_id>/",
+        review_views.review_task,
+        name="review_task",
+    ),
     path(
         "projects/<int:project_id>/members/<int:user_id>/resume/",
         review_views.member_resume,

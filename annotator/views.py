@@ -183,6 +183,8 @@ def _panel_context(
         claimed = None
     if claimed is not None:
         assignment = selectors.assignment_with_task(assignment_id=claimed.id)
+        # A swap repeat is read through the first lease, shown in its own (swapped) order.
+        assignment.shown_order, assignment.expires_at = claimed.shown_order, claimed.expires_at
         task = assignment.task
         # What was posted is shown again only on the task it was posted for.
         if posted is None or posted_task_id != task.id:
@@ -257,7 +259,8 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     task = _task_in_project(project, task_id)
     assignment = Assignment.objects.filter(task=task, labeler=request.user).first()
-    shown_order = assignment.shown_order if assignment else []
+    repeat = services.repeat_held(task_id=task.id, labeler_id=request.user.pk)
+    shown_order = (repeat or assignment).shown_order if (repeat or assignment) else []
     time_spent = time_spent_from_post(request.POST)
     if time_spent is None and assignment is not None:
         # The page did not measure it (no JavaScript): time since the lease was taken.
@@ -283,7 +286,7 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
         )  # fmt: skip
     except ServiceError as exc:  # LeaseLost, NotAssigned: their messages say nothing was stored.
         return _after_post(request, project=project, role=role, error=exc.message)
-    undo = result.annotation if request.htmx else None
+    undo = result.annotation if request.htmx and not result.repeat else None
     return _after_post(request, project=project, role=role, notice="Saved.", undo=undo)
 
 

@@ -33,7 +33,10 @@ from trainer.models import TrainingJob
 Kind = TrainingJob.Kind
 LABEL_KINDS = {Kind.REWARD, Kind.DPO, Kind.SFT}
 PROMPT_KINDS = {Kind.GENERATE, Kind.RAFT, Kind.PPO, Kind.RLOO, Kind.GRPO}
-_LABEL_KEYS = {"min_votes": int, "min_agreement": float, "split": str, "round": int}
+_LABEL_KEYS = {
+    "min_votes": int, "min_agreement": float, "split": str, "round": int,
+    "exclude_rejected": bool, "reviewed_only": bool,
+}  # fmt: skip
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
 # Every kind but generate trains on its rows: eval-split prompts never reach them.
 TRAINING_KINDS = (LABEL_KINDS | PROMPT_KINDS) - {Kind.GENERATE}
@@ -52,7 +55,7 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             )
         if expected is float and isinstance(value, int):
             value = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise JobError(f"dataset.{key} must be of type {expected.__name__}.")
         if key == "prompt_ids" and not all(isinstance(i, int) for i in value):
             raise JobError("dataset.prompt_ids must be a list of prompt ids.")

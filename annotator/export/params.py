@@ -45,6 +45,8 @@ class ExportParams:
     allow_harmful_chosen: bool = False
     aspect: str | None = None
     likert_threshold: float | None = None  # None: the middle of the project's scale
+    exclude_rejected: bool = True  # leave out answers a reviewer rejected
+    reviewed_only: bool = False  # only answers a reviewer accepted or overrode
 
     def pinned(self) -> "ExportParams":
         """The same export with `until` fixed, so repeating it gives the same bytes."""
@@ -111,6 +113,12 @@ class ExportQuery(serializers.Serializer):
     likert_threshold = serializers.FloatField(
         required=False, help_text="Unpaired: Likert mean above is good, below is bad."
     )
+    exclude_rejected = serializers.BooleanField(
+        default=True, help_text="Leave out answers a reviewer rejected."
+    )
+    reviewed_only = serializers.BooleanField(
+        default=False, help_text="Only answers a reviewer accepted or overrode."
+    )
 
 
 def refuse_blank(serializer_class: type[serializers.Serializer], data) -> None:
@@ -158,4 +166,6 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         allow_harmful_chosen=v["allow_harmful_chosen"],
         aspect=aspect,
         likert_threshold=v.get("likert_threshold"),
+        exclude_rejected=v["exclude_rejected"],
+        reviewed_only=v["reviewed_only"],
     )

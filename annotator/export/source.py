@@ -64,6 +64,11 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
         qs = qs.filter(task__round=params.round)
     if params.labelers:
         qs = qs.filter(labeler_id__in=params.labelers)
+    # Review (annotator/review.py): nothing is deleted, the export decides.
+    if params.exclude_rejected:
+        qs = qs.exclude(review__decision="rejected")
+    if params.reviewed_only:
+        qs = qs.filter(review__isnull=False)
     return qs
 
 
