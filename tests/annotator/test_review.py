@@ -157,3 +157,24 @@ def test_it_lets_only_reviewers_and_admins_review(project, team, charlie, client
         f"/api/v1/tasks/{task.id}/adjudication/", {"answer": {"score": 9}}, format="json"
     )
     assert bad.status_code == 400 and bad.json()["field"] == "answer"
+
+
+def test_it_shows_the_queue_and_a_task_in_a_fixed_number_of_queries(
+    project, team, client, django_assert_max_num_queries
+):
+    bob, carol, rita = team
+    tasks = [make_task(project, texts=[f"x{i}", f"y{i}"]) for i in range(6)]
+    for user, side in ((bob, "x"), (carol, "y")):  # bob always x, carol always y
+        while lease := services.task_claim_next(project=project, labeler=user):
+            texts = services.selectors.task_content(lease.task_id)["completions"]
+            pick = next(cid for cid, text in texts.items() if text.startswith(side))
+            task = services.Task.objects.select_related("project").get(id=lease.task_id)
+            choice = "a" if lease.shown_order[0] == pick else "b"
+            services.annotation_submit(task=task, labeler=user, answer={"choice": choice})
+    client.force_login(rita)
+    with django_assert_max_num_queries(8):
+        queue = client.get(f"/projects/{project.id}/review/")
+    assert queue.content.decode().count("<td>disagreement</td>") == len(tasks)
+    with django_assert_max_num_queries(10):
+        page = client.get(f"/projects/{project.id}/review/{tasks[0].id}/")
+    assert page.status_code == 200
