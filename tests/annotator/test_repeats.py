@@ -59,6 +59,9 @@ def test_it_serves_answers_again_swapped_hidden_and_apart_from_the_dataset(
         assert answer.status_code == 201, answer.content
 
     assert len(first_order) == len(tasks)
+    # The progress bar counts a repeat like any task answered.
+    done = client.get(f"/projects/{project.id}/label/").content.decode()
+    assert f"<strong>{len(first_order) + len(repeats)}</strong> done" in done
     assert len(repeats) >= 5 and len(set(repeats)) == len(repeats)  # later, and once each
     # Nothing tells a repeat from a first serving.
     assert _shape(payloads["repeat"]) == _shape(payloads["first"])
