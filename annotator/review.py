@@ -8,6 +8,7 @@ Services write (`annotation_review`, `task_adjudicate`), selectors read (`review
 
 from collections import defaultdict
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -35,7 +36,7 @@ def can_review(role: str | None) -> bool:
     return role in REVIEW_ROLES
 
 
-def _answer_key(a: Annotation) -> tuple:
+def _answer_key(a) -> tuple:
     return (a.verdict, a.chosen_id, a.score, tuple(sorted(a.scores.items())), tuple(a.ranking))
 
 
@@ -53,40 +54,59 @@ class QueueItem:
     reasons: tuple[str, ...]
 
 
+_QUEUE_FIELDS = (
+    "id", "task_id", "kind", "verdict", "chosen_id", "score", "scores", "ranking", "task__gold",
+)  # fmt: skip
+
+
 def review_queue(*, project: Project) -> list[QueueItem]:
     """Tasks to review: answered, not adjudicated, with an answer not yet reviewed, and
-    with disagreement, a failed gold answer, or drawn in the random sample. Two queries."""
-    answers = (
+    with disagreement, a failed gold answer, or drawn in the random sample. Four queries:
+    the answers' few fields (no texts), the reviewed ones, then the listed tasks' prompts
+    and the gold tasks' completion texts."""
+    rows = (
         Annotation.objects.filter(task__project=project, task__adjudication__isnull=True)
-        .select_related("task__prompt")
         .order_by("task_id", "id")
+        .values_list(*_QUEUE_FIELDS)
     )
     reviewed = set(
         Review.objects.filter(annotation__task__project=project).values_list(
             "annotation_id", flat=True
         )
     )
-    by_task: dict[int, list[Annotation]] = defaultdict(list)
-    for a in answers:
-        by_task[a.task_id].append(a)
-    items = []
-    for task_id, group in by_task.items():
-        if all(a.id in reviewed for a in group):
-            continue
-        task = group[0].task
+    by_task: dict[int, list[SimpleNamespace]] = defaultdict(list)
+    for row in rows:
+        answer = SimpleNamespace(**dict(zip(_QUEUE_FIELDS, row, strict=True)))
+        by_task[answer.task_id].append(answer)
+    open_tasks = {t: g for t, g in by_task.items() if any(a.id not in reviewed for a in g)}
+    gold_ids = [t for t, g in open_tasks.items() if g[0].task__gold]
+    texts: dict[int, dict[int, str]] = defaultdict(dict)
+    pairs = TaskCompletion.objects.filter(task_id__in=gold_ids)
+    for task_id, cid, text in pairs.values_list("task_id", "completion_id", "completion__text"):
+        texts[task_id][cid] = text
+    found = []
+    for task_id, group in open_tasks.items():
         reasons = []
         if len({_answer_key(a) for a in group}) > 1:
             reasons.append("disagreement")
-        if task.gold and any(gold_matches(task.gold, a, {}) is False for a in group):
+        gold = group[0].task__gold
+        if gold and any(gold_matches(gold, a, texts[task_id]) is False for a in group):
             reasons.append("failed gold")
         if not reasons and _sampled(task_id):
             reasons.append("sample")
         if reasons:
-            prompt = task.prompt.text or str((task.prompt.messages or [{}])[-1].get("content", ""))
-            items.append(QueueItem(task_id, prompt[:120], len(group), tuple(reasons)))
+            found.append((task_id, len(group), tuple(reasons)))
     # Disagreement and failed gold first, then the sample; oldest first within each.
-    items.sort(key=lambda i: (i.reasons == ("sample",), i.task_id))
-    return items[:QUEUE_LIMIT]
+    found.sort(key=lambda f: (f[2] == ("sample",), f[0]))
+    found = found[:QUEUE_LIMIT]
+    prompts = {}
+    listed = Task.objects.filter(id__in=[f[0] for f in found])
+    for task_id, text, messages in listed.values_list("id", "prompt__text", "prompt__messages"):
+        prompts[task_id] = text or str(((messages or [{}])[-1] or {}).get("content", ""))
+    return [
+        QueueItem(task_id, prompts.get(task_id, "")[:120], n, reasons)
+        for task_id, n, reasons in found
+    ]
 
 
 def review_task(*, project: Project, task_id: int) -> dict | None:

@@ -178,3 +178,26 @@ def test_it_shows_the_queue_and_a_task_in_a_fixed_number_of_queries(
     with django_assert_max_num_queries(10):
         page = client.get(f"/projects/{project.id}/review/{tasks[0].id}/")
     assert page.status_code == 200
+
+
+def test_it_queues_a_failed_gold_answer(project, team):
+    bob, carol, rita = team
+    project.overlap = 1
+    project.gold_every = 1
+    project.save()
+    make_task(project, texts=["filler a", "filler b"])
+    gold = make_task(project, texts=["the truth", "a lie"])
+    gold.gold = {"chosen": "the truth"}  # as an import line gives it: by text
+    gold.is_complete = True
+    gold.save()
+    picks = {"the truth": "a lie", "filler a": "filler a"}
+    while lease := services.task_claim_next(project=project, labeler=bob):
+        texts = services.selectors.task_content(lease.task_id)["completions"]
+        first = next(t for t in texts.values() if t in picks)
+        pick = next(cid for cid, text in texts.items() if text == picks[first])
+        task = services.Task.objects.select_related("project").get(id=lease.task_id)
+        choice = "a" if lease.shown_order[0] == pick else "b"
+        services.annotation_submit(task=task, labeler=bob, answer={"choice": choice})
+    queue = api_client_for(rita).get(f"/api/v1/projects/{project.id}/review/").json()
+    assert {"task": gold.id, "prompt": gold.prompt.text, "answers": 1,
+            "reasons": ["failed gold"]} in queue  # fmt: skip
