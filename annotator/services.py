@@ -240,7 +240,9 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
             if resumed is not None:
                 return resumed
         if member is not None and member.repeat_id is not None:
-            return _serve_repeat(repeat_id=member.repeat_id, project=project, now=now)
+            repeat = _serve_repeat(repeat_id=member.repeat_id, project=project, now=now)
+            if repeat is not None:
+                return repeat
         gold_due = member is not None and _gold_due(project, member)
         for _ in range(_CLAIM_ATTEMPTS):
             row = _claim_candidate(
@@ -336,20 +338,28 @@ def _gold_due(project: Project, member: _Member) -> bool:
     return member.gold_seen < block or random.random() * remaining < 1
 
 
-def _serve_repeat(*, repeat_id: int, project: Project, now) -> Assignment:
+def _serve_repeat(*, repeat_id: int, project: Project, now) -> Assignment | None:
     """Serve (or serve again) a swap repeat, as a lease that looks like any other: the task,
     its responses in the first answer's order reversed. Not saved as an Assignment; `id` is
-    the first lease's, which the labeling page reads the task through."""
+    the first lease's, which the labeling page reads the task through.
+
+    By conditional update: the claim's lock statement read the repeat before it waited for
+    the lock, and another tab may have answered it since; then None."""
     expires_at = now + timedelta(seconds=project.lease_seconds)
     statement = f"""
-        UPDATE {sql.table(Repeat)} SET status = %s, expires_at = %s WHERE id = %s
+        UPDATE {sql.table(Repeat)} SET status = %s, expires_at = %s
+        WHERE id = %s AND status IN (%s, %s)
         RETURNING task_id, labeler_id, shown_order,
           (SELECT n.assignment_id FROM {sql.table(Annotation)} n WHERE n.id = annotation_id)
     """  # noqa: S608 -- table names only
     at = connection.ops.adapt_datetimefield_value(expires_at)
-    task_id, labeler_id, shown, first_lease = sql.one(
-        statement, [Repeat.Status.ACTIVE, at, repeat_id]
+    row = sql.one(
+        statement,
+        [Repeat.Status.ACTIVE, at, repeat_id, Repeat.Status.PENDING, Repeat.Status.ACTIVE],
     )
+    if row is None:
+        return None
+    task_id, labeler_id, shown, first_lease = row
     assignment = Assignment(
         id=first_lease, task_id=task_id, labeler_id=labeler_id, status=Assignment.Status.ACTIVE,
         shown_order=sql.value(Repeat, "shown_order", shown), created_at=now,
