@@ -17,12 +17,14 @@ import math
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.exceptions import ServiceError
 from annotator.models import (
     Annotation,
+    Assignment,
     Kind,
     Membership,
     Project,
@@ -96,6 +98,25 @@ def task_gold_set(*, task: Task, gold: dict | None) -> Task:
     task.is_complete = gold is not None or task.annotation_count >= task.overlap
     task.save(update_fields=["gold", "is_complete"])
     return task
+
+
+def gold_pace_restart(*, project: Project) -> None:
+    """Start each labeler's gold pacing afresh at a new pace: their claim count is set to
+    where the gold tasks they already had put them, so no past gap is made up in a burst."""
+    seen = (
+        Assignment.objects.filter(
+            labeler_id=OuterRef("user_id"),
+            task__project_id=OuterRef("project_id"),
+            task__gold__isnull=False,
+        )
+        .order_by()
+        .values("labeler_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    Membership.objects.filter(project=project).update(
+        claims=Coalesce(Subquery(seen, output_field=IntegerField()), Value(0)) * project.gold_every
+    )
 
 
 def gold_tasks(*, project: Project) -> QuerySet[Task]:

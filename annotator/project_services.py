@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotator import services, sql
+from annotator import services
 from annotator.exceptions import ServiceError
-from annotator.models import Assignment, Membership, Project, Task
+from annotator.gold import gold_pace_restart
+from annotator.models import Membership, Project, Task
 
 # The settings a project page may write; anything else is refused, not silently stored.
 SETTINGS = (
@@ -50,20 +51,6 @@ def project_update(*, project: Project, **values) -> Project:
     if gold_pace_changed:
         gold_pace_restart(project=project)
     return project
-
-
-def gold_pace_restart(*, project: Project) -> None:
-    """Start each labeler's gold pacing afresh at a new pace: their claim count is set to
-    where the gold tasks they already had put them, so no past gap is made up in a burst."""
-    member, task, lease = sql.table(Membership), sql.table(Task), sql.table(Assignment)
-    sql.run(
-        f"""UPDATE {member} SET claims = %s * (
-                SELECT COUNT(*) FROM {lease} a JOIN {task} g ON g.id = a.task_id
-                WHERE g.project_id = {member}.project_id AND g.gold IS NOT NULL
-                  AND a.labeler_id = {member}.user_id)
-            WHERE project_id = %s""",  # noqa: S608 -- table names only
-        [project.gold_every, project.id],
-    )
 
 
 @transaction.atomic

@@ -193,3 +193,26 @@ def test_it_lets_an_admin_mark_a_task_gold_in_the_ui_and_over_the_api(project, a
     assert as_bob.status_code == 403
     client.force_login(bob)
     assert client.get(f"/projects/{project.id}/gold/").status_code == 403
+
+
+def test_it_does_not_make_up_past_gold_in_a_burst_when_gold_is_turned_on(project, bob):
+    from annotator import project_services
+
+    for _ in range(20):
+        make_task(project)
+    golds = {_gold(make_task(project)).id for _ in range(5)}
+    api = api_client_for(bob)
+
+    def label(n: int) -> list[int]:
+        served = []
+        for _ in range(n):
+            task_id = api.post(f"/api/v1/projects/{project.id}/tasks/next/").json()["id"]
+            api.post(f"/api/v1/tasks/{task_id}/annotations/", {"choice": "a"}, format="json")
+            served.append(task_id)
+        return served
+
+    assert not golds & set(label(10))  # gold off: none served
+    project_services.project_update(project=project, gold_every=3)
+    after = label(6)
+    # One in each block of 3 from now on, not the 3 "owed" for the 10 tasks before.
+    assert sum(t in golds for t in after[:3]) == 1 and sum(t in golds for t in after[3:]) == 1
