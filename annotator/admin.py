@@ -41,6 +41,9 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
+    # The claim counter paces gold tasks; a pause is lifted on the project's Gold page.
+    fields = ["user", "role", "paused_at"]
+    readonly_fields = ["paused_at"]
 
 
 @admin.register(Project)
@@ -54,6 +57,10 @@ class ProjectAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "kind", "guidelines", "overlap", "lease_seconds"]}),
         ("Pairwise", {"fields": ["allow_tie", "allow_both_bad", "ask_strength", "wide_lines"]}),
         ("Likert", {"fields": ["likert_points", "flags", "aspects"]}),
+        (
+            "Quality checks",
+            {"fields": ["gold_every", "gold_floor", "gold_min_answers", "repeat_share"]},
+        ),
         ("History", {"fields": ["created_by", "created_at"]}),
     ]
 
@@ -91,6 +98,7 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "project__name"]
     raw_id_fields = ["user", "project"]
     list_select_related = ["user", "project"]
+    readonly_fields = ["claims", "paused_at", "paused_reason"]
 
 
 class CompletionInline(ReadOnlyInline):

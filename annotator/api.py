@@ -17,7 +17,7 @@ from annotator import selectors, services
 from annotator.answers import MAX_NOTES, STRENGTHS
 from annotator.api_fields import StrictCharField, StrictIntegerField, StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record
-from annotator.exceptions import ServiceError
+from annotator.exceptions import LabelerPaused, ServiceError
 from annotator.importing import project_import
 from annotator.models import Membership, Project
 from annotator.throttling import ApiRateThrottle, ImportRateThrottle
@@ -86,6 +86,10 @@ class ProjectSerializer(StrictModelSerializer):
             "likert_points",
             "flags",
             "aspects",
+            "gold_every",
+            "gold_floor",
+            "gold_min_answers",
+            "repeat_share",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
@@ -94,6 +98,10 @@ class ProjectSerializer(StrictModelSerializer):
             "overlap": _between("overlap", 1, 50),
             "lease_seconds": _between("lease_seconds", 10, 7 * 24 * 3600),
             "likert_points": _between("likert_points", 2, 10),
+            "gold_every": _between("gold_every", 0, 1000),
+            "gold_floor": _between("gold_floor", 0, 1),
+            "gold_min_answers": _between("gold_min_answers", 1, 1000),
+            "repeat_share": _between("repeat_share", 0, 1),
         }
 
 
@@ -241,7 +249,10 @@ class TaskOut(serializers.Serializer):
 @api_view(["POST"])
 def task_next(request: Request, project_id: int) -> Response:
     project, _ = selectors.project_get_for_member(project_id=project_id, user=request.user)
-    assignment = services.task_claim_next(project=project, labeler=request.user)
+    try:
+        assignment = services.task_claim_next(project=project, labeler=request.user)
+    except LabelerPaused as exc:  # under the project's gold floor: 403 saying why
+        return _error(exc)
     if assignment is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
     # lease_view's dict is already what TaskOut describes (the schema); DRF's JSON encoder

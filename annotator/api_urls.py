@@ -1,6 +1,13 @@
 from django.urls import path
 
-from annotator import api, audit_api, converters, export_api, revision_api  # noqa: F401 (registers <id:>)
+from annotator import (  # noqa: F401 (converters registers <id:>)
+    api,
+    audit_api,
+    converters,
+    export_api,
+    review_api,
+    revision_api,
+)
 from annotator.quality import api as quality_api
 
 urlpatterns = [
@@ -47,5 +54,28 @@ urlpatterns = [
         "projects/<id:project_id>/quality/reliability/",
         quality_api.reliability,
         name="api-quality-reliability",
+    ),
+]
+
+# Label quality, queue side (annotator/review_api.py).
+urlpatterns += [
+    path("tasks/<id:task_id>/gold/", review_api.task_gold, name="api-task-gold"),
+    path("projects/<id:project_id>/paused/", review_api.project_paused, name="api-paused"),
+    path("projects/<id:project_id>/repeats/", review_api.project_repeats, name="api-repeats"),
+    path("projects/<id:project_id>/review/", review_api.review_queue, name="api-review-queue"),
+    path(
+        "annotations/<id:annotation_id>/review/",
+        review_api.annotation_review,
+        name="api-annotation-review",
+    ),
+    path(
+        "tasks/<id:task_id>/adjudication/",
+        review_api.task_adjudication,
+        name="api-task-adjudication",
+    ),
+    path(
+        "projects/<id:project_id>/members/<id:user_id>/resume/",
+        review_api.member_resume,
+        name="api-member-resume",
     ),
 ]

@@ -70,3 +70,9 @@ class UndoExpired(ServiceError):
     """The short undo window after a submit has passed; editing is still possible."""
 
     status_code = 409
+
+
+class LabelerPaused(ServiceError):
+    """The labeler is paused for the project (under its gold floor); the message says why."""
+
+    status_code = 403

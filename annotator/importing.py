@@ -311,6 +311,8 @@ def _write(*, project: Project, plans: list) -> int:
                     completion_ids=tuple(completions[offset + i].id for i in indexes),
                     priority=line.priority,
                     gold=line.gold,
+                    # A gold task is outside the dataset's overlap (annotator/gold.py).
+                    is_complete=line.gold is not None,
                 )
             )
         offset += len(line.completions)

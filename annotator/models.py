@@ -5,6 +5,7 @@ annotator/selectors.py. Models hold fields, constraints and indexes only.
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -71,6 +72,30 @@ class Project(models.Model):
         blank=True,
         help_text='Named aspects scored separately, e.g. ["helpful", "honest", "harmless"].',
     )
+    # Gold tasks (docs/quality.md): served to every labeler, outside the dataset.
+    gold_every = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Serve each labeler a gold task as one in this many tasks; 0: never.",
+    )
+    gold_floor = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause a labeler whose gold accuracy falls under this share (0 to 1); "
+        "empty: never.",
+    )
+    # Swap repeats (docs/review.md): pairwise answers that come back swapped, hidden.
+    repeat_share = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of a labeler's pairwise answers served to them again later with the "
+        "two responses swapped (0 to 1); 0: none.",
+    )
+    gold_min_answers = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="Gold answers a labeler gives before the floor applies.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -93,6 +118,7 @@ class Project(models.Model):
 class Membership(models.Model):
     class Role(models.TextChoices):
         ADMIN = "admin", "Admin"
+        REVIEWER = "reviewer", "Reviewer"
         LABELER = "labeler", "Labeler"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
@@ -101,6 +127,11 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.LABELER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Requests for a new task, counted by the claim itself (it paces gold tasks).
+    claims = models.PositiveIntegerField(default=0)
+    # Paused for the project (under the gold floor): the queue serves them nothing.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [
@@ -177,6 +208,8 @@ class Task(models.Model):
                 condition=Q(is_complete=False),
                 name="task_queue_idx",
             ),
+            # Gold tasks of a project (few): the claim's gold scan and its pacing count.
+            models.Index(fields=["project"], condition=Q(gold__isnull=False), name="task_gold_idx"),
         ]
 
     def __str__(self) -> str:
@@ -284,6 +317,100 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.pk} by {self.labeler_id} on task {self.task_id}"
+
+
+class Repeat(models.Model):
+    """A hidden repeat: a pairwise task served again to a labeler who answered it, later and
+    with the two responses swapped, to measure their self-consistency and position bias.
+
+    Its answer is kept here, apart from the annotations: it is no new task and no second
+    annotation, so the dataset and the exports never see it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for its turn"
+        ACTIVE = "active", "Served"
+        ANSWERED = "answered", "Answered"
+        SKIPPED = "skipped", "Skipped"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="repeats")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="repeats"
+    )
+    annotation = models.ForeignKey(
+        Annotation, on_delete=models.CASCADE, related_name="repeats", help_text="The first answer."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Served once the labeler's claim count (Membership.claims) reaches this.
+    due_claims = models.PositiveIntegerField()
+    shown_order = models.JSONField(default=list)  # the first answer's order, reversed
+    expires_at = models.DateTimeField(null=True, blank=True)
+    verdict = models.CharField(max_length=16, choices=Annotation.Verdict.choices, blank=True)
+    chosen = models.ForeignKey(
+        Completion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "labeler"], name="repeat_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["labeler", "project", "due_claims"],
+                condition=Q(status__in=["pending", "active"]),
+                name="repeat_waiting_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Repeat of task {self.task_id} for {self.labeler_id} ({self.status})"
+
+
+class Review(models.Model):
+    """A reviewer's decision on one annotation (docs/review.md). Nothing is deleted: a
+    rejected annotation stays, and exports leave it out (`exclude_rejected`, on by default)."""
+
+    class Decision(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        OVERRIDDEN = "overridden", "Overridden"
+        REJECTED = "rejected", "Rejected"
+
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="review")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    reason = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} annotation {self.annotation_id}"
+
+
+class Adjudication(models.Model):
+    """A reviewer's answer to a task, which wins over the labelers' in exports. `answer` is
+    in the gold format (annotator/gold.py); pairwise ones are kept as columns too, for the
+    export's query."""
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="adjudication")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    answer = models.JSONField()
+    verdict = models.CharField(max_length=16, choices=Annotation.Verdict.choices, blank=True)
+    chosen = models.ForeignKey(
+        Completion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    rejected = models.ForeignKey(
+        Completion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    decided_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Adjudication of task {self.task_id}"
 
 
 class AnnotationRevision(models.Model):

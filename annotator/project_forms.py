@@ -59,6 +59,7 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "name", "kind", "guidelines", "overlap", "lease_seconds", "allow_tie",
             "allow_both_bad", "ask_strength", "wide_lines", "likert_points", "flags", "aspects",
+            "gold_every", "gold_floor", "gold_min_answers", "repeat_share",
         ]  # fmt: skip
         labels = {
             "allow_tie": "Allow “tie”",
@@ -68,6 +69,10 @@ class ProjectForm(forms.ModelForm):
             "likert_points": "Likert scale: points",
             "lease_seconds": "Lease (seconds)",
             "overlap": "Labelers per task",
+            "gold_every": "Gold: one task in",
+            "gold_floor": "Gold: pause a labeler under this accuracy",
+            "gold_min_answers": "Gold: answers before the floor applies",
+            "repeat_share": "Swap repeats: share of pairwise answers asked again",
         }
         help_texts = {
             "guidelines": "Markdown, shown to labelers on every task.",
@@ -75,8 +80,20 @@ class ProjectForm(forms.ModelForm):
         }
         widgets = {"guidelines": forms.Textarea(attrs={"rows": 10})}
 
+    def clean_gold_every(self) -> int:
+        # Optional on the page: empty means no gold tasks.
+        return self.cleaned_data.get("gold_every") or 0
+
+    def clean_gold_min_answers(self) -> int:
+        return self.cleaned_data.get("gold_min_answers") or 10
+
+    def clean_repeat_share(self) -> float:
+        return self.cleaned_data.get("repeat_share") or 0.0
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in ("gold_every", "gold_min_answers", "repeat_share"):
+            self.fields[name].required = False
         # The list fields start from the project's lists (a new project: the default flags).
         for name in ("flags", "aspects"):
             if self.initial.get(name) is None:

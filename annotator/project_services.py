@@ -10,12 +10,14 @@ from django.db import transaction
 
 from annotator import services
 from annotator.exceptions import ServiceError
+from annotator.gold import gold_pace_restart
 from annotator.models import Membership, Project, Task
 
 # The settings a project page may write; anything else is refused, not silently stored.
 SETTINGS = (
     "name", "kind", "guidelines", "overlap", "lease_seconds", "allow_tie", "allow_both_bad",
-    "ask_strength", "wide_lines", "likert_points", "flags", "aspects",
+    "ask_strength", "wide_lines", "likert_points", "flags", "aspects", "gold_every",
+    "gold_floor", "gold_min_answers", "repeat_share",
 )  # fmt: skip
 
 
@@ -42,9 +44,12 @@ def project_update(*, project: Project, **values) -> Project:
             "The kind cannot change once the project has tasks; make a new project instead.",
             field="kind",
         )
+    gold_pace_changed = values.get("gold_every", project.gold_every) != project.gold_every
     for name, value in values.items():
         setattr(project, name, value)
     project.save(update_fields=list(values) or None)
+    if gold_pace_changed:
+        gold_pace_restart(project=project)
     return project
 
 
@@ -53,7 +58,7 @@ def member_set_by_username(*, project: Project, username: str, role: str) -> Mem
     """Add the user with this username to the project, or change their role there; the last
     admin cannot be made a labeler."""
     if role not in Membership.Role.values:
-        raise ServiceError("Pick Admin or Labeler.", field="role")
+        raise ServiceError("Pick Admin, Reviewer or Labeler.", field="role")
     user = get_user_model().objects.filter(username=username.strip()).first()
     if user is None:
         raise ServiceError(f"There is no user named “{username.strip()}”.", field="username")

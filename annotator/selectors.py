@@ -28,6 +28,7 @@ from annotator.models import (
     Membership,
     Project,
     Prompt,
+    Repeat,
     Task,
     TaskCompletion,
 )
@@ -170,8 +171,16 @@ def lease_view(assignment: Assignment) -> dict:
 
 
 def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict:
-    """Counts for the progress bar: answered by me, and still open to me."""
-    done = Annotation.objects.filter(task__project=project, labeler=user).count()
+    """Counts for the progress bar: answered by me, and still open to me. Answered swap
+    repeats count as done too, so answering one moves the bar like any other task."""
+    done = sql.one(
+        f"""SELECT (SELECT COUNT(*) FROM {sql.table(Annotation)} n
+                    JOIN {sql.table(Task)} t ON t.id = n.task_id
+                    WHERE t.project_id = %s AND n.labeler_id = %s)
+                 + (SELECT COUNT(*) FROM {sql.table(Repeat)} r
+                    WHERE r.project_id = %s AND r.labeler_id = %s AND r.status = %s)""",  # noqa: S608
+        [project.id, user.pk, project.id, user.pk, Repeat.Status.ANSWERED],
+    )[0]
     now = timezone.now()
     open_to_me = (
         Task.objects.filter(project=project, is_complete=False)
@@ -191,7 +200,9 @@ def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> QuerySet
     revised = AnnotationRevision.objects.filter(annotation_id_value=OuterRef("id"))
     return (
         Annotation.objects.filter(task__project=project, labeler=user)
-        .select_related("task__prompt", "chosen", "rejected")
+        .select_related(
+            "task__prompt", "chosen", "rejected", "review", "task__adjudication__chosen"
+        )
         .annotate(revised=Exists(revised))
         .order_by("-created_at")
     )

@@ -31,18 +31,22 @@ from annotator.answers import validate_answer
 from annotator.exceptions import (
     AlreadyAnswered,
     AnswerGone,
+    LabelerPaused,
     LeaseLost,
     NotAssigned,
     NotYours,
     ServiceError,
     UndoExpired,
 )
+from annotator.gold import gold_floor_check
 from annotator.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    Kind,
     Membership,
     Project,
+    Repeat,
     Task,
 )
 from annotator.signals import annotation_created
@@ -151,7 +155,7 @@ def _claim_candidate(
         SELECT t.id,
                (SELECT COUNT(*) FROM {lease} r WHERE r.task_id = t.id AND r.labeler_id = %s)
         FROM {task} t
-        WHERE t.project_id = %s AND NOT t.is_complete {not_tried}
+        WHERE t.project_id = %s AND NOT t.is_complete AND t.gold IS NULL {not_tried}
           AND t.annotation_count + (
                 SELECT COUNT(*) FROM {lease} l
                 WHERE l.task_id = t.id AND l.status = %s AND l.expires_at > %s
@@ -173,39 +177,89 @@ def _claim_candidate(
     return row[0], bool(row[1])
 
 
-def _resume_lease(*, project_id: int, labeler_id: int, now) -> Assignment | None:
-    """The labeler's live lease on an open task of this project, if they hold one."""
+def _resume_lease(*, project_id: int, labeler_id: int, now, uncount: bool) -> Assignment | None:
+    """The labeler's live lease on an open task of this project, if they hold one.
+
+    `uncount`: a request that resumes a held lease takes no new task, so it gives back the
+    claim the membership lock counted (it paces gold tasks); on PostgreSQL in this same
+    statement, elsewhere in a second one only when there is a lease to resume."""
     task, lease = sql.table(Task), sql.table(Assignment)
-    statement = f"""
+    select = f"""
         SELECT {sql.columns(Assignment, "a", _LEASE_FIELDS)}
         FROM {lease} a JOIN {task} t ON t.id = a.task_id
         WHERE a.labeler_id = %s AND a.status = %s AND a.expires_at > %s
-          AND t.project_id = %s AND NOT t.is_complete
+          AND t.project_id = %s AND (NOT t.is_complete OR t.gold IS NOT NULL)
         ORDER BY a.created_at
         LIMIT 1
     """  # noqa: S608 -- table and column names only
     at = connection.ops.adapt_datetimefield_value(now)
-    row = sql.one(statement, [labeler_id, Assignment.Status.ACTIVE, at, project_id])
-    return None if row is None else sql.instance(Assignment, row, _LEASE_FIELDS)
+    params = [labeler_id, Assignment.Status.ACTIVE, at, project_id]
+    in_one = uncount and connection.vendor == "postgresql"
+    if in_one:
+        select = f"""
+            WITH r AS ({select}),
+                 u AS (UPDATE {sql.table(Membership)} SET claims = claims - 1
+                       WHERE project_id = %s AND user_id = %s AND claims > 0
+                         AND EXISTS (SELECT 1 FROM r))
+            SELECT * FROM r
+        """  # noqa: S608 -- table names only
+        params += [project_id, labeler_id]
+    row = sql.one(select, params)
+    if row is None:
+        return None
+    if uncount and not in_one:
+        _uncount_claim(project_id=project_id, labeler_id=labeler_id)
+    return sql.instance(Assignment, row, _LEASE_FIELDS)
 
 
 def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignment | None:
-    """Give the labeler their next task as a lease, or None when nothing is left for them."""
+    """Give the labeler their next task as a lease, or None when nothing is left for them.
+
+    Raises LabelerPaused when the labeler is paused for the project (under the gold floor).
+    Gold tasks are paced here (docs/quality.md): one in `project.gold_every` leases, at a
+    random place in each block of that many, never the same gold task twice."""
     tried: list[int] = []
     with transaction.atomic():
         # One claim at a time per labeler: a second tab or a double click waits here, then
         # resumes the lease the first one took instead of taking a second task.
-        _lock_labeler(labeler.pk)
         now = timezone.now()
-        resumed = _resume_lease(project_id=project.id, labeler_id=labeler.pk, now=now)
-        if resumed is not None:
-            return resumed
+        if not connection.features.has_select_for_update:
+            # SQLite: the IMMEDIATE transaction already serialises writers, so the resume
+            # check may come first and only a request for a new task is counted.
+            resumed = _resume_lease(
+                project_id=project.id, labeler_id=labeler.pk, now=now, uncount=False
+            )
+            if resumed is not None:
+                return resumed
+        member = _lock_member(project=project, labeler_id=labeler.pk, count=True)
+        if member is not None and member.paused:
+            raise LabelerPaused(member.paused_reason or "You are paused on this project.")
+        if connection.features.has_select_for_update:
+            resumed = _resume_lease(
+                project_id=project.id, labeler_id=labeler.pk, now=now, uncount=member is not None
+            )
+            if resumed is not None:
+                return resumed
+        if member is not None and member.repeat_id is not None:
+            repeat = _serve_repeat(repeat_id=member.repeat_id, project=project, now=now)
+            if repeat is not None:
+                return repeat
+        gold_due = member is not None and _gold_due(project, member)
         for _ in range(_CLAIM_ATTEMPTS):
             row = _claim_candidate(
                 project_id=project.id, labeler_id=labeler.pk, now=now, tried=tried
             )
             if row is None:
+                if member is not None and (project.gold_every or project.repeat_share):
+                    # Nothing served: the request paces nothing.
+                    _uncount_claim(project_id=project.id, labeler_id=labeler.pk)
                 return None
+            if gold_due:
+                # Gold only among real work: when the queue is empty for them, nothing is.
+                gold_due = False
+                gold = _lease_gold(project=project, labeler_id=labeler.pk, now=now)
+                if gold is not None:
+                    return gold
             task_id, renew = row
             leased = _lease(
                 task_id=task_id, labeler_id=labeler.pk, project=project, now=now, renew=renew
@@ -214,6 +268,172 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
                 return leased
             tried.append(task_id)
     return None
+
+
+@dataclass(frozen=True)
+class _Member:
+    claims: int  # requests for a new task, this one included
+    paused: bool
+    paused_reason: str
+    gold_seen: int  # gold tasks leased to the labeler so far
+    gold_total: int  # gold tasks in the project
+    repeat_id: int | None  # a swap repeat due (or served and held), if any
+
+
+def _lock_member(
+    *, project_id: int | None = None, project: Project | None = None, labeler_id: int, count: bool
+) -> _Member | None:
+    """Lock the labeler's membership row, so one labeler's claims (and undos) on a project
+    are serialised; on a claim (`count`) count the request and read what paces gold tasks,
+    all in the one statement that takes the lock. None for a superuser who is no member (then
+    their user row is locked, as before memberships paced anything)."""
+    project_id = project.id if project is not None else project_id
+    member, task, lease = sql.table(Membership), sql.table(Task), sql.table(Assignment)
+    gold, params = "0, 0", []
+    if project is not None and project.gold_every:
+        gold = f"""(SELECT COUNT(*) FROM {lease} a JOIN {task} g ON g.id = a.task_id
+                    WHERE g.project_id = %s AND g.gold IS NOT NULL AND a.labeler_id = %s),
+                   (SELECT COUNT(*) FROM {task} g WHERE g.project_id = %s
+                    AND g.gold IS NOT NULL)"""  # noqa: S608 -- table names only
+        params = [project_id, labeler_id, project_id]
+    repeat = "NULL"
+    if project is not None and project.repeat_share:
+        repeat = f"""(SELECT r.id FROM {sql.table(Repeat)} r
+                      WHERE r.labeler_id = %s AND r.project_id = %s AND r.status IN (%s, %s)
+                        AND r.due_claims <= {member}.claims
+                      ORDER BY r.due_claims LIMIT 1)"""  # noqa: S608 -- table names only
+        params += [labeler_id, project_id, Repeat.Status.PENDING, Repeat.Status.ACTIVE]
+    statement = f"""
+        UPDATE {member} SET claims = claims + %s WHERE project_id = %s AND user_id = %s
+        RETURNING claims, paused_at, paused_reason, {gold}, {repeat}
+    """  # noqa: S608 -- table names only
+    row = sql.one(statement, [1 if count else 0, project_id, labeler_id, *params])
+    if row is None:
+        _lock_labeler(labeler_id)
+        return None
+    claims, paused, reason, seen, total, repeat_id = row
+    # paused_at itself: SQLite's RETURNING misreads `paused_at IS NOT NULL` as true.
+    return _Member(claims, paused is not None, reason, seen, total, repeat_id)
+
+
+def _uncount_claim(*, project_id: int, labeler_id: int) -> None:
+    """A request that resumed a held lease took no new task: it does not pace gold."""
+    sql.run(
+        f"UPDATE {sql.table(Membership)} SET claims = claims - 1 "  # noqa: S608
+        "WHERE project_id = %s AND user_id = %s AND claims > 0",
+        [project_id, labeler_id],
+    )
+
+
+def _gold_due(project: Project, member: _Member) -> bool:
+    """One gold task in each block of `gold_every` claims, at a random place in the block:
+    owed while fewer were leased than blocks begun, and then taken with the chance that
+    spreads it evenly over the block's remaining places (certain at its last)."""
+    every = project.gold_every
+    if not every or member.gold_seen >= member.gold_total:
+        return False
+    block = (member.claims - 1) // every
+    if member.gold_seen > block:
+        return False
+    remaining = every - (member.claims - 1) % every
+    return member.gold_seen < block or random.random() * remaining < 1
+
+
+def _serve_repeat(*, repeat_id: int, project: Project, now) -> Assignment | None:
+    """Serve (or serve again) a swap repeat, as a lease that looks like any other: the task,
+    its responses in the first answer's order reversed. Not saved as an Assignment; `id` is
+    the first lease's, which the labeling page reads the task through.
+
+    By conditional update: the claim's lock statement read the repeat before it waited for
+    the lock, and another tab may have answered it since; then None."""
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    statement = f"""
+        UPDATE {sql.table(Repeat)} SET status = %s, expires_at = %s
+        WHERE id = %s AND status IN (%s, %s)
+        RETURNING task_id, labeler_id, shown_order,
+          (SELECT n.assignment_id FROM {sql.table(Annotation)} n WHERE n.id = annotation_id)
+    """  # noqa: S608 -- table names only
+    at = connection.ops.adapt_datetimefield_value(expires_at)
+    row = sql.one(
+        statement,
+        [Repeat.Status.ACTIVE, at, repeat_id, Repeat.Status.PENDING, Repeat.Status.ACTIVE],
+    )
+    if row is None:
+        return None
+    task_id, labeler_id, shown, first_lease = row
+    assignment = Assignment(
+        id=first_lease, task_id=task_id, labeler_id=labeler_id, status=Assignment.Status.ACTIVE,
+        shown_order=sql.value(Repeat, "shown_order", shown), created_at=now,
+        expires_at=expires_at,
+    )  # fmt: skip
+    assignment.is_repeat = True
+    return assignment
+
+
+def _repeat_schedule(*, annotation: Annotation, project: Project, shown_order: list) -> None:
+    """Maybe (with the project's repeat share) bring this pairwise answer back to its
+    labeler later, the two responses swapped: after 3 to 10 more requests for a task."""
+    statement = f"""
+        INSERT INTO {sql.table(Repeat)} (project_id, task_id, labeler_id, annotation_id, status,
+            due_claims, shown_order, verdict, created_at)
+        SELECT %s, %s, %s, %s, %s, m.claims + %s, %s, %s, %s FROM {sql.table(Membership)} m
+        WHERE m.project_id = %s AND m.user_id = %s
+    """  # noqa: S608 -- table names only
+    sql.run(
+        statement,
+        [
+            project.id, annotation.task_id, annotation.labeler_id, annotation.id,
+            Repeat.Status.PENDING, random.randint(3, 10),
+            sql.param(Repeat, "shown_order", list(reversed(shown_order))), "",
+            connection.ops.adapt_datetimefield_value(timezone.now()), project.id,
+            annotation.labeler_id,
+        ],
+    )  # fmt: skip
+
+
+def repeat_held(*, task_id: int, labeler_id: int) -> Repeat | None:
+    """The swap repeat of this task the labeler holds right now, if any."""
+    return Repeat.objects.filter(
+        task_id=task_id, labeler_id=labeler_id, status=Repeat.Status.ACTIVE
+    ).first()
+
+
+def _repeat_answer(*, task: Task, labeler: AbstractBaseUser, answer: dict, answered_id: int):
+    """Store the answer to a held swap repeat apart from the annotations, or None if the
+    labeler holds no repeat of this task."""
+    repeat = (
+        Repeat.objects.select_for_update()
+        .filter(task_id=task.pk, labeler_id=labeler.pk, status=Repeat.Status.ACTIVE)
+        .first()
+    )
+    if repeat is None:
+        return None
+    fields = validate_answer(
+        task=task, project=task.project, shown_order=repeat.shown_order, answer=answer
+    )
+    repeat.verdict = fields.get("verdict", "")
+    repeat.chosen_id = fields.get("chosen_id")
+    repeat.status = Repeat.Status.ANSWERED
+    repeat.answered_at = timezone.now()
+    repeat.save(update_fields=["verdict", "chosen", "status", "answered_at"])
+    return SubmitResult(annotation=Annotation(id=answered_id), late=False, repeat=True)
+
+
+def _lease_gold(*, project: Project, labeler_id: int, now) -> Assignment | None:
+    """A gold task of the project the labeler was never given, at random, leased to them."""
+    task, lease = sql.table(Task), sql.table(Assignment)
+    statement = f"""
+        SELECT t.id FROM {task} t
+        WHERE t.project_id = %s AND t.gold IS NOT NULL
+          AND (SELECT COUNT(*) FROM {lease} m WHERE m.task_id = t.id AND m.labeler_id = %s) = 0
+        ORDER BY RANDOM() LIMIT 1
+    """  # noqa: S608 -- table names only
+    row = sql.one(statement, [project.id, labeler_id])
+    if row is None:
+        return None
+    return _lease(
+        task_id=row[0], labeler_id=labeler_id, project=project, now=now, renew=False, gold=True
+    )
 
 
 def _lock_labeler(labeler_id: int) -> None:
@@ -227,16 +447,20 @@ def _lock_labeler(labeler_id: int) -> None:
 
 
 def _lease(
-    *, task_id: int, labeler_id: int, project: Project, now, renew: bool
+    *, task_id: int, labeler_id: int, project: Project, now, renew: bool, gold: bool = False
 ) -> Assignment | None:
     """Lease the locked candidate task to the labeler, or None if its overlap is covered.
 
     The check and the write are one statement, run after the task's row lock was taken, so
     its counts see every lease and answer committed by the claimers who held that lock
-    before us (a claim by conditional insert or update).
+    before us (a claim by conditional insert or update). A gold task has no overlap: every
+    labeler answers it once (the unique lease per task and labeler sees to "once").
     """
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    has_room, room = _has_room(task_id=task_id, labeler_id=labeler_id, now=now)
+    if gold:
+        has_room, room = "1 = 1", []
+    else:
+        has_room, room = _has_room(task_id=task_id, labeler_id=labeler_id, now=now)
     if renew:
         found = _lease_renew(task_id, labeler_id, expires_at, has_room, room)
     else:
@@ -299,6 +523,11 @@ def _lease_insert(task_id, labeler_id, now, expires_at, has_room: str, room: lis
 def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Assignment:
     """Skip a leased task: it is never served to this labeler again."""
     reason = (reason or "").strip()[:200]
+    skipped_repeat = Repeat.objects.filter(
+        task=task, labeler=labeler, status=Repeat.Status.ACTIVE
+    ).update(status=Repeat.Status.SKIPPED, answered_at=timezone.now())
+    if skipped_repeat:
+        return Assignment.objects.get(task=task, labeler=labeler)
     updated = Assignment.objects.filter(
         task=task, labeler=labeler, status=Assignment.Status.ACTIVE
     ).update(status=Assignment.Status.SKIPPED, skip_reason=reason, finished_at=timezone.now())
@@ -319,6 +548,7 @@ def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Ass
 class SubmitResult:
     annotation: Annotation
     late: bool  # accepted although the lease had expired
+    repeat: bool = False  # the answer to a swap repeat (stored apart; nothing to undo)
 
 
 def annotation_submit(
@@ -369,7 +599,7 @@ def _submit(
     lock = "FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
     user_groups = sql.table(get_user_model().groups.through)
     statement = f"""
-        SELECT t.annotation_count, t.overlap, t.kind, t.project_id,
+        SELECT t.annotation_count, t.overlap, t.kind, t.project_id, t.gold IS NOT NULL,
                (SELECT n.id FROM {sql.table(Annotation)} n
                 WHERE n.task_id = t.id AND n.labeler_id = %s),
                (SELECT COUNT(*) FROM {user_groups} ug JOIN {sql.table(Group)} g
@@ -380,10 +610,15 @@ def _submit(
         WHERE t.id = %s {lock}
     """  # noqa: S608 -- table and column names only
     params = [labeler.pk, labeler.pk, SIMULATED_GROUP, labeler.pk, task.pk]
-    annotation_count, overlap, kind, project_id, answered_id, simulated, *lease = sql.one(
+    annotation_count, overlap, kind, project_id, gold, answered_id, simulated, *lease = sql.one(
         statement, params
     )
     if answered_id is not None:
+        repeated = _repeat_answer(
+            task=task, labeler=labeler, answer=answer, answered_id=answered_id
+        )
+        if repeated is not None:
+            return repeated
         raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
     if lease[0] is None:
         raise NotAssigned("You do not hold this task; ask for the next task first.")
@@ -395,7 +630,8 @@ def _submit(
     )
     now = timezone.now()
     late = assignment.expires_at <= now
-    if late and not _room_left(task_id=task.pk, labeler_id=labeler.pk, now=now):
+    # A gold task has no overlap to fill: a late answer to it always counts.
+    if late and not gold and not _room_left(task_id=task.pk, labeler_id=labeler.pk, now=now):
         raise LeaseLost(
             "Your lease on this task expired and other labelers have since covered it; "
             "your answer was not stored. Ask for the next task."
@@ -415,8 +651,15 @@ def _submit(
     )  # fmt: skip
     sql.run(
         f"UPDATE {sql.table(Task)} SET annotation_count = %s, is_complete = %s WHERE id = %s",  # noqa: S608
-        [count, count >= overlap, task.pk],
+        [count, count >= overlap or bool(gold), task.pk],
     )
+    if gold:
+        # Rare (one task in gold_every): the floor is checked on gold answers only.
+        gold_floor_check(project=task.project, labeler_id=labeler.pk)
+    elif kind == Kind.PAIRWISE and random.random() < task.project.repeat_share:
+        _repeat_schedule(
+            annotation=annotation, project=task.project, shown_order=assignment.shown_order
+        )
     # Inside the transaction: listeners only write a row here and send nothing before the
     # commit, so the answer never waits on anything outside the database.
     annotation_created.send(sender=Annotation, annotation_id=annotation.id, project_id=project_id)
@@ -470,7 +713,13 @@ def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment
     with transaction.atomic():
         # The labeler's lock first, as a claim takes it, so a claim in another tab cannot
         # interleave with the lease handed back here.
-        _lock_labeler(user.pk)
+        project_id = (
+            Annotation.objects.filter(id=annotation_id)
+            .values_list("task__project_id", flat=True)
+            .first()
+        )
+        if project_id is not None:
+            _lock_member(project_id=project_id, labeler_id=user.pk, count=False)
         annotation = _lock_answer(annotation_id=annotation_id, user=user)
         now = timezone.now()
         if (now - annotation.created_at).total_seconds() > UNDO_SECONDS:
@@ -486,7 +735,7 @@ def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment
         annotation.delete()
         count = Task.objects.get(id=task.id).annotation_count - 1
         Task.objects.filter(id=task.id).update(
-            annotation_count=count, is_complete=count >= task.overlap
+            annotation_count=count, is_complete=count >= task.overlap or task.gold is not None
         )
         # Any other task the labeler was holding in the project goes back to the queue (an
         # expired lease, which the claim renews), so they hold one task: this one.

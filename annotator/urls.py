@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator import audit_views, project_views, views
+from annotator import audit_views, project_views, review_views, views
 from annotator.quality import views as quality_views
 
 urlpatterns = [
@@ -72,5 +72,26 @@ urlpatterns += [
         "projects/<int:project_id>/labelers/<int:labeler_id>/",
         quality_views.labeler_detail,
         name="quality_labeler",
+    ),
+]
+
+# Label quality: gold tasks, paused labelers, review (annotator/review_views.py).
+urlpatterns += [
+    path("projects/<int:project_id>/gold/", review_views.gold_page, name="gold_page"),
+    path(
+        "projects/<int:project_id>/gold/<int:task_id>/",
+        review_views.gold_set,
+        name="gold_set",
+    ),
+    path("projects/<int:project_id>/review/", review_views.review_queue, name="review_queue"),
+    path(
+        "projects/<int:project_id>/review/<int:task_id>/",
+        review_views.review_task,
+        name="review_task",
+    ),
+    path(
+        "projects/<int:project_id>/members/<int:user_id>/resume/",
+        review_views.member_resume,
+        name="member_resume",
     ),
 ]

@@ -24,7 +24,13 @@ from rest_framework.authtoken.models import Token
 from annotator import selectors, services
 from annotator.answers import STRENGTHS
 from annotator.audit import AuditEntry, audit_record
-from annotator.exceptions import AlreadyAnswered, ImportFailed, InvalidAnswer, ServiceError
+from annotator.exceptions import (
+    AlreadyAnswered,
+    ImportFailed,
+    InvalidAnswer,
+    LabelerPaused,
+    ServiceError,
+)
 from annotator.forms import (
     MAX_TIME_SPENT_MS,
     ImportForm,
@@ -170,9 +176,15 @@ def _panel_context(
         "undo": undo,
         "undo_seconds": services.UNDO_SECONDS,
     }
-    claimed = services.task_claim_next(project=project, labeler=request.user)
+    try:
+        claimed = services.task_claim_next(project=project, labeler=request.user)
+    except LabelerPaused as exc:
+        context["paused"] = exc.message
+        claimed = None
     if claimed is not None:
         assignment = selectors.assignment_with_task(assignment_id=claimed.id)
+        # A swap repeat is read through the first lease, shown in its own (swapped) order.
+        assignment.shown_order, assignment.expires_at = claimed.shown_order, claimed.expires_at
         task = assignment.task
         # What was posted is shown again only on the task it was posted for.
         if posted is None or posted_task_id != task.id:
@@ -247,7 +259,8 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     task = _task_in_project(project, task_id)
     assignment = Assignment.objects.filter(task=task, labeler=request.user).first()
-    shown_order = assignment.shown_order if assignment else []
+    repeat = services.repeat_held(task_id=task.id, labeler_id=request.user.pk)
+    shown_order = (repeat or assignment).shown_order if (repeat or assignment) else []
     time_spent = time_spent_from_post(request.POST)
     if time_spent is None and assignment is not None:
         # The page did not measure it (no JavaScript): time since the lease was taken.
@@ -273,7 +286,7 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
         )  # fmt: skip
     except ServiceError as exc:  # LeaseLost, NotAssigned: their messages say nothing was stored.
         return _after_post(request, project=project, role=role, error=exc.message)
-    undo = result.annotation if request.htmx else None
+    undo = result.annotation if request.htmx and not result.repeat else None
     return _after_post(request, project=project, role=role, notice="Saved.", undo=undo)
 
 

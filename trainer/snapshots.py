@@ -35,8 +35,9 @@ from trainer.models import TrainingJob
 Kind = TrainingJob.Kind
 _LABEL_KEYS = {
     "min_votes": int, "min_agreement": float, "split": str, "round": int,
-    # Label quality (docs/quality.md): the export's aggregation and exclusions.
+    # Label quality (docs/quality.md) and review (docs/review.md): aggregation and exclusions.
     "aggregate": str, "min_labeler_reliability": float, "source": str, "posterior_margin": bool,
+    "exclude_rejected": bool, "reviewed_only": bool,
 }  # fmt: skip
 _CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}

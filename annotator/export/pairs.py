@@ -77,7 +77,9 @@ _PAIRWISE_FIELDS = (
     "task_id", "task__prompt_id", "task__round", "id", "labeler_id", "verdict", "chosen_id",
     "rejected_id", "strength", "task__prompt__text", "task__prompt__messages",
     "task__prompt__split", "chosen__text", "rejected__text", "chosen__prompt_id",
-    "rejected__prompt_id",
+    "rejected__prompt_id", "task__adjudication__verdict", "task__adjudication__chosen_id",
+    "task__adjudication__rejected_id", "task__adjudication__chosen__text",
+    "task__adjudication__rejected__text",
 )  # fmt: skip
 
 
@@ -99,12 +101,18 @@ def _pairwise_rows(rows, rules, stats) -> Iterator[PairRow]:
             for row in group
             if row[6] is None or row[14] == row[15] == prompt_id
         ]
+        if first[16]:
+            # A reviewer's adjudicated answer wins: it stands for every labeler's answer.
+            adjudicated = {"verdict": first[16], "chosen_id": first[17], "rejected_id": first[18]}
+            votes = [v._replace(strength=None, **adjudicated) for v in votes]
         pairs = pairwise_pairs(task_id, votes, rules, stats) if votes else []
         if not pairs:
             continue
         texts = {}
         for row in group:
             texts[row[6]], texts[row[7]] = row[12], row[13]
+        if first[16]:
+            texts[first[17]], texts[first[18]] = first[19], first[20]
         messages = source.json_value(first[10])
         for pair in pairs:
             yield PairRow(

@@ -47,6 +47,8 @@ class ExportParams:
     allow_harmful_chosen: bool = False
     aspect: str | None = None
     likert_threshold: float | None = None  # None: the middle of the project's scale
+    exclude_rejected: bool = True  # leave out answers a reviewer rejected
+    reviewed_only: bool = False  # only answers a reviewer accepted or overrode
     min_labeler_reliability: float | None = None  # drop labelers estimated below this
     source: str | None = None  # None: every kind of labeler (SOURCES)
     posterior_margin: bool = False  # reliability: margin = 2 * posterior - 1
@@ -143,6 +145,12 @@ class ExportQuery(serializers.Serializer):
         help_text="aggregate=reliability: the row's margin is 2p - 1, p the posterior of its "
         "chosen response, instead of the mean strength.",
     )
+    exclude_rejected = serializers.BooleanField(
+        default=True, help_text="Leave out answers a reviewer rejected."
+    )
+    reviewed_only = serializers.BooleanField(
+        default=False, help_text="Only answers a reviewer accepted or overrode."
+    )
 
 
 def refuse_blank(serializer_class: type[serializers.Serializer], data) -> None:
@@ -193,4 +201,6 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         min_labeler_reliability=v.get("min_labeler_reliability"),
         source=v.get("source"),
         posterior_margin=v["posterior_margin"],
+        exclude_rejected=v["exclude_rejected"],
+        reviewed_only=v["reviewed_only"],
     )

@@ -52,7 +52,8 @@ def snapshot() -> Iterator[None]:
 
 def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotation]:
     """The project's annotations that pass the export's filters."""
-    qs = Annotation.objects.filter(task__project_id=project.id)
+    # Gold tasks are checks on the labelers, not training data (annotator/gold.py).
+    qs = Annotation.objects.filter(task__project_id=project.id, task__gold__isnull=True)
     if params.until is not None:
         qs = qs.filter(created_at__lt=params.until)
     if params.since is not None:
@@ -70,6 +71,11 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
         qs = qs.filter(is_simulated=params.source == "simulated")
     if params.excluded_labelers:
         qs = qs.exclude(labeler_id__in=params.excluded_labelers)
+    # Review (annotator/review.py): nothing is deleted, the export decides.
+    if params.exclude_rejected:
+        qs = qs.exclude(review__decision="rejected")
+    if params.reviewed_only:
+        qs = qs.filter(review__isnull=False)
     return qs
 
 
