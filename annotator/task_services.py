@@ -22,6 +22,8 @@ class NewTask:
     completion_ids: tuple[int, ...]
     priority: int = 0
     gold: dict | None = None
+    # A gold task is outside the dataset's overlap (annotator/gold.py): complete from the start.
+    is_complete: bool = False
     round: int | None = None
     meta: dict = field(default_factory=dict)
 

@@ -213,6 +213,10 @@ def test_it_makes_the_creator_admin_of_a_project_added_in_the_admin(alice):
         "likert_points": 7,
         "flags": "[]",
         "aspects": "[]",
+        # The quality checks' fields, as the add form fills them in (their defaults).
+        "gold_every": 0,
+        "repeat_share": 0.0,
+        "gold_min_answers": 10,
         "memberships-TOTAL_FORMS": 0,
         "memberships-INITIAL_FORMS": 0,
     }
