@@ -43,38 +43,20 @@ class JobKind:
 
 _A = "trainer.algorithms."
 # In the order forms and lists show them.
+# fmt: off
 JOB_KINDS = (
     JobKind("reward", "Reward model", _A + "reward", "RewardConfig", LABELS, REWARD_MODEL, 12),
     JobKind("ppo", "PPO", _A + "ppo", "PPOConfig", PROMPTS, POLICY, 36, True, kl=True),
     JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, 36, True),
-    JobKind(
-        "rloo",
-        "RLOO",
-        _A + "rloo",
-        "RLOOConfig",
-        PROMPTS,
-        POLICY,
-        36,
-        True,
-        kl=True,
-        distributed=True,
-    ),
-    JobKind(
-        "grpo",
-        "GRPO",
-        _A + "grpo",
-        "GRPOConfig",
-        PROMPTS,
-        POLICY,
-        36,
-        True,
-        kl=True,
-        distributed=True,
-    ),
+    JobKind("rloo", "RLOO", _A + "rloo", "RLOOConfig", PROMPTS, POLICY, 36, True, kl=True,
+            distributed=True),
+    JobKind("grpo", "GRPO", _A + "grpo", "GRPOConfig", PROMPTS, POLICY, 36, True, kl=True,
+            distributed=True),
     JobKind("dpo", "DPO", _A + "dpo", "DPOConfig", LABELS, POLICY, 24, True, distributed=True),
     JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, 24, distributed=True),
     JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS, 6),
 )
+# fmt: on
 KINDS = {k.name: k for k in JOB_KINDS}
 
 # Derived lists, for the places that want a set of names.
