@@ -455,3 +455,27 @@ def test_an_online_rl_job_trains_on_two_processes_with_its_own_config(
         "accelerate_config"
         not in json.loads((Path(job.output_dir) / "job.json").read_text())["config"]
     )
+
+
+@pytest.mark.django_db
+def test_the_launch_form_offers_the_field_and_explains_a_bad_accelerate_config(
+    client, project, alice, tmp_path
+):
+    from django.urls import reverse
+
+    from tests.trainer.test_job_forms import defaults_as_posted
+
+    client.force_login(alice)
+    url = reverse("training_job_new", args=[project.id, "grpo"])
+    assert 'id="config-accelerate_config"' in client.get(url).content.decode()
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    posted = defaults_as_posted("grpo", {}) | {
+        "config__model_name_or_path": "/models/policy",
+        "config__reward_model_path": "/models/rm",
+        "config__accelerate_config": str(tmp_path / "list.yaml"),
+    }
+    response = client.post(url, posted)
+    assert response.status_code == 200 and not TrainingJob.objects.exists()
+    assert "is not an accelerate config" in response.content.decode()
+    raft = reverse("training_job_new", args=[project.id, "raft"])
+    assert 'id="config-accelerate_config"' not in client.get(raft).content.decode()
