@@ -479,3 +479,24 @@ def test_the_launch_form_offers_the_field_and_explains_a_bad_accelerate_config(
     assert "is not an accelerate config" in response.content.decode()
     raft = reverse("training_job_new", args=[project.id, "raft"])
     assert 'id="config-accelerate_config"' not in client.get(raft).content.decode()
+
+
+def test_the_documented_accelerate_configs_are_accepted_by_jobs_and_by_accelerate(tmp_path):
+    """docs/training.md's example files (2 GPUs, DeepSpeed ZeRO-2) parse as accelerate configs
+    and pass a job's validation; they are not launched here (no GPU, no deepspeed)."""
+    import re
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    text = (ROOT / "docs" / "training.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    found = {}
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example-{i}.yaml"
+        path.write_text(block)
+        config = {"model_name_or_path": "/m", "accelerate_config": str(path)}
+        assert validate_config(kind="sft", config=config, input_model=None)["accelerate_config"]
+        parsed = load_config_from_file(str(path))
+        found[(parsed.distributed_type.value, parsed.num_processes)] = parsed
+    assert ("MULTI_GPU", 2) in found
+    assert found[("DEEPSPEED", 2)].deepspeed_config["zero_stage"] == 2
