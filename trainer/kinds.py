@@ -31,8 +31,9 @@ class JobKind:
     loop_algorithm: bool = False  # a loop round may train its policy with it
     kl: bool = False  # penalised by KL to a frozen reference policy
     # Trains through transformers' Trainer (TRL's trainers), which shards the batches over the
-    # processes of an `accelerate launch`; our own loops would only run N identical copies, so
-    # run as one. A distributed kind's config also takes ACCELERATE_CONFIG (see below).
+    # processes of an `accelerate launch` (RAFT: its SFT step, each process sampling a share of
+    # the prompts); our own other loops would only run N identical copies, so run as one. A
+    # distributed kind's config also takes ACCELERATE_CONFIG (see below).
     distributed: bool = False
 
     @property
@@ -47,7 +48,8 @@ _A = "trainer.algorithms."
 JOB_KINDS = (
     JobKind("reward", "Reward model", _A + "reward", "RewardConfig", LABELS, REWARD_MODEL, 12),
     JobKind("ppo", "PPO", _A + "ppo", "PPOConfig", PROMPTS, POLICY, 36, True, kl=True),
-    JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, 36, True),
+    JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, 36, True,
+            distributed=True),
     JobKind("rloo", "RLOO", _A + "rloo", "RLOOConfig", PROMPTS, POLICY, 36, True, kl=True,
             distributed=True),
     JobKind("grpo", "GRPO", _A + "grpo", "GRPOConfig", PROMPTS, POLICY, 36, True, kl=True,

@@ -186,7 +186,7 @@ def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], boo
         if line is None:
             return metrics, True
         try:
-            msg = json.loads(line)
+            msg = _storable(json.loads(line))
         except json.JSONDecodeError:
             msg = None
         if not isinstance(msg, dict):
@@ -202,6 +202,18 @@ def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], boo
         elif "error" in msg:
             state["error"] = msg["error"]
             log.append(line)
+
+
+def _storable(value):
+    """The child's message with NUL characters (which a sampled text can hold, and PostgreSQL's
+    jsonb cannot store) shown as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
 
 
 def _conclude(*, job_id, worker, code, state, cancelled, log) -> str:

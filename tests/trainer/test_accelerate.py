@@ -153,7 +153,7 @@ def dpo_job(project, tiny_model, tmp_path, **config) -> TrainingJob:
 def test_it_launches_trainer_kinds_through_accelerate(settings, tmp_path):
     settings.PREFLOOP_ACCELERATE_CONFIG = "/etc/prefloop/accelerate.yaml"
     module = ["-m", "trainer.job_child", str(tmp_path)]
-    for kind in ("dpo", "sft", "rloo", "grpo"):
+    for kind in ("dpo", "sft", "rloo", "grpo", "raft"):
         assert runner.child_command(kind=kind, job_dir=tmp_path) == [
             sys.executable,
             "-m",
@@ -163,7 +163,7 @@ def test_it_launches_trainer_kinds_through_accelerate(settings, tmp_path):
             *module,
         ]
     # Our own loops are single-process: N copies would only repeat the same work.
-    for kind in ("reward", "ppo", "raft", "generate"):
+    for kind in ("reward", "ppo", "generate"):
         assert runner.child_command(kind=kind, job_dir=tmp_path) == [sys.executable, *module]
     settings.PREFLOOP_ACCELERATE_CONFIG = ""
     assert runner.child_command(kind="dpo", job_dir=tmp_path) == [sys.executable, *module]
@@ -211,10 +211,10 @@ def test_it_validates_a_jobs_accelerate_config_when_the_job_is_created(tmp_path)
             )
     with pytest.raises(JobError, match="path of a YAML file"):
         validate_config(kind="sft", config={**base, "accelerate_config": 3}, input_model=None)
-    # RAFT samples and fine-tunes in one process: a config for accelerate is refused, not ignored.
-    with pytest.raises(JobError, match="RAFT jobs do not run under accelerate launch"):
+    # PPO's loop is ours, in one process: a config for accelerate is refused, not ignored.
+    with pytest.raises(JobError, match="PPO jobs do not run under accelerate launch"):
         validate_config(
-            kind="raft", config={**base, "accelerate_config": str(good)}, input_model=None
+            kind="ppo", config={**base, "accelerate_config": str(good)}, input_model=None
         )
 
 
@@ -477,8 +477,8 @@ def test_the_launch_form_offers_the_field_and_explains_a_bad_accelerate_config(
     response = client.post(url, posted)
     assert response.status_code == 200 and not TrainingJob.objects.exists()
     assert "is not an accelerate config" in response.content.decode()
-    raft = reverse("training_job_new", args=[project.id, "raft"])
-    assert 'id="config-accelerate_config"' not in client.get(raft).content.decode()
+    ppo = reverse("training_job_new", args=[project.id, "ppo"])
+    assert 'id="config-accelerate_config"' not in client.get(ppo).content.decode()
 
 
 def test_the_documented_accelerate_configs_are_accepted_by_jobs_and_by_accelerate(tmp_path):
@@ -500,3 +500,70 @@ def test_the_documented_accelerate_configs_are_accepted_by_jobs_and_by_accelerat
         found[(parsed.distributed_type.value, parsed.num_processes)] = parsed
     assert ("MULTI_GPU", 2) in found
     assert found[("DEEPSPEED", 2)].deepspeed_config["zero_stage"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_raft_job_samples_in_shards_and_fine_tunes_on_two_processes(
+    project, tiny_model, tiny_reward_model, tmp_path, prompt_rows, job_accelerate_config,
+    child_lines,
+):  # fmt: skip
+    from trainer.algorithms.raft import ROUND_FILENAME
+
+    config = {
+        "model_name_or_path": tiny_model,
+        "reward_model_path": tiny_reward_model,
+        "iterations": 2,
+        "num_samples": 4,
+        "max_new_tokens": 6,
+        "sft_batch_size": 2,
+        "device": "cpu",
+        "accelerate_config": str(job_accelerate_config),
+    }
+    job = TrainingJob.objects.create(
+        project=project,
+        kind="raft",
+        output_dir=str(tmp_path / "job"),
+        config=validate_config(kind="raft", config=config, input_model=None),
+    )
+    status = runner.job_run(job_id=job.id, worker="test")
+    job.refresh_from_db()
+    assert status == Status.SUCCEEDED, job.error + job.log_tail
+
+    printed = messages(child_lines)
+    assert [m["step"] for m in printed if "step" in m] == [1, 2], "rank 1 printed nothing"
+    assert sum("final" in m for m in printed) == 1
+    rounds = [m for m in job.metrics if "sft_loss" in m]
+    assert [m["step"] for m in rounds] == [1, 2]
+    # Two processes sampled (each its share of the prompts) and fine-tuned together.
+    assert all(m["processes"] == 2 for m in rounds)
+    model = Path(job.output_dir) / "model"
+    assert json.loads((model / "prefloop_config.json").read_text())["algorithm"] == "raft"
+    # Only the newest round's directory is kept, written once with its round file.
+    (last,) = model.glob("iteration-*")
+    assert last.name == "iteration-1" and (last / ROUND_FILENAME).is_file()
+    assert job.output_model.role == "policy" and job.step == 2
+
+
+@pytest.mark.django_db
+def test_a_sampled_nul_character_does_not_fail_the_jobs_metrics(project, tmp_path):
+    """A policy can sample any token, NUL included; PostgreSQL's jsonb cannot store it."""
+    import queue
+    from collections import deque
+
+    from trainer import services
+
+    job = dpo_job(project, "/m", tmp_path)
+    TrainingJob.objects.filter(id=job.id).update(status=Status.RUNNING, worker="w")
+    lines: queue.Queue = queue.Queue()
+    sample = {"prompt": "p", "response": "der\x00x", "reward": 0.5}
+    lines.put(json.dumps({"step": 1, "total": 2, "metrics": {"samples": [sample]}}) + "\n")
+    lines.put(None)
+    state = {"step": None, "total": None, "final": None, "error": None, "started": 0.0}
+    metrics, eof = runner._drain(lines, deque(), state)
+    assert eof
+    services.job_heartbeat(
+        job_id=job.id, worker="w", step=1, total=2, new_metrics=metrics, log_tail=None
+    )
+    job.refresh_from_db()
+    assert job.metrics[0]["samples"][0]["response"] == "der\ufffdx"
