@@ -2,9 +2,10 @@
 
 import dataclasses
 import importlib
+from pathlib import Path
 
 from trainer.exceptions import JobError
-from trainer.kinds import KINDS
+from trainer.kinds import ACCELERATE_CONFIG, ACCELERATE_CONFIG_HELP, KINDS
 from trainer.models import ModelVersion
 
 
@@ -29,6 +30,7 @@ def validate_config(
         raise JobError("config must be a JSON object.")
     cls = config_class(kind)
     config = dict(config)
+    launch = accelerate_config_validate(kind=kind, value=config.pop(ACCELERATE_CONFIG, None))
     if input_model is not None and "model_name_or_path" not in config:
         config["model_name_or_path"] = input_model.path
     names = {f.name for f in dataclasses.fields(cls)}
@@ -37,9 +39,44 @@ def validate_config(
     if "reward_model_path" in names and not config.get("reward_model_path"):
         raise JobError(f"A {kind} job needs a reward model: pick one, or set reward_model_path.")
     try:
-        return dataclasses.asdict(config_from_dict(cls, config))
+        return {**dataclasses.asdict(config_from_dict(cls, config)), **launch}
     except (TypeError, ValueError) as exc:
         raise JobError(f"Invalid {kind} config: {exc}") from None
+
+
+def accelerate_config_validate(*, kind: str, value) -> dict:
+    """A job's own accelerate config: {} when not given, else {ACCELERATE_CONFIG: path} for a
+    readable YAML file holding a mapping; JobError otherwise, or for a kind that does not run
+    under `accelerate launch`."""
+    import yaml
+
+    if value is None or value == "":
+        return {}
+    if not KINDS[kind].distributed:
+        raise JobError(
+            f"{ACCELERATE_CONFIG}: {KINDS[kind].label} jobs do not run under accelerate launch "
+            "(they train in one process); remove the field."
+        )
+    if not isinstance(value, str):
+        raise JobError(f"{ACCELERATE_CONFIG} must be the path of a YAML file on the worker.")
+    path = Path(value)
+    if not path.is_absolute():
+        raise JobError(f"{ACCELERATE_CONFIG} must be an absolute path, not {value!r}.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise JobError(f"{ACCELERATE_CONFIG}: cannot read {value!r} ({reason}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise JobError(f"{ACCELERATE_CONFIG}: {value!r} is not valid YAML ({exc}).") from None
+    if not isinstance(data, dict):
+        raise JobError(
+            f"{ACCELERATE_CONFIG}: {value!r} is not an accelerate config (a YAML mapping, as "
+            "`accelerate config --config_file PATH` writes)."
+        )
+    return {ACCELERATE_CONFIG: str(path)}
 
 
 def config_fields(kind: str) -> list[dict]:
@@ -61,4 +98,9 @@ def config_fields(kind: str) -> list[dict]:
                 "required": required,
             }
         )
+    if KINDS[kind].distributed:
+        fields.append(
+            {"name": ACCELERATE_CONFIG, "default": "", "help": ACCELERATE_CONFIG_HELP,
+             "required": False}
+        )  # fmt: skip
     return fields

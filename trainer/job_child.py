@@ -7,10 +7,11 @@ training, then ``{"final": {...}}`` or ``{"error": "..."}``. Creating ``JOB_DIR/
 algorithm to save and stop at its next step. If the worker dies, this process notices that its
 supervisor is gone and exits, so a reaped job never keeps a second copy running.
 
-Under ``accelerate launch`` (PREFLOOP_ACCELERATE_CONFIG, distributed kinds in trainer/kinds.py)
-this module runs once per rank. Only rank 0 prints progress and the final result, so the job
-row gets one stream; a stop request is agreed on by all ranks at the same step (one all-reduce
-of a flag), so no rank is left waiting for the others in a collective.
+Under ``accelerate launch`` (the job's ``accelerate_config`` or PREFLOOP_ACCELERATE_CONFIG,
+distributed kinds in trainer/kinds.py) this module runs once per rank. Only rank 0 prints
+progress and the final result, so the job row gets one stream; a stop request is agreed on by
+all ranks at the same step (one all-reduce of a flag), so no rank is left waiting for the
+others in a collective.
 """
 
 import importlib

@@ -30,8 +30,10 @@ class JobKind:
     hours: int  # default wall-clock budget of a job (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides)
     loop_algorithm: bool = False  # a loop round may train its policy with it
     kl: bool = False  # penalised by KL to a frozen reference policy
-    # Trains through transformers' Trainer, which shards the batches over the processes of an
-    # `accelerate launch`; our own loops would only run N identical copies, so run as one.
+    # Trains through transformers' Trainer (TRL's trainers), which shards the batches over the
+    # processes of an `accelerate launch` (RAFT: its SFT step, each process sampling a share of
+    # the prompts); our own other loops would only run N identical copies, so run as one. A
+    # distributed kind's config also takes ACCELERATE_CONFIG (see below).
     distributed: bool = False
 
     @property
@@ -42,16 +44,21 @@ class JobKind:
 
 _A = "trainer.algorithms."
 # In the order forms and lists show them.
+# fmt: off
 JOB_KINDS = (
     JobKind("reward", "Reward model", _A + "reward", "RewardConfig", LABELS, REWARD_MODEL, 12),
     JobKind("ppo", "PPO", _A + "ppo", "PPOConfig", PROMPTS, POLICY, 36, True, kl=True),
-    JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, 36, True),
-    JobKind("rloo", "RLOO", _A + "rloo", "RLOOConfig", PROMPTS, POLICY, 36, True, kl=True),
-    JobKind("grpo", "GRPO", _A + "grpo", "GRPOConfig", PROMPTS, POLICY, 36, True, kl=True),
+    JobKind("raft", "RAFT", _A + "raft", "RAFTConfig", PROMPTS, POLICY, 36, True,
+            distributed=True),
+    JobKind("rloo", "RLOO", _A + "rloo", "RLOOConfig", PROMPTS, POLICY, 36, True, kl=True,
+            distributed=True),
+    JobKind("grpo", "GRPO", _A + "grpo", "GRPOConfig", PROMPTS, POLICY, 36, True, kl=True,
+            distributed=True),
     JobKind("dpo", "DPO", _A + "dpo", "DPOConfig", LABELS, POLICY, 24, True, distributed=True),
     JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, 24, distributed=True),
     JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS, 6),
 )
+# fmt: on
 KINDS = {k.name: k for k in JOB_KINDS}
 
 # Derived lists, for the places that want a set of names.
@@ -61,6 +68,17 @@ TRAINING_KINDS = frozenset(k.name for k in JOB_KINDS if k.makes != COMPLETIONS)
 LOOP_ALGORITHMS = tuple(k for k in JOB_KINDS if k.loop_algorithm)
 KL_KINDS = frozenset(k.name for k in JOB_KINDS if k.kl)
 DISTRIBUTED_KINDS = frozenset(k.name for k in JOB_KINDS if k.distributed)
+
+# A launch option, not an algorithm setting: the config of a distributed kind may name an
+# accelerate (or DeepSpeed) config file on the worker; its job then runs under
+# `accelerate launch --config_file` with it, whatever PREFLOOP_ACCELERATE_CONFIG says.
+# Validated in trainer/configs.py, taken out of the algorithm's config by trainer/runner.py.
+ACCELERATE_CONFIG = "accelerate_config"
+ACCELERATE_CONFIG_HELP = (
+    "Path (on the worker) of an accelerate config file, DeepSpeed included, to run this job "
+    "under `accelerate launch` with; empty: the worker's own (PREFLOOP_ACCELERATE_CONFIG), "
+    "if any."
+)
 
 
 def choices(kinds=JOB_KINDS) -> list[tuple[str, str]]:

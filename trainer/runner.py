@@ -5,9 +5,11 @@ torch never loads in the Celery worker (docs/architecture.md: fork hangs), a cra
 out-of-memory kill fails the job instead of the worker, and a job that ignores a cancel is
 killed with its whole group.
 
-With PREFLOOP_ACCELERATE_CONFIG set, the kinds that train through transformers' Trainer (DPO,
-SFT) start as ``accelerate launch --config_file F -m trainer.job_child JOB_DIR`` instead: one
-process per GPU (or machine slot) as the accelerate config says, rank 0 reporting.
+The kinds that train through transformers' Trainer (DPO, SFT, RLOO, GRPO: `distributed` in
+trainer/kinds.py) start as ``accelerate launch --config_file F -m trainer.job_child JOB_DIR``
+instead when there is an accelerate config F: the job's own (its config's ``accelerate_config``)
+or else the worker's (PREFLOOP_ACCELERATE_CONFIG). One process per GPU (or machine slot) as F
+says, rank 0 reporting.
 """
 
 import json
@@ -27,7 +29,7 @@ from django.db import transaction
 
 from trainer import outbox, services
 from trainer.job_child import SUPERVISOR_ENV, parent_of
-from trainer.kinds import DISTRIBUTED_KINDS
+from trainer.kinds import ACCELERATE_CONFIG, DISTRIBUTED_KINDS
 from trainer.models import TrainingJob
 from trainer.snapshots import snapshot_freeze
 
@@ -44,9 +46,12 @@ def job_run(*, job_id: int, worker: str) -> str | None:
     try:
         job_dir.mkdir(parents=True, exist_ok=True)
         rows_file = snapshot_freeze(job=job, directory=job_dir)
+        config = dict(job.config)
+        # A launch option, not the algorithm's: it says how the child is started.
+        accelerate_config = config.pop(ACCELERATE_CONFIG, None)
         spec = {
             "kind": job.kind,
-            "config": job.config,
+            "config": config,
             "rows_file": str(rows_file),
             "output_dir": str(job_dir / "model"),
         }
@@ -54,7 +59,13 @@ def job_run(*, job_id: int, worker: str) -> str | None:
     except Exception as exc:  # bad data or disk: the job fails with the reason
         services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=str(exc))
         return Status.FAILED
-    return _supervise(job_id=job_id, worker=worker, job_dir=job_dir, kind=job.kind)
+    return _supervise(
+        job_id=job_id,
+        worker=worker,
+        job_dir=job_dir,
+        kind=job.kind,
+        accelerate_config=accelerate_config,
+    )
 
 
 def job_run_and_advance(*, job_id: int, worker: str) -> str | None:
@@ -67,21 +78,22 @@ def job_run_and_advance(*, job_id: int, worker: str) -> str | None:
     return status
 
 
-def child_command(*, kind: str, job_dir: Path) -> list[str]:
-    """The job's process: plain Python, or `accelerate launch` where the worker is set up for it."""
+def child_command(*, kind: str, job_dir: Path, accelerate_config: str | None = None) -> list[str]:
+    """The job's process: plain Python, or `accelerate launch` where the job or the worker gives
+    an accelerate config (the job's wins)."""
     module = ["-m", "trainer.job_child", str(job_dir)]
-    accelerate_config = settings.PREFLOOP_ACCELERATE_CONFIG
+    accelerate_config = accelerate_config or settings.PREFLOOP_ACCELERATE_CONFIG
     if accelerate_config and kind in DISTRIBUTED_KINDS:
         launch = [sys.executable, "-m", "accelerate.commands.launch"]
         return [*launch, "--config_file", str(accelerate_config), *module]
     return [sys.executable, *module]
 
 
-def _start(job_dir: Path, kind: str) -> subprocess.Popen:
+def _start(job_dir: Path, kind: str, accelerate_config: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", SUPERVISOR_ENV: str(os.getpid())}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     return subprocess.Popen(
-        child_command(kind=kind, job_dir=job_dir),
+        child_command(kind=kind, job_dir=job_dir, accelerate_config=accelerate_config),
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -97,8 +109,10 @@ def _reader(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
-def _supervise(*, job_id: int, worker: str, job_dir: Path, kind: str) -> str:
-    child = _start(job_dir, kind)
+def _supervise(
+    *, job_id: int, worker: str, job_dir: Path, kind: str, accelerate_config: str | None = None
+) -> str:
+    child = _start(job_dir, kind, accelerate_config)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(child.stdout, lines), daemon=True).start()
     log: deque[str] = deque(maxlen=200)
@@ -172,7 +186,7 @@ def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], boo
         if line is None:
             return metrics, True
         try:
-            msg = json.loads(line)
+            msg = _storable(json.loads(line))
         except json.JSONDecodeError:
             msg = None
         if not isinstance(msg, dict):
@@ -188,6 +202,18 @@ def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], boo
         elif "error" in msg:
             state["error"] = msg["error"]
             log.append(line)
+
+
+def _storable(value):
+    """The child's message with NUL characters (which a sampled text can hold, and PostgreSQL's
+    jsonb cannot store) shown as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    return value
 
 
 def _conclude(*, job_id, worker, code, state, cancelled, log) -> str:

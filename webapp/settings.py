@@ -313,9 +313,9 @@ if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= max(PREFLOOP_JOB_TIM
         "CELERY_VISIBILITY_TIMEOUT must be longer than the longest job time limit "
         f"({max(PREFLOOP_JOB_TIME_LIMITS.values())} s), or Redis re-delivers running jobs."
     )
-# An accelerate config file (`accelerate config` writes one) on a worker with several GPUs: DPO
-# and SFT jobs then run through `accelerate launch --config_file` with its processes. Empty: one
-# process.
+# An accelerate config file (`accelerate config` writes one) on a worker with several GPUs: DPO,
+# SFT, RLOO and GRPO jobs then run through `accelerate launch --config_file` with its processes,
+# unless a job names its own file (its config's accelerate_config). Empty: one process.
 PREFLOOP_ACCELERATE_CONFIG = env_str("PREFLOOP_ACCELERATE_CONFIG", "")
 if PREFLOOP_ACCELERATE_CONFIG and not Path(PREFLOOP_ACCELERATE_CONFIG).is_file():
     raise ImproperlyConfigured(

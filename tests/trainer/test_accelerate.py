@@ -33,9 +33,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def accelerate_config(tmp_path, settings, monkeypatch):
-    path = tmp_path / "accelerate.yaml"
+def two_process_yaml(path: Path) -> Path:
     path.write_text(
         "compute_environment: LOCAL_MACHINE\n"
         "distributed_type: MULTI_GPU\n"
@@ -45,7 +43,25 @@ def accelerate_config(tmp_path, settings, monkeypatch):
         "use_cpu: false\n"
         f"main_process_port: {free_port()}\n"
     )
+    return path
+
+
+@pytest.fixture
+def accelerate_config(tmp_path, settings, monkeypatch):
+    path = two_process_yaml(tmp_path / "accelerate.yaml")
     settings.PREFLOOP_ACCELERATE_CONFIG = str(path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return path
+
+
+@pytest.fixture
+def job_accelerate_config(tmp_path, settings, monkeypatch):
+    """A job's own two-process config, on a worker whose own would run one process."""
+    path = two_process_yaml(tmp_path / "job-accelerate.yaml")
+    single = tmp_path / "worker-accelerate.yaml"
+    single.write_text(path.read_text().replace("num_processes: 2", "num_processes: 1"))
+    settings.PREFLOOP_ACCELERATE_CONFIG = str(single)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return path
@@ -137,7 +153,7 @@ def dpo_job(project, tiny_model, tmp_path, **config) -> TrainingJob:
 def test_it_launches_trainer_kinds_through_accelerate(settings, tmp_path):
     settings.PREFLOOP_ACCELERATE_CONFIG = "/etc/prefloop/accelerate.yaml"
     module = ["-m", "trainer.job_child", str(tmp_path)]
-    for kind in ("dpo", "sft"):
+    for kind in ("dpo", "sft", "rloo", "grpo", "raft"):
         assert runner.child_command(kind=kind, job_dir=tmp_path) == [
             sys.executable,
             "-m",
@@ -147,10 +163,70 @@ def test_it_launches_trainer_kinds_through_accelerate(settings, tmp_path):
             *module,
         ]
     # Our own loops are single-process: N copies would only repeat the same work.
-    for kind in ("reward", "ppo", "raft", "generate"):
+    for kind in ("reward", "ppo", "generate"):
         assert runner.child_command(kind=kind, job_dir=tmp_path) == [sys.executable, *module]
     settings.PREFLOOP_ACCELERATE_CONFIG = ""
     assert runner.child_command(kind="dpo", job_dir=tmp_path) == [sys.executable, *module]
+
+
+def test_it_launches_with_the_jobs_own_accelerate_config_over_the_workers(settings, tmp_path):
+    settings.PREFLOOP_ACCELERATE_CONFIG = "/etc/prefloop/accelerate.yaml"
+    command = runner.child_command(
+        kind="grpo", job_dir=tmp_path, accelerate_config="/etc/prefloop/zero2.yaml"
+    )
+    assert command[command.index("--config_file") + 1] == "/etc/prefloop/zero2.yaml"
+    settings.PREFLOOP_ACCELERATE_CONFIG = ""
+    command = runner.child_command(
+        kind="rloo", job_dir=tmp_path, accelerate_config="/etc/prefloop/zero2.yaml"
+    )
+    assert command[command.index("--config_file") + 1] == "/etc/prefloop/zero2.yaml"
+
+
+def test_it_validates_a_jobs_accelerate_config_when_the_job_is_created(tmp_path):
+    from trainer.exceptions import JobError
+
+    good = two_process_yaml(tmp_path / "good.yaml")
+    base = {"model_name_or_path": "/models/policy", "reward_model_path": "/models/rm"}
+    config = validate_config(
+        kind="grpo", config={**base, "accelerate_config": str(good)}, input_model=None
+    )
+    assert config["accelerate_config"] == str(good)
+    # Empty: the worker's own, and nothing stored.
+    assert "accelerate_config" not in validate_config(
+        kind="rloo", config={**base, "accelerate_config": ""}, input_model=None
+    )
+    (tmp_path / "broken.yaml").write_text("distributed_type: [MULTI_GPU\n")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    cases = {
+        str(tmp_path / "missing.yaml"): "cannot read",
+        str(tmp_path): "cannot read",
+        str(tmp_path / "broken.yaml"): "not valid YAML",
+        str(tmp_path / "list.yaml"): "not an accelerate config",
+        "relative.yaml": "absolute path",
+    }
+    for path, message in cases.items():
+        with pytest.raises(JobError, match=message):
+            validate_config(
+                kind="dpo", config={**base, "accelerate_config": path}, input_model=None
+            )
+    with pytest.raises(JobError, match="path of a YAML file"):
+        validate_config(kind="sft", config={**base, "accelerate_config": 3}, input_model=None)
+    # PPO's loop is ours, in one process: a config for accelerate is refused, not ignored.
+    with pytest.raises(JobError, match="PPO jobs do not run under accelerate launch"):
+        validate_config(
+            kind="ppo", config={**base, "accelerate_config": str(good)}, input_model=None
+        )
+
+
+@pytest.mark.django_db
+def test_the_api_answers_400_for_a_bad_accelerate_config(alice, project, api_as, tmp_path):
+    config = {"model_name_or_path": "/m", "accelerate_config": str(tmp_path / "no.yaml")}
+    response = api_as(alice).post(
+        "/api/v1/jobs/", {"kind": "dpo", "project": project.id, "config": config}, format="json"
+    )
+    assert response.status_code == 400
+    assert "accelerate_config: cannot read" in response.json()["detail"]
+    assert not TrainingJob.objects.exists()
 
 
 def test_only_rank_zero_reports(tmp_path, monkeypatch, capsys):
@@ -304,3 +380,190 @@ def test_killing_a_two_process_job_kills_every_rank(tiny_model, tmp_path, accele
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
+
+
+# --- Slow: real two-process online RL jobs (RLOO, GRPO), each with its own config -----------
+
+PROMPTS = 16
+GENERATIONS = 2
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tiny_model, tmp_path_factory):
+    from trainer.algorithms.reward import RewardConfig, train
+
+    out = tmp_path_factory.mktemp("rm") / "rm"
+    config = RewardConfig(
+        model_name_or_path=tiny_model, max_steps=2, batch_size=4, save_steps=0, device="cpu"
+    )
+    train(config, preference_rows()[:8], out, val_rows=[])
+    return str(out)
+
+
+@pytest.fixture
+def prompt_rows(monkeypatch):
+    lines = [
+        (json.dumps({"prompt": f"Say something {i}."}) + "\n").encode() for i in range(PROMPTS)
+    ]
+    monkeypatch.setattr(snapshots, "snapshot_chunks", lambda job: iter(lines))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+def test_an_online_rl_job_trains_on_two_processes_with_its_own_config(
+    kind, project, tiny_model, tiny_reward_model, tmp_path, prompt_rows, job_accelerate_config,
+    child_lines,
+):  # fmt: skip
+    config = {
+        "model_name_or_path": tiny_model,
+        "reward_model_path": tiny_reward_model,
+        "num_generations": GENERATIONS,
+        "max_completion_length": 8,
+        "batch_size": BATCH,
+        "max_steps": 2,
+        "save_steps": 0,
+        "device": "cpu",
+        "accelerate_config": str(job_accelerate_config),
+    }
+    job = TrainingJob.objects.create(
+        project=project,
+        kind=kind,
+        output_dir=str(tmp_path / "job"),
+        config=validate_config(kind=kind, config=config, input_model=None),
+    )
+    status = runner.job_run(job_id=job.id, worker="test")
+    job.refresh_from_db()
+    assert status == Status.SUCCEEDED, job.error + job.log_tail
+
+    printed = messages(child_lines)
+    train_steps = [m["step"] for m in printed if "loss" in m.get("metrics", {})]
+    assert train_steps == [1, 2], "one progress stream: rank 1 printed nothing"
+    assert sum("final" in m for m in printed) == 1
+    assert [m["step"] for m in job.metrics if "loss" in m] == [1, 2]
+    # The job's config (two processes) won over the worker's (one): each step took BATCH
+    # completions on each rank, so an epoch of PROMPTS * GENERATIONS completions is half as long.
+    first = next(m for m in job.metrics if "epoch" in m)
+    assert first["epoch"] == pytest.approx(2 * BATCH / (PROMPTS * GENERATIONS))
+    model = Path(job.output_dir) / "model"
+    assert json.loads((model / "prefloop_config.json").read_text())["algorithm"] == kind
+    assert (model / "model.safetensors").is_file()
+    assert not list(model.glob("checkpoint-*")), "save_steps=0: only the final model"
+    assert job.output_model.role == "policy" and job.step == 2
+    # The launch option stays out of the algorithm's config (it would be an unknown field).
+    assert (
+        "accelerate_config"
+        not in json.loads((Path(job.output_dir) / "job.json").read_text())["config"]
+    )
+
+
+@pytest.mark.django_db
+def test_the_launch_form_offers_the_field_and_explains_a_bad_accelerate_config(
+    client, project, alice, tmp_path
+):
+    from django.urls import reverse
+
+    from tests.trainer.test_job_forms import defaults_as_posted
+
+    client.force_login(alice)
+    url = reverse("training_job_new", args=[project.id, "grpo"])
+    assert 'id="config-accelerate_config"' in client.get(url).content.decode()
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    posted = defaults_as_posted("grpo", {}) | {
+        "config__model_name_or_path": "/models/policy",
+        "config__reward_model_path": "/models/rm",
+        "config__accelerate_config": str(tmp_path / "list.yaml"),
+    }
+    response = client.post(url, posted)
+    assert response.status_code == 200 and not TrainingJob.objects.exists()
+    assert "is not an accelerate config" in response.content.decode()
+    ppo = reverse("training_job_new", args=[project.id, "ppo"])
+    assert 'id="config-accelerate_config"' not in client.get(ppo).content.decode()
+
+
+def test_the_documented_accelerate_configs_are_accepted_by_jobs_and_by_accelerate(tmp_path):
+    """docs/training.md's example files (2 GPUs, DeepSpeed ZeRO-2) parse as accelerate configs
+    and pass a job's validation; they are not launched here (no GPU, no deepspeed)."""
+    import re
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    text = (ROOT / "docs" / "training.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    found = {}
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example-{i}.yaml"
+        path.write_text(block)
+        config = {"model_name_or_path": "/m", "accelerate_config": str(path)}
+        assert validate_config(kind="sft", config=config, input_model=None)["accelerate_config"]
+        parsed = load_config_from_file(str(path))
+        found[(parsed.distributed_type.value, parsed.num_processes)] = parsed
+    assert ("MULTI_GPU", 2) in found
+    assert found[("DEEPSPEED", 2)].deepspeed_config["zero_stage"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_raft_job_samples_in_shards_and_fine_tunes_on_two_processes(
+    project, tiny_model, tiny_reward_model, tmp_path, prompt_rows, job_accelerate_config,
+    child_lines,
+):  # fmt: skip
+    from trainer.algorithms.raft import ROUND_FILENAME
+
+    config = {
+        "model_name_or_path": tiny_model,
+        "reward_model_path": tiny_reward_model,
+        "iterations": 2,
+        "num_samples": 4,
+        "max_new_tokens": 6,
+        "sft_batch_size": 2,
+        "device": "cpu",
+        "accelerate_config": str(job_accelerate_config),
+    }
+    job = TrainingJob.objects.create(
+        project=project,
+        kind="raft",
+        output_dir=str(tmp_path / "job"),
+        config=validate_config(kind="raft", config=config, input_model=None),
+    )
+    status = runner.job_run(job_id=job.id, worker="test")
+    job.refresh_from_db()
+    assert status == Status.SUCCEEDED, job.error + job.log_tail
+
+    printed = messages(child_lines)
+    assert [m["step"] for m in printed if "step" in m] == [1, 2], "rank 1 printed nothing"
+    assert sum("final" in m for m in printed) == 1
+    rounds = [m for m in job.metrics if "sft_loss" in m]
+    assert [m["step"] for m in rounds] == [1, 2]
+    # Two processes sampled (each its share of the prompts) and fine-tuned together.
+    assert all(m["processes"] == 2 for m in rounds)
+    model = Path(job.output_dir) / "model"
+    assert json.loads((model / "prefloop_config.json").read_text())["algorithm"] == "raft"
+    # Only the newest round's directory is kept, written once with its round file.
+    (last,) = model.glob("iteration-*")
+    assert last.name == "iteration-1" and (last / ROUND_FILENAME).is_file()
+    assert job.output_model.role == "policy" and job.step == 2
+
+
+@pytest.mark.django_db
+def test_a_sampled_nul_character_does_not_fail_the_jobs_metrics(project, tmp_path):
+    """A policy can sample any token, NUL included; PostgreSQL's jsonb cannot store it."""
+    import queue
+    from collections import deque
+
+    from trainer import services
+
+    job = dpo_job(project, "/m", tmp_path)
+    TrainingJob.objects.filter(id=job.id).update(status=Status.RUNNING, worker="w")
+    lines: queue.Queue = queue.Queue()
+    sample = {"prompt": "p", "response": "der\x00x", "reward": 0.5}
+    lines.put(json.dumps({"step": 1, "total": 2, "metrics": {"samples": [sample]}}) + "\n")
+    lines.put(None)
+    state = {"step": None, "total": None, "final": None, "error": None, "started": 0.0}
+    metrics, eof = runner._drain(lines, deque(), state)
+    assert eof
+    services.job_heartbeat(
+        job_id=job.id, worker="w", step=1, total=2, new_metrics=metrics, log_tail=None
+    )
+    job.refresh_from_db()
+    assert job.metrics[0]["samples"][0]["response"] == "der\ufffdx"

@@ -9,6 +9,11 @@ sample is never kept (LMFlow's RAFT keeps only complete responses); a prompt who
 all truncated contributes nothing that round. The policy of iteration i is saved in
 ``output_dir/iteration-i`` (only the newest is kept); the final one also in output_dir.
 
+Under ``accelerate launch`` each process samples and scores its share of the round's prompts;
+the kept samples of all processes are gathered, so every process fine-tunes on the same set
+through the SFT step's Trainer (which shards its batches, DDP); process 0 alone writes the
+iteration directories and the final model (distributed.py).
+
 Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
 Resuming (``resume_from_checkpoint="latest"``) continues after the last finished iteration,
 with the same per-round seeds an uninterrupted run would have used.
@@ -29,7 +34,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.algorithms import sft
+from trainer.algorithms import distributed, sft
 from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
@@ -126,6 +131,7 @@ def sample_round(
     if 0 < config.prompts_per_iteration < len(rows):
         rows = rng.sample(rows, config.prompts_per_iteration)
     prompts = [{"prompt": row["prompt"], "_row": i} for i, row in enumerate(rows)]
+    prompts = distributed.shard(prompts)  # all of them in one process
     settings = GenerateConfig(
         model_name_or_path=policy_path,
         num_samples=config.num_samples,
@@ -135,8 +141,8 @@ def sample_round(
         batch_size=config.generation_batch_size,
         seed=config.seed + iteration,
     )
-    set_seed(settings.seed)
-    device = resolve_device(config.device)
+    set_seed(settings.seed + distributed.rank())
+    device = distributed.setup(resolve_device(config.device))
     model, tokenizer = load_policy(policy_path, device=device, dtype=frozen_dtype(config))
     samples = generate_completions(model, tokenizer, prompts, settings)
     del model
@@ -145,6 +151,9 @@ def sample_round(
         [s["completion"] for s in samples],
         [s["finished"] for s in samples],
     )
+    # Every process's samples and scores, so all fine-tune on the same kept set.
+    scored = distributed.gather(list(zip(samples, scores, strict=True)))
+    samples, scores = [s for s, _ in scored], [score for _, score in scored]
     kept = keep_best(samples, scores, config.keep_top_k)
     if on_samples is not None:
         on_samples([s["prompt"] for s in samples], [s["completion"] for s in samples], scores)
@@ -207,7 +216,7 @@ def train(
     start = iteration_number(done[-1]) + 1 if done else 0
     scorer = RewardScorer(
         config.reward_model_path,
-        device=config.device,
+        device=distributed.setup(resolve_device(config.device)),
         dtype=frozen_dtype(config),
         batch_size=config.reward_batch_size,
     )
@@ -222,6 +231,7 @@ def train(
             sft_config(config, policy, iteration), kept, target, should_stop=should_stop
         )
         metrics.update(round_metrics, sft_loss=tuned["train_loss"], step=iteration + 1)
+        metrics["processes"] = distributed.world_size()  # that sampled and fine-tuned
         report(
             progress,
             iteration + 1,
@@ -229,19 +239,25 @@ def train(
             {k: v for k, v in metrics.items() if k not in ("stopped", "step")},
             samples=log.pop(),
         )
+        distributed.barrier()  # the SFT step's files are written before anyone reads them
         if tuned["stopped"]:
             # An interrupted round is redone on resume; the last finished policy is the output.
-            shutil.rmtree(target, ignore_errors=True)
+            if distributed.is_main():
+                shutil.rmtree(target, ignore_errors=True)
             metrics.update(stopped=True, step=iteration)
             break
-        (target / ROUND_FILENAME).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-        _drop_previous(policy, output_dir)
+        if distributed.is_main():
+            (target / ROUND_FILENAME).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            _drop_previous(policy, output_dir)
+        distributed.barrier()
         policy = str(target)
         if stop_requested(should_stop):
             # The round finished: keep it, so a resume starts with the next one.
             metrics["stopped"] = iteration + 1 < config.iterations
             break
-    _save_final(policy, output_dir, config)
+    if distributed.is_main():
+        _save_final(policy, output_dir, config)
+    distributed.barrier()
     return metrics
 
 
