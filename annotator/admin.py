@@ -179,8 +179,22 @@ class AssignmentAdmin(admin.ModelAdmin):
         return False
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Records that are never added, changed or deleted by hand: answers, their revisions and
+    the audit log."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ViewOnlyAdmin):
     """Only their labelers change annotations (through the services): view only here."""
 
     list_display = ["id", "task", "labeler", "simulated", "kind", "verdict", "score", "created_at"]
@@ -193,18 +207,9 @@ class AnnotationAdmin(admin.ModelAdmin):
     def simulated(self, obj: Annotation) -> bool:
         return obj.is_simulated
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(AnnotationRevision)
-class AnnotationRevisionAdmin(admin.ModelAdmin):
+class AnnotationRevisionAdmin(ViewOnlyAdmin):
     """Who changed which answer, when, from what to what: the record, view only."""
 
     list_display = ["id", "annotation_id_value", "task", "labeler", "action", "changed_at"]
@@ -213,18 +218,9 @@ class AnnotationRevisionAdmin(admin.ModelAdmin):
     list_select_related = ["task", "labeler"]
     date_hierarchy = "changed_at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ViewOnlyAdmin):
     """The audit log is append-only: shown here, never added, changed or deleted."""
 
     list_display = ["created_at", "project", "actor_name", "action", "target", "source_address"]
@@ -232,12 +228,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_select_related = ["project"]
     search_fields = ["actor_name", "target", "source_address"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

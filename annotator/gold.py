@@ -33,23 +33,8 @@ from annotator.models import (
     TaskCompletion,
 )
 
-
-def gold_matches(gold: dict, annotation: Annotation, texts: dict[int, str]) -> bool | None:
-    """Whether an answer matches the gold answer; None when the gold says nothing of it.
-    `texts` are the task's completions {id: text}."""
-    if annotation.kind == Kind.PAIRWISE:
-        if "verdict" in gold:
-            return annotation.verdict == gold["verdict"]
-        chosen = gold.get("chosen_id")
-        if chosen is None and "chosen" in gold:
-            chosen = next((c for c, t in texts.items() if t == gold["chosen"]), None)
-        return None if chosen is None else annotation.chosen_id == chosen
-    if annotation.kind == Kind.LIKERT and "score" in gold:
-        return annotation.score == gold["score"]
-    if annotation.kind == Kind.RANKING and isinstance(gold.get("ranking"), list):
-        by_text = {t: c for c, t in texts.items()}
-        return annotation.ranking == [by_text.get(x, x) for x in gold["ranking"]]
-    return None
+# One rule for what matches a gold answer, shared with the statistics page.
+from annotator.quality.stats import gold_matches  # noqa: F401 (annotator.review uses it)
 
 
 def gold_check(*, task: Task, gold: dict) -> dict:
