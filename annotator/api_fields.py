@@ -1,6 +1,7 @@
 """Serializer fields that accept exactly what the OpenAPI schema says they accept."""
 
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 DB_INT_MAX = 2**31 - 1  # an integer column (project ids, rounds)
@@ -43,6 +44,21 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictFloatField(serializers.FloatField):
+    """A JSON number only: DRF's also takes true, false and "0.5"."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": DB_BIG_MAX})
+class IdField(serializers.PrimaryKeyRelatedField):
+    """A related row's id, with its range in the schema (the API's JSON parser refuses a
+    number past 64 bits before any field sees it)."""
+
+
 StrictModelSerializer.serializer_field_mapping.update(
     {
         models.CharField: StrictCharField,
@@ -52,5 +68,6 @@ StrictModelSerializer.serializer_field_mapping.update(
         models.PositiveSmallIntegerField: StrictIntegerField,
         models.SmallIntegerField: StrictIntegerField,
         models.BigIntegerField: StrictIntegerField,
+        models.FloatField: StrictFloatField,
     }
 )

@@ -21,7 +21,7 @@ def _require_admin(role: str) -> None:
 
 
 class GoldIn(serializers.Serializer):
-    gold = serializers.JSONField(
+    gold = serializers.DictField(
         allow_null=True,
         help_text='The known answer: pairwise {"chosen_id": id} or {"verdict": "tie" | '
         '"both_bad"}, Likert {"score": n}, ranking {"ranking": [ids, best first]}; '
@@ -157,7 +157,7 @@ def annotation_review(request: Request, annotation_id: int) -> Response:
 
 
 class AdjudicationIn(serializers.Serializer):
-    answer = serializers.JSONField(
+    answer = serializers.DictField(
         help_text='Pairwise {"chosen_id": id} or {"verdict": "tie" | "both_bad"}, Likert '
         '{"score": n}, ranking {"ranking": [ids, best first]}.'
     )

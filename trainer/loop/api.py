@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
-from annotator.api_fields import StrictModelSerializer
+from annotator.api_fields import IdField, StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Membership
 from trainer.loop import services as loop
@@ -16,7 +16,7 @@ from trainer.models import LoopPolicy, LoopRound, ModelVersion
 
 
 class LoopPolicySerializer(StrictModelSerializer):
-    base_policy = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.none())
+    base_policy = IdField(queryset=ModelVersion.objects.none())
     policy_config = serializers.DictField(required=False)
     reward_config = serializers.DictField(required=False)
     generate_config = serializers.DictField(required=False)
