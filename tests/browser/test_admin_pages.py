@@ -152,9 +152,16 @@ def test_the_reward_job_form_launches_with_its_defaults(
     expect(page.locator("label[for=config-model_name_or_path] .required")).to_be_visible()
     expect(page.get_by_test_id("data-rows")).to_have_text("3")
     expect(page.get_by_test_id("data-warning")).to_contain_text("Only 3 labelled rows")
-    page.locator("#dataset-split").select_option("eval")  # the count follows the fields
+    page.locator("#dataset-round").fill("99")  # the count follows the fields
+    page.locator("#dataset-round").blur()
     expect(page.get_by_test_id("data-rows")).to_have_text("0")
     expect(page.get_by_test_id("data-warning")).to_contain_text("No labelled rows match")
+    page.locator("#dataset-round").fill("")
+    page.locator("#dataset-round").blur()
+    expect(page.get_by_test_id("data-rows")).to_have_text("3")
+    # Eval-split prompts are held out of training: the form says so instead of counting.
+    page.locator("#dataset-split").select_option("eval")
+    expect(page.locator("#data-size")).to_contain_text("trains on train-split prompts only")
     page.locator("#dataset-split").select_option("")
     expect(page.get_by_test_id("data-rows")).to_have_text("3")
     look(page, "job-new-reward")

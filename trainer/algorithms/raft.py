@@ -68,6 +68,14 @@ class RAFTConfig:
     )
     num_samples: int = field(default=4, metadata={"help": "Completions sampled per prompt (N)."})
     keep_top_k: int = field(default=1, metadata={"help": "Best completions kept per prompt."})
+    keep_truncated: bool = field(
+        default=False,
+        metadata={
+            "help": "Let samples cut off at max_new_tokens be kept too (still scored without "
+            "the end-of-text token). Off: a cut-off reply is not the behaviour to imitate, and "
+            "a round whose samples were all cut off stops with an error."
+        },
+    )
     max_new_tokens: int = field(default=128, metadata={"help": "Length limit of a sample."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (1: off)."})
@@ -94,12 +102,15 @@ class RAFTConfig:
     seed: int = field(default=42, metadata={"help": "Seed for sampling and fine-tuning."})
 
 
-def keep_best(samples: list[dict], scores: list[float], k: int) -> list[dict]:
+def keep_best(
+    samples: list[dict], scores: list[float], k: int, keep_truncated: bool = False
+) -> list[dict]:
     """The k best-scored finished samples of each prompt (samples carry their prompt's row
-    index); a sample with ``finished`` False (cut off at the length limit) is never kept."""
+    index); a sample with ``finished`` False (cut off at the length limit) is kept only with
+    ``keep_truncated``."""
     by_prompt: dict[int, list[tuple[float, dict]]] = {}
     for sample, score in zip(samples, scores, strict=True):
-        if not sample.get("finished", True):
+        if not sample.get("finished", True) and not keep_truncated:
             continue
         by_prompt.setdefault(sample["_row"], []).append((score, sample))
     kept = []
@@ -154,14 +165,14 @@ def sample_round(
     # Every process's samples and scores, so all fine-tune on the same kept set.
     scored = distributed.gather(list(zip(samples, scores, strict=True)))
     samples, scores = [s for s, _ in scored], [score for _, score in scored]
-    kept = keep_best(samples, scores, config.keep_top_k)
+    kept = keep_best(samples, scores, config.keep_top_k, config.keep_truncated)
     if on_samples is not None:
         on_samples([s["prompt"] for s in samples], [s["completion"] for s in samples], scores)
     if not kept:
         raise TrainingError(
             f"Round {iteration + 1}: every sample hit max_new_tokens ({config.max_new_tokens}) "
             "before ending, and RAFT never fine-tunes on a truncated sample. Raise "
-            "max_new_tokens or sample more per prompt."
+            "max_new_tokens, sample more per prompt, or set keep_truncated."
         )
     metrics = {
         "mean_reward_all": sum(scores) / len(scores),

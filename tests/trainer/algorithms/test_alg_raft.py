@@ -102,6 +102,10 @@ def test_keep_best_never_keeps_a_truncated_sample():
     ]
     kept = keep_best(samples, [2.0, 0.5, 9.0], k=1)
     assert [(s["completion"], s["reward"]) for s in kept] == [("ended", 0.5)]
+    # Asked for, cut-off samples compete like the others.
+    kept = keep_best(samples, [2.0, 0.5, 9.0], k=1, keep_truncated=True)
+    expected = [("cut off", 2.0), ("cut off too", 9.0)]
+    assert [(s["completion"], s["reward"]) for s in kept] == expected
 
 
 def test_it_scores_truncated_samples_as_truncated(

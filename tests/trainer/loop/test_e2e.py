@@ -133,6 +133,7 @@ def configure_loop(project, tiny_base):
             "iterations": 1,
             "num_samples": 2,
             "max_new_tokens": 8,
+            "keep_truncated": True,  # the tiny policy rarely ends a reply in 8 tokens
             "sft_batch_size": 4,
             "max_length": 64,
             "device": "cpu",
