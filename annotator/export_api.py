@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import export, selectors
+from annotator.api_fields import refuse_blank
 from annotator.audit import AuditEntry, audit_record
-from annotator.export.params import refuse_blank
 from annotator.models import Annotation, Membership, Project
 from annotator.pagination import StrictCursorPagination
 

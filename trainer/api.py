@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as annotator_selectors
-from annotator.api_fields import DB_BIG_MAX, StrictIntegerField
+from annotator.api_fields import DB_BIG_MAX, StrictIntegerField, refuse_blank
 from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
 from trainer import selectors, services
@@ -145,6 +145,7 @@ class ModelsQuery(serializers.Serializer):
 @api_view(["GET"])
 def model_list(request: Request) -> Response:
     models = selectors.models_for_admin(request.user)
+    refuse_blank(ModelsQuery, request.query_params)
     query = ModelsQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     if "project" in query.validated_data:

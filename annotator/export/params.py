@@ -153,20 +153,6 @@ class ExportQuery(serializers.Serializer):
     )
 
 
-def refuse_blank(serializer_class: type[serializers.Serializer], data) -> None:
-    """DRF reads `?since=` from a query string as if `since` were not given; a blank value for
-    anything but free text is refused instead (400 naming it), as the API's schema says."""
-    fields = serializer_class().fields
-    blank = [
-        name for name, value in data.items()
-        if value == "" and name in fields and not isinstance(fields[name], serializers.CharField)
-    ]  # fmt: skip
-    if blank:
-        raise serializers.ValidationError(
-            {name: ["Give a value, or leave the parameter out."] for name in blank}
-        )
-
-
 def params_from_query(*, project: Project, data) -> ExportParams:
     """Validate a query dict (or QueryDict) for one project; raises ValidationError (400)."""
     query = ExportQuery(data=data)

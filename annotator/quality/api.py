@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors as core
+from annotator.api_fields import refuse_blank
 from annotator.models import Membership, Project
 from annotator.quality import selectors, stats
 
@@ -87,6 +88,7 @@ class AgreementOut(serializers.Serializer):
 def agreement(request: Request, project_id: int) -> Response:
     """Agreement between the project's labelers, over all rounds or one (docs/quality.md)."""
     project = _admin_project(request, project_id)
+    refuse_blank(AgreementQuery, request.query_params)
     query = AgreementQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     out = stats.project_agreement(project, round=query.validated_data.get("round"))
@@ -111,6 +113,7 @@ def reliability(request: Request, project_id: int) -> Response:
     """The Dawid-Skene fit of the project's pairwise answers: each labeler's estimated
     accuracy, and (with tasks=true) each task's posterior (docs/quality.md)."""
     project = _admin_project(request, project_id)
+    refuse_blank(ReliabilityQuery, request.query_params)
     query = ReliabilityQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     fit = selectors.project_fit(project)

@@ -209,3 +209,9 @@ def test_it_refuses_a_blank_date_instead_of_ignoring_it(answered, alice, api_as,
     response = api_as(alice).get(url.format(answered.id), {"since": ""})
     assert response.status_code == 400
     assert "since" in response.json()
+
+
+def test_the_models_list_refuses_a_blank_project(alice, api_as):
+    response = api_as(alice).get("/api/v1/models/", {"project": ""})
+    assert response.status_code == 400
+    assert "project" in response.json()
