@@ -15,7 +15,12 @@ from rest_framework.response import Response
 
 from annotator import selectors, services
 from annotator.answers import MAX_NOTES, STRENGTHS
-from annotator.api_fields import StrictCharField, StrictIntegerField, StrictModelSerializer
+from annotator.api_fields import (
+    StrictCharField,
+    StrictIntegerField,
+    StrictModelSerializer,
+    refuse_blank,
+)
 from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import LabelerPaused, ServiceError
 from annotator.importing import project_import
@@ -199,6 +204,7 @@ class ImportOut(serializers.Serializer):
 def project_import_view(request: Request, project_id: int) -> Response:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     _require_admin(role)
+    refuse_blank(ImportQuery, request.query_params)
     fmt = request.query_params.get("format")
     multipart = request.content_type.startswith("multipart/")
     # Refused before the body is read; a multipart form adds a little around the file.
