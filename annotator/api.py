@@ -28,7 +28,8 @@ from annotator.models import Membership, Project
 from annotator.throttling import ApiRateThrottle, ImportRateThrottle
 
 
-def _error(exc: ServiceError) -> Response:
+def service_error_response(exc: ServiceError) -> Response:
+    """A service's refusal as the API answers it: its status and {detail, field}."""
     return Response(exc.as_dict(), status=exc.status_code)
 
 
@@ -226,7 +227,7 @@ def project_import_view(request: Request, project_id: int) -> Response:
     try:
         created = project_import(project=project, data=data, fmt=fmt)
     except ServiceError as exc:
-        return _error(exc)
+        return service_error_response(exc)
     audit_record(
         request=request, project=project, action=AuditEntry.Action.IMPORT,
         details={"format": fmt, "bytes": len(data), "tasks_created": created},
@@ -258,7 +259,7 @@ def task_next(request: Request, project_id: int) -> Response:
     try:
         assignment = services.task_claim_next(project=project, labeler=request.user)
     except LabelerPaused as exc:  # under the project's gold floor: 403 saying why
-        return _error(exc)
+        return service_error_response(exc)
     if assignment is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
     # lease_view's dict is already what TaskOut describes (the schema); DRF's JSON encoder
@@ -323,7 +324,7 @@ def annotation_create(request: Request, task_id: int) -> Response:
             time_spent_ms=meta.validated_data.get("time_spent_ms"),
         )
     except ServiceError as exc:
-        return _error(exc)
+        return service_error_response(exc)
     return Response(
         {"id": result.annotation.id, "late": result.late}, status=status.HTTP_201_CREATED
     )
@@ -348,5 +349,5 @@ def task_skip(request: Request, task_id: int) -> Response:
             task=task, labeler=request.user, reason=data.validated_data.get("reason", "")
         )
     except ServiceError as exc:
-        return _error(exc)
+        return service_error_response(exc)
     return Response({"skipped": task.id})

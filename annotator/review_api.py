@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from annotator import gold as gold_services
 from annotator import review, selectors
+from annotator.api import service_error_response
 from annotator.exceptions import ServiceError
 from annotator.models import Membership, Project
 
@@ -44,7 +45,7 @@ def task_gold(request: Request, task_id: int) -> Response:
     try:
         task = gold_services.task_gold_set(task=task, gold=data.validated_data["gold"])
     except ServiceError as exc:
-        return Response(exc.as_dict(), status=exc.status_code)
+        return service_error_response(exc)
     return Response({"task": task.id, "gold": task.gold})
 
 
@@ -152,7 +153,7 @@ def annotation_review(request: Request, annotation_id: int) -> Response:
             annotation=annotation, reviewer=request.user, **data.validated_data
         )
     except ServiceError as exc:
-        return Response(exc.as_dict(), status=exc.status_code)
+        return service_error_response(exc)
     return Response(ReviewOut(done).data)
 
 
@@ -180,5 +181,5 @@ def task_adjudication(request: Request, task_id: int) -> Response:
     try:
         done = review.task_adjudicate(task=task, reviewer=request.user, **data.validated_data)
     except ServiceError as exc:
-        return Response(exc.as_dict(), status=exc.status_code)
+        return service_error_response(exc)
     return Response(AdjudicationOut(done).data)

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors, services
+from annotator.api import service_error_response
 from annotator.exceptions import ServiceError
 
 
@@ -27,7 +28,7 @@ def annotation_undo(request: Request, annotation_id: int) -> Response:
     try:
         lease = services.annotation_undo(annotation_id=annotation_id, user=request.user)
     except ServiceError as exc:
-        return Response(exc.as_dict(), status=exc.status_code)
+        return service_error_response(exc)
     return Response(
         {"undone": annotation_id, "task": lease.task_id, "expires_at": lease.expires_at}
     )
@@ -53,6 +54,6 @@ def annotation_edit(request: Request, annotation_id: int) -> Response:
             annotation_id=annotation_id, user=request.user, answer=dict(request.data)
         )
     except ServiceError as exc:
-        return Response(exc.as_dict(), status=exc.status_code)
+        return service_error_response(exc)
     revisions = selectors.annotation_revision_count(annotation_id=annotation.id)
     return Response({"id": annotation.id, "revisions": revisions})
