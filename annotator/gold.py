@@ -13,7 +13,6 @@ completion text}) or {"verdict": "tie" | "both_bad"}; Likert {"score": n}; ranki
 {"ranking": [completion ids or texts, best first]}.
 """
 
-import math
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -34,7 +33,7 @@ from annotator.models import (
 )
 
 # One rule for what matches a gold answer, shared with the statistics page.
-from annotator.quality.stats import gold_matches  # noqa: F401 (annotator.review uses it)
+from annotator.quality.stats import gold_matches, wilson  # noqa: F401 (review uses gold_matches)
 
 
 def gold_check(*, task: Task, gold: dict) -> dict:
@@ -170,16 +169,6 @@ def paused_members(*, project: Project) -> QuerySet[Membership]:
 
 
 # --- Swap repeats ---------------------------------------------------------------------------
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """The Wilson score interval of a share (95 % by default); None without data."""
-    if n == 0:
-        return None
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
