@@ -3,8 +3,8 @@ docs/architecture.md, "Raw SQL").
 
 Used by the labeling hot path (annotator/selectors.py, annotator/services.py, token auth in
 webapp/authentication.py, the loop's per-annotation mark in trainer/outbox.py) and by the
-export's streaming reads and the import's statistics refresh, so every raw statement in the
-apps goes through one place.
+export's streaming reads, the import's statistics refresh and the label-quality arrays
+(annotator/quality/arrays.py), so every raw statement in the apps goes through one place.
 
 "Next task" and "submit" run a few hundred times a second under load, and building their
 statements through the ORM cost more CPU than the database spent running them
@@ -58,17 +58,19 @@ def chunked(statement: str, params: Sequence = (), *, size: int) -> Iterator[tup
             yield from rows
 
 
-def copy_binary(statement: str) -> bytes:
-    """PostgreSQL only: a query's result through `COPY (...) TO STDOUT (FORMAT BINARY)`, as
-    bytes (the label-quality arrays read it straight into numpy). `statement` must hold no
-    parameters: COPY takes none, so its values are written into it by the caller as integers
-    or quoted constants of our own."""
-    chunks = []
+def binary_rows(statement: str, params: Sequence = ()) -> list[tuple]:
+    """PostgreSQL only: a statement's rows with every value in the server's binary format, so
+    a bytea comes back as its bytes without the hex text round trip (the label-quality
+    arrays read a whole project's answers as a few such values)."""
+    import psycopg
+
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        with cursor.cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT BINARY)") as copy:
-            for chunk in copy:
-                chunks.append(bytes(chunk))
-    return b"".join(chunks)
+        # Django's cursor binds on the client, which sends text only; a plain psycopg cursor
+        # on the same connection (same transaction) binds on the server and can ask for
+        # binary results.
+        with psycopg.Cursor(cursor.cursor.connection) as binary:
+            binary.execute(statement, params, binary=True)
+            return binary.fetchall()
 
 
 def table(model: type[Model]) -> str:

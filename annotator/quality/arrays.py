@@ -10,6 +10,7 @@ each other on random data).
 from dataclasses import dataclass
 from itertools import combinations
 
+import krippendorff
 import numpy as np
 from django.db import connection
 
@@ -51,7 +52,8 @@ N_COLUMNS = 11
 
 
 def _sql() -> str:
-    """The pairwise answers of project %s, kind %s: N_COLUMNS integers a row, never null."""
+    """The pairwise answers of project %s, kind %s: N_COLUMNS integers a row, never null,
+    in no particular order (`load` sorts them)."""
     if connection.vendor == "postgresql":
         left = "(a.shown_order->>0)::bigint"
         day = "((a.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
@@ -68,43 +70,57 @@ def _sql() -> str:
         "COALESCE(a.chosen_id, -1)", "COALESCE(a.rejected_id, -1)",
         "CASE WHEN a.is_simulated THEN 1 ELSE 0 END", day,
     ]  # fmt: skip
-    if connection.vendor == "postgresql":  # every column the same 8-byte type: see _copy
+    if connection.vendor == "postgresql":  # every column the same 8-byte type: see _aggregated
         columns = [f"({c})::bigint" for c in columns]
     assert len(columns) == N_COLUMNS
     return f"""
         SELECT {", ".join(columns)}
         FROM {sql.table(Annotation)} a JOIN {sql.table(Task)} t ON t.id = a.task_id
         WHERE t.project_id = %s AND a.kind = %s
-        ORDER BY a.task_id, a.labeler_id
     """  # noqa: S608 -- table names only
 
 
-def _copy(project_id: int) -> np.ndarray:
-    """PostgreSQL: the rows through COPY in binary, read straight into an array. Every row
-    is the same: a 2-byte field count, then per column a 4-byte length and an 8-byte
-    big-endian integer, so the whole result is one structured numpy buffer; a hundred
-    thousand rows take milliseconds instead of a Python tuple each."""
-    statement = _sql().replace("%s", "{}", 2).format(int(project_id), f"'{Kind.PAIRWISE}'")
-    data = sql.copy_binary(statement)
-    header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")  # signature, flags, extension
-    row = np.dtype([("n", ">i2")] + [(f"c{i}", [("len", ">i4"), ("v", ">i8")])
-                   for i in range(N_COLUMNS)])  # fmt: skip
-    body = data[header:-2]  # the trailer is a field count of -1
-    records = np.frombuffer(body, dtype=row)
-    return np.stack([records[f"c{i}"]["v"] for i in range(N_COLUMNS)], axis=1).astype(np.int64)
+# Tasks per aggregated value: PostgreSQL caps one value at 1 GB, and an answer takes
+# N_COLUMNS * 12 bytes in an array's binary form, so this allows ~400 answers a task.
+GROUP_TASKS = 20_000
+_ELEMENT = np.dtype([("len", ">i4"), ("v", ">i8")])
+
+
+def _aggregated(project_id: int) -> np.ndarray:
+    """PostgreSQL: the rows as a few values, each an array of rows sent in binary
+    (`array_send`): a 4-byte dimension count, flags and element type, a size and lower bound
+    per dimension, then per element a 4-byte length and an 8-byte big-endian integer. The
+    whole result goes into numpy buffers without a Python object per row: 100 000 rows take
+    milliseconds of Python instead of a tuple (or a COPY row) each. Rows are grouped by
+    ranges of task ids only to keep each value under the cap."""
+    names = ", ".join(f"c{i}" for i in range(N_COLUMNS))
+    statement = f"""
+        SELECT array_send(array_agg(ARRAY[{names}]))
+        FROM ({_sql()}) AS q({names})
+        GROUP BY q.c0 / {GROUP_TASKS}
+    """  # noqa: S608 -- our own column names and a constant
+    parts = [np.zeros((0, N_COLUMNS), dtype=np.int64)]
+    for (data,) in sql.binary_rows(statement, [project_id, Kind.PAIRWISE]):
+        ndim = int.from_bytes(data[0:4], "big")
+        values = np.frombuffer(data, dtype=_ELEMENT, offset=12 + 8 * ndim)["v"]
+        parts.append(values.astype(np.int64).reshape(-1, N_COLUMNS))
+    return np.concatenate(parts)
 
 
 def load(project_id: int) -> Pairwise:
     if connection.vendor == "postgresql":
-        rows = _copy(project_id)
+        rows = _aggregated(project_id)
     else:
         rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
     if not len(rows):
         empty = np.zeros(0, dtype=np.int64)
         return Pairwise(empty, empty, empty, empty.astype(np.int8), empty.astype(float),
                         empty, empty, empty, empty, empty, empty)  # fmt: skip
-    # One conversion of the whole result; nulls came as -1 (COALESCE above).
+    # One conversion of the whole result; nulls came as -1 (COALESCE above). Sorted here,
+    # not in SQL: the database would sort 100 000 rows on disk (past work_mem), numpy
+    # sorts them in memory in milliseconds.
     m = np.array(rows, dtype=np.int64)
+    m = m[np.lexsort((m[:, 1], m[:, 0]))]  # by task, then labeler
     time_ms = m[:, 4].astype(float)
     time_ms[m[:, 4] < 0] = np.nan
     return Pairwise(
@@ -193,18 +209,22 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
     ]  # fmt: skip
 
 
-def alpha_matrix(p: Pairwise) -> np.ndarray | None:
-    """Labelers x tasks (with 2+ answers) of category codes, nan where not answered."""
-    counts, inverse = counts_per_task(p)
-    keep_task = counts.sum(axis=1) >= 2
-    rows = keep_task[inverse]
-    if not rows.any():
+def nominal_alpha(p: Pairwise) -> float | None:
+    """Krippendorff's alpha (nominal, the krippendorff package) of the pairwise answers,
+    from each task's category counts: the package takes them as they are (`value_counts`),
+    so no labelers x tasks matrix is built. None when fewer than two categories are used
+    on tasks with two or more answers (alpha is 0/0)."""
+    if not len(p):
         return None
-    labs, lab_idx = np.unique(p.labeler[rows], return_inverse=True)
-    tasks, task_idx = np.unique(inverse[rows], return_inverse=True)
-    data = np.full((len(labs), len(tasks)), np.nan)
-    data[lab_idx, task_idx] = p.code[rows]
-    return data
+    counts, _ = counts_per_task(p)
+    counts = counts[counts.sum(axis=1) >= 2]
+    if (counts.sum(axis=0) > 0).sum() < 2:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = krippendorff.alpha(
+            value_counts=counts, value_domain=list(range(N_CAT)), level_of_measurement="nominal"
+        )
+    return float(alpha) if np.isfinite(alpha) else None
 
 
 def per_labeler(p: Pairwise) -> dict[int, dict]:

@@ -93,48 +93,49 @@ def fit(
 
 
 def fit_arrays(task_ids, t_idx, lab_ids, l_idx, resp, max_iterations=200, tolerance=1e-6) -> Fit:
+    """The EM fit of answers given as arrays: task and labeler index of each answer (into
+    `task_ids`, `lab_ids`) and its category code.
+
+    Each iteration is two passes over the strict answers. The confusion matrix is symmetric,
+    so an answer's tie and both-bad terms are the same for both truths and cancel out of the
+    posterior; what is left is a sum per task of +-d[labeler], d the labeler's log-odds of
+    answering the true side rather than the other one (E step). In the M step a labeler's
+    count of answers on the true side is, over their strict answers, P(FIRST) of the task
+    for a FIRST answer and 1 - P(FIRST) for a SECOND one."""
     n_tasks, n_labs = len(task_ids), len(lab_ids)
     if n_tasks == 0:
         return Fit([], [], np.zeros((0, 2, 4)), np.full(2, 0.5), np.zeros((0, 2)),
                    np.zeros(0), 0, True)  # fmt: skip
+    resp = np.asarray(resp)
+    strict = resp < 2
+    st, sl = t_idx[strict], l_idx[strict]
+    sign = np.where(resp[strict] == 0, 1.0, -1.0)  # +1 said FIRST, -1 said SECOND
+    # Per labeler: strict answers, SECOND answers among them, ties, both bad.
+    n_strict = np.bincount(sl, minlength=n_labs).astype(float)
+    n_second = np.bincount(sl, weights=sign < 0, minlength=n_labs)
+    n_tie = np.bincount(l_idx, weights=resp == 2, minlength=n_labs)
+    n_bad = np.bincount(l_idx, weights=resp == 3, minlength=n_labs)
     # Start from the vote shares (ties and both-bad count half for each side).
     first = np.bincount(t_idx, weights=(resp == CODE[FIRST]) + 0.5 * (resp >= 2), minlength=n_tasks)
     total = np.bincount(t_idx, minlength=n_tasks)
-    post = np.empty((n_tasks, 2))
-    post[:, 0] = (first + 1.0) / (total + 2.0)
-    post[:, 1] = 1.0 - post[:, 0]
+    p_first = (first + 1.0) / (total + 2.0)
     converged = False
     iteration = 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007 -- read after the loop
         # M step: each labeler's rates of answering the true side, the other side, tie
         # and both bad (the same whichever side is true: the sides are ids, not meanings).
-        right = np.where(resp == 0, post[t_idx, 0], 0.0) + np.where(resp == 1, post[t_idx, 1], 0.0)
-        wrong = np.where(resp < 2, 1.0 - right, 0.0)
-        counts = np.stack(
-            [
-                np.bincount(l_idx, weights=right, minlength=n_labs),
-                np.bincount(l_idx, weights=wrong, minlength=n_labs),
-                np.bincount(l_idx, weights=resp == 2, minlength=n_labs),
-                np.bincount(l_idx, weights=resp == 3, minlength=n_labs),
-            ],
-            axis=1,
-        )
-        counts += PRIOR_ROW
+        right = n_second + np.bincount(sl, weights=sign * p_first[st], minlength=n_labs)
+        counts = np.stack([right, n_strict - right, n_tie, n_bad], axis=1) + PRIOR_ROW
         rates = counts / counts.sum(axis=1, keepdims=True)  # (labelers, 4)
-        confusion = np.stack([rates, rates[:, [1, 0, 2, 3]]], axis=1)
-        class_prior = (post.sum(axis=0) + 1.0) / (n_tasks + 2.0)
-        # E step: each task's posterior from its answers.
-        log_conf = np.log(confusion)
-        log_post = np.tile(np.log(class_prior), (n_tasks, 1))
-        for k in range(N_TRUE):
-            log_post[:, k] += np.bincount(
-                t_idx, weights=log_conf[l_idx, k, resp], minlength=n_tasks
-            )
-        log_post -= log_post.max(axis=1, keepdims=True)
-        new = np.exp(log_post)
-        new /= new.sum(axis=1, keepdims=True)
-        change = np.abs(new - post).max()
-        post = new
+        class_prior = np.array([p_first.sum() + 1.0, n_tasks - p_first.sum() + 1.0])
+        class_prior /= n_tasks + 2.0
+        # E step: each task's log-odds of FIRST from its strict answers.
+        d = np.log(rates[:, 0]) - np.log(rates[:, 1])
+        log_odds = np.log(class_prior[0]) - np.log(class_prior[1])
+        log_odds = log_odds + np.bincount(st, weights=sign * d[sl], minlength=n_tasks)
+        new = 0.5 * (1.0 + np.tanh(0.5 * log_odds))  # the logistic function, without overflow
+        change = np.abs(new - p_first).max()
+        p_first = new
         if change < tolerance:
             converged = True
             break
@@ -142,9 +143,9 @@ def fit_arrays(task_ids, t_idx, lab_ids, l_idx, resp, max_iterations=200, tolera
     return Fit(
         labelers=[int(x) for x in lab_ids],
         tasks=[int(x) for x in task_ids],
-        confusion=confusion,
+        confusion=np.stack([rates, rates[:, [1, 0, 2, 3]]], axis=1),
         class_prior=class_prior,
-        posterior=post,
+        posterior=np.stack([p_first, 1.0 - p_first], axis=1),
         answers=answers,
         iterations=iteration,
         converged=converged,

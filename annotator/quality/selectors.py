@@ -14,9 +14,17 @@ from datetime import datetime
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Annotation, Assignment, Kind, Project, Task, TaskCompletion
+from annotator.models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Kind,
+    Project,
+    Task,
+    TaskCompletion,
+)
 from annotator.quality import reliability
 from annotator.quality.agreement import Answer, Preference, Ranked, pairwise_category
 from annotator.quality.reliability import Fit
@@ -119,11 +127,15 @@ def project_answers(project: Project, *, pairwise: bool = True) -> ProjectAnswer
     """Every annotation of the project (without pairwise ones if `pairwise` is False: the
     statistics read those as arrays, annotator/quality/arrays.py), in id order, one query."""
     qs = annotations(project)
+    out = ProjectAnswers(project)
     if not pairwise:
+        # No task of another kind, no answer of another kind: one look at the tasks saves
+        # a scan of every annotation (which is what filtering on their kind costs).
+        if not Task.objects.filter(project_id=project.id).exclude(kind=Kind.PAIRWISE).exists():
+            return out
         qs = qs.exclude(kind=Kind.PAIRWISE)
     qs = qs.order_by("id").values_list(*_FIELDS)
     statement, params = qs.query.sql_with_params()
-    out = ProjectAnswers(project)
     rows = out.rows
     for row in sql.chunked(statement, params, size=5000):
         kind, shown = row[3], row[7]
@@ -155,12 +167,23 @@ def _aware(value):
 
 def answers_version(project: Project) -> tuple:
     """What changes whenever the project's answers or skips change: counts and latest ids
-    of its annotations and finished leases."""
-    got = annotations(project).aggregate(n=Count("id"), last=Max("id"))
-    leases = Assignment.objects.filter(
-        task__project_id=project.id, status=Assignment.Status.SKIPPED
-    ).aggregate(n=Count("id"), last=Max("id"))
-    return (got["n"], got["last"], leases["n"], leases["last"])
+    of its annotations and skipped leases, and its latest revision (an edited answer keeps
+    its id). One statement: every view of the statistics asks for it, cached or not."""
+    task, annotation = sql.table(Task), sql.table(Annotation)
+    assignment, revision = sql.table(Assignment), sql.table(AnnotationRevision)
+    statement = f"""
+        SELECT count(a.id), max(a.id),
+               (SELECT count(s.id) FROM {assignment} s JOIN {task} t ON t.id = s.task_id
+                WHERE t.project_id = %s AND s.status = %s),
+               (SELECT max(s.id) FROM {assignment} s JOIN {task} t ON t.id = s.task_id
+                WHERE t.project_id = %s AND s.status = %s),
+               (SELECT max(r.id) FROM {revision} r JOIN {task} t ON t.id = r.task_id
+                WHERE t.project_id = %s)
+        FROM {annotation} a JOIN {task} t ON t.id = a.task_id WHERE t.project_id = %s
+    """  # noqa: S608 -- table names only
+    skipped = Assignment.Status.SKIPPED
+    return tuple(sql.one(statement, [project.id, skipped, project.id, skipped, project.id,
+                                     project.id]))  # fmt: skip
 
 
 def cache_key(what: str, project: Project, version: tuple) -> str:

@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
-import krippendorff
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -234,23 +233,12 @@ def _pairs_out(pairs) -> list[dict]:
 def _pairwise_summary(pw: arrays.Pairwise) -> dict:
     pairs = arrays.labeler_pairs(pw)
     counts, _ = arrays.counts_per_task(pw) if len(pw) else (np.zeros((0, 4)), None)
-    data = arrays.alpha_matrix(pw) if len(pw) else None
-    alpha = None
-    if data is not None and len(np.unique(data[~np.isnan(data)])) >= 2:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            alpha = ag._finite(
-                krippendorff.alpha(
-                    reliability_data=data,
-                    level_of_measurement="nominal",
-                    value_domain=list(range(len(ag.CATEGORIES))),
-                )
-            )
     return {
         "answers": len(pw),
         "tasks_with_overlap": int((counts.sum(axis=1) >= 2).sum()),
         "percent_agreement": arrays.percent_agreement(pw),
         "cohen_kappa": ag.mean_kappa(pairs),
-        "krippendorff_alpha": alpha,
+        "krippendorff_alpha": arrays.nominal_alpha(pw),
         "pairs": _pairs_out(pairs),
     }
 

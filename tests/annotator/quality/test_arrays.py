@@ -1,6 +1,7 @@
 """The vectorised pairwise metrics give what the plain functions give, on random data."""
 
 import random
+from datetime import UTC, date
 
 import numpy as np
 import pytest
@@ -39,13 +40,8 @@ def test_it_matches_the_plain_functions(seed):
     for key, x in plain.items():
         assert (fast[key].shared, fast[key].percent) == (x.shared, pytest.approx(x.percent))
         assert fast[key].kappa == pytest.approx(x.kappa)
-    data = arrays.alpha_matrix(p)
-    import krippendorff
-
     expected = ag.krippendorff_alpha(answers, level="nominal")
-    got = krippendorff.alpha(
-        reliability_data=data, level_of_measurement="nominal", value_domain=[0, 1, 2, 3]
-    )
+    got = arrays.nominal_alpha(p)
     assert got == pytest.approx(expected)
     rows = [
         Row(0, a.task_id, a.labeler_id, "pairwise", a.value if a.value in ("tie", "both_bad")
@@ -55,3 +51,41 @@ def test_it_matches_the_plain_functions(seed):
     ]  # fmt: skip
     compared = {lab: v for lab, v in arrays.consensus(p).items() if v[1]}
     assert compared and compared == consensus_agreement(rows)
+
+
+@pytest.mark.django_db
+def test_it_loads_a_projects_answers_as_stored(project, alice):
+    """arrays.load (one aggregated binary read on PostgreSQL, rows on SQLite) gives each
+    pairwise answer's fields, sorted by task then labeler, and nothing of another project."""
+    from annotator.models import Annotation
+    from tests.annotator.quality.helpers import answer, labelers, pairwise_tasks
+    from tests.factories import ProjectFactory
+
+    other_project = ProjectFactory(created_by=alice)
+
+    tasks = pairwise_tasks(project, 4)
+    people = labelers(project, 3)
+    choices = ["first", "second", "tie", "both_bad"]
+    for i, task in enumerate(tasks):
+        ids = sorted(task.task_completions.values_list("completion_id", flat=True))
+        # Labelers in reverse id order, so the result's order is not the insertion order.
+        for j, user in enumerate(reversed(people)):
+            answer(task, user, choices[(i + j) % 4], left=ids[(i + j) % 2],
+                   seconds=None if j == 1 else 2 + i)  # fmt: skip
+    answer(pairwise_tasks(other_project, 1)[0], labelers(other_project, 1, "o")[0], "first")
+    p = arrays.load(project.id)
+    stored = Annotation.objects.filter(task__project=project).order_by("task_id", "labeler_id")
+    assert len(p) == stored.count() == 12
+    for i, a in enumerate(stored.select_related("task")):
+        code = ag.CODE[ag.pairwise_category(a.verdict, a.chosen_id, a.rejected_id)]
+        left = -1 if a.chosen_id is None else int(a.chosen_id == a.shown_order[0])
+        assert (p.task[i], p.labeler[i], p.code[i], p.left[i]) == (a.task_id, a.labeler_id,
+                                                                    code, left)  # fmt: skip
+        assert (p.chosen[i], p.rejected[i]) == (a.chosen_id or -1, a.rejected_id or -1)
+        assert (p.prompt[i], p.round[i]) == (a.task.prompt_id, a.task.round or -1)
+        if a.time_spent_ms is None:
+            assert np.isnan(p.time_ms[i])
+        else:
+            assert p.time_ms[i] == a.time_spent_ms
+        assert p.day[i] == (a.created_at.astimezone(UTC).date() - date(1970, 1, 1)).days
+    assert len(arrays.load(other_project.id)) == 1

@@ -3,6 +3,7 @@
 import random
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from annotator.quality import reliability
@@ -79,3 +80,57 @@ def test_it_gives_a_task_posterior_from_its_votes_by_hand():
 def test_it_fits_nothing_to_nothing():
     fit = reliability.fit([])
     assert fit.accuracy() == {} and fit.task_posteriors() == {}
+
+
+def reference_fit(t_idx, l_idx, resp, n_tasks, n_labs, max_iterations=200, tolerance=1e-6):
+    """The EM of Dawid-Skene written out plainly, with the full confusion matrix in both
+    steps (the first implementation): the fast one must give the same numbers."""
+    prior_row = reliability.PRIOR_ROW
+    first = np.bincount(t_idx, weights=(resp == 0) + 0.5 * (resp >= 2), minlength=n_tasks)
+    total = np.bincount(t_idx, minlength=n_tasks)
+    post = np.empty((n_tasks, 2))
+    post[:, 0] = (first + 1.0) / (total + 2.0)
+    post[:, 1] = 1.0 - post[:, 0]
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 -- returned
+        right = np.where(resp == 0, post[t_idx, 0], 0.0) + np.where(resp == 1, post[t_idx, 1], 0.0)
+        wrong = np.where(resp < 2, 1.0 - right, 0.0)
+        counts = np.stack(
+            [np.bincount(l_idx, weights=w, minlength=n_labs)
+             for w in (right, wrong, resp == 2, resp == 3)], axis=1,
+        ) + prior_row  # fmt: skip
+        rates = counts / counts.sum(axis=1, keepdims=True)
+        confusion = np.stack([rates, rates[:, [1, 0, 2, 3]]], axis=1)
+        class_prior = (post.sum(axis=0) + 1.0) / (n_tasks + 2.0)
+        log_post = np.tile(np.log(class_prior), (n_tasks, 1))
+        for k in range(2):
+            log_post[:, k] += np.bincount(
+                t_idx, weights=np.log(confusion)[l_idx, k, resp], minlength=n_tasks
+            )
+        log_post -= log_post.max(axis=1, keepdims=True)
+        new = np.exp(log_post)
+        new /= new.sum(axis=1, keepdims=True)
+        change = np.abs(new - post).max()
+        post = new
+        if change < tolerance:
+            break
+    return confusion, class_prior, post, iteration
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_it_gives_the_numbers_of_the_plain_em(seed):
+    rng = np.random.default_rng(seed)
+    n_tasks, n_labs, n = 300, 12, 900
+    t_idx = np.sort(rng.integers(0, n_tasks, n))
+    t_idx[:n_tasks] = np.arange(n_tasks)  # every task answered at least once
+    t_idx.sort()
+    l_idx = rng.integers(0, n_labs, n)
+    l_idx[:n_labs] = np.arange(n_labs)
+    # Mostly strict answers, some ties and both-bad; labeler 0 answers only ties.
+    resp = rng.choice(4, size=n, p=[0.45, 0.4, 0.1, 0.05])
+    resp[l_idx == 0] = 2
+    fit = reliability.fit_arrays(np.arange(n_tasks), t_idx, np.arange(n_labs), l_idx, resp)
+    confusion, class_prior, post, iterations = reference_fit(t_idx, l_idx, resp, n_tasks, n_labs)
+    assert fit.iterations == iterations
+    np.testing.assert_allclose(fit.confusion, confusion, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fit.class_prior, class_prior, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fit.posterior, post, rtol=0, atol=1e-12)

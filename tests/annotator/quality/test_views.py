@@ -137,3 +137,21 @@ def test_it_caches_the_fit_until_an_answer_arrives(labeled):
     answer(pairwise_tasks(project, 1)[0], l0, "first")
     again = selectors.project_fit(project)
     assert len(again.tasks) == len(first.tasks) + 1
+
+
+def test_it_recomputes_the_numbers_after_an_answer_is_edited(labeled):
+    """An edit keeps the answer's id and the project's count of answers: the cached numbers
+    must not outlive it (the latest revision is part of what the cache is keyed by)."""
+    from annotator.models import Annotation
+    from annotator.services import annotation_edit
+
+    project, tasks, (l0, l1, l2) = labeled
+    before = {s.username: s for s in stats.page_numbers(project)["rows"]}
+    assert before["lab2"].agreement.value == 0
+    mine = Annotation.objects.get(task=tasks[0], labeler=l2)
+    right = Annotation.objects.get(task=tasks[0], labeler=l0)
+    shown = mine.shown_order
+    side = "a" if right.chosen_id == shown[0] else "b"
+    annotation_edit(annotation_id=mine.id, user=l2, answer={"choice": side})
+    after = {s.username: s for s in stats.page_numbers(project)["rows"]}
+    assert after["lab2"].agreement.value == pytest.approx(1 / 4)
