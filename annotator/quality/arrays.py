@@ -131,8 +131,15 @@ def load(project_id: int) -> Pairwise:
 
 
 def _groups(task: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Task ids, the index of each row's task, and each task's row count (rows sorted)."""
-    ids, inverse, sizes = np.unique(task, return_inverse=True, return_counts=True)
+    """Task ids, the index of each row's task, and each task's row count. The rows are
+    sorted by task (load sorts them, `where` keeps the order), so this is one pass where
+    np.unique would sort again."""
+    if not len(task) or (task[1:] < task[:-1]).any():
+        return np.unique(task, return_inverse=True, return_counts=True)
+    starts = np.flatnonzero(np.concatenate([[True], task[1:] != task[:-1]]))
+    ids = task[starts]
+    sizes = np.diff(np.append(starts, len(task)))
+    inverse = np.repeat(np.arange(len(ids)), sizes)
     return ids, inverse, sizes
 
 
@@ -154,6 +161,26 @@ def percent_agreement(p: Pairwise) -> float | None:
         return None
     agreeing = (counts * (counts - 1)).sum(axis=1)[keep]
     return float(np.mean(agreeing / (n[keep] * (n[keep] - 1))))
+
+
+def percent_agreement_by_round(p: Pairwise) -> list[tuple[int, float | None]]:
+    """(round, percent_agreement of that round's answers) for each round with answers. A
+    task belongs to one round, so each task's share is worked out once and grouped."""
+    rounds = sorted(set(np.unique(p.round).tolist()) - {-1})
+    if not rounds:
+        return []
+    counts, inverse = counts_per_task(p)
+    task_round = np.empty(len(counts), dtype=np.int64)
+    task_round[inverse] = p.round
+    n = counts.sum(axis=1)
+    keep = n >= 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (counts * (counts - 1)).sum(axis=1) / (n * (n - 1))
+    out = []
+    for r in rounds:
+        mask = keep & (task_round == r)
+        out.append((r, float(np.mean(share[mask])) if mask.any() else None))
+    return out
 
 
 def consensus(p: Pairwise) -> dict[int, tuple[int, int]]:
@@ -202,10 +229,12 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
     expected = (matrices.sum(axis=2) * matrices.sum(axis=1)).sum(axis=1) / (n * n)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (observed - expected) / (1 - expected)
+    # Plain Python numbers first: 4950 pairs at 100 labelers, one numpy scalar each is slow.
+    kappa = np.where(np.isfinite(kappa), kappa, np.nan).tolist()
     return [
-        PairAgreement(int(x), int(y), int(n[k]), float(observed[k]),
-                      float(kappa[k]) if np.isfinite(kappa[k]) else None)
-        for k, (x, y) in enumerate(pairs)
+        PairAgreement(x, y, int(shared), share, None if k != k else k)  # k != k: nan
+        for (x, y), shared, share, k in zip(pairs.tolist(), n.tolist(), observed.tolist(),
+                                            kappa, strict=True)
     ]  # fmt: skip
 
 

@@ -278,8 +278,7 @@ def agreement_by_round(project: Project, *, pw=None, other=None) -> list[tuple[i
     Likert) or Kendall's W (ranking)."""
     if project.kind == Kind.PAIRWISE:
         pw = pw if pw is not None else arrays.load(project.id)
-        rounds = sorted(set(pw.round.tolist()) - {-1})
-        return [(r, arrays.percent_agreement(pw.where(pw.round == r))) for r in rounds]
+        return arrays.percent_agreement_by_round(pw)
     answers = other if other is not None else selectors.project_answers(project, pairwise=False)
     out = []
     for number in answers.rounds():

@@ -51,6 +51,17 @@ def test_it_matches_the_plain_functions(seed):
     ]  # fmt: skip
     compared = {lab: v for lab, v in arrays.consensus(p).items() if v[1]}
     assert compared and compared == consensus_agreement(rows)
+    # Per round (a task's round is its answers' round): as the plain function on each
+    # round's answers.
+    p.round = p.task % 4
+    by_round = arrays.percent_agreement_by_round(p)
+    assert [r for r, _ in by_round] == [0, 1, 2, 3]
+    for r, value in by_round:
+        expected = ag.percent_agreement([a for a in answers if a.task_id % 4 == r])
+        assert value == (None if expected is None else pytest.approx(expected))
+    # Rows out of task order are grouped as np.unique groups them.
+    shuffled = p.where(np.random.default_rng(seed).permutation(len(p)))
+    assert arrays.percent_agreement(shuffled) == pytest.approx(arrays.percent_agreement(p))
 
 
 @pytest.mark.django_db
