@@ -121,7 +121,10 @@ def _pairwise_rows(rows, rules, stats) -> Iterator[PairRow]:
             )  # fmt: skip
 
 
-RANKED_FIELDS = ("task_id", "task__prompt_id", "task__round", "id", "labeler_id", "ranking")
+RANKED_FIELDS = (
+    "task_id", "task__prompt_id", "task__round", "id", "labeler_id", "ranking",
+    "task__adjudication__answer",
+)  # fmt: skip
 
 
 def _ranked(project, params, rules, stats) -> Iterator[list[tuple]]:
@@ -137,14 +140,26 @@ def _ranked(project, params, rules, stats) -> Iterator[list[tuple]]:
         yield out
 
 
+def adjudicated(value, key: str):
+    """The `key` of a task's adjudicated answer (annotator/review.py: Likert {"score": n},
+    ranking {"ranking": ids}), or None when the task has none."""
+    answer = source.json_value(value)
+    return answer.get(key) if isinstance(answer, dict) else None
+
+
 def ranked_votes(group: list[tuple]) -> list[Vote]:
-    """Votes from rows of (..., annotation id, labeler id, ranking as JSON) at 3, 4, 5."""
-    return [Vote(r[3], r[4], "", None, None, None, source.json_value(r[5])) for r in group]
+    """Votes from rows of (..., annotation id, labeler id, ranking as JSON, the task's
+    adjudicated answer) at 3 to 6. A reviewer's adjudicated ranking wins: it stands for
+    every labeler's ranking of the task, as an adjudicated pairwise answer does."""
+    ranking = adjudicated(group[0][6], "ranking")
+    return [
+        Vote(r[3], r[4], "", None, None, None, ranking or source.json_value(r[5])) for r in group
+    ]
 
 
 _LIKERT_FIELDS = (
     "task__prompt_id", "task_id", "task__round", "task__task_completions__completion_id", "id",
-    "labeler_id", "score", "scores",
+    "labeler_id", "score", "scores", "task__adjudication__answer",
 )  # fmt: skip
 
 
@@ -156,7 +171,11 @@ def likert_groups(project, params) -> Iterator[list[tuple[int, list[Rating], dic
         out = []
         for prompt_id, group in batch:
             ratings, tasks = [], {}
-            for _, task_id, round_, cid, aid, labeler, score, scores in group:
+            for _, task_id, round_, cid, aid, labeler, score, scores, adj in group:
+                # A reviewer's adjudicated score wins over each rating of the task (for
+                # every aspect: it is one score).
+                if (won := adjudicated(adj, "score")) is not None:
+                    score, scores = won, None
                 value = _rating_value(score, source.json_value(scores), params.aspect)
                 if value is not None:
                     ratings.append(Rating(aid, labeler, cid, value))

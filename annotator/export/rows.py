@@ -12,6 +12,7 @@ from annotator.export import source
 from annotator.export.aggregate import Stats, likert_labels, ranking_orders
 from annotator.export.pairs import (
     RANKED_FIELDS,
+    adjudicated,
     likert_groups,
     pair_rows,
     ranked_votes,
@@ -196,7 +197,7 @@ def _ranking(project, params, stats) -> Iterator[tuple]:
 _LIKERT_ROW_FIELDS = (
     "task_id", "labeler_id", "task__prompt_id", "task__round",
     "task__task_completions__completion_id", "id", "score", "scores", "flags", "notes",
-    "created_at",
+    "created_at", "task__adjudication__answer",
 )  # fmt: skip
 
 
@@ -220,8 +221,12 @@ def _likert(project, params, stats) -> Iterator[tuple]:
             flags,
             notes,
             at,
+            adj,
         ) in answers:
             text, messages, split = prompts[prompt_id]
+            if (won := adjudicated(adj, "score")) is not None:
+                # The reviewer's adjudicated score wins, in each aspect's row too.
+                score, scores = won, {aspect: won for aspect in scores or {}}
             for aspect, value in _aspect_scores(project, params, score, scores):
                 yield (
                     prompt_text(text, messages), texts[cid], value, aspect, flags, notes, cid,
