@@ -351,6 +351,11 @@ class Repeat(models.Model):
     )
     answered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The answer as its labeler sees it (My annotations, undo, edit), like an annotation's:
+    # an id drawn from the annotations' own sequence, so it reads as any answer's id, and
+    # the answer's fields (services.ANSWER_FIELDS) with the time spent.
+    answer_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    answer = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

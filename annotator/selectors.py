@@ -25,6 +25,7 @@ from annotator.models import (
     AnnotationRevision,
     Assignment,
     Completion,
+    Kind,
     Membership,
     Project,
     Prompt,
@@ -195,17 +196,67 @@ def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict:
     return {"done": done, "remaining": open_to_me}
 
 
-def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> QuerySet[Annotation]:
-    """The user's own annotations in a project, newest first."""
-    revised = AnnotationRevision.objects.filter(annotation_id_value=OuterRef("id"))
-    return (
-        Annotation.objects.filter(task__project=project, labeler=user)
-        .select_related(
-            "task__prompt", "chosen", "rejected", "review", "task__adjudication__chosen"
+def labeler_annotations(*, project: Project, user: AbstractBaseUser) -> "LabelerAnswers":
+    """The user's own answers in a project, newest first: their annotations and their
+    answers to swap repeats, which they cannot tell from annotations (`repeat_as_annotation`).
+    A sequence for a Paginator: a page reads only its own rows."""
+    return LabelerAnswers(project=project, user=user)
+
+
+class LabelerAnswers:
+    def __init__(self, *, project: Project, user: AbstractBaseUser) -> None:
+        self.annotations = Annotation.objects.filter(task__project=project, labeler=user)
+        self.repeats = Repeat.objects.filter(
+            project=project, labeler=user, status=Repeat.Status.ANSWERED
         )
-        .annotate(revised=Exists(revised))
-        .order_by("-created_at")
-    )
+        # (when, id, 1 if a repeat's answer) of every answer, in one union.
+        self.keys = self.annotations.values_list("created_at", "id", Value(0)).union(
+            self.repeats.values_list("answered_at", "answer_id", Value(1)), all=True
+        )
+
+    def count(self) -> int:
+        return self.keys.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, page: slice) -> list[Annotation]:
+        keys = list(self.keys.order_by("-created_at", "-id")[page])
+        revised = AnnotationRevision.objects.filter(annotation_id_value=OuterRef("id"))
+        found = {
+            a.id: a
+            for a in self.annotations.filter(id__in=[k[1] for k in keys if not k[2]])
+            .select_related(
+                "task__prompt", "chosen", "rejected", "review", "task__adjudication__chosen"
+            )
+            .annotate(revised=Exists(revised))
+        }
+        if repeat_ids := [k[1] for k in keys if k[2]]:
+            changed = Exists(
+                AnnotationRevision.objects.filter(annotation_id_value=OuterRef("answer_id"))
+            )
+            repeats = self.repeats.filter(answer_id__in=repeat_ids).annotate(revised=changed)
+            for r in repeats.select_related("task__prompt"):
+                found[r.answer_id] = repeat_as_annotation(r)
+                found[r.answer_id].revised = r.revised
+        return [found[k[1]] for k in keys if k[1] in found]
+
+
+def repeat_as_annotation(repeat: Repeat) -> Annotation:
+    """A swap repeat's answer as the annotation its labeler takes it for (never saved): its
+    own id, order, answer and time, on the same task. Never reviewed (a review is of the
+    dataset's answers)."""
+    answer = dict(repeat.answer)
+    time_spent_ms = answer.pop("time_spent_ms", None)
+    annotation = Annotation(
+        id=repeat.answer_id, task=repeat.task, labeler_id=repeat.labeler_id, kind=Kind.PAIRWISE,
+        shown_order=repeat.shown_order, time_spent_ms=time_spent_ms,
+        created_at=repeat.answered_at, **answer,
+    )  # fmt: skip
+    annotation._state.adding = False
+    annotation._state.db = repeat._state.db
+    annotation._state.fields_cache["review"] = None
+    return annotation
 
 
 def project_stats(*, project: Project) -> dict:
@@ -229,8 +280,20 @@ def annotation_get_for_member(*, annotation_id: int, user: AbstractBaseUser) -> 
         annotations = annotations.filter(task__project__memberships__user=user)
     annotation = annotations.only("id", "labeler_id", "task_id").first()
     if annotation is None:
+        annotation = repeat_answer_for_member(answer_id=annotation_id, user=user)
+    if annotation is None:
         raise Http404("No such annotation.")
     return annotation
+
+
+def repeat_answer_for_member(*, answer_id: int, user: AbstractBaseUser) -> Annotation | None:
+    """The answer to a swap repeat with this id, in one of the user's projects, as an
+    annotation (`repeat_as_annotation`); None if there is none."""
+    repeats = Repeat.objects.filter(answer_id=answer_id, status=Repeat.Status.ANSWERED)
+    if not user.is_superuser:
+        repeats = repeats.filter(project__memberships__user=user)
+    repeat = repeats.select_related("task__prompt").first()
+    return repeat_as_annotation(repeat) if repeat is not None else None
 
 
 def annotation_revision_count(*, annotation_id: int) -> int:

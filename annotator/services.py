@@ -301,8 +301,11 @@ def _lock_member(
         repeat = f"""(SELECT r.id FROM {sql.table(Repeat)} r
                       WHERE r.labeler_id = %s AND r.project_id = %s AND r.status IN (%s, %s)
                         AND r.due_claims <= {member}.claims
-                      ORDER BY r.due_claims LIMIT 1)"""  # noqa: S608 -- table names only
-        params += [labeler_id, project_id, Repeat.Status.PENDING, Repeat.Status.ACTIVE]
+                      ORDER BY CASE WHEN r.status = %s THEN 0 ELSE 1 END, r.due_claims
+                      LIMIT 1)"""  # noqa: S608 -- table names only
+        # One held (served, or given back by an undo) comes back before any other is due.
+        params += [labeler_id, project_id, Repeat.Status.PENDING, Repeat.Status.ACTIVE,
+                   Repeat.Status.ACTIVE]  # fmt: skip
     statement = f"""
         UPDATE {member} SET claims = claims + %s WHERE project_id = %s AND user_id = %s
         RETURNING claims, paused_at, paused_reason, {gold}, {repeat}
@@ -375,8 +378,8 @@ def _repeat_schedule(*, annotation: Annotation, project: Project, shown_order: l
     labeler later, the two responses swapped: after 3 to 10 more requests for a task."""
     statement = f"""
         INSERT INTO {sql.table(Repeat)} (project_id, task_id, labeler_id, annotation_id, status,
-            due_claims, shown_order, verdict, created_at)
-        SELECT %s, %s, %s, %s, %s, m.claims + %s, %s, %s, %s FROM {sql.table(Membership)} m
+            due_claims, shown_order, verdict, answer, created_at)
+        SELECT %s, %s, %s, %s, %s, m.claims + %s, %s, %s, %s, %s FROM {sql.table(Membership)} m
         WHERE m.project_id = %s AND m.user_id = %s
     """  # noqa: S608 -- table names only
     sql.run(
@@ -385,6 +388,7 @@ def _repeat_schedule(*, annotation: Annotation, project: Project, shown_order: l
             project.id, annotation.task_id, annotation.labeler_id, annotation.id,
             Repeat.Status.PENDING, random.randint(3, 10),
             sql.param(Repeat, "shown_order", list(reversed(shown_order))), "",
+            sql.param(Repeat, "answer", {}),
             connection.ops.adapt_datetimefield_value(timezone.now()), project.id,
             annotation.labeler_id,
         ],
@@ -398,9 +402,13 @@ def repeat_held(*, task_id: int, labeler_id: int) -> Repeat | None:
     ).first()
 
 
-def _repeat_answer(*, task: Task, labeler: AbstractBaseUser, answer: dict, answered_id: int):
+def _repeat_answer(
+    *, task: Task, labeler: AbstractBaseUser, answer: dict, time_spent_ms: int | None
+) -> "SubmitResult | None":
     """Store the answer to a held swap repeat apart from the annotations, or None if the
-    labeler holds no repeat of this task."""
+    labeler holds no repeat of this task. The answer gets an id from the annotations' own
+    sequence, so to its labeler (the submit's answer, Undo, My annotations) it is one more
+    answer like any other."""
     repeat = (
         Repeat.objects.select_for_update()
         .filter(task_id=task.pk, labeler_id=labeler.pk, status=Repeat.Status.ACTIVE)
@@ -415,8 +423,11 @@ def _repeat_answer(*, task: Task, labeler: AbstractBaseUser, answer: dict, answe
     repeat.chosen_id = fields.get("chosen_id")
     repeat.status = Repeat.Status.ANSWERED
     repeat.answered_at = timezone.now()
-    repeat.save(update_fields=["verdict", "chosen", "status", "answered_at"])
-    return SubmitResult(annotation=Annotation(id=answered_id), late=False, repeat=True)
+    repeat.answer_id = sql.next_id(Annotation)
+    repeat.answer = ANSWER_FIELDS | fields | {"time_spent_ms": time_spent_ms}
+    repeat.save(update_fields=["verdict", "chosen", "status", "answered_at", "answer_id", "answer"])
+    repeat.task = task
+    return SubmitResult(annotation=selectors.repeat_as_annotation(repeat), late=False, repeat=True)
 
 
 def _lease_gold(*, project: Project, labeler_id: int, now) -> Assignment | None:
@@ -548,7 +559,7 @@ def task_skip(*, task: Task, labeler: AbstractBaseUser, reason: str = "") -> Ass
 class SubmitResult:
     annotation: Annotation
     late: bool  # accepted although the lease had expired
-    repeat: bool = False  # the answer to a swap repeat (stored apart; nothing to undo)
+    repeat: bool = False  # the answer to a swap repeat (stored apart, not an annotation)
 
 
 def annotation_submit(
@@ -615,11 +626,17 @@ def _submit(
     )
     if answered_id is not None:
         repeated = _repeat_answer(
-            task=task, labeler=labeler, answer=answer, answered_id=answered_id
+            task=task, labeler=labeler, answer=answer, time_spent_ms=time_spent_ms
         )
         if repeated is not None:
             return repeated
-        raise AlreadyAnswered("You already answered this task.", annotation_id=answered_id)
+        # Once a swap repeat of it was answered, that is the labeler's latest answer to it.
+        latest = Repeat.objects.filter(
+            task_id=task.pk, labeler_id=labeler.pk, status=Repeat.Status.ANSWERED
+        ).values_list("answer_id", flat=True)
+        raise AlreadyAnswered(
+            "You already answered this task.", annotation_id=latest.first() or answered_id
+        )
     if lease[0] is None:
         raise NotAssigned("You do not hold this task; ask for the next task first.")
     assignment = sql.instance(Assignment, lease, _LEASE_FIELDS)
@@ -709,7 +726,10 @@ def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment
     """Take back one's answer within UNDO_SECONDS of giving it: the answer is removed (kept as
     a revision), the task's overlap slot is freed, and the task is leased back to its labeler
     with the order it was shown in, ahead of any other task they were holding.
+    A swap repeat's answer is taken back the same way (annotator/models.Repeat).
     """
+    if (repeat_id := _repeat_answered(annotation_id)) is not None:
+        return _repeat_undo(repeat_id=repeat_id, user=user)
     with transaction.atomic():
         # The labeler's lock first, as a claim takes it, so a claim in another tab cannot
         # interleave with the lease handed back here.
@@ -753,7 +773,10 @@ def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment
 def annotation_edit(*, annotation_id: int, user: AbstractBaseUser, answer: dict) -> Annotation:
     """Change one's own answer, while one is a member of its project. The answer is checked
     as a submit is, against the order it was shown in; a change is kept as a revision (who,
-    when, before, after) and the annotation row holds the latest. No change: no revision."""
+    when, before, after) and the annotation row holds the latest. No change: no revision.
+    A swap repeat's answer is changed the same way."""
+    if (repeat_id := _repeat_answered(annotation_id)) is not None:
+        return _repeat_edit(repeat_id=repeat_id, user=user, answer=answer)
     with transaction.atomic():
         annotation = _lock_answer(annotation_id=annotation_id, user=user)
         task = annotation.task
@@ -774,3 +797,85 @@ def annotation_edit(*, annotation_id: int, user: AbstractBaseUser, answer: dict)
             action=AnnotationRevision.Action.EDIT, before=before, after=after,
         )  # fmt: skip
         return annotation
+
+
+# --- A swap repeat's answer, corrected as an annotation is ------------------------------------
+
+
+def _repeat_answered(answer_id: int) -> int | None:
+    """The swap repeat whose answer has this id, if it is one (and not an annotation)."""
+    return Repeat.objects.filter(answer_id=answer_id).values_list("id", flat=True).first()
+
+
+def _lock_repeat_answer(*, repeat_id: int, user: AbstractBaseUser) -> Repeat:
+    repeat = (
+        Repeat.objects.select_for_update(of=("self",))
+        .select_related("task__project")
+        .filter(id=repeat_id, status=Repeat.Status.ANSWERED)
+        .first()
+    )
+    if repeat is None:
+        raise AnswerGone("That answer no longer exists: it was undone.")
+    if repeat.labeler_id != user.pk:
+        raise NotYours("Only the labeler who gave an answer can change it.")
+    return repeat
+
+
+def _repeat_undo(*, repeat_id: int, user: AbstractBaseUser) -> Assignment:
+    """As annotation_undo: the repeat is served again, in its order, with nothing answered."""
+    with transaction.atomic():
+        project_id = Repeat.objects.filter(id=repeat_id).values_list("project_id", flat=True)[0]
+        _lock_member(project_id=project_id, labeler_id=user.pk, count=False)
+        repeat = _lock_repeat_answer(repeat_id=repeat_id, user=user)
+        now = timezone.now()
+        if (now - repeat.answered_at).total_seconds() > UNDO_SECONDS:
+            raise UndoExpired(
+                f"An answer can be undone for {UNDO_SECONDS} seconds only; "
+                "change it from My annotations instead."
+            )
+        task = repeat.task
+        AnnotationRevision.objects.create(
+            annotation_id_value=repeat.answer_id, task=task, labeler_id=user.pk, changed_by=user,
+            action=AnnotationRevision.Action.UNDO,
+            before=answer_fields(selectors.repeat_as_annotation(repeat)),
+        )  # fmt: skip
+        Assignment.objects.filter(
+            labeler=user, task__project_id=project_id, status=Assignment.Status.ACTIVE,
+            expires_at__gt=now,
+        ).exclude(task=task).update(expires_at=now)  # fmt: skip
+        expires_at = now + timedelta(seconds=task.project.lease_seconds)
+        Repeat.objects.filter(id=repeat.id).update(
+            status=Repeat.Status.ACTIVE, expires_at=expires_at, verdict="", chosen=None,
+            answered_at=None, answer_id=None, answer={},
+        )  # fmt: skip
+        first_lease = Annotation.objects.filter(id=repeat.annotation_id).values_list(
+            "assignment_id", flat=True
+        )[0]
+        return Assignment(
+            id=first_lease, task=task, labeler_id=user.pk, status=Assignment.Status.ACTIVE,
+            shown_order=repeat.shown_order, created_at=now, expires_at=expires_at,
+        )  # fmt: skip
+
+
+def _repeat_edit(*, repeat_id: int, user: AbstractBaseUser, answer: dict) -> Annotation:
+    """As annotation_edit, for a swap repeat's answer (its self-consistency reads the latest)."""
+    with transaction.atomic():
+        repeat = _lock_repeat_answer(repeat_id=repeat_id, user=user)
+        task = repeat.task
+        if selectors.project_role(project=task.project, user=user) is None:
+            raise NotYours("You are no longer a member of this project.")
+        fields = validate_answer(
+            task=task, project=task.project, shown_order=repeat.shown_order, answer=answer
+        )
+        before = answer_fields(selectors.repeat_as_annotation(repeat))
+        after = ANSWER_FIELDS | fields
+        if after == before:
+            return selectors.repeat_as_annotation(repeat)
+        repeat.answer = repeat.answer | after
+        repeat.verdict, repeat.chosen_id = after["verdict"], after["chosen_id"]
+        repeat.save(update_fields=["answer", "verdict", "chosen"])
+        AnnotationRevision.objects.create(
+            annotation_id_value=repeat.answer_id, task=task, labeler_id=user.pk, changed_by=user,
+            action=AnnotationRevision.Action.EDIT, before=before, after=after,
+        )  # fmt: skip
+        return selectors.repeat_as_annotation(repeat)

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -286,7 +286,8 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
         )  # fmt: skip
     except ServiceError as exc:  # LeaseLost, NotAssigned: their messages say nothing was stored.
         return _after_post(request, project=project, role=role, error=exc.message)
-    undo = result.annotation if request.htmx and not result.repeat else None
+    # A swap repeat's answer can be undone like any other (nothing tells it apart).
+    undo = result.annotation if request.htmx else None
     return _after_post(request, project=project, role=role, notice="Saved.", undo=undo)
 
 
@@ -379,11 +380,15 @@ def label_undo(request: HttpRequest, project_id: int, annotation_id: int) -> Htt
 
 
 def _own_answer(*, project: Project, user, annotation_id: int) -> Annotation:
-    """One's own answer in this project: 404 outside it, 403 for another labeler's."""
-    annotation = get_object_or_404(
-        Annotation.objects.select_related("task__prompt").filter(task__project=project),
-        pk=annotation_id,
-    )
+    """One's own answer in this project (an annotation, or a swap repeat's answer shaped as
+    one): 404 outside it, 403 for another labeler's."""
+    annotation = (
+        Annotation.objects.select_related("task__prompt")
+        .filter(task__project=project, pk=annotation_id)
+        .first()
+    ) or selectors.repeat_answer_for_member(answer_id=annotation_id, user=user)
+    if annotation is None or annotation.task.project_id != project.id:
+        raise Http404("No such answer in this project.")
     if annotation.labeler_id != user.pk:
         raise PermissionDenied("Only the labeler who gave an answer can change it.")
     return annotation

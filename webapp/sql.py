@@ -73,6 +73,19 @@ def binary_rows(statement: str, params: Sequence = ()) -> list[tuple]:
             return binary.fetchall()
 
 
+def next_id(model: type[Model]) -> int:
+    """Take the next value of a model's id sequence without inserting a row: an id that no
+    row of the model will ever get (a swap repeat's answer borrows one, so it reads as any
+    answer's id). SQLite: its AUTOINCREMENT counter, which never hands a number out twice."""
+    db = connections[DEFAULT_DB_ALIAS]
+    name = model._meta.db_table
+    if db.vendor == "postgresql":
+        return one("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [_quote(name)])[0]
+    run("INSERT INTO sqlite_sequence (name, seq) SELECT %s, 0 WHERE NOT EXISTS "
+        "(SELECT 1 FROM sqlite_sequence WHERE name = %s)", [name, name])  # fmt: skip
+    return one("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = %s RETURNING seq", [name])[0]
+
+
 def table(model: type[Model]) -> str:
     return _quote(model._meta.db_table)
 

@@ -103,3 +103,91 @@ def test_it_counts_a_consistent_labeler_as_consistent(project, bob):
     (stats,) = repeat_stats(project=project)
     assert stats.repeats >= 2 and stats.consistency == 1.0
     assert stats.left_share == 0.5  # each repeated pair: once left, once right
+
+
+def test_it_treats_a_repeats_answer_as_any_answer_after_it_is_given(project, bob, client):
+    """After answering, too, nothing tells a repeat: the page offers Undo, the API's submit
+    answers a new id, My annotations lists the answer in the order it was shown with its own
+    Change link, and undo and edit work on it, over the web and the API."""
+    from django.urls import reverse
+
+    from annotator.models import AnnotationRevision
+
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    project.repeat_share = 1.0
+    project.save()
+    for _ in range(12):
+        make_task(project)
+    client.force_login(bob)
+    api = api_client_for(bob)
+    undo_buttons, answered = {}, {}
+    served: set[int] = set()
+    while True:
+        page = client.get(f"/projects/{project.id}/label/", **htmx).content.decode()
+        if (found := re.search(r"/tasks/(\d+)/submit/", page)) is None:
+            break  # nothing left to label
+        task_id = int(found.group(1))
+        kind = "repeat" if task_id in served else "first"
+        served.add(task_id)
+        resp = client.post(f"/projects/{project.id}/tasks/{task_id}/submit/",
+                           {"choice": "a", "notes": kind}, **htmx)  # fmt: skip
+        undo = re.search(
+            r'hx-post="(/projects/\d+/annotations/(\d+)/undo/)"', resp.content.decode()
+        )
+        undo_buttons.setdefault(kind, undo)
+        answered.setdefault(kind, task_id)
+        if "repeat" in undo_buttons and kind == "repeat":
+            break
+    assert undo_buttons["first"] and undo_buttons["repeat"], "Undo is offered after both"
+    repeat = Repeat.objects.get(task_id=answered["repeat"], status=Repeat.Status.ANSWERED)
+    first = Annotation.objects.get(task_id=answered["repeat"], labeler=bob)
+    # The repeat's answer has an id of its own, after the first one's, unused by annotations.
+    assert int(undo_buttons["repeat"].group(2)) == repeat.answer_id > first.id
+    assert not Annotation.objects.filter(id=repeat.answer_id).exists()
+
+    # My annotations: both answers, each in the order it was shown, each with its Change link.
+    mine = client.get(f"/projects/{project.id}/annotations/").content.decode()
+    for a_id in (first.id, repeat.answer_id):
+        assert reverse("annotation_edit", args=[project.id, a_id]) in mine
+    texts = dict(first.task.task_completions.values_list("completion_id", "completion__text"))
+    rows = mine.split("<tr>")
+    repeat_row = next(r for r in rows if f"/annotations/{repeat.answer_id}/" in r)
+    first_row = next(r for r in rows if f"/annotations/{first.id}/" in r)
+    # Each row names the chosen response with the label it had on screen: "a", the left one,
+    # is a different response in the two orders.
+    for row, order in ((repeat_row, repeat.shown_order), (first_row, first.shown_order)):
+        assert f'<span class="badge">A</span> <span class="excerpt hint">{texts[order[0]]}' in row
+
+    # Undo takes it back: the repeat is served again, the answer filled in.
+    resp = client.post(undo_buttons["repeat"].group(1), **htmx).content.decode()
+    assert "Undone: your answer is back to change." in resp
+    assert f"/tasks/{answered['repeat']}/submit/" in resp and "repeat</textarea>" in resp
+    assert AnnotationRevision.objects.filter(annotation_id_value=repeat.answer_id,
+                                             action="undo").exists()  # fmt: skip
+    # Answered again (over the API this time): a new id, as a new annotation would get.
+    again = api.post(f"/api/v1/tasks/{answered['repeat']}/annotations/", {"choice": "b"},
+                     format="json")  # fmt: skip
+    assert again.status_code == 201
+    new_id = again.json()["id"]
+    assert new_id not in (first.id, repeat.answer_id)
+    assert Repeat.objects.get(id=repeat.id).answer_id == new_id
+    # A second submit names the latest answer, as for any task.
+    twice = api.post(f"/api/v1/tasks/{answered['repeat']}/annotations/", {"choice": "a"},
+                     format="json")  # fmt: skip
+    assert twice.status_code == 409 and str(new_id) in twice.content.decode()
+
+    # Edit, on the page and over the API; the first answer is untouched.
+    edit = reverse("annotation_edit", args=[project.id, new_id])
+    page = client.get(edit)
+    assert page.status_code == 200 and 'name="choice"' in page.content.decode()
+    assert client.post(edit, {"choice": "a", "notes": "changed"}).status_code == 302
+    swapped = Repeat.objects.get(id=repeat.id)
+    assert swapped.chosen_id == swapped.shown_order[0] and swapped.answer["notes"] == "changed"
+    put = api.put(f"/api/v1/annotations/{new_id}/", {"choice": "tie"}, format="json")
+    assert put.status_code == 200 and put.json() == {"id": new_id, "revisions": 2}
+    assert Repeat.objects.get(id=repeat.id).verdict == "tie"
+    assert Annotation.objects.get(id=first.id).notes == "first"
+    # Over the API, the undo window has its limit as for any answer.
+    Repeat.objects.filter(id=repeat.id).update(answered_at=swapped.answered_at.replace(year=2000))
+    late = api.post(f"/api/v1/annotations/{new_id}/undo/")
+    assert late.status_code == 409 and "30 seconds" in late.content.decode()
