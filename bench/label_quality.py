@@ -9,6 +9,10 @@ this process: each labeler's true error rate against the oracle beside the estim
 reliability, agreement with consensus and left-side share (annotator/quality/stats.py), and
 the accuracy against the oracle of the `majority` and `reliability` exports.
 
+Reward models (skip with --skip-reward): per seed, one reward model trained through the
+trainer's reward algorithm on the `majority` export and one on the `reliability` export,
+from the same tiny local Llama on the CPU, each scored on the same fresh oracle pairs.
+
 Timings: the Dawid-Skene fit of 100 000 answers (in memory, and read from the database), and
 the labeler statistics page of a project with 100 labelers and 100 000 answers (cold: first
 view, the fit computed; warm: the fit cached), through Django's test client.
@@ -101,7 +105,7 @@ def label_over_http(project, port: int, seed: int) -> tuple[str, float]:
 
 
 def evaluate(project) -> dict:
-    from trainer.oracles import make_oracle
+    from trainer.loop.oracles import make_oracle
 
     from annotator.export import ExportParams, export_start
     from annotator.models import Annotation, Completion
@@ -143,6 +147,66 @@ def evaluate(project) -> dict:
         "accuracy": accuracy,
         "careless_and_biased_last": last_three == {"careless", "left-picker"},
     }
+
+
+# --- Reward models trained on each snapshot ----------------------------------------------------
+
+
+def tiny_base(pretrain_steps: int) -> Path:
+    """The tiny local Llama the reward models start from (trainer/algorithms/tiny.py), built
+    once and kept under var/bench/."""
+    from trainer.algorithms.tiny import build_tiny_policy
+
+    path = REPO / "var" / "bench" / f"tiny-p{pretrain_steps}-s0"
+    if not (path / "config.json").exists():
+        build_tiny_policy(path, pretrain_steps=pretrain_steps, seed=0)
+    return path
+
+
+def fresh_pairs(seed: int, n: int) -> list[tuple[str, str, str]]:
+    """(prompt, better, worse) by the oracle, made the way the project's were, from another
+    random stream: comparisons no labeler saw."""
+    rng = random.Random(10_000 + seed)
+    pairs = []
+    for i in range(n):
+        a, b = sorted(rng.sample(range(len(TARGET) + 1), 2), reverse=True)
+        pairs.append((f"Write line {i}.", _text(rng, a), _text(rng, b)))
+    return pairs
+
+
+def reward_comparison(project, seed: int, base: Path, args) -> dict:
+    """A reward model trained through the trainer's reward algorithm on the `majority` and
+    on the `reliability` export (what a reward job's snapshot holds), each scored on the same
+    fresh oracle pairs: accuracy = share of pairs where the better one gets the higher reward."""
+    import tempfile
+
+    from annotator.export import ExportParams, export_start
+    from trainer.algorithms.reward import RewardConfig, train
+    from trainer.algorithms.reward_scoring import score_texts
+
+    pairs = fresh_pairs(seed, args.fresh_pairs)
+    prompts = [p for p, _, _ in pairs]
+    out = {}
+    for aggregate in ("majority", "reliability"):
+        data = b"".join(
+            export_start(project=project, params=ExportParams(aggregate=aggregate)).chunks()
+        )
+        rows = [json.loads(line) for line in data.splitlines()]
+        config = RewardConfig(
+            model_name_or_path=str(base), learning_rate=args.rm_lr, num_epochs=args.rm_epochs,
+            batch_size=16, max_length=128, save_steps=0, device="cpu", seed=seed,
+        )  # fmt: skip
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            metrics = train(config, rows, tmp)
+            better = score_texts(tmp, prompts, [b for _, b, _ in pairs], device="cpu")
+            worse = score_texts(tmp, prompts, [w for _, _, w in pairs], device="cpu")
+        right = sum(b > w for b, w in zip(better, worse, strict=True))
+        out[aggregate] = {
+            "train_rows": len(rows), "fresh_pairs": len(pairs), "accuracy": right / len(pairs),
+            "val_accuracy": metrics.get("val_accuracy"), "train_s": time.perf_counter() - started,
+        }  # fmt: skip
+    return out
 
 
 # --- Timings at 100 labelers, 100 000 answers -----------------------------------------------
@@ -338,8 +402,39 @@ def report(runs: list[dict], timing: dict | None, meta: dict) -> str:
                 "numbers are then cached until the next answer or skip, so only the first view "
                 "after a change pays for it. Read the cold time with the load average above: "
                 "the machine's 2 cores were shared with other sessions' tests.", ""]  # fmt: skip
-    out += ["The reward-model comparison (a reward model trained through the loop on the "
-            "`reliability` snapshot vs one on `majority`) was not run.", ""]  # fmt: skip
+    if not timing:
+        out += ["Timings of the fit and the Labelers page at 100 labelers / 100 000 answers: "
+                "not run here (--skip-timings); bench/quality_page.py measures the page, "
+                "results in bench/results/quality_page.md.", ""]  # fmt: skip
+    rm = [r["reward"] for r in runs if r.get("reward")]
+    if rm:
+        a = meta["reward"]
+        out += ["## Reward models trained on each snapshot", "",
+                "Per seed, two reward models from the same tiny local Llama "
+                f"(trainer/algorithms/tiny.py, {a['pretrain_steps']} pretraining steps) through "
+                "the trainer's reward algorithm (trainer/algorithms/reward.py, lr "
+                f"{a['rm_lr']}, {a['rm_epochs']} epochs, batch 16, CPU, the seed as training "
+                "seed): one on the `majority` export, one on the `reliability` export (what a "
+                "reward job's snapshot holds). Accuracy: the share of "
+                f"{a['fresh_pairs']} fresh oracle pairs (made like the project's, never "
+                "labeled) on which the better response gets the higher reward.", "",
+                "| seed | rows majority / reliability | majority RM accuracy "
+                "| reliability RM accuracy | difference |", "|---|---|---|---|---|"]  # fmt: skip
+        for r in runs:
+            m, q = r["reward"]["majority"], r["reward"]["reliability"]
+            out.append(f"| {r['seed']} | {m['train_rows']} / {q['train_rows']} | "
+                       f"{m['accuracy']:.3f} | {q['accuracy']:.3f} | "
+                       f"{q['accuracy'] - m['accuracy']:+.3f} |")  # fmt: skip
+        maj = [x["majority"]["accuracy"] for x in rm]
+        rel = [x["reliability"]["accuracy"] for x in rm]
+        diff = [b - a for a, b in zip(maj, rel, strict=True)]
+        met = statistics.fmean(rel) >= statistics.fmean(maj)
+        out += ["", f"- majority RM: {spread(maj)}", f"- reliability RM: {spread(rel)}",
+                f"- reliability − majority: {spread(diff)}",
+                f"- target (reliability at least as accurate as majority, on the mean): "
+                f"{'met' if met else 'NOT met'}", ""]  # fmt: skip
+    else:
+        out += ["The reward-model comparison was not run (--skip-reward).", ""]
     return "\n".join(out)
 
 
@@ -351,6 +446,11 @@ def main() -> None:
     parser.add_argument("--big-answers", type=int, default=100_000)
     parser.add_argument("--skip-timings", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--skip-reward", action="store_true", help="no reward-model comparison")
+    parser.add_argument("--pretrain-steps", type=int, default=300)
+    parser.add_argument("--rm-lr", type=float, default=5e-4)
+    parser.add_argument("--rm-epochs", type=float, default=6.0)
+    parser.add_argument("--fresh-pairs", type=int, default=400)
     args = parser.parse_args()
 
     url = fresh_database("postgres", "quality")
@@ -362,6 +462,7 @@ def main() -> None:
     django.setup()
     load_before = os.getloadavg()
     port = free_port(8150)
+    base = None if args.skip_reward else tiny_base(args.pretrain_steps)
     runs = []
     with Server(database_url=url, port=port, workers=args.workers, worker_class="gthread",
                 threads=4):  # fmt: skip
@@ -370,6 +471,13 @@ def main() -> None:
             output, label_s = label_over_http(project, port, seed)
             result = evaluate(project)
             result.update(seed=seed, tasks=args.tasks, label_s=label_s, output=output)
+            if not args.skip_reward:
+                result["reward"] = reward_comparison(project, seed, base, args)
+                print(
+                    "  reward models: "
+                    + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in result["reward"].items()),
+                    flush=True,
+                )
             runs.append(result)
             a = result["accuracy"]
             print(
@@ -392,7 +500,9 @@ def main() -> None:
         "machine": machine(),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
-    }
+        "reward": {"pretrain_steps": args.pretrain_steps, "rm_lr": args.rm_lr,
+                   "rm_epochs": args.rm_epochs, "fresh_pairs": args.fresh_pairs},
+    }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "label_quality.json").write_text(
         json.dumps({"meta": meta, "runs": runs, "timings": timing}, indent=1, default=str)
