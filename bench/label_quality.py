@@ -105,11 +105,10 @@ def label_over_http(project, port: int, seed: int) -> tuple[str, float]:
 
 
 def evaluate(project) -> dict:
-    from trainer.loop.oracles import make_oracle
-
     from annotator.export import ExportParams, export_start
     from annotator.models import Annotation, Completion
     from annotator.quality import stats
+    from trainer.loop.oracles import make_oracle
 
     oracle = make_oracle("target-words", target_words=TARGET)
     texts = dict(Completion.objects.filter(prompt__project=project).values_list("id", "text"))
