@@ -143,7 +143,10 @@ class ReviewOut(serializers.Serializer):
 @extend_schema(request=ReviewIn, responses={200: ReviewOut})
 @api_view(["POST"])
 def annotation_review(request: Request, annotation_id: int) -> Response:
-    annotation = selectors.annotation_get_for_member(annotation_id=annotation_id, user=request.user)
+    # A swap repeat's answer is no annotation of the dataset: nothing to review.
+    annotation = selectors.annotation_get_for_member(
+        annotation_id=annotation_id, user=request.user, repeats=False
+    )
     project = Project.objects.get(tasks__id=annotation.task_id)
     _require_reviewer(selectors.project_role(project=project, user=request.user))
     data = ReviewIn(data=request.data)

@@ -272,14 +272,16 @@ def project_members(*, project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("role", "user__username")
 
 
-def annotation_get_for_member(*, annotation_id: int, user: AbstractBaseUser) -> Annotation:
+def annotation_get_for_member(
+    *, annotation_id: int, user: AbstractBaseUser, repeats: bool = True
+) -> Annotation:
     """An annotation in one of the user's projects; 404 otherwise (whose it is, the services
     check: a member who is not its labeler gets a 403 there)."""
     annotations = Annotation.objects.filter(id=annotation_id)
     if not user.is_superuser:
         annotations = annotations.filter(task__project__memberships__user=user)
     annotation = annotations.only("id", "labeler_id", "task_id").first()
-    if annotation is None:
+    if annotation is None and repeats:  # a swap repeat's answer, as its labeler knows it
         annotation = repeat_answer_for_member(answer_id=annotation_id, user=user)
     if annotation is None:
         raise Http404("No such annotation.")

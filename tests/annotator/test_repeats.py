@@ -105,7 +105,7 @@ def test_it_counts_a_consistent_labeler_as_consistent(project, bob):
     assert stats.left_share == 0.5  # each repeated pair: once left, once right
 
 
-def test_it_treats_a_repeats_answer_as_any_answer_after_it_is_given(project, bob, client):
+def test_it_treats_a_repeats_answer_as_any_answer_after_it_is_given(project, bob, alice, client):
     """After answering, too, nothing tells a repeat: the page offers Undo, the API's submit
     answers a new id, My annotations lists the answer in the order it was shown with its own
     Change link, and undo and edit work on it, over the web and the API."""
@@ -191,3 +191,8 @@ def test_it_treats_a_repeats_answer_as_any_answer_after_it_is_given(project, bob
     Repeat.objects.filter(id=repeat.id).update(answered_at=swapped.answered_at.replace(year=2000))
     late = api.post(f"/api/v1/annotations/{new_id}/undo/")
     assert late.status_code == 409 and "30 seconds" in late.content.decode()
+    # It is no answer of the dataset: a reviewer finds nothing to review under its id.
+    review = api_client_for(alice).post(
+        f"/api/v1/annotations/{new_id}/review/", {"decision": "accepted"}, format="json"
+    )
+    assert review.status_code == 404
