@@ -31,9 +31,9 @@ from trainer.algorithms.common import (
     run_main,
     set_seed,
 )
+from trainer.algorithms.lora import ScaleFields
 from trainer.algorithms.reward_scoring import RewardScorer
 from trainer.algorithms.samples import SampleLog
-from trainer.algorithms.lora import ScaleFields
 from trainer.algorithms.trl_bridge import (
     DTYPE_HELP,
     policy_model,
