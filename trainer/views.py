@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -398,6 +398,20 @@ def model_register(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, f"Registered {model.name}; launch forms now offer it.")
             return redirect(_model_url(model))
     return _render_models(request, project, form, status=400)
+
+
+@require_POST
+@login_required
+def model_merge(request: HttpRequest, project_id: int, model_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    model = get_object_or_404(ModelVersion, id=model_id, project=project)
+    try:
+        merged = model_services.model_merge(model=model, created_by=request.user)
+    except model_services.RegistryError as exc:
+        messages.error(request, exc.message)
+        return redirect(_model_url(model))
+    messages.success(request, f"Merged {model.name} into full weights: {merged.name}.")
+    return redirect(_model_url(merged))
 
 
 def _render_models(request, project: Project, form: ModelRegisterForm, status: int = 200):

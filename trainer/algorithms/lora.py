@@ -296,3 +296,19 @@ def trainable_count(model) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     total = sum(p.numel() for p in model.parameters())
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m trainer.algorithms.lora merge ADAPTER_DIR OUTPUT_DIR``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Merge a LoRA adapter into full weights.")
+    parser.add_argument("action", choices=["merge"])
+    parser.add_argument("adapter_dir")
+    parser.add_argument("output_dir")
+    args = parser.parse_args(argv)
+    print(json.dumps({"merged": str(merge_adapter(args.adapter_dir, args.output_dir))}))
+
+
+if __name__ == "__main__":
+    main()
