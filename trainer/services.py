@@ -22,6 +22,7 @@ from trainer.algorithms.lora import adapter_base, is_adapter
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
 from trainer.kinds import COMPLETIONS, KINDS, POLICY, REWARD_MODEL
+from trainer.memory_check import job_memory_check
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
 from trainer.snapshots import dataset_validate
@@ -49,6 +50,7 @@ def job_create(
     config = validate_config(
         kind=kind, config=config, input_model=input_model, reward_model=reward_model
     )
+    job_memory_check(kind=kind, config=config)  # refuses a job no worker can hold
     dataset = dataset_validate(kind=kind, dataset=dataset)
     with transaction.atomic():
         job = TrainingJob.objects.create(

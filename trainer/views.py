@@ -27,7 +27,7 @@ from annotator import selectors as annotator_selectors
 from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership, Project
 from annotator.views import login_required
-from trainer import job_data, model_services, plots, selectors, services
+from trainer import inventory, job_data, model_services, plots, selectors, services
 from trainer.configs import config_fields
 from trainer.exceptions import JobError
 from trainer.forms import (
@@ -35,7 +35,7 @@ from trainer.forms import (
 )
 from trainer.kinds import JOB_KINDS, choices
 from trainer.logs import clean_log
-from trainer.models import ModelVersion, TrainingJob
+from trainer.models import ModelVersion, TrainingJob, Worker
 
 JOBS_PER_PAGE = 50
 # The job list shows none of these; metrics and the log tail can be large.
@@ -107,8 +107,32 @@ def job_list(request: HttpRequest, project_id: int) -> HttpResponse:
         "tab": "jobs",
         # While a job on the page runs, the table refreshes itself, so statuses stay true.
         "live": any(not job.is_finished for job in page.object_list),
+        "workers": inventory_rows(),
     }
     return render(request, "trainer/job_list.html", context)
+
+
+def inventory_rows() -> list[dict]:
+    """Every worker that reported, with its devices' memory in GiB and whether it is live."""
+    live = set(inventory.workers_live().values_list("id", flat=True))
+    gib = 1024**3
+    return [
+        {
+            "name": w.name,
+            "queues": w.queues,
+            "seen_at": w.seen_at,
+            "live": w.id in live,
+            "devices": [
+                {
+                    "name": d.get("name", "?"),
+                    "total_gib": (d.get("total_bytes") or 0) / gib,
+                    "free_gib": (d.get("free_bytes") or 0) / gib,
+                }
+                for d in w.devices or []
+            ],
+        }
+        for w in Worker.objects.all()[:50]
+    ]
 
 
 # --- Job page -------------------------------------------------------------------------------
