@@ -148,9 +148,16 @@ def _dtype(name: str, device: str) -> str:
 
 
 def activation_bytes(
-    shape: ModelShape, sequences: int, length: int, dtype: str, checkpointing: bool
+    shape: ModelShape,
+    sequences: int,
+    length: int,
+    dtype: str,
+    checkpointing: bool,
+    lm_head: bool = True,
 ) -> int:
-    """What the backward pass keeps of one forward over ``sequences`` x ``length`` tokens."""
+    """What the backward pass keeps of one forward over ``sequences`` x ``length`` tokens
+    (``lm_head`` False: a reward or value model, with a score head instead of vocabulary
+    logits)."""
     tokens = sequences * length
     scale = 2 if dtype == "fp32" else 1  # the formula counts 16-bit activations
     per_layer_token = shape.hidden * (34 + 5 * shape.heads * length / shape.hidden)
@@ -158,7 +165,7 @@ def activation_bytes(
         layers = 2 * shape.hidden * tokens * shape.layers + per_layer_token * tokens
     else:
         layers = per_layer_token * tokens * shape.layers
-    logits = 3 * shape.vocab * 4 * tokens
+    logits = 3 * shape.vocab * 4 * tokens if lm_head else 0
     return int(layers * scale + logits)
 
 
@@ -202,9 +209,12 @@ def estimate_job(
     notes: list[str] = []
 
     def train_model(shape, sequences, length, head=False, name="policy"):
+        # A score head (reward, value model) replaces the vocabulary logits.
         for key, value in _trained(shape, config, dtype, head).items():
             parts[f"{name} {key}"] = value
-        parts[f"{name} activations"] = activation_bytes(shape, sequences, length, dtype, ckpt)
+        parts[f"{name} activations"] = activation_bytes(
+            shape, sequences, length, dtype, ckpt, lm_head=not head
+        )
 
     if kind == "reward":
         # A comparison is two sequences; a ranking of K is K (counted as 2: the common case).
@@ -231,8 +241,6 @@ def estimate_job(
         train_model(policy, mini, length)
         value_shape = reward or policy
         train_model(value_shape, mini, length, True, name="value")
-        # The value model has no LM head: its logits term is not there.
-        parts["value activations"] -= 3 * value_shape.vocab * 4 * mini * length
         if not lora or config.get("ref_model_path"):
             parts["reference weights"] = _frozen(policy, dtype)
         parts["reward weights"] = _frozen(reward or policy, dtype)

@@ -191,10 +191,28 @@ def check_config(config: PPOConfig) -> None:
         raise TrainingError("lr_schedule must be 'linear' or 'constant'.")
 
 
-def role_devices(config: PPOConfig) -> dict[str, str]:
+# Where the four roles go when device is "auto", device_map is empty and the machine has
+# several GPUs (docs/training.md, "Several GPUs"): the policy keeps a GPU of its own where it
+# can (it trains and samples); the frozen models share; the value model trains beside the reward
+# model, its usual twin. Under LoRA the reference is the policy (its adapter off).
+PLACEMENT = {
+    2: {"policy": 0, "reference": 0, "value": 1, "reward": 1},
+    3: {"policy": 0, "reference": 1, "value": 2, "reward": 1},
+    4: {"policy": 0, "reference": 1, "value": 2, "reward": 3},
+}
+
+
+def role_devices(config: PPOConfig, gpus: int | None = None) -> dict[str, str]:
     unknown = set(config.device_map) - set(ROLES)
     if unknown:
         raise TrainingError(f"device_map has unknown roles {sorted(unknown)}; use {ROLES}.")
+    if gpus is None and config.device == "auto" and not config.device_map:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if config.device == "auto" and not config.device_map and gpus and gpus >= 2:
+        placement = PLACEMENT[min(gpus, 4)]
+        return {role: f"cuda:{placement[role]}" for role in ROLES}
     return {role: resolve_device(config.device_map.get(role, config.device)) for role in ROLES}
 
 

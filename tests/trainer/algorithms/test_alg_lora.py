@@ -219,3 +219,16 @@ def test_lora_ppo_runs_with_the_reference_as_the_disabled_adapter(
     # Resuming loads the checkpoint's adapters.
     config.steps, config.resume_from_checkpoint = 3, "latest"
     assert train(config, [{"prompt": p} for p in chat_prompts(8)], tmp_path)["step"] == 3
+
+
+def test_ppo_places_its_roles_on_several_gpus_by_the_documented_rule():
+    from trainer.algorithms.ppo import PPOConfig, role_devices
+
+    auto = PPOConfig(model_name_or_path="m", reward_model_path="r")
+    assert role_devices(auto, gpus=2) == {
+        "policy": "cuda:0", "reference": "cuda:0", "value": "cuda:1", "reward": "cuda:1",
+    }  # fmt: skip
+    assert set(role_devices(auto, gpus=8).values()) == {"cuda:0", "cuda:1", "cuda:2", "cuda:3"}
+    given = PPOConfig(model_name_or_path="m", reward_model_path="r", device_map={"reward": "cpu"})
+    assert role_devices(given, gpus=2)["reward"] == "cpu"
+    assert role_devices(PPOConfig(model_name_or_path="m", device="cpu"), gpus=4)["value"] == "cpu"
