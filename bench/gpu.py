@@ -32,15 +32,39 @@ sys.path.insert(0, str(ROOT))
 
 # Llama-style shapes: Qwen2.5-0.5B / 1.5B and Llama-3-8B dimensions, random weights.
 SIZES = {
-    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
-             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 2048},
-    "0.5b": {"hidden_size": 896, "num_hidden_layers": 24, "intermediate_size": 4864,
-             "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936},
-    "1.5b": {"hidden_size": 1536, "num_hidden_layers": 28, "intermediate_size": 8960,
-             "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936},
-    "8b": {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336,
-           "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256},
-}  # fmt: skip
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 2048,
+    },
+    "0.5b": {
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "intermediate_size": 4864,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+    },
+    "1.5b": {
+        "hidden_size": 1536,
+        "num_hidden_layers": 28,
+        "intermediate_size": 8960,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+    },
+    "8b": {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+    },
+}
 MODES = {
     "lora+bf16": {"use_lora": True, "dtype": "bf16", "gradient_checkpointing": True},
     "full fp32": {"dtype": "fp32"},
@@ -116,16 +140,33 @@ def case_config(kind: str, mode: dict, models: Path, device: str, smoke: bool) -
     length = 128 if smoke else 512
     common = {"model_name_or_path": str(models / "policy"), "device": device, "seed": 0, **mode}
     if kind == "reward":
-        return {**common, "max_steps": steps, "batch_size": 4, "max_length": length,
-                "save_steps": 0}  # fmt: skip
+        return {
+            **common,
+            "max_steps": steps,
+            "batch_size": 4,
+            "max_length": length,
+            "save_steps": 0,
+        }
     if kind == "dpo":
-        return {**common, "max_steps": steps, "batch_size": 2, "max_length": length,
-                "save_steps": 0}  # fmt: skip
+        return {
+            **common,
+            "max_steps": steps,
+            "batch_size": 2,
+            "max_length": length,
+            "save_steps": 0,
+        }
     if kind == "ppo":
-        return {**common, "reward_model_path": str(models / "reward"), "steps": steps,
-                "batch_size": 8, "mini_batch_size": 4, "ppo_epochs": 1,
-                "max_new_tokens": 32 if smoke else 128, "max_prompt_length": 64,
-                "save_steps": 0}  # fmt: skip
+        return {
+            **common,
+            "reward_model_path": str(models / "reward"),
+            "steps": steps,
+            "batch_size": 8,
+            "mini_batch_size": 4,
+            "ppo_epochs": 1,
+            "max_new_tokens": 32 if smoke else 128,
+            "max_prompt_length": 64,
+            "save_steps": 0,
+        }
     raise ValueError(kind)
 
 
@@ -137,13 +178,21 @@ def estimate(kind: str, config: dict, models: Path, device_kind: str):
 
 
 def run_case(spec: dict, timeout: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     try:
         done = subprocess.run(
-            [sys.executable, "-c", CASE, json.dumps(spec)], cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            [sys.executable, "-c", CASE, json.dumps(spec)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     if done.returncode != 0:
@@ -174,8 +223,10 @@ def main() -> int:
     if args.cpu_smoke:
         sizes, device = ["tiny"], "cpu"
     elif not torch.cuda.is_available():
-        print("bench/gpu.py needs a CUDA GPU and this machine has none; nothing was run. "
-              "Use --cpu-smoke to check the harness on CPU.")  # fmt: skip
+        print(
+            "bench/gpu.py needs a CUDA GPU and this machine has none; nothing was run. "
+            "Use --cpu-smoke to check the harness on CPU."
+        )
         return 0
     else:
         sizes, device = args.sizes, "cuda:0"
@@ -188,9 +239,11 @@ def main() -> int:
         for size in sizes:
             models = Path(tmp) / size
             subprocess.run(
-                [sys.executable, "-c", BUILD, str(models), json.dumps(SIZES[size])], check=True,
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
-            )  # fmt: skip
+                [sys.executable, "-c", BUILD, str(models), json.dumps(SIZES[size])],
+                check=True,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+            )
             for kind in KINDS:
                 for mode_name, mode in MODES.items():
                     config = case_config(kind, mode, models, device, args.cpu_smoke)
@@ -203,9 +256,15 @@ def main() -> int:
                     rows.append((size, kind, mode_name, guess.total_bytes, result))
                     print(_line(rows[-1]), flush=True)
             for engine in ("generate", "vllm"):
-                config = {"model_name_or_path": str(models / "policy"), "device": device,
-                          "engine": engine, "num_samples": 4, "max_new_tokens": 128,
-                          "batch_size": 32, "dtype": "auto" if device != "cpu" else "fp32"}  # fmt: skip
+                config = {
+                    "model_name_or_path": str(models / "policy"),
+                    "device": device,
+                    "engine": engine,
+                    "num_samples": 4,
+                    "max_new_tokens": 128,
+                    "batch_size": 32,
+                    "dtype": "auto" if device != "cpu" else "fp32",
+                }
                 if args.cpu_smoke:
                     config.update(max_new_tokens=16, batch_size=8)
                 spec = {"kind": "generate", "config": config, "out": str(models / "gen")}
@@ -239,14 +298,19 @@ def _write(rows, description: str, args) -> None:
     name = "gpu-cpu-smoke.md" if args.cpu_smoke else "gpu.md"
     command = "python bench/gpu.py " + " ".join(sys.argv[1:])
     lines = [
-        "# GPU benchmark" + (" (CPU smoke run: the harness, not a measurement)" if args.cpu_smoke else ""),
-        "", f"Device: {description}. Machine: {platform.node()}, {platform.platform()}.",
+        "# GPU benchmark"
+        + (" (CPU smoke run: the harness, not a measurement)" if args.cpu_smoke else ""),
+        "",
+        f"Device: {description}. Machine: {platform.node()}, {platform.platform()}.",
         f"Command: `{command.strip()}`. Load average at the end: {os.getloadavg()[0]:.2f}. "
-        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
         "Peak: torch.cuda.max_memory_allocated on a GPU (summed over devices); on CPU the peak "
         "RSS less the RSS before the model was loaded. Steps/s over all steps but the first.",
-        "", "| size | kind | mode | result | estimate GiB |", "| --- | --- | --- | --- | ---: |",
-    ]  # fmt: skip
+        "",
+        "| size | kind | mode | result | estimate GiB |",
+        "| --- | --- | --- | --- | ---: |",
+    ]
     for size, kind, mode, guess, r in rows:
         result = _line((size, kind, mode, None, r)).split(None, 2)[-1].strip()
         if mode:
