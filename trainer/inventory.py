@@ -78,10 +78,13 @@ def worker_report(*, name: str, queues: list[str], devices: list[dict] | None = 
     return worker
 
 
+def live_cutoff():
+    """Reports older than three report intervals are a silent worker's."""
+    return timezone.now() - timedelta(seconds=3 * settings.PREFLOOP_WORKER_REPORT_SECONDS)
+
+
 def workers_live() -> QuerySet[Worker]:
-    """Workers that reported within three report intervals."""
-    cutoff = timezone.now() - timedelta(seconds=3 * settings.PREFLOOP_WORKER_REPORT_SECONDS)
-    return Worker.objects.filter(seen_at__gte=cutoff)
+    return Worker.objects.filter(seen_at__gte=live_cutoff())
 
 
 def workers_for_queue(queue: str) -> list[Worker]:

@@ -114,14 +114,14 @@ def job_list(request: HttpRequest, project_id: int) -> HttpResponse:
 
 def inventory_rows() -> list[dict]:
     """Every worker that reported, with its devices' memory in GiB and whether it is live."""
-    live = set(inventory.workers_live().values_list("id", flat=True))
+    cutoff = inventory.live_cutoff()
     gib = 1024**3
     return [
         {
             "name": w.name,
             "queues": w.queues,
             "seen_at": w.seen_at,
-            "live": w.id in live,
+            "live": w.seen_at >= cutoff,
             "devices": [
                 {
                     "name": d.get("name", "?"),

@@ -141,9 +141,11 @@ def target_modules(model_type: str, given: list[str] | None = None):
     return TARGET_MODULES.get(model_type, "all-linear")
 
 
-def peft_config(config, model_type: str, task_type: str = "CAUSAL_LM"):
+def peft_config(config, model_type: str, task_type: str = "CAUSAL_LM", dropout: bool = True):
     """PEFT's LoraConfig for a job's fields; None without use_lora. ``task_type`` SEQ_CLS keeps
-    the score head trainable and saved with the adapter."""
+    the score head trainable and saved with the adapter. ``dropout`` False: for the loops that
+    turn dropout off (reward, PPO), where a zero-rate dropout would still copy each adapted
+    layer's input; PEFT then uses no dropout module at all."""
     if not getattr(config, "use_lora", False):
         return None
     from peft import LoraConfig
@@ -151,7 +153,7 @@ def peft_config(config, model_type: str, task_type: str = "CAUSAL_LM"):
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
+        lora_dropout=config.lora_dropout if dropout else 0.0,
         target_modules=target_modules(model_type, config.lora_target_modules),
         task_type=task_type,
     )
@@ -201,7 +203,7 @@ def _load_kwargs(dtype, device: str, bits: int) -> dict:
     return kwargs
 
 
-def _attach(base, path, *, trainable: bool, config, task_type: str):
+def _attach(base, path, *, trainable: bool, config, task_type: str, dropout: bool = True):
     """``base`` with the adapter at ``path`` (trainable or not), or with a fresh adapter when
     ``config`` asks for LoRA, or merged into full weights to train in full."""
     from peft import PeftModel, get_peft_model
@@ -214,7 +216,8 @@ def _attach(base, path, *, trainable: bool, config, task_type: str):
             return model.merge_and_unload()
         return model
     if trainable and wants_lora:
-        model = get_peft_model(base, peft_config(config, base.config.model_type, task_type))
+        settings = peft_config(config, base.config.model_type, task_type, dropout)
+        model = get_peft_model(base, settings)
         return model
     return base
 
@@ -228,7 +231,13 @@ def _finish(model, *, trainable: bool, config, device: str, bits: int):
 
 
 def load_causal_lm(
-    path: str | Path, *, dtype, device: str = "cpu", config=None, trainable: bool = False
+    path: str | Path,
+    *,
+    dtype,
+    device: str = "cpu",
+    config=None,
+    trainable: bool = False,
+    dropout: bool = True,
 ):
     """A causal LM from full weights or from an adapter directory (base + adapter, unmerged).
 
@@ -245,7 +254,9 @@ def load_causal_lm(
         from peft import prepare_model_for_kbit_training
 
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-    model = _attach(base, adapter, trainable=trainable, config=config, task_type="CAUSAL_LM")
+    model = _attach(
+        base, adapter, trainable=trainable, config=config, task_type="CAUSAL_LM", dropout=dropout
+    )
     return _finish(model, trainable=trainable, config=config, device=device, bits=bits)
 
 
@@ -270,7 +281,10 @@ def load_sequence_classifier(
                 **info,
                 "missing_keys": [k for k in info.get("missing_keys", ()) if "score" not in k],
             }
-    model = _attach(base, adapter, trainable=trainable, config=config, task_type="SEQ_CLS")
+    # Reward and value models always train with dropout off (reward.py, ppo.py).
+    model = _attach(
+        base, adapter, trainable=trainable, config=config, task_type="SEQ_CLS", dropout=False
+    )
     return _finish(model, trainable=trainable, config=config, device=device, bits=bits), info
 
 

@@ -10,7 +10,8 @@ kind and config, it adds up what one device holds at the peak of a training step
   dtype. With LoRA the reference is the policy with its adapter off (no second copy), the
   base is frozen in the dtype, and only the adapter (and a score head) trains.
 * **gradients** (float32) and **AdamW state** (two float32 moments) of what trains;
-* **activations** kept for the backward pass: per layer and token, ``h·(34 + 5·a·s/h)`` bytes in
+* **activations** kept for the backward pass (with LoRA also each adapted projection's input and
+  output once more, as measured); per layer and token, ``h·(34 + 5·a·s/h)`` bytes in
   16-bit (Korthikanti et al., 2022, "Reducing activation recomputation"), twice that in float32;
   with gradient checkpointing only each layer's input (``2·h`` a token in 16-bit) plus one
   layer's full set; plus the float32 logits over the vocabulary, their log-softmax and its
@@ -55,16 +56,23 @@ class ModelShape:
     def head_dim(self) -> int:
         return self.hidden // max(self.heads, 1)
 
-    def lora_params(self, r: int, targets: list[str] | None = None) -> int:
-        """Trainable parameters of a rank-r adapter on the default (all projections) targets."""
+    def _adapted(self, targets: list[str] | None) -> list[tuple[int, int]]:
+        """(in, out) features of the adapted projections of one layer (default: all)."""
         kv = self.kv_heads * self.head_dim
         h, i = self.hidden, self.intermediate
         shapes = {
             "q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
             "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h),
         }  # fmt: skip
-        chosen = [shapes[t] for t in (targets or shapes) if t in shapes] or list(shapes.values())
-        return self.layers * sum(r * (a + b) for a, b in chosen)
+        return [shapes[t] for t in (targets or shapes) if t in shapes] or list(shapes.values())
+
+    def lora_params(self, r: int, targets: list[str] | None = None) -> int:
+        """Trainable parameters of a rank-r adapter on the default (all projections) targets."""
+        return self.layers * sum(r * (a + b) for a, b in self._adapted(targets))
+
+    def lora_io(self, targets: list[str] | None = None) -> int:
+        """Input plus output features of one layer's adapted projections."""
+        return sum(a + b for a, b in self._adapted(targets))
 
 
 @dataclass
@@ -215,6 +223,15 @@ def estimate_job(
         parts[f"{name} activations"] = activation_bytes(
             shape, sequences, length, dtype, ckpt, lm_head=not head
         )
+        if lora:
+            # An adapted projection keeps its input and output once more for the adapter's
+            # backward (measured on CPU: bench/results/memory.md); one layer's worth under
+            # checkpointing.
+            layers = 1 if ckpt else shape.layers
+            io = shape.lora_io(config.get("lora_target_modules"))
+            parts[f"{name} adapter activations"] = int(
+                sequences * length * layers * io * BYTES[dtype]
+            )
 
     if kind == "reward":
         # A comparison is two sequences; a ranking of K is K (counted as 2: the common case).

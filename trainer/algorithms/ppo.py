@@ -306,6 +306,7 @@ def load_models(config: PPOConfig, resume: Path | None) -> Models:
         device=devices["policy"],
         config=config,
         trainable=True,
+        dropout=False,  # PPO turns dropout off: a zero-rate dropout would still copy inputs
     )
     tokenizer = load_tokenizer(policy_path)
     reference = None  # LoRA: the policy with its adapter switched off
