@@ -6,6 +6,7 @@ config: the GPU machines have no internet).
     python bench/gpu.py                       # every size; needs a CUDA GPU
     python bench/gpu.py --sizes 0.5b 1.5b     # some sizes
     python bench/gpu.py --cpu-smoke           # a tiny size on CPU: proves the harness runs
+    python bench/gpu.py --kinds reward dpo    # some kinds
 
 Without CUDA (and without --cpu-smoke) it says it needs a GPU and exits with status 0. Each case
 runs in a child process (a fresh CUDA allocator and peak counter; an out-of-memory kills only
@@ -216,6 +217,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["0.5b", "1.5b", "8b"], choices=SIZES)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny size on CPU")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per case")
     args = parser.parse_args()
     import torch
@@ -244,7 +246,7 @@ def main() -> int:
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
             )
-            for kind in KINDS:
+            for kind in args.kinds:
                 for mode_name, mode in MODES.items():
                     config = case_config(kind, mode, models, device, args.cpu_smoke)
                     guess = estimate(kind, config, models, "cpu" if device == "cpu" else "cuda")

@@ -232,3 +232,27 @@ def test_ppo_places_its_roles_on_several_gpus_by_the_documented_rule():
     given = PPOConfig(model_name_or_path="m", reward_model_path="r", device_map={"reward": "cpu"})
     assert role_devices(given, gpus=2)["reward"] == "cpu"
     assert role_devices(PPOConfig(model_name_or_path="m", device="cpu"), gpus=4)["value"] == "cpu"
+
+
+@pytest.mark.parametrize("kind", ["grpo", "rloo", "raft"])
+def test_the_other_policy_kinds_train_an_adapter(kind, tiny_model_dir, tiny_reward, tmp_path):
+    from trainer.algorithms import grpo, raft, rloo
+
+    rows = [{"prompt": p} for p in chat_prompts(4)]
+    common = {"model_name_or_path": tiny_model_dir, "reward_model_path": tiny_reward[0],
+              "learning_rate": 1e-3, "device": "cpu", "seed": 0, **LORA}  # fmt: skip
+    if kind == "raft":
+        config = raft.RAFTConfig(
+            **common, iterations=2, num_samples=2, max_new_tokens=8, keep_truncated=True,
+            sft_batch_size=2,
+        )  # fmt: skip
+        raft.train(config, rows, tmp_path)
+    else:
+        module = grpo if kind == "grpo" else rloo
+        cls = grpo.GRPOConfig if kind == "grpo" else rloo.RLOOConfig
+        config = cls(
+            **common, num_generations=2, max_completion_length=8, max_steps=1, batch_size=4,
+            save_steps=0, beta=0.05,
+        )  # fmt: skip
+        module.train(config, rows, tmp_path)
+    assert is_adapter(tmp_path) and adapter_base(tmp_path) == tiny_model_dir
