@@ -11,7 +11,7 @@ from annotator import selectors as annotator_selectors
 from annotator.api_fields import DB_BIG_MAX, StrictIntegerField, refuse_blank
 from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
-from trainer import selectors, services
+from trainer import model_services, selectors, services
 from trainer.exceptions import JobError
 from trainer.kinds import JOB_KINDS, choices
 from trainer.models import ModelVersion, TrainingJob
@@ -20,7 +20,10 @@ from trainer.models import ModelVersion, TrainingJob
 class ModelVersionOut(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
-        fields = ["id", "project", "name", "role", "path", "parent", "job", "metrics", "created_at"]
+        fields = [
+            "id", "project", "name", "role", "path", "parent", "job", "metrics", "adapter_base",
+            "base_model", "created_at",
+        ]  # fmt: skip
 
 
 class JobOut(serializers.ModelSerializer):
@@ -151,3 +154,19 @@ def model_list(request: Request) -> Response:
     if "project" in query.validated_data:
         models = models.filter(project_id=query.validated_data["project"])
     return Response(ModelVersionOut(models[:500], many=True).data)
+
+
+@extend_schema(request=None, responses={201: ModelVersionOut})
+@api_view(["POST"])
+def model_merge(request: Request, model_id: int) -> Response:
+    """Merge a LoRA adapter version into full weights: a new version, the adapter's child.
+    Waits for the merge (a child process); 409 when the version is not an adapter or was
+    already merged."""
+    model = selectors.models_for_admin(request.user).filter(id=model_id).first()
+    if model is None:
+        return Response({"detail": "No such model."}, status=status.HTTP_404_NOT_FOUND)
+    try:
+        merged = model_services.model_merge(model=model, created_by=request.user)
+    except model_services.RegistryError as exc:
+        return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+    return Response(ModelVersionOut(merged).data, status=status.HTTP_201_CREATED)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/<id:job_id>/", api.job_detail, name="api-job"),
     path("jobs/<id:job_id>/cancel/", api.job_cancel, name="api-job-cancel"),
     path("models/", api.model_list, name="api-models"),
+    path("models/<id:model_id>/merge/", api.model_merge, name="api-model-merge"),
     path("projects/<id:project_id>/loop/", loop_api.loop_detail, name="api-loop"),
     path("projects/<id:project_id>/loop/actions/", loop_api.loop_action, name="api-loop-action"),
 ]

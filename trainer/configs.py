@@ -82,8 +82,14 @@ def accelerate_config_validate(*, kind: str, value) -> dict:
 def config_fields(kind: str) -> list[dict]:
     """Name, default, help and whether it must be given (no default), for the launch form
     and the API docs."""
+    from trainer.algorithms.lora import SCALE_FIELD_NAMES
+
     fields = []
-    for f in dataclasses.fields(config_class(kind)):
+    # The kind's own settings first; LoRA, precision and memory settings (shared) after them.
+    ordered = sorted(
+        dataclasses.fields(config_class(kind)), key=lambda f: f.name in SCALE_FIELD_NAMES
+    )
+    for f in ordered:
         default = f.default
         if f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()

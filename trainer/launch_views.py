@@ -19,6 +19,7 @@ from trainer import job_data, selectors, services
 from trainer.configs import config_fields
 from trainer.exceptions import JobError
 from trainer.forms import config_form_fields, dataset_form_fields, parse_fields
+from trainer.memory_check import MemoryView, job_memory_view
 from trainer.models import ModelVersion, TrainingJob
 from trainer.views import _launchable_kinds, _project_for_admin
 
@@ -100,6 +101,20 @@ def _data_context(project: Project, kind: str, dataset: dict, config: dict) -> d
     return {"data": job_data.data_size(kind=kind, rows=rows, config=config)}
 
 
+def _memory(kind: str, config: dict, picked: dict) -> MemoryView:
+    """The launch form's memory estimate: the config as it stands, a picked model's path
+    where the config names none."""
+    config = dict(config)
+    for name, key in (("input_model", "model_name_or_path"), ("reward_model", "reward_model_path")):
+        model = picked.get(name)
+        if isinstance(model, ModelVersion) and not config.get(key):
+            config[key] = model.path
+    try:
+        return job_memory_view(kind=kind, config=config)
+    except (ValueError, TypeError, OSError):  # a half-typed config: no estimate yet
+        return MemoryView(unchecked="no estimate for this config yet")
+
+
 def _config_with_defaults(fields, config: dict) -> dict:
     return {f.name: f.default for f in fields} | config
 
@@ -132,6 +147,11 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     }
     if request.method == "GET":
         context |= _data_context(project, kind, {}, _config_with_defaults(fields, {}))
+        picks = {
+            name: next((m for m in choices[name] or [] if str(m.id) == chosen), None)
+            for name, chosen in context["picked"].items()
+        }
+        context["memory"] = _memory(kind, _config_with_defaults(fields, {}), picks)
         return render(request, "trainer/job_new.html", context)
 
     config = parse_fields(fields, request.POST, "config")
@@ -149,6 +169,11 @@ def job_new(request: HttpRequest, project_id: int, kind: str) -> HttpResponse:
     bad += [(f"dataset-{f.name}", f.name, f.error) for f in dataset_fields if f.error]
     bad += [(f"config-{f.name}", f.name, f.error) for f in fields if f.error]
     context |= {"picked": picked, "model_errors": errors, "bad_fields": bad}
+    context["memory"] = _memory(
+        kind,
+        _config_with_defaults(fields, config),
+        {"input_model": input_model, "reward_model": reward_model},
+    )
     if not any(f.error for f in dataset_fields):
         context |= _data_context(project, kind, dataset, _config_with_defaults(fields, config))
     if bad:

@@ -4,8 +4,13 @@ A base model is a ModelVersion without a job: a local checkpoint directory or a 
 hub id that jobs of the project can start from.
 """
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotator.models import Project
@@ -60,4 +65,48 @@ def model_register(
     config = {"registered_by": created_by.get_username()} if created_by else {}
     return ModelVersion.objects.create(
         project=project, name=name, role=role, path=path, config=config
+    )
+
+
+MERGE_TIMEOUT_S = 3600
+
+
+def model_merge(*, model: ModelVersion, created_by: AbstractBaseUser | None = None) -> ModelVersion:
+    """Fold a LoRA adapter version into its base's weights: a new version (full weights, its
+    parent the adapter) beside it; the adapter and the base are left as they are.
+
+    The merge runs in a child process (torch never loads in the web or Celery parent process,
+    docs/architecture.md) and this call waits for it: seconds for a small model, minutes for a
+    7-8B one, which an admin may rather run as ``manage.py merge_adapter ID`` on a worker."""
+    if not model.is_adapter:
+        raise RegistryError(
+            f"{model.name} holds full weights, not a LoRA adapter: there is nothing to merge.",
+            field="model",
+        )
+    name = f"{model.name}-merged"
+    if ModelVersion.objects.filter(project=model.project, name=name).exists():
+        raise RegistryError(f"{model.name} was already merged into {name}.", field="model")
+    output = Path(settings.PREFLOOP_MODELS_DIR) / f"merged-{model.id}"
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer.algorithms.lora", "merge", model.path, str(output)],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=MERGE_TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RegistryError(f"The merge of {model.name} failed: {reason[0]}", field="model")
+    json.loads(done.stdout.strip().splitlines()[-1])  # the child's report: it finished
+    config = {"merged_from": model.id, "adapter_base": model.adapter_base}
+    if created_by is not None:
+        config["merged_by"] = created_by.get_username()
+    return ModelVersion.objects.create(
+        project=model.project,
+        name=name,
+        role=model.role,
+        path=str(output),
+        parent=model,
+        metrics=dict(model.metrics),
+        config=config,
     )

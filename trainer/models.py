@@ -38,6 +38,15 @@ class ModelVersion(models.Model):
     )
     metrics = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
+    # A LoRA adapter (trainer/algorithms/lora.py) is loaded on its base, never merged unless an
+    # admin asks (model_services.model_merge): the base's path, and its version when the
+    # project's registry has it.
+    adapter_base = models.CharField(
+        max_length=1000, blank=True, help_text="Base model of a LoRA adapter; empty: full weights."
+    )
+    base_model = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="adapters"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -45,6 +54,10 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.role})"
+
+    @property
+    def is_adapter(self) -> bool:
+        return bool(self.adapter_base)
 
 
 class TrainingJob(models.Model):
@@ -218,3 +231,20 @@ class LoopRound(models.Model):
 
     def __str__(self) -> str:
         return f"Round {self.number} of {self.project} ({self.status})"
+
+
+class Worker(models.Model):
+    """A Celery worker's devices, as it last reported them (trainer/inventory.py): what the
+    memory check compares a job's estimate with, and what the jobs page lists."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="Celery node name.")
+    queues = models.JSONField(default=list, blank=True)
+    # [{"name", "kind": "cuda" | "cpu", "total_bytes", "free_bytes"}]
+    devices = models.JSONField(default=list, blank=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,9 +18,11 @@ from annotator.models import Project
 from annotator.task_services import Sample, completions_generated_create
 from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
+from trainer.algorithms.lora import adapter_base, is_adapter
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
 from trainer.kinds import COMPLETIONS, KINDS, POLICY, REWARD_MODEL
+from trainer.memory_check import job_memory_check
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
 from trainer.snapshots import dataset_validate
@@ -48,6 +50,7 @@ def job_create(
     config = validate_config(
         kind=kind, config=config, input_model=input_model, reward_model=reward_model
     )
+    job_memory_check(kind=kind, config=config)  # refuses a job no worker can hold
     dataset = dataset_validate(kind=kind, dataset=dataset)
     with transaction.atomic():
         job = TrainingJob.objects.create(
@@ -149,15 +152,28 @@ def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
         _store_generations(job)
         return None
     role = OUTPUT_ROLES[makes]
+    path = model_dir(job)
+    base = adapter_base(path) if is_adapter(path) else ""
     return ModelVersion.objects.create(
         project=job.project,
         name=f"{job.kind}-{job.id}",
         role=role,
-        path=str(model_dir(job)),
+        path=str(path),
         parent=job.input_model,
         job=job,
         metrics=metrics,
         config=job.config,
+        adapter_base=base,
+        base_model=base_version(project=job.project, path=base) if base else None,
+    )
+
+
+def base_version(*, project: Project, path: str) -> ModelVersion | None:
+    """The registry's version of an adapter's base (full weights at that path), if any."""
+    return (
+        ModelVersion.objects.filter(project=project, path=path, adapter_base="")
+        .order_by("id")
+        .first()
     )
 
 

@@ -22,6 +22,11 @@ urlpatterns = [
         views.model_register,
         name="training_model_register",
     ),
+    path(
+        "projects/<int:project_id>/models/<int:model_id>/merge/",
+        views.model_merge,
+        name="training_model_merge",
+    ),
     path("projects/<int:project_id>/loop/", loop_views.loop_page, name="training_loop"),
     path(
         "projects/<int:project_id>/loop/settings/",

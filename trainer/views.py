@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +27,7 @@ from annotator import selectors as annotator_selectors
 from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership, Project
 from annotator.views import login_required
-from trainer import job_data, model_services, plots, selectors, services
+from trainer import inventory, job_data, model_services, plots, selectors, services
 from trainer.configs import config_fields
 from trainer.exceptions import JobError
 from trainer.forms import (
@@ -35,7 +35,7 @@ from trainer.forms import (
 )
 from trainer.kinds import JOB_KINDS, choices
 from trainer.logs import clean_log
-from trainer.models import ModelVersion, TrainingJob
+from trainer.models import ModelVersion, TrainingJob, Worker
 
 JOBS_PER_PAGE = 50
 # The job list shows none of these; metrics and the log tail can be large.
@@ -107,8 +107,32 @@ def job_list(request: HttpRequest, project_id: int) -> HttpResponse:
         "tab": "jobs",
         # While a job on the page runs, the table refreshes itself, so statuses stay true.
         "live": any(not job.is_finished for job in page.object_list),
+        "workers": inventory_rows(),
     }
     return render(request, "trainer/job_list.html", context)
+
+
+def inventory_rows() -> list[dict]:
+    """Every worker that reported, with its devices' memory in GiB and whether it is live."""
+    cutoff = inventory.live_cutoff()
+    gib = 1024**3
+    return [
+        {
+            "name": w.name,
+            "queues": w.queues,
+            "seen_at": w.seen_at,
+            "live": w.seen_at >= cutoff,
+            "devices": [
+                {
+                    "name": d.get("name", "?"),
+                    "total_gib": (d.get("total_bytes") or 0) / gib,
+                    "free_gib": (d.get("free_bytes") or 0) / gib,
+                }
+                for d in w.devices or []
+            ],
+        }
+        for w in Worker.objects.all()[:50]
+    ]
 
 
 # --- Job page -------------------------------------------------------------------------------
@@ -398,6 +422,20 @@ def model_register(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, f"Registered {model.name}; launch forms now offer it.")
             return redirect(_model_url(model))
     return _render_models(request, project, form, status=400)
+
+
+@require_POST
+@login_required
+def model_merge(request: HttpRequest, project_id: int, model_id: int) -> HttpResponse:
+    project = _project_for_admin(request, project_id)
+    model = get_object_or_404(ModelVersion, id=model_id, project=project)
+    try:
+        merged = model_services.model_merge(model=model, created_by=request.user)
+    except model_services.RegistryError as exc:
+        messages.error(request, exc.message)
+        return redirect(_model_url(model))
+    messages.success(request, f"Merged {model.name} into full weights: {merged.name}.")
+    return redirect(_model_url(merged))
 
 
 def _render_models(request, project: Project, form: ModelRegisterForm, status: int = 200):

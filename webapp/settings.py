@@ -298,6 +298,11 @@ CELERY_BEAT_SCHEDULE = {
 PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models")))
 # A running job whose worker has been silent this long is failed by the reaper.
 PREFLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("PREFLOOP_JOB_HEARTBEAT_TIMEOUT", 60)
+# Workers report their devices (trainer/inventory.py) this often; three missed reports and a
+# worker is no longer counted by the memory check.
+PREFLOOP_WORKER_REPORT_SECONDS = env_int("PREFLOOP_WORKER_REPORT_SECONDS", 60)
+# The queue training jobs go to (CELERY_TASK_ROUTES above): the memory check reads its workers.
+PREFLOOP_TRAINING_QUEUE = "gpu"
 # After a cancel, how long a job may take to save and stop before its process group is killed.
 PREFLOOP_JOB_CANCEL_GRACE = env_int("PREFLOOP_JOB_CANCEL_GRACE", 60)
 # Wall-clock budget per job kind, in seconds (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides one).

@@ -171,8 +171,8 @@ def test_it_lists_jobs_in_a_fixed_number_of_queries(
         while TrainingJob.objects.count() < count:
             model = ModelVersion.objects.create(project=project, name="m", role="policy", path="/")
             running_job(project, input_model=model, output_model=model, created_by=alice)
-        # session, user, membership, count, jobs: nothing a row
-        with django_assert_max_num_queries(6):
+        # session, user, membership, count, jobs, workers: nothing a row
+        with django_assert_max_num_queries(7):
             assert client.get(url).status_code == 200
         with django_assert_max_num_queries(6):
             assert client.get(reverse("training")).status_code == 200

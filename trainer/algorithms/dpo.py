@@ -21,6 +21,7 @@ from pathlib import Path
 from trainer.algorithms.common import ProgressCallback, StopCheck, run_main, set_seed
 from trainer.algorithms.trl_bridge import (
     TrlTrainingConfig,
+    policy_model,
     run_trainer,
     split_for_eval,
     training_arguments,
@@ -115,9 +116,11 @@ def train(
     if config.ref_model_name_or_path:
         ref_model = load_reference(config.ref_model_name_or_path)
 
+    model, _ = policy_model(config)
+
     def build(callback):
         return DPOTrainer(
-            model=config.model_name_or_path,
+            model=model,
             ref_model=ref_model,
             args=args,
             train_dataset=train_set,

@@ -21,6 +21,7 @@ from pathlib import Path
 from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
+    compute_dtype,
     report,
     resolve_device,
     resolve_dtype,
@@ -54,7 +55,24 @@ class GenerateConfig:
         default=512, metadata={"help": "Prompt token limit; longer prompts lose their start."}
     )
     device: str = field(default="auto", metadata={"help": "'auto', 'cpu', 'cuda:0', ..."})
-    dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16."})
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or fp16."
+        },
+    )
+    engine: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: vLLM when it is installed and a GPU is present, else transformers' "
+            "generate (noted in the job log); vllm: the same, but say so louder when it falls "
+            "back; generate: always transformers."
+        },
+    )
+    load_in_bits: int = field(
+        default=0,
+        metadata={"help": "Load the weights in 4 or 8 bits (bitsandbytes, CUDA only); 0: off."},
+    )
     seed: int = field(default=42, metadata={"help": "Sampling seed."})
     use_model_generation_config: bool = field(
         default=False,
@@ -66,9 +84,9 @@ class GenerateConfig:
     )
 
 
-def load_policy(path: str | Path, *, device: str = "cpu", dtype: str = "float32"):
-    """``(model, tokenizer)`` ready for batched generation (left padding, a pad token)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(path: str | Path):
+    """The policy's tokenizer set up for batched generation (left padding, a pad token)."""
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
@@ -76,8 +94,17 @@ def load_policy(path: str | Path, *, device: str = "cpu", dtype: str = "float32"
     # Generation appends on the right, so prompts must end at the same position.
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolve_dtype(dtype))
-    return model.to(device), tokenizer
+    return tokenizer
+
+
+def load_policy(path: str | Path, *, device: str = "cpu", dtype: str = "float32", config=None):
+    """``(model, tokenizer)`` ready for batched generation. ``path`` may hold full weights or a
+    LoRA adapter, which is put on its base unmerged (lora.py)."""
+    from trainer.algorithms.lora import load_causal_lm
+
+    tokenizer = load_tokenizer(path)
+    model = load_causal_lm(path, dtype=resolve_dtype(dtype), device=device, config=config)
+    return model, tokenizer
 
 
 def prompt_text(tokenizer, prompt: str | list[dict]) -> str:
@@ -215,10 +242,23 @@ def run(
     should_stop: StopCheck | None = None,
 ) -> dict:
     """Sample completions for every row and write them to ``output_dir/completions.jsonl``."""
+    from trainer.algorithms import fast_generation
+
     set_seed(config.seed)
     device = resolve_device(config.device)
-    model, tokenizer = load_policy(config.model_name_or_path, device=device, dtype=config.dtype)
-    completions = generate_completions(model, tokenizer, rows, config, progress, should_stop)
+    dtype = str(compute_dtype(config.dtype, device)).removeprefix("torch.")
+    if config.load_in_bits:
+        from trainer.algorithms.lora import quantization_config
+
+        quantization_config(config.load_in_bits, device)  # refuses with the reason
+    engine = fast_generation.choose_engine(config.engine, device)
+    if engine == "vllm":
+        completions = fast_generation.generate_vllm(config, rows, dtype, progress, should_stop)
+    else:
+        model, tokenizer = load_policy(
+            config.model_name_or_path, device=device, dtype=dtype, config=config
+        )
+        completions = generate_completions(model, tokenizer, rows, config, progress, should_stop)
     write_jsonl(completions, Path(output_dir) / COMPLETIONS_FILENAME)
     save_config(config, output_dir, "generate")
     n = max(len(completions), 1)
@@ -226,6 +266,7 @@ def run(
         "completions": len(completions),
         "mean_tokens": sum(c["num_tokens"] for c in completions) / n,
         "finished_fraction": sum(c["finished"] for c in completions) / n,
+        "used_vllm": engine == "vllm",
         "stopped": len(completions) < len(rows) * config.num_samples,
     }
 

@@ -30,6 +30,13 @@ Precision. The policy and value model keep float32 weights (the optimizer's mast
 reference and reward model in bfloat16. fp16 loads only the frozen models in float16: float16
 training would need loss scaling, so the trained models then run in float32.
 
+LoRA (``use_lora``): the policy is its base (frozen, in the compute dtype) plus a trainable
+adapter, and the reference is that same model with the adapter switched off, so there is no
+second copy of the policy's weights (an explicit ``ref_model_path`` is still loaded as its own
+model). The value model is likewise a frozen backbone with an adapter and a float32 score head.
+With a starting policy that is itself an adapter (the next round of a loop), the adapter goes on
+training and the reference is the base under it, the chain's first model.
+
 Optimisation (as in lm-human-preferences, TRL and OpenRLHF): AdamW (``weight_decay`` 0 by
 default, not torch's 0.01), a linear warm-up then a linear decay of both learning rates to 0
 over ``steps``, ``gradient_accumulation_steps`` micro-batches per mini-batch, and an early stop
@@ -64,13 +71,14 @@ from trainer.algorithms.common import (
     set_seed,
     stop_requested,
 )
+from trainer.algorithms.lora import ScaleFields, check_scale
 from trainer.algorithms.samples import SampleLog
 
 ROLES = ("policy", "reference", "reward", "value")
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(ScaleFields):
     model_name_or_path: str = field(metadata={"help": "Policy to start from: model id or path."})
     reward_model_path: str = field(default="", metadata={"help": "Trained reward model."})
     ref_model_path: str | None = field(
@@ -183,10 +191,28 @@ def check_config(config: PPOConfig) -> None:
         raise TrainingError("lr_schedule must be 'linear' or 'constant'.")
 
 
-def role_devices(config: PPOConfig) -> dict[str, str]:
+# Where the four roles go when device is "auto", device_map is empty and the machine has
+# several GPUs (docs/training.md, "Several GPUs"): the policy keeps a GPU of its own where it
+# can (it trains and samples); the frozen models share; the value model trains beside the reward
+# model, its usual twin. Under LoRA the reference is the policy (its adapter off).
+PLACEMENT = {
+    2: {"policy": 0, "reference": 0, "value": 1, "reward": 1},
+    3: {"policy": 0, "reference": 1, "value": 2, "reward": 1},
+    4: {"policy": 0, "reference": 1, "value": 2, "reward": 3},
+}
+
+
+def role_devices(config: PPOConfig, gpus: int | None = None) -> dict[str, str]:
     unknown = set(config.device_map) - set(ROLES)
     if unknown:
         raise TrainingError(f"device_map has unknown roles {sorted(unknown)}; use {ROLES}.")
+    if gpus is None and config.device == "auto" and not config.device_map:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if config.device == "auto" and not config.device_map and gpus and gpus >= 2:
+        placement = PLACEMENT[min(gpus, 4)]
+        return {role: f"cuda:{placement[role]}" for role in ROLES}
     return {role: resolve_device(config.device_map.get(role, config.device)) for role in ROLES}
 
 
@@ -225,11 +251,13 @@ def same_vocabulary(path: str | Path, tokenizer) -> bool:
     return other.get_vocab() == tokenizer.get_vocab()
 
 
-def load_value_model(config: PPOConfig, tokenizer, resume: Path | None):
+def load_value_model(config: PPOConfig, tokenizer, resume: Path | None, frozen=None):
     """``(value model, source)``: the reward model's weights when it shares the policy's
-    vocabulary, else the policy's backbone with a fresh head."""
+    vocabulary, else the policy's backbone with a fresh head. Under LoRA the backbone is
+    frozen in ``frozen`` and an adapter and the score head train."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+
+    from trainer.algorithms.lora import load_sequence_classifier
 
     if resume is not None:
         path, source = resume / "value", "checkpoint"
@@ -238,38 +266,58 @@ def load_value_model(config: PPOConfig, tokenizer, resume: Path | None):
         if not same_vocabulary(path, tokenizer):
             # Fed the policy's token ids, a model of another vocabulary reads other words.
             path, source = config.model_name_or_path, "policy"
-    value = AutoModelForSequenceClassification.from_pretrained(
-        str(path), num_labels=1, dtype=torch.float32
+    dtype = frozen if config.use_lora and frozen is not None else torch.float32
+    value, _ = load_sequence_classifier(
+        path, dtype=dtype, device=role_devices(config)["value"], config=config, trainable=True
     )
-    if not hasattr(value, "score"):
+    if not hasattr(unwrap(value), "score"):
         raise TrainingError(f"{type(value).__name__} has no 'score' head to read values from.")
     if source == "policy":
-        torch.nn.init.zeros_(value.score.weight)
+        for name, param in value.named_parameters():
+            if "score" in name and param.requires_grad:
+                torch.nn.init.zeros_(param)
         setattr(value.config, VALUE_NORM_KEY, None)
     value.config.pad_token_id = tokenizer.pad_token_id
     return value, source
+
+
+def unwrap(model):
+    """The transformers model under a PEFT wrapper (LoRA layers in place), or the model."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def load_models(config: PPOConfig, resume: Path | None) -> Models:
     import torch
 
     from trainer.algorithms.common import compute_dtype, disable_dropout
-    from trainer.algorithms.generate import load_policy
+    from trainer.algorithms.generate import load_policy, load_tokenizer
+    from trainer.algorithms.lora import load_causal_lm
     from trainer.algorithms.reward_scoring import RewardScorer
 
     check_config(config)
     devices = role_devices(config)
+    check_scale(config, devices["policy"])
     precision = compute_dtype(config.dtype, devices["policy"])
     frozen = str(precision).removeprefix("torch.")
     policy_path = resume / "policy" if resume else config.model_name_or_path
-    policy, tokenizer = load_policy(policy_path, device=devices["policy"], dtype="float32")
-    reference, _ = load_policy(
-        config.ref_model_path or config.model_name_or_path,
-        device=devices["reference"],
-        dtype=frozen,
+    policy = load_causal_lm(
+        policy_path,
+        dtype=precision if config.use_lora else torch.float32,
+        device=devices["policy"],
+        config=config,
+        trainable=True,
+        dropout=False,  # PPO turns dropout off: a zero-rate dropout would still copy inputs
     )
-    reference.requires_grad_(False)
-    value, source = load_value_model(config, tokenizer, resume)
+    tokenizer = load_tokenizer(policy_path)
+    reference = None  # LoRA: the policy with its adapter switched off
+    if not config.use_lora or config.ref_model_path:
+        reference, _ = load_policy(
+            config.ref_model_path or config.model_name_or_path,
+            device=devices["reference"],
+            dtype=frozen,
+        )
+        reference.requires_grad_(False)
+    value, source = load_value_model(config, tokenizer, resume, precision)
     scorer = RewardScorer(
         config.reward_model_path,
         device=devices["reward"],
@@ -277,7 +325,7 @@ def load_models(config: PPOConfig, resume: Path | None) -> Models:
         batch_size=config.batch_size,
     )
     # Dropout would make the probability ratio differ from 1 before any update.
-    for model in (policy, reference, value):
+    for model in (m for m in (policy, reference, value) if m is not None):
         disable_dropout(model)
         model.eval()
     autocast = precision if precision == torch.bfloat16 else None
@@ -290,16 +338,17 @@ def token_values(value_model, input_ids, attention_mask, response_length: int):
     """V(s_t) for each response token: the score head applied to every hidden state."""
     from trainer.algorithms.ppo_core import position_ids
 
-    device = value_model.device
+    inner = unwrap(value_model)
+    device = inner.device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    backbone = getattr(value_model, value_model.base_model_prefix)
+    backbone = getattr(inner, inner.base_model_prefix)
     hidden = backbone(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=position_ids(attention_mask),
         use_cache=False,
     )
-    values = value_model.score(hidden.last_hidden_state).squeeze(-1).float()
+    values = inner.score(hidden.last_hidden_state).squeeze(-1).float()
     norm = getattr(value_model.config, VALUE_NORM_KEY, None)
     if norm:
         values = (values - norm["mean"]) / norm["std"]
@@ -394,15 +443,24 @@ def forward_in_chunks(models: Models, input_ids, attention, response, mask, conf
         logprobs.append(core.token_logprobs(logits, resp))
         entropy += (core.entropy_from_logits(logits) * mask[rows]).sum().item()
         del logits
-        ref_logits = core.response_logits(
-            models.reference, ids.to(ref_dev), att.to(ref_dev), length, config.temperature
-        )
+        ref_logits = reference_logits(models, ids.to(ref_dev), att.to(ref_dev), length, config)
         ref_logprobs.append(core.token_logprobs(ref_logits, resp.to(ref_dev)).to(dev))
         del ref_logits
         with models.run("value"):
             values.append(token_values(models.value, ids, att, length).to(dev))
     entropy /= max(mask.sum().item(), 1)
     return torch.cat(logprobs), torch.cat(ref_logprobs), torch.cat(values), entropy
+
+
+def reference_logits(models: Models, ids, att, length: int, config: PPOConfig):
+    """The reference's response logits: its own model, or (LoRA) the policy without its
+    adapter, in the same autocast as the policy's frozen base."""
+    from trainer.algorithms import ppo_core as core
+
+    if models.reference is not None:
+        return core.response_logits(models.reference, ids, att, length, config.temperature)
+    with models.policy.disable_adapter(), models.run("policy"):
+        return core.response_logits(models.policy, ids, att, length, config.temperature)
 
 
 def shape_scores(raw, config: PPOConfig, moments):
@@ -450,6 +508,10 @@ def ppo_update(
     import torch
 
     policy_opt, value_opt = optimizers
+    if config.gradient_checkpointing:
+        # Checkpointing acts in train mode only; dropout is off, so outputs do not change.
+        models.policy.train()
+        models.value.train()
     n = batch["response"].shape[0]
     micro = config.mini_batch_size // config.gradient_accumulation_steps
     sums = {"policy_loss": 0.0, "value_loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0}
@@ -472,6 +534,8 @@ def ppo_update(
                 break
         if stopped_early:
             break
+    models.policy.eval()
+    models.value.eval()
     metrics = {key: total / max(updates, 1) for key, total in sums.items()}
     return {**metrics, "updates": float(updates), "early_stopped": float(stopped_early)}
 
@@ -499,7 +563,7 @@ def micro_step(models: Models, mb: dict, config: PPOConfig, step: int, weight: f
     (loss * weight).backward()
     del logits
 
-    vdev = models.value.device
+    vdev = unwrap(models.value).device
     with models.run("value"):
         values = token_values(models.value, mb["input_ids"], mb["attention_mask"], length)
     v_loss = core.value_loss(
@@ -544,7 +608,8 @@ def build_optimizers(models: Models, config: PPOConfig):
         (models.policy, config.learning_rate),
         (models.value, config.value_learning_rate),
     ):
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
         optimizers.append(optimizer)
         schedulers.append(torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
     return tuple(optimizers), tuple(schedulers)
@@ -569,6 +634,8 @@ def save_checkpoint(
         "value_scheduler": schedulers[1].state_dict(),
         "kl_coef": kl_ctl.value,
         "moments": moments.state_dict(),
+        # An adapter's directory keeps no model config, so the value head's reading goes here.
+        "value_norm": getattr(models.value.config, VALUE_NORM_KEY, None),
     }
     save_training_state(checkpoint, step, optimizers[0], schedulers[0], extra)
     save_config(config, checkpoint, "ppo")
@@ -611,6 +678,8 @@ def train(
             schedulers[1].load_state_dict(state["extra"]["value_scheduler"])
         kl_ctl.value = state["extra"]["kl_coef"]
         moments = RunningMoments(**state["extra"]["moments"])
+        if state["extra"].get("value_norm") is not None:
+            setattr(models.value.config, VALUE_NORM_KEY, state["extra"]["value_norm"])
         restore_rng_state(state)
         start = state["step"]
     elif config.normalize_reward and config.whiten_rewards:

@@ -48,6 +48,7 @@ from trainer.algorithms.common import (
     stop_requested,
 )
 from trainer.algorithms.generate import GenerateConfig, generate_completions, load_policy
+from trainer.algorithms.lora import SCALE_FIELD_NAMES, ScaleFields, check_scale
 from trainer.algorithms.reward_scoring import RewardScorer
 from trainer.algorithms.samples import SampleLog
 
@@ -57,7 +58,7 @@ ROUND_FILENAME = "raft_round.json"
 
 
 @dataclass
-class RAFTConfig:
+class RAFTConfig(ScaleFields):
     model_name_or_path: str = field(metadata={"help": "Policy to start from: model id or path."})
     reward_model_path: str = field(
         default="", metadata={"help": "Trained reward model that scores the samples."}
@@ -189,9 +190,13 @@ def frozen_dtype(config: RAFTConfig) -> str:
 
 
 def sft_config(config: RAFTConfig, policy_path: str, iteration: int) -> sft.SFTConfig:
+    """The fine-tuning step: with use_lora it trains an adapter (the first round a fresh one,
+    later rounds the previous round's, which ``policy_path`` then holds)."""
     import torch
 
-    bf16 = compute_dtype(config.dtype, resolve_device(config.device)) == torch.bfloat16
+    dtype = compute_dtype(config.dtype, resolve_device(config.device))
+    # fp16: samples and scores in float16, fine-tunes in float32 (see the module docstring).
+    dtype = "bf16" if dtype == torch.bfloat16 else "fp32"
     return sft.SFTConfig(
         model_name_or_path=policy_path,
         learning_rate=config.learning_rate,
@@ -200,8 +205,9 @@ def sft_config(config: RAFTConfig, policy_path: str, iteration: int) -> sft.SFTC
         max_length=config.max_length,
         save_steps=0,
         device="cpu" if resolve_device(config.device) == "cpu" else "auto",
-        bf16=bf16,
+        dtype=dtype,
         seed=config.seed + iteration,
+        **{name: getattr(config, name) for name in SCALE_FIELD_NAMES},
     )
 
 
@@ -218,6 +224,7 @@ def train(
         raise TrainingError("RAFT needs reward_model_path: a trained reward model.")
     if not rows:
         raise TrainingError("RAFT needs at least one prompt row.")
+    check_scale(config, resolve_device(config.device))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     done = finished_iterations(output_dir) if config.resume_from_checkpoint else []

@@ -47,6 +47,7 @@ from trainer.algorithms.common import (
     stop_requested,
     training_autocast_dtype,
 )
+from trainer.algorithms.lora import ScaleFields, check_scale
 from trainer.algorithms.reward_data import Group, rows_to_groups
 from trainer.algorithms.reward_scoring import (
     RewardScorer,
@@ -60,7 +61,7 @@ __all__ = ["RewardConfig", "RewardScorer", "reward_text", "score_texts", "train"
 
 
 @dataclass
-class RewardConfig:
+class RewardConfig(ScaleFields):
     model_name_or_path: str = field(
         metadata={"help": "Causal LM (or an earlier reward model) to start from: id or path."},
     )
@@ -148,10 +149,11 @@ class RewardConfig:
         metadata={"help": "'auto', 'cpu', 'cuda:0', ..."},
     )
     dtype: str = field(
-        default="float32",
+        default="auto",
         metadata={
-            "help": "Compute precision: fp32, bf16 (float32 weights, bfloat16 autocast) or auto "
-            "(bf16 on a GPU that supports it). fp16 is refused: it would need loss scaling."
+            "help": "Compute precision: auto (bf16 on a GPU that supports it, fp32 on CPU), fp32 "
+            "or bf16 (float32 trained weights, bfloat16 autocast; with use_lora the frozen base "
+            "is held in bfloat16). fp16 is refused: it would need loss scaling."
         },
     )
     seed: int = field(
@@ -177,7 +179,8 @@ class ImitationHead:
         from transformers import AutoModelForCausalLM
 
         self.model, self.hidden = model, None
-        getattr(model, model.base_model_prefix).register_forward_hook(self._capture)
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA
+        getattr(inner, inner.base_model_prefix).register_forward_hook(self._capture)
         self.head: torch.nn.Module | None = None
         if not model.config.get_text_config().tie_word_embeddings:
             lm, info = AutoModelForCausalLM.from_pretrained(
@@ -339,7 +342,8 @@ def train(
     set_seed(config.seed)
     output_dir = Path(output_dir)
     device = resolve_device(config.device)
-    training_autocast_dtype(config.dtype, device, "A reward model")  # refuse fp16 up front
+    autocast_dtype = training_autocast_dtype(config.dtype, device, "A reward model")  # no fp16
+    check_scale(config, device)
     if val_rows is None:
         rows, val_rows = split_rows_by_prompt(list(rows), config.val_fraction, config.seed)
     train_groups, val_groups = rows_to_groups(rows), rows_to_groups(val_rows)
@@ -349,8 +353,14 @@ def train(
     model, tokenizer = load_reward_model(
         resume or config.model_name_or_path,
         device=device,
-        dtype="float32",  # the master weights the optimizer updates
+        # Full training: float32, the master weights the optimizer updates. LoRA: the frozen
+        # base in the compute dtype; the adapter and score head are float32 (lora.py).
+        dtype=str(autocast_dtype).removeprefix("torch.")
+        if config.use_lora and autocast_dtype
+        else "float32",
         require_trained_head=config.require_trained_head,
+        config=config,
+        trainable=True,
     )
     disable_dropout(model)
     imitation = None
@@ -358,7 +368,8 @@ def train(
         imitation = ImitationHead(model, config.model_name_or_path, device)
     per_epoch = math.ceil(len(train_groups) / config.batch_size)
     total = config.max_steps if config.max_steps > 0 else math.ceil(config.num_epochs * per_epoch)
-    params = list(model.parameters()) + (imitation.parameters() if imitation else [])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    params = trainable + (imitation.parameters() if imitation else [])
     optimizer, scheduler = build_optimizer(params, config, total)
     start = 0
     if resume is not None:
@@ -418,7 +429,9 @@ def _loop(
         loss = check_finite(out["loss"], step + 1)
         out["loss"].backward()
         if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
+            )
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

@@ -31,12 +31,18 @@ def load_reward_model(
     device: str = "cpu",
     dtype: str = "float32",
     require_trained_head: bool = False,
+    config=None,
+    trainable: bool = False,
 ):
-    """Load ``(model, tokenizer)``; refuses an untrained score head when asked to."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Load ``(model, tokenizer)``; refuses an untrained score head when asked to. ``path`` may
+    hold full weights or a LoRA adapter (loaded on its base, unmerged; lora.py); ``config``
+    and ``trainable`` say whether to put a fresh trainable adapter on it (its ``use_lora``)."""
+    from transformers import AutoTokenizer
 
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        str(path), num_labels=1, dtype=resolve_dtype(dtype), output_loading_info=True
+    from trainer.algorithms.lora import load_sequence_classifier
+
+    model, info = load_sequence_classifier(
+        path, dtype=resolve_dtype(dtype), device=device, config=config, trainable=trainable
     )
     missing = [key for key in info.get("missing_keys", ()) if "score" in key]
     if missing and require_trained_head:
@@ -54,7 +60,7 @@ def load_reward_model(
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device), tokenizer
+    return model, tokenizer
 
 
 def encode(

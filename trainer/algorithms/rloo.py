@@ -31,13 +31,19 @@ from trainer.algorithms.common import (
     run_main,
     set_seed,
 )
+from trainer.algorithms.lora import ScaleFields
 from trainer.algorithms.reward_scoring import RewardScorer
 from trainer.algorithms.samples import SampleLog
-from trainer.algorithms.trl_bridge import run_trainer
+from trainer.algorithms.trl_bridge import (
+    DTYPE_HELP,
+    policy_model,
+    precision_arguments,
+    run_trainer,
+)
 
 
 @dataclass
-class OnlineConfig:
+class OnlineConfig(ScaleFields):
     """What RLOO and GRPO share (TRL's online trainers against our reward model)."""
 
     model_name_or_path: str = field(
@@ -113,13 +119,7 @@ class OnlineConfig:
         default="auto",
         metadata={"help": "'auto' (GPU when present, through accelerate) or 'cpu'."},
     )
-    bf16: bool = field(
-        default=False, metadata={"help": "bfloat16 mixed precision; needs a recent GPU."}
-    )
-    activation_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "Recompute activations in the backward pass: less memory, ~20% slower."},
-    )
+    dtype: str = field(default="auto", metadata={"help": DTYPE_HELP})
     mask_truncated_completions: bool = field(
         default=False,
         metadata={
@@ -212,9 +212,7 @@ def training_arguments(config: OnlineConfig, output_dir: Path) -> dict:
         "save_steps": config.save_steps if config.save_steps > 0 else 500,
         "save_total_limit": config.save_total_limit,
         "use_cpu": resolve_device(config.device) == "cpu",
-        "bf16": config.bf16,
-        # transformers 5's name; TRL's own default (gradient_checkpointing=True) is overridden.
-        "activation_checkpointing": config.activation_checkpointing,
+        **precision_arguments(config),
         "seed": config.seed,
         "logging_steps": 1,
         "logging_nan_inf_filter": False,
@@ -293,10 +291,11 @@ def train_online(
         max_length=config.reward_max_length,
     )
     reward = ModelReward(scorer, policy_stop_ids(config.model_name_or_path, tokenizer))
+    model, _ = policy_model(config)
 
     def build(callback):
         trainer = trainer_class(
-            model=config.model_name_or_path,
+            model=model,
             reward_funcs=reward,
             args=args,
             train_dataset=train_set,

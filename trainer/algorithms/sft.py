@@ -21,6 +21,7 @@ from pathlib import Path
 from trainer.algorithms.common import ProgressCallback, StopCheck, run_main, set_seed
 from trainer.algorithms.trl_bridge import (
     TrlTrainingConfig,
+    policy_model,
     run_trainer,
     split_for_eval,
     training_arguments,
@@ -127,9 +128,11 @@ def train(
     )
     tokenizer = AutoTokenizer.from_pretrained(config.model_name_or_path)
 
+    model, _ = policy_model(config)
+
     def build(callback):
         return SFTTrainer(
-            model=config.model_name_or_path,
+            model=model,
             args=args,
             train_dataset=train_set,
             eval_dataset=eval_set,

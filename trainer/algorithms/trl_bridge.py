@@ -14,16 +14,25 @@ from pathlib import Path
 from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
+    TrainingError,
     checkpoint_dirs,
+    compute_dtype,
     make_trainer_callback,
     resolve_device,
     save_config,
     split_rows,
 )
+from trainer.algorithms.lora import ScaleFields
+
+DTYPE_HELP = (
+    "auto (bf16 on a GPU that supports it, fp32 on CPU), fp32, bf16 or fp16 (GPU only, with "
+    "loss scaling): mixed precision over float32 trained weights; with use_lora the frozen "
+    "base is held in it."
+)
 
 
 @dataclass
-class TrlTrainingConfig:
+class TrlTrainingConfig(ScaleFields):
     model_name_or_path: str = field(
         metadata={"help": "Policy to start from: a Hugging Face model id or a local path."},
     )
@@ -69,14 +78,49 @@ class TrlTrainingConfig:
         default="auto",
         metadata={"help": "'auto' (GPU when present, through accelerate) or 'cpu'."},
     )
-    bf16: bool = field(
-        default=False, metadata={"help": "bfloat16 mixed precision; needs a recent GPU."}
-    )
-    activation_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "Recompute activations in the backward pass: less memory, ~20% slower."},
-    )
+    dtype: str = field(default="auto", metadata={"help": DTYPE_HELP})
     seed: int = field(default=42, metadata={"help": "Seed for initialisation and shuffling."})
+
+
+def precision_arguments(config) -> dict:
+    """TrainingArguments' bf16 / fp16 / activation_checkpointing for a job's dtype and
+    gradient_checkpointing; fp16 on CPU is refused (its loss scaler needs CUDA)."""
+    import torch
+
+    device = resolve_device(config.device)
+    dtype = compute_dtype(config.dtype, device)
+    if dtype == torch.float16 and not device.startswith("cuda"):
+        raise TrainingError("dtype fp16 needs a CUDA GPU (loss scaling); use bf16 or fp32 on CPU.")
+    return {
+        "bf16": dtype == torch.bfloat16,
+        "fp16": dtype == torch.float16,
+        # transformers 5's name; TRL's own default (gradient_checkpointing=True) is overridden.
+        "activation_checkpointing": config.gradient_checkpointing,
+    }
+
+
+def policy_model(config):
+    """What a TRL trainer gets as ``model`` and ``peft_config``.
+
+    Full fine-tuning from full weights: the path, as before (TRL loads it in float32). LoRA, a
+    starting adapter or low-bit loading: the model, loaded here (lora.py): a fresh trainable
+    adapter on the frozen base (in the job's dtype), a registered adapter trainable again (DPO
+    then keeps a frozen copy of it as the reference), or an adapter merged in memory for full
+    training. ``peft_config`` stays None: the adapter is already on the model."""
+    import torch
+
+    from trainer.algorithms.lora import check_scale, is_adapter, load_causal_lm
+
+    device = resolve_device(config.device)
+    check_scale(config, device)
+    path = config.model_name_or_path
+    if not (config.use_lora or config.load_in_bits or is_adapter(path)):
+        return path, None
+    frozen = compute_dtype(config.dtype, device) if config.use_lora else torch.float32
+    if frozen == torch.float16 and not device.startswith("cuda"):
+        frozen = torch.float32
+    model = load_causal_lm(path, dtype=frozen, device="cpu", config=config, trainable=True)
+    return model, None
 
 
 def training_arguments(config: TrlTrainingConfig, output_dir: Path, has_eval: bool) -> dict:
@@ -101,9 +145,7 @@ def training_arguments(config: TrlTrainingConfig, output_dir: Path, has_eval: bo
         "save_steps": config.save_steps if config.save_steps > 0 else 500,
         "save_total_limit": config.save_total_limit,
         "use_cpu": resolve_device(config.device) == "cpu",
-        "bf16": config.bf16,
-        # transformers 5's name; TRL's own default (gradient_checkpointing=True) is overridden.
-        "activation_checkpointing": config.activation_checkpointing,
+        **precision_arguments(config),
         "seed": config.seed,
         "logging_steps": 1,
         # The default replaces NaN losses in the logs with an average, hiding a diverged run.

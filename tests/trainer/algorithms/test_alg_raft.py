@@ -134,11 +134,11 @@ def test_the_dtype_sets_sampling_precision_and_bf16_autocast_for_the_sft_step():
     from trainer.algorithms.raft import frozen_dtype, sft_config
 
     cpu_auto = RAFTConfig(model_name_or_path="m", device="cpu")
-    assert frozen_dtype(cpu_auto) == "float32" and not sft_config(cpu_auto, "m", 0).bf16
+    assert frozen_dtype(cpu_auto) == "float32" and sft_config(cpu_auto, "m", 0).dtype == "fp32"
 
     bf16 = RAFTConfig(model_name_or_path="m", device="cpu", dtype="bf16")
-    assert frozen_dtype(bf16) == "bfloat16" and sft_config(bf16, "m", 0).bf16
+    assert frozen_dtype(bf16) == "bfloat16" and sft_config(bf16, "m", 0).dtype == "bf16"
 
     fp16 = RAFTConfig(model_name_or_path="m", device="cpu", dtype="fp16")
     # Sampling and scoring in float16; fine-tuning in float32 (no loss scaling here).
-    assert frozen_dtype(fp16) == "float16" and not sft_config(fp16, "m", 0).bf16
+    assert frozen_dtype(fp16) == "float16" and sft_config(fp16, "m", 0).dtype == "fp32"
