@@ -31,12 +31,18 @@ def load_reward_model(
     device: str = "cpu",
     dtype: str = "float32",
     require_trained_head: bool = False,
+    num_labels: int | None = None,
 ):
-    """Load ``(model, tokenizer)``; refuses an untrained score head when asked to."""
+    """Load ``(model, tokenizer)``; refuses an untrained score head when asked to.
+
+    ``num_labels`` is the number of reward heads (an ensemble has several, reward.py); None
+    takes a reward model's own and gives a plain language model one."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    if num_labels is None:
+        num_labels = reward_heads(path)
     model, info = AutoModelForSequenceClassification.from_pretrained(
-        str(path), num_labels=1, dtype=resolve_dtype(dtype), output_loading_info=True
+        str(path), num_labels=num_labels, dtype=resolve_dtype(dtype), output_loading_info=True
     )
     missing = [key for key in info.get("missing_keys", ()) if "score" in key]
     if missing and require_trained_head:
@@ -55,6 +61,16 @@ def load_reward_model(
     tokenizer.truncation_side = "left"
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(device), tokenizer
+
+
+def reward_heads(path: str | Path) -> int:
+    """How many reward heads the checkpoint at ``path`` has: its own number for a reward model
+    (a sequence classifier), 1 for anything else."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(path))
+    classifier = any(a.endswith("ForSequenceClassification") for a in config.architectures or ())
+    return int(config.num_labels) if classifier else 1
 
 
 def encode(
@@ -103,11 +119,22 @@ class RewardScorer:
     def __call__(
         self, prompts: list, completions: list[str], finished: list[bool] | None = None
     ) -> list[float]:
-        """Scores; ``finished[i]`` False marks a completion cut off at the length limit."""
+        """Scores (an ensemble's: the mean of its heads); ``finished[i]`` False marks a
+        completion cut off at the length limit."""
+        return [sum(h) / len(h) for h in self.heads(prompts, completions, finished)]
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.model.config.num_labels)
+
+    def heads(
+        self, prompts: list, completions: list[str], finished: list[bool] | None = None
+    ) -> list[list[float]]:
+        """Each completion's score under each reward head (one for a plain reward model)."""
         import torch
 
         finished = [True] * len(prompts) if finished is None else list(finished)
-        scores: list[float] = []
+        scores: list[list[float]] = []
         with torch.no_grad():
             for i in range(0, len(prompts), self.batch_size):
                 batch = encode(
@@ -118,7 +145,7 @@ class RewardScorer:
                     self.device,
                     finished[i : i + self.batch_size],
                 )
-                scores += self.model(**batch).logits[:, 0].float().tolist()
+                scores += self.model(**batch).logits.float().tolist()
         return scores
 
 
