@@ -14,6 +14,7 @@ the Celery worker.
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,15 +190,23 @@ def round_scores_measure(*, round_id: int, device: str = "auto") -> dict:
     result = {"status": "done", "reward_model": model.id, "n": len(samples["new"])}
     try:
         if samples["new"] and samples["previous"]:
-            scores = score_in_child(
+            heads = score_in_child(
                 model=model,
                 prompts=[p for p, _ in flat],
                 completions=[c for _, c in flat],
                 device=device,
+                heads=True,
             )
+            scores = [sum(h) / len(h) for h in heads]
             n = len(samples["new"])
             result["new"] = sum(scores[:n]) / n
             result["previous"] = sum(scores[n:]) / len(samples["previous"])
+            if len(heads[0]) > 1:
+                # A reward ensemble's disagreement on each policy's samples (mean per-sample
+                # standard deviation of the heads): rising on the new policy's is a warning.
+                spread = [statistics.stdev(h) for h in heads]
+                result["spread_new"] = sum(spread[:n]) / n
+                result["spread_previous"] = sum(spread[n:]) / len(samples["previous"])
     except Exception as exc:
         log.exception("Scoring round %s's samples failed", round_id)
         failed = {"status": "failed", "reward_model": model.id, "error": str(exc)[-500:]}

@@ -174,3 +174,32 @@ def test_without_routing_every_train_prompt_gets_new_versus_previous(tmp_path, s
     tasks = Task.objects.filter(round=1)
     assert tasks.count() == 4 + 2
     assert all("acquisition" not in t.meta for t in tasks)
+
+
+@pytest.mark.django_db
+def test_a_reward_ensembles_spread_on_the_samples_feeds_the_warning(project):
+    from annotator.models import Completion
+    from tests.trainer.loop.test_selectors import judge, make_round, policy_model
+    from trainer.loop import selectors
+
+    base = policy_model(project, "base")
+    r1 = make_round(project, 1, base)
+    prompt = Prompt.objects.create(project=project, text="shared")
+    for role, text in (("new", "n1"), ("previous", "p1")):
+        Completion.objects.create(
+            prompt=prompt, text=text, meta={"job": r1.generate_jobs[role], "sample_index": 0}
+        )
+    # The new policy's sample scores higher, and the heads disagree on it far more.
+    by_text = {"n1": [2.0, 4.0, 0.0], "p1": [0.5, 0.5, 0.6]}
+
+    def score(*, model, prompts, completions, device="auto", heads=False):
+        assert heads
+        return [by_text[c] for c in completions]
+
+    with mock.patch.object(measure, "score_in_child", side_effect=score):
+        result = measure.round_scores_measure(round_id=r1.id)
+    assert result["new"] == pytest.approx(2.0)
+    assert result["spread_new"] == pytest.approx(2.0) and result["spread_previous"] < 0.1
+    judge(r1, "previous", base, "WLLLLWLLLL")
+    row = selectors.loop_state(project=project).rounds[0]
+    assert "heads also disagree more on the new policy's samples" in row.warning
