@@ -874,6 +874,20 @@ def efficiency_charts(args, runs: list[dict]) -> dict[float, Path]:
     return out
 
 
+def merge_reports(args) -> None:
+    """One report from several: the runs of each, in order; the first one's machine and
+    configs, every command."""
+    reports = [json.loads(Path(p).read_text()) for p in args.merge.split(",") if p]
+    merged = dict(reports[0])
+    merged["runs"] = [run for r in reports for run in r["runs"]]
+    merged["command"] = " ; ".join(r["command"] for r in reports)
+    args.rules = list(dict.fromkeys(run.get("acquisition", "random") for run in merged["runs"]))
+    args.label_budgets = list(dict.fromkeys(run.get("labels", 0) for run in merged["runs"]))
+    write_report(args, merged)
+    print(summary(merged["runs"]) + "\n\n" + efficiency_table(merged["runs"]))
+    print(f"\nwrote {args.out}.json and .md")
+
+
 def parse_args():
     from trainer.loop.oracles import DEFAULT_TARGET_WORDS
 
@@ -892,6 +906,12 @@ def parse_args():
     )
     p.add_argument("--pool", type=float, default=3.0, help="train prompts per routed pair")
     p.add_argument("--heads", type=int, default=1, help="reward ensemble heads")
+    p.add_argument(
+        "--merge",
+        default="",
+        help="comma-separated .json reports of earlier invocations (say, rules run side by "
+        "side): write one report of all their runs to --out, and run nothing",
+    )
     p.add_argument("--noise", default="0.1,0.3", help="comma-separated: one run per value")
     p.add_argument("--oracle", default="words-and-length")
     p.add_argument("--target-words", default=",".join(DEFAULT_TARGET_WORDS))
@@ -938,6 +958,9 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so the web server and the workers are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
+    if args.merge:
+        merge_reports(args)
+        return
     env = bench_env(args)
     os.environ.update(env)
     command = shlex.join([".venv/bin/python", "bench/loop_gain.py", *sys.argv[1:]])
