@@ -801,7 +801,8 @@ def efficiency(runs: list[dict]) -> dict[tuple, dict]:
     """{(noise, rule, labels): {"mean", "low", "high", "values", "rm"}} over the seeds."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        key = (run["noise"], run.get("acquisition", "random"), run.get("labels", 0))
+        labels = run.get("labels", run["labels_total"])
+        key = (run["noise"], run.get("acquisition", "random"), labels)
         groups.setdefault(key, []).append(last_round(run))
     out = {}
     for key, lasts in sorted(groups.items()):
