@@ -84,9 +84,10 @@ def test_it_shows_the_routing_to_staff_in_the_task_admin(client, admin_user, rou
 def routed_rounds(project):
     base = policy_model(project, "base")
     loop.loop_configure(project=project, base_policy=base, enabled=False)
-    one = make_round(project, 1, base)
+    one = make_round(project, 1, base, scores=(1.5, 0.5))
     one.acquisition = {"rule": "disagreement", "pairs": 7, "candidates": 48, "heads": 4}
-    one.save(update_fields=["acquisition"])
+    one.scores |= {"spread_new": 0.4321, "spread_previous": 0.1234}
+    one.save(update_fields=["acquisition", "scores"])
     two = make_round(project, 2, one.policy_job.output_model)
     judge(two, "previous", one.policy_job.output_model, "WWWL")
     return one, two
@@ -105,8 +106,10 @@ def test_the_loop_page_shows_the_label_efficiency_view(client, alice, project, r
     row1 = section.split('data-round="1"')[1].split("</tr>")[0]
     assert "no reward model to route with yet" in row1
     assert "<svg" in section and "labels" in section
-    # The round's own routing, in the timeline.
+    # The round's own routing, in the timeline, and its heads' disagreement on the samples.
     assert "7</span> pairs chosen from" in text
+    assert "heads&#x27; disagreement" in text or "heads' disagreement" in text
+    assert "0.4321" in text and "0.1234" in text
 
 
 @pytest.mark.django_db
