@@ -146,7 +146,7 @@ class AssignmentInline(ReadOnlyInline):
 
 @admin.register(Task)
 class TaskAdmin(NoAddAdmin):
-    list_display = ["id", "project", "kind", "priority", "annotation_count", "overlap"]
+    list_display = ["id", "project", "kind", "priority", "annotation_count", "overlap", "routing"]
     list_filter = ["kind", "is_complete", "project"]
     list_select_related = ["project"]
     # Priority, gold answer and meta may be edited; the rest is the queue's state.
@@ -158,9 +158,26 @@ class TaskAdmin(NoAddAdmin):
         "annotation_count",
         "is_complete",
         "round",
+        "routing",
         "created_at",
     ]
     inlines = [TaskCompletionInline, AssignmentInline]
+
+    @admin.display(description="Why asked")
+    def routing(self, task: Task) -> str:
+        """The loop's routing of this pair (meta["acquisition"], written by the loop): its rule,
+        score and rank among the round's pairs, and how many candidates it was chosen from.
+        Shown to staff here and on the loop page, never to labelers."""
+        info = (task.meta or {}).get("acquisition")
+        if not isinstance(info, dict):
+            return "-"
+        score = info.get("score")
+        score = f"{score:.4g}" if isinstance(score, int | float) else "?"
+        candidates = len(info.get("candidates") or ())
+        return (
+            f"{info.get('rule', '?')} · score {score} · rank {info.get('rank', '?')} of the "
+            f"round · from {candidates} candidates"
+        )
 
 
 @admin.register(Assignment)

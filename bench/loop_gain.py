@@ -23,6 +23,18 @@ Then the benchmark judges, per round, without the labelers' noise:
     .venv/bin/python bench/loop_gain.py                    # noise 0.1 then 0.3, 1,000 labels
     .venv/bin/python bench/loop_gain.py --noise 0.1 --labels 500
 
+Label efficiency (issue #10): `--acquisition random,uncertainty,disagreement` and
+`--labels 150,300,500` sweep the routing rule and the label budget (`--repeats` seeds each);
+with `--candidates N` the loop samples N responses per prompt from the new and the previous
+policy, on a pool of `--pool` times as many train prompts as it has labels for, and queues
+only the pairs the rule chooses. Round 1's labels are the imported base pairs for every rule
+(there is no reward model to route with yet); the rule chooses round 2's. The label-efficiency
+table (labels vs round-2 win rate against the base, mean and 95 % t-interval over the seeds)
+goes into the report, its curve into bench/results/<out>.svg.
+
+    .venv/bin/python bench/loop_gain.py --noise 0.1 --labels 150,300,500 --repeats 3 \
+        --acquisition random,uncertainty,disagreement --candidates 4 --heads 4
+
 Writes bench/results/loop_gain.json and .md (machine, load average, command, configs).
 """
 
@@ -93,6 +105,7 @@ def loop_configs(args) -> dict:
             "max_length": 128,
             "save_steps": 0,
             "device": "cpu",
+            **({"ensemble_heads": args.heads} if args.heads > 1 else {}),
         },
         "policy_config": policy_config(args),
         "generate_config": {
@@ -282,7 +295,7 @@ def make_project(args, noise: float, base_path: Path):
 
     from annotator import services
     from annotator.importing import project_import
-    from annotator.models import Membership
+    from annotator.models import Membership, Prompt
     from trainer.loop import services as loop
     from trainer.models import ModelVersion
 
@@ -297,6 +310,7 @@ def make_project(args, noise: float, base_path: Path):
         pair = ([s for s in drawn if s.strip()] + ["(no answer)", "(no answer)"])[:2]
         split = "eval" if i < args.project_eval_prompts else "train"
         lines.append(json.dumps({"prompt": prompt, "completions": pair, "split": split}))
+    routing = routing_settings(args, per_round)
     admin, _ = get_user_model().objects.get_or_create(username="bench-admin")
     project = services.project_create(
         created_by=admin,
@@ -308,6 +322,15 @@ def make_project(args, noise: float, base_path: Path):
     )
     services.membership_set(project=project, user=admin, role=Membership.Role.ADMIN)
     project_import(project=project, data="\n".join(lines).encode(), fmt="jsonl")
+    # With routing, later rounds sample their train prompts from a larger pool: prompts
+    # without responses, so no task of their own (the import needs responses).
+    extra = routing["train_prompts"] - (per_round - args.project_eval_prompts)
+    Prompt.objects.bulk_create(
+        [
+            Prompt(project=project, text="", messages=chat_prompt(rng), split="train")
+            for _ in range(extra)
+        ]
+    )
     base = ModelVersion.objects.create(
         project=project, name="tiny-base", role="policy", path=str(base_path)
     )
@@ -319,12 +342,26 @@ def make_project(args, noise: float, base_path: Path):
         # Labels on eval-split prompts are held out of training and do not count towards
         # reward_after: a round waits for its train-prompt labels.
         reward_after=per_round - args.project_eval_prompts,
-        # Each round queues exactly labels/K tasks, so each round is labelled in full.
-        train_prompts=per_round - args.project_eval_prompts,
         compare_with_base=False,
+        **routing,
         **loop_configs(args),
     )
     return project
+
+
+def routing_settings(args, per_round: int) -> dict:
+    """The loop's routing: each round queues exactly labels/K tasks, so each round is labelled
+    in full; with routing, the train-prompt pairs are chosen among N candidates on a pool of
+    `--pool` times as many prompts."""
+    pairs = per_round - args.project_eval_prompts
+    if args.acquisition == "random" and args.candidates <= 1:
+        return {"train_prompts": pairs}  # today's behaviour: new vs previous on every prompt
+    return {
+        "acquisition": args.acquisition,
+        "candidates": args.candidates,
+        "pairs_per_round": pairs,
+        "train_prompts": max(pairs, round(pairs * args.pool)),
+    }
 
 
 def labelers_command(args, noise: float, project, url: str) -> list[str]:
@@ -526,8 +563,8 @@ def evaluate(args, project) -> dict:
         }
 
     def terms(name: str) -> dict:
-        rows = [judge.terms(s) for s in samples[name]]
-        return {k: statistics.mean(t[k] for t in rows) for k in rows[0]}
+        rows = [judge.terms(s) for s in samples[name]]  # empty dicts for a callable oracle
+        return {k: statistics.mean(t[k] for t in rows) for k in (rows[0] if rows else {})}
 
     out = {"base": {"terms": terms("base"), "example": samples["base"][:2]}}
     for r in rounds:
@@ -570,7 +607,10 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
     args = argparse.Namespace(**{**vars(args), "seed": seed})
     load_before = os.getloadavg()
     started = time.monotonic()
-    print(f"\n== noise {noise}, seed {seed}: {args.labels} labels over {args.rounds} rounds")
+    print(
+        f"\n== noise {noise}, seed {seed}, acquisition {args.acquisition}: {args.labels} labels "
+        f"over {args.rounds} rounds"
+    )
     project = make_project(args, noise, base_path)
     setup_s = time.monotonic() - started
     summary = drive(args, noise, project, stack, started)
@@ -583,6 +623,9 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
     return {
         "noise": noise,
         "seed": seed,
+        "acquisition": args.acquisition,
+        "candidates": args.candidates,
+        "labels": args.labels,
         "project": project.id,
         "labels_total": Annotation.objects.filter(task__project=project).count(),
         "setup_s": round(setup_s, 1),
@@ -596,6 +639,11 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
 
 
 # --- Report -----------------------------------------------------------------------------------
+
+
+def term(terms: dict, name: str, digits: int = 2) -> str:
+    """One of the oracle's terms; "-" for a `module:function` oracle, which has none."""
+    return "-" if name not in terms else f"{terms[name]:.{digits}f}"
 
 
 def pct(x) -> str:
@@ -615,8 +663,8 @@ def table(run: dict) -> str:
     lines = [head, "|" + "---|" * 11]
     base = run["results"]["base"]["terms"]
     lines.append(
-        f"| base | - | - | - | - | - | - | {base['target_words']:.2f} | "
-        f"{base['length']:.1f} | - | - |"
+        f"| base | - | - | - | - | - | - | {term(base, 'target_words')} | "
+        f"{term(base, 'length', 1)} | - | - |"
     )
     for name, r in run["results"].items():
         if name == "base":
@@ -628,8 +676,8 @@ def table(run: dict) -> str:
             f"| {name} | {r['labels_new']} / {r['reward_trained_on']} | "
             f"{pct(r['reward_val_accuracy'])} | {pct(fl['accuracy'])} ({fl['n']}) | "
             f"{pct(fo['accuracy'])} ({fo['n']}) | {rate(r['vs_base'])} | "
-            f"{rate(r['vs_previous'])} | {r['terms']['target_words']:.2f} | "
-            f"{r['terms']['length']:.1f} | "
+            f"{rate(r['vs_previous'])} | {term(r['terms'], 'target_words')} | "
+            f"{term(r['terms'], 'length', 1)} | "
             f"{lat.get('threshold_to_reward_job_running_s', float('nan')):.2f} s | "
             + ("-" if served is None else f"{served:.2f} s")
             + " |"
@@ -640,10 +688,10 @@ def table(run: dict) -> str:
 def summary(runs: list[dict]) -> str:
     """One line per run: the last round against the base and the previous round."""
     lines = [
-        "| noise | seed | labels | loop s | last round: win vs base [95% CI] | vs previous "
-        "round | target words base -> last | length base -> last | max latency: crossing -> "
-        "RM running, generate end -> served | load before |",
-        "|" + "---|" * 10,
+        "| noise | acquisition | seed | labels | loop s | last round: win vs base [95% CI] | vs "
+        "previous round | target words base -> last | length base -> last | max latency: "
+        "crossing -> RM running, generate end -> served | load before |",
+        "|" + "---|" * 11,
     ]
     for run in runs:
         results = run["results"]
@@ -653,10 +701,11 @@ def summary(runs: list[dict]) -> str:
         served = max(x.get("generate_end_to_tasks_served_s") or 0 for x in lat)
         base = results["base"]["terms"]
         lines.append(
-            f"| {run['noise']} | {run['seed']} | {run['labels_total']} | {run['loop_s']} | "
+            f"| {run['noise']} | {run.get('acquisition', 'random')} | {run['seed']} | "
+            f"{run['labels_total']} | {run['loop_s']} | "
             f"{rate(last['vs_base'])} | {rate(last['vs_previous'])} | "
-            f"{base['target_words']:.2f} -> {last['terms']['target_words']:.2f} | "
-            f"{base['length']:.1f} -> {last['terms']['length']:.1f} | {crossing:.2f} s, "
+            f"{term(base, 'target_words')} -> {term(last['terms'], 'target_words')} | "
+            f"{term(base, 'length', 1)} -> {term(last['terms'], 'length', 1)} | {crossing:.2f} s, "
             f"{served:.2f} s | {run['loadavg_before'][0]} |"
         )
     return "\n".join(lines)
@@ -699,6 +748,20 @@ def write_report(args, report: dict) -> None:
         "",
     ]
     md += ["## Summary", "", summary(report["runs"]), ""]
+    if len(args.rules) > 1 or len(args.label_budgets) > 1:
+        md += [
+            "## Label efficiency",
+            "",
+            efficiency_table(report["runs"]),
+            "",
+            "Round-2 (last round) policy's win rate against the base on the held-out prompts, "
+            "judged by the oracle without noise: mean over the seeds with a 95 % t-interval "
+            "(of the seeds' means; none for one seed), and each seed's value. Round 1's labels "
+            "are the imported base pairs for every rule; the rule chooses the later rounds'.",
+            "",
+        ]
+        for noise, path in efficiency_charts(args, report["runs"]).items():
+            md += [f"![label efficiency, noise {noise}]({path.name})", ""]
     for run in report["runs"]:
         md += [
             f"## Noise {run['noise']}, seed {run['seed']}",
@@ -725,12 +788,131 @@ def write_report(args, report: dict) -> None:
     out.with_suffix(".md").write_text("\n".join(md))
 
 
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (seeds - 1).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
+
+
+def last_round(run: dict) -> dict:
+    results = run["results"]
+    return results[max((k for k in results if k != "base"), key=lambda k: int(k.split()[1]))]
+
+
+def efficiency(runs: list[dict]) -> dict[tuple, dict]:
+    """{(noise, rule, labels): {"mean", "low", "high", "values", "rm"}} over the seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        labels = run.get("labels", run["labels_total"])
+        key = (run["noise"], run.get("acquisition", "random"), labels)
+        groups.setdefault(key, []).append(last_round(run))
+    out = {}
+    for key, lasts in sorted(groups.items()):
+        values = [r["vs_base"]["rate"] for r in lasts]
+        mean = statistics.mean(values)
+        half = None
+        if len(values) > 1:
+            half = T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / len(values) ** 0.5
+        rm = [r["reward_fresh_oracle_pairs"]["accuracy"] for r in lasts]
+        rm = [x for x in rm if x is not None]
+        out[key] = {
+            "mean": mean,
+            "low": None if half is None else max(0.0, mean - half),
+            "high": None if half is None else min(1.0, mean + half),
+            "values": values,
+            "rm": statistics.mean(rm) if rm else None,
+        }
+    return out
+
+
+def efficiency_table(runs: list[dict]) -> str:
+    lines = [
+        "| noise | acquisition | labels in total | seeds | round-2 win vs base: mean [95% CI] "
+        "| per seed | round-2 RM acc, fresh oracle pairs |",
+        "|" + "---|" * 7,
+    ]
+    for (noise, rule, labels), e in efficiency(runs).items():
+        interval = "" if e["low"] is None else f" [{e['low']:.3f}, {e['high']:.3f}]"
+        lines.append(
+            f"| {noise} | {rule} | {labels} | {len(e['values'])} | {e['mean']:.3f}{interval} | "
+            f"{', '.join(f'{v:.3f}' for v in e['values'])} | {pct(e['rm'])} |"
+        )
+    return "\n".join(lines)
+
+
+COLOURS = {"random": "#6b7280", "uncertainty": "#2457c5", "disagreement": "#c2410c",
+           "top-two": "#15803d"}  # fmt: skip
+
+
+def efficiency_charts(args, runs: list[dict]) -> dict[float, Path]:
+    """One SVG per noise level: win rate against the base by label budget, a line per rule
+    with its interval (trainer/plots.py draws it; no plotting library needed)."""
+    from trainer.plots import IntervalSeries, interval_chart
+
+    table = efficiency(runs)
+    out = {}
+    for noise in sorted({k[0] for k in table}):
+        series = [
+            IntervalSeries(
+                rule,
+                [
+                    (labels, e["mean"], e["low"], e["high"])
+                    for (n, r, labels), e in table.items()
+                    if n == noise and r == rule
+                ],
+                COLOURS.get(rule, "#111827"),
+            )  # fmt: skip
+            for rule in dict.fromkeys(k[1] for k in table if k[0] == noise)
+        ]
+        svg = interval_chart(
+            series,
+            title=f"Round-2 win rate vs base by labels, noise {noise}",
+            y_range=(0.5, 1.0),
+            reference=0.9,
+            x_label="labels",
+        )
+        path = Path(f"{args.out}-efficiency-noise{noise}.svg")
+        path.write_text(svg + "\n", encoding="utf-8")
+        out[noise] = path
+    return out
+
+
+def merge_reports(args) -> None:
+    """One report from several: the runs of each, in order; the first one's machine and
+    configs, every command."""
+    reports = [json.loads(Path(p).read_text()) for p in args.merge.split(",") if p]
+    merged = dict(reports[0])
+    merged["runs"] = [run for r in reports for run in r["runs"]]
+    merged["command"] = " ; ".join(r["command"] for r in reports)
+    args.rules = list(dict.fromkeys(run.get("acquisition", "random") for run in merged["runs"]))
+    args.label_budgets = list(dict.fromkeys(run.get("labels", 0) for run in merged["runs"]))
+    write_report(args, merged)
+    print(summary(merged["runs"]) + "\n\n" + efficiency_table(merged["runs"]))
+    print(f"\nwrote {args.out}.json and .md")
+
+
 def parse_args():
     from trainer.loop.oracles import DEFAULT_TARGET_WORDS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=2, help="K")
-    p.add_argument("--labels", type=int, default=1000, help="label budget, labels/K per round")
+    p.add_argument(
+        "--labels", default="1000", help="label budget, labels/K per round; comma-separated sweep"
+    )
+    p.add_argument(
+        "--acquisition",
+        default="random",
+        help="routing rule(s), comma-separated: random, uncertainty, disagreement, top-two",
+    )
+    p.add_argument(
+        "--candidates", type=int, default=1, help="responses per prompt and policy to route from"
+    )
+    p.add_argument("--pool", type=float, default=3.0, help="train prompts per routed pair")
+    p.add_argument("--heads", type=int, default=1, help="reward ensemble heads")
+    p.add_argument(
+        "--merge",
+        default="",
+        help="comma-separated .json reports of earlier invocations (say, rules run side by "
+        "side): write one report of all their runs to --out, and run nothing",
+    )
     p.add_argument("--noise", default="0.1,0.3", help="comma-separated: one run per value")
     p.add_argument("--oracle", default="words-and-length")
     p.add_argument("--target-words", default=",".join(DEFAULT_TARGET_WORDS))
@@ -764,6 +946,10 @@ def parse_args():
     args = p.parse_args()
     args.target_words = [w for w in args.target_words.split(",") if w]
     args.noises = [float(x) for x in args.noise.split(",")]
+    args.label_budgets = [int(x) for x in args.labels.split(",")]
+    args.labels = args.label_budgets[0]
+    args.rules = [x for x in args.acquisition.split(",") if x]
+    args.acquisition = args.rules[0]
     return args
 
 
@@ -773,6 +959,9 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so the web server and the workers are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
+    if args.merge:
+        merge_reports(args)
+        return
     env = bench_env(args)
     os.environ.update(env)
     command = shlex.join([".venv/bin/python", "bench/loop_gain.py", *sys.argv[1:]])
@@ -793,14 +982,22 @@ def main() -> None:
         "runs": [],
     }
     with Stack(args, env) as stack:
+        # Seeds outermost: a sweep cut short still compares every rule and budget on the
+        # seeds it finished.
         for noise in args.noises:
             for seed in range(args.seed, args.seed + args.repeats):
-                run = run_one(args, noise, seed, base_path, stack)
-                report["runs"].append(run)
-                print(table(run))
-                print(f"loop {run['loop_s']} s, with evaluation {run['total_s']} s")
-                write_report(args, report)
+                for labels in args.label_budgets:
+                    for rule in args.rules:
+                        one = argparse.Namespace(**{**vars(args), "labels": labels,
+                                                    "acquisition": rule})  # fmt: skip
+                        run = run_one(one, noise, seed, base_path, stack)
+                        report["runs"].append(run)
+                        print(table(run))
+                        print(f"loop {run['loop_s']} s, with evaluation {run['total_s']} s")
+                        write_report(args, report)
     print("\n" + summary(report["runs"]))
+    if len(args.rules) > 1 or len(args.label_budgets) > 1:
+        print("\n" + efficiency_table(report["runs"]))
     print(f"\nwrote {args.out}.json and .md")
 
 

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from trainer import kinds
+from trainer.algorithms import acquisition
 
 
 def _kind_choices(name: str, table) -> type[models.TextChoices]:
@@ -176,6 +177,28 @@ class LoopPolicy(models.Model):
         help_text="The frozen policy the KL penalty of PPO, RLOO and GRPO holds the policy "
         "near: the base policy (as in InstructGPT), or the previous round's.",
     )
+    # Routing (issue #10): which generated pairs become tasks (trainer/algorithms/acquisition.py).
+    Acquisition = models.TextChoices(
+        "LoopPolicy.Acquisition", [(r.upper().replace("-", "_"), r) for r in acquisition.RULES]
+    )
+    acquisition = models.CharField(
+        max_length=16,
+        choices=Acquisition.choices,
+        default="random",
+        help_text="Which pairs of candidates on train prompts become tasks: random (the "
+        "baseline), uncertainty (reward margin closest to zero), disagreement (the reward "
+        "ensemble's heads disagree most) or top-two (the two best by reward).",
+    )
+    candidates = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Responses sampled per prompt from the new and from the previous policy; "
+        "pairs on train prompts are chosen among all of them.",
+    )
+    pairs_per_round = models.PositiveIntegerField(
+        default=0,
+        help_text="Pairs on train prompts queued per round, the most useful first (0: one per "
+        "train prompt). Eval prompts always get their new-versus-previous pair.",
+    )
     retrain_requested = models.BooleanField(default=False)
     # Set in the transaction of the label (or job end) that may move the loop on, cleared by
     # whoever advances it: the durable, debounced "loop needs advancing" mark (trainer/outbox.py).
@@ -218,6 +241,10 @@ class LoopRound(models.Model):
     # The round's samples scored by one reward model (trainer/loop/measure.py):
     # {"status", "reward_model", "new": mean, "previous": mean, "n", "measured_at"} or "error".
     scores = models.JSONField(default=dict, blank=True)
+    # The candidates on train prompts scored by the round's reward model for routing
+    # (trainer/loop/measure.py): {"status", "reward_model", "heads", "scores": {completion id:
+    # [score per head]}, "measured_at"} or "error"; then what was queued: "rule", "pairs".
+    acquisition = models.JSONField(default=dict, blank=True)
     tasks_created = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)

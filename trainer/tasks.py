@@ -68,3 +68,12 @@ def score_round_samples(round_id: int) -> dict:
     from trainer.loop import measure
 
     return measure.round_scores_measure(round_id=round_id)
+
+
+@shared_task(acks_late=True, name="trainer.tasks.score_round_candidates")
+def score_round_candidates(round_id: int) -> dict:
+    """A loop round's candidates scored for routing by its reward model (every head), in a
+    child process: sent to the gpu queue (measure.round_candidates_request)."""
+    from trainer.loop import measure
+
+    return measure.round_candidates_measure(round_id=round_id)

@@ -172,6 +172,20 @@ def adapter_info(path: str | Path) -> dict:
     return json.loads((Path(str(path)) / ADAPTER_CONFIG).read_text(encoding="utf-8"))
 
 
+def adapter_head_outputs(path: str | Path) -> int | None:
+    """How many outputs the score head saved in the adapter at ``path`` has (None: no head)."""
+    from safetensors import safe_open
+
+    weights = Path(path) / "adapter_model.safetensors"
+    if not weights.exists():
+        return None
+    with safe_open(str(weights), framework="np") as handle:
+        for key in handle.keys():
+            if "score" in key and key.endswith("weight") and "lora" not in key:
+                return int(handle.get_slice(key).get_shape()[0])
+    return None
+
+
 def adapter_base(path: str | Path) -> str:
     base = adapter_info(path).get("base_model_name_or_path")
     if not base:
@@ -261,17 +275,24 @@ def load_causal_lm(
 
 
 def load_sequence_classifier(
-    path: str | Path, *, dtype, device: str = "cpu", config=None, trainable: bool = False
+    path: str | Path,
+    *,
+    dtype,
+    device: str = "cpu",
+    config=None,
+    trainable: bool = False,
+    num_labels: int = 1,
 ):
-    """``(model, loading info)`` of a one-output sequence classifier (a reward or value model)
-    from full weights or from an adapter (whose score head is saved with it)."""
+    """``(model, loading info)`` of a sequence classifier with ``num_labels`` outputs (a reward
+    model, an ensemble's heads, or a value model) from full weights or from an adapter (whose
+    score head is saved with it)."""
     from transformers import AutoModelForSequenceClassification
 
     bits = getattr(config, "load_in_bits", 0) if config is not None else 0
     adapter = path if is_adapter(path) else None
     source = adapter_base(path) if adapter else str(path)
     base, info = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=1, output_loading_info=True, **_load_kwargs(dtype, device, bits)
+        source, num_labels=num_labels, output_loading_info=True, **_load_kwargs(dtype, device, bits)
     )
     if adapter is not None:
         saved = adapter_info(adapter).get("modules_to_save") or []

@@ -160,6 +160,26 @@ class RewardConfig(ScaleFields):
         default=42,
         metadata={"help": "Seed for initialisation, shuffling and the validation split."},
     )
+    ensemble_heads: int = field(
+        default=1,
+        metadata={
+            "help": "Scalar reward heads on the one shared body (an ensemble at the cost of one "
+            "model): the reward is their mean and their spread the model's uncertainty, which "
+            "the loop's 'disagreement' routing asks humans about. 1: a plain reward model."
+        },
+    )
+    ensemble_bootstrap: bool = field(
+        default=True,
+        metadata={
+            "help": "With several heads, weight each head's loss on each row by its own "
+            "Poisson(1) draw (an online bootstrap), so the heads learn from different samples "
+            "of the labels and disagree where the labels are thin."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.ensemble_heads < 1:
+            raise ValueError("ensemble_heads must be at least 1.")
 
 
 # --- losses ---------------------------------------------------------------------------------
@@ -220,23 +240,44 @@ class ImitationHead:
         )
 
 
-def ranking_loss(rewards, groups: list[Group], offsets: list[int]):
-    """Mean over groups of the mean pair loss; returns (loss, correct pairs, pairs)."""
+def ranking_loss(rewards, groups: list[Group], offsets: list[int], head_weights=None):
+    """Mean over groups (and heads) of the mean pair loss; returns (loss, correct pairs, pairs).
+
+    ``rewards`` is one score per completion, or ``(completions, heads)`` for an ensemble, whose
+    heads each get the loss; ``head_weights`` ``(groups, heads)`` weights each group's loss per
+    head (the bootstrap). A pair is correct when the heads' mean margin is positive."""
     import torch
     import torch.nn.functional as F
 
-    better, worse, margin, weight = [], [], [], []
-    for group, offset in zip(groups, offsets, strict=True):
+    better, worse, margin, weight, owner = [], [], [], [], []
+    for g, (group, offset) in enumerate(zip(groups, offsets, strict=True)):
         for i, j, m in group.pairs:
             better.append(offset + i)
             worse.append(offset + j)
             margin.append(m)
             weight.append(1.0 / len(group.pairs))
+            owner.append(g)
+    if rewards.dim() == 1:
+        rewards = rewards[:, None]
     diff = rewards[better] - rewards[worse]
     margins = torch.tensor(margin, device=rewards.device, dtype=rewards.dtype)
     weights = torch.tensor(weight, device=rewards.device, dtype=rewards.dtype)
-    loss = (-F.logsigmoid(diff - margins) * weights).sum() / len(groups)
-    return loss, int((diff > 0).sum()), len(better)
+    per_pair = -F.logsigmoid(diff - margins[:, None]) * weights[:, None]
+    if head_weights is not None:
+        per_pair = per_pair * head_weights.to(per_pair)[owner]
+    loss = per_pair.sum() / (len(groups) * rewards.shape[1])
+    return loss, int((diff.mean(dim=1) > 0).sum()), len(better)
+
+
+def bootstrap_weights(config: RewardConfig, groups: int, step: int):
+    """Each head's Poisson(1) weight on each group of this step's batch (None: no bootstrap).
+    Seeded by (seed, step), so a resumed job draws what it would have drawn."""
+    import torch
+
+    if config.ensemble_heads < 2 or not config.ensemble_bootstrap:
+        return None
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    return torch.poisson(torch.ones(groups, config.ensemble_heads), generator=generator)
 
 
 def forward_groups(
@@ -246,6 +287,7 @@ def forward_groups(
     config: RewardConfig,
     device: str,
     imitation: ImitationHead | None = None,
+    head_weights=None,
 ) -> dict:
     """One forward pass over every completion of every group in the batch."""
     prompts, completions, offsets = [], [], []
@@ -255,8 +297,8 @@ def forward_groups(
         completions += group.completions
     batch = encode(tokenizer, prompts, completions, config.max_length, device)
     with autocast(device, training_autocast_dtype(config.dtype, device, "A reward model")):
-        rewards = model(**batch).logits[:, 0].float()
-    loss, correct, pairs = ranking_loss(rewards, groups, offsets)
+        rewards = model(**batch).logits.float()  # (completions, heads)
+    loss, correct, pairs = ranking_loss(rewards, groups, offsets, head_weights)
     out = {"loss": loss, "ranking_loss": loss, "correct": correct, "pairs": pairs}
     if imitation is not None:
         best = [offset + group.best for group, offset in zip(groups, offsets, strict=True)]
@@ -290,6 +332,23 @@ def evaluate(model, tokenizer, groups: list[Group], config: RewardConfig, device
             correct, pairs = correct + out["correct"], pairs + out["pairs"]
     model.train()
     return {"val_loss": total / len(groups), "val_accuracy": correct / max(pairs, 1)}
+
+
+def init_ensemble_heads(model, seed: int) -> None:
+    """Draw each head of a new ensemble at the scale of a plain linear layer (std
+    1/sqrt(hidden)) rather than the model's tiny initializer_range: a head's random part is its
+    prior (Osband et al. 2018's randomized priors), kept in the directions no label trained, so
+    the heads agree where the labels taught them and disagree where they did not."""
+    import torch
+
+    head = getattr(model, "score", None)
+    if head is None or not hasattr(head, "weight"):
+        return
+    generator = torch.Generator().manual_seed(seed + 7)
+    std = head.weight.shape[1] ** -0.5
+    with torch.no_grad():
+        weight = torch.randn(head.weight.shape, generator=generator) * std
+        head.weight.copy_(weight.to(head.weight))
 
 
 # --- training loop --------------------------------------------------------------------------
@@ -361,7 +420,15 @@ def train(
         require_trained_head=config.require_trained_head,
         config=config,
         trainable=True,
+        num_labels=None if resume else config.ensemble_heads,
     )
+    if model.config.num_labels != config.ensemble_heads:
+        raise TrainingError(
+            f"The checkpoint has {model.config.num_labels} reward head(s) and the config asks "
+            f"for ensemble_heads={config.ensemble_heads}: set the same number."
+        )
+    if resume is None and config.ensemble_heads > 1:
+        init_ensemble_heads(model, config.seed)
     disable_dropout(model)
     imitation = None
     if config.lm_loss_weight > 0:
@@ -425,7 +492,8 @@ def _loop(
             train_groups[i]
             for i in batch_for_step(len(train_groups), config.batch_size, step, config.seed)
         ]
-        out = forward_groups(model, tokenizer, batch, config, device, imitation)
+        heads = bootstrap_weights(config, len(batch), step)
+        out = forward_groups(model, tokenizer, batch, config, device, imitation, heads)
         loss = check_finite(out["loss"], step + 1)
         out["loss"].backward()
         if config.max_grad_norm > 0:

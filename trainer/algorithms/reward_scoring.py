@@ -33,16 +33,27 @@ def load_reward_model(
     require_trained_head: bool = False,
     config=None,
     trainable: bool = False,
+    num_labels: int | None = None,
 ):
     """Load ``(model, tokenizer)``; refuses an untrained score head when asked to. ``path`` may
     hold full weights or a LoRA adapter (loaded on its base, unmerged; lora.py); ``config``
-    and ``trainable`` say whether to put a fresh trainable adapter on it (its ``use_lora``)."""
+    and ``trainable`` say whether to put a fresh trainable adapter on it (its ``use_lora``).
+
+    ``num_labels`` is the number of reward heads (an ensemble has several, reward.py); None
+    takes a reward model's own and gives a plain language model one."""
     from transformers import AutoTokenizer
 
     from trainer.algorithms.lora import load_sequence_classifier
 
+    if num_labels is None:
+        num_labels = reward_heads(path)
     model, info = load_sequence_classifier(
-        path, dtype=resolve_dtype(dtype), device=device, config=config, trainable=trainable
+        path,
+        dtype=resolve_dtype(dtype),
+        device=device,
+        config=config,
+        trainable=trainable,
+        num_labels=num_labels,
     )
     missing = [key for key in info.get("missing_keys", ()) if "score" in key]
     if missing and require_trained_head:
@@ -61,6 +72,21 @@ def load_reward_model(
     tokenizer.truncation_side = "left"
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def reward_heads(path: str | Path) -> int:
+    """How many reward heads the checkpoint at ``path`` has: its own number for a reward model
+    (a sequence classifier, or an adapter saved with its score head), 1 for anything else."""
+    from transformers import AutoConfig
+
+    from trainer.algorithms.lora import adapter_head_outputs, is_adapter
+
+    if is_adapter(path):
+        return adapter_head_outputs(path) or 1
+
+    config = AutoConfig.from_pretrained(str(path))
+    classifier = any(a.endswith("ForSequenceClassification") for a in config.architectures or ())
+    return int(config.num_labels) if classifier else 1
 
 
 def encode(
@@ -109,11 +135,22 @@ class RewardScorer:
     def __call__(
         self, prompts: list, completions: list[str], finished: list[bool] | None = None
     ) -> list[float]:
-        """Scores; ``finished[i]`` False marks a completion cut off at the length limit."""
+        """Scores (an ensemble's: the mean of its heads); ``finished[i]`` False marks a
+        completion cut off at the length limit."""
+        return [sum(h) / len(h) for h in self.heads(prompts, completions, finished)]
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.model.config.num_labels)
+
+    def heads(
+        self, prompts: list, completions: list[str], finished: list[bool] | None = None
+    ) -> list[list[float]]:
+        """Each completion's score under each reward head (one for a plain reward model)."""
         import torch
 
         finished = [True] * len(prompts) if finished is None else list(finished)
-        scores: list[float] = []
+        scores: list[list[float]] = []
         with torch.no_grad():
             for i in range(0, len(prompts), self.batch_size):
                 batch = encode(
@@ -124,7 +161,7 @@ class RewardScorer:
                     self.device,
                     finished[i : i + self.batch_size],
                 )
-                scores += self.model(**batch).logits[:, 0].float().tolist()
+                scores += self.model(**batch).logits.float().tolist()
         return scores
 
 

@@ -26,9 +26,10 @@ class LoopPolicySerializer(StrictModelSerializer):
         fields = [
             "enabled", "paused", "base_policy", "algorithm", "policy_config", "reward_config",
             "generate_config", "reward_after", "train_prompts", "compare_with_base",
-            "task_priority", "reference",
+            "task_priority", "reference", "acquisition", "candidates", "pairs_per_round",
         ]  # fmt: skip
         read_only_fields = ["paused"]
+        extra_kwargs = {"candidates": {"min_value": 1, "max_value": 16}}
 
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -14,6 +14,7 @@ the Celery worker.
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from trainer import outbox
 from trainer.exceptions import JobError
 from trainer.loop import accuracy
 from trainer.models import LoopRound, ModelVersion
-from trainer.tasks import measure_fresh_accuracy, score_round_samples
+from trainer.tasks import measure_fresh_accuracy, score_round_candidates, score_round_samples
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,16 @@ SCORE_TIMEOUT_SECONDS = 3600
 
 
 def score_in_child(
-    *, model: ModelVersion, prompts: list, completions: list[str], device: str = "auto"
-) -> list[float]:
-    """The reward model's score of each (prompt, completion), computed by
-    `python -m trainer.loop.score_child` so that torch loads in that process, not in this one."""
+    *,
+    model: ModelVersion,
+    prompts: list,
+    completions: list[str],
+    device: str = "auto",
+    heads: bool = False,
+) -> list[float] | list[list[float]]:
+    """The reward model's score of each (prompt, completion) (with `heads`, each head's score
+    of it), computed by `python -m trainer.loop.score_child` so that torch loads in that
+    process, not in this one."""
     config = model.config or {}
     spec = {
         "model_path": model.path,
@@ -143,7 +150,7 @@ def score_in_child(
         )
         if done.returncode != 0:
             raise JobError(f"Scoring with {model.name} failed: {done.stderr[-1000:]}")
-        return json.loads(out_path.read_text(encoding="utf-8"))["scores"]
+        return json.loads(out_path.read_text(encoding="utf-8"))["heads" if heads else "scores"]
 
 
 # --- A round's samples under one reward model ---------------------------------------------------
@@ -183,15 +190,23 @@ def round_scores_measure(*, round_id: int, device: str = "auto") -> dict:
     result = {"status": "done", "reward_model": model.id, "n": len(samples["new"])}
     try:
         if samples["new"] and samples["previous"]:
-            scores = score_in_child(
+            heads = score_in_child(
                 model=model,
                 prompts=[p for p, _ in flat],
                 completions=[c for _, c in flat],
                 device=device,
+                heads=True,
             )
+            scores = [sum(h) / len(h) for h in heads]
             n = len(samples["new"])
             result["new"] = sum(scores[:n]) / n
             result["previous"] = sum(scores[n:]) / len(samples["previous"])
+            if len(heads[0]) > 1:
+                # A reward ensemble's disagreement on each policy's samples (mean per-sample
+                # standard deviation of the heads): rising on the new policy's is a warning.
+                spread = [statistics.stdev(h) for h in heads]
+                result["spread_new"] = sum(spread[:n]) / n
+                result["spread_previous"] = sum(spread[n:]) / len(samples["previous"])
     except Exception as exc:
         log.exception("Scoring round %s's samples failed", round_id)
         failed = {"status": "failed", "reward_model": model.id, "error": str(exc)[-500:]}
@@ -199,4 +214,60 @@ def round_scores_measure(*, round_id: int, device: str = "auto") -> dict:
         raise
     result |= _when()
     LoopRound.objects.filter(id=round_id).update(scores=result)
+    return result
+
+
+# --- A round's candidates, for routing -----------------------------------------------------------
+
+
+def round_candidates_request(*, round_: LoopRound) -> None:
+    """Mark the round's candidates queued for scoring and send the scoring to a gpu worker once
+    this is committed; the loop moves on when the scores are stored (loop/services.py)."""
+    queued = {"status": "queued", "requested_at": timezone.now().isoformat()}
+    LoopRound.objects.filter(id=round_.id).update(acquisition=queued)
+    transaction.on_commit(lambda: outbox.send(score_round_candidates, round_.id, queue="gpu"))
+
+
+def round_candidates(round_: LoopRound, prompt_ids) -> list[tuple[int, object, str]]:
+    """(completion id, prompt, text) of every sample of the round's new and previous policy on
+    `prompt_ids`, oldest first. One query."""
+    jobs = [job for role, job in round_.generate_jobs.items() if role in ("new", "previous")]
+    rows = Completion.objects.filter(meta__job__in=jobs, prompt_id__in=list(prompt_ids))
+    return [
+        (cid, prompt_native(text, messages), completion)
+        for cid, text, messages, completion in rows.order_by("id").values_list(
+            "id", "prompt__text", "prompt__messages", "text"
+        )
+    ]
+
+
+def round_candidates_measure(*, round_id: int, device: str = "auto") -> dict:
+    """Score every candidate on the round's train prompts under each head of the round's
+    reward model, store them in `LoopRound.acquisition`, and advance the loop, which then
+    queues the pairs its acquisition rule chooses."""
+    from trainer.loop import services
+
+    round_ = LoopRound.objects.select_related("reward_job__output_model").get(id=round_id)
+    model = round_.reward_job.output_model
+    rows = round_candidates(round_, services.round_train_prompts(round_))
+    result = {"status": "done", "reward_model": model.id, "n": len(rows), "scores": {}}
+    try:
+        if rows:
+            heads = score_in_child(
+                model=model,
+                prompts=[p for _, p, _ in rows],
+                completions=[c for _, _, c in rows],
+                device=device,
+                heads=True,
+            )
+            result["heads"] = len(heads[0])
+            result["scores"] = {str(cid): h for (cid, _, _), h in zip(rows, heads, strict=True)}
+    except Exception as exc:
+        log.exception("Scoring round %s's candidates failed", round_id)
+        failed = {"status": "failed", "reward_model": model.id, "error": str(exc)[-500:]}
+        LoopRound.objects.filter(id=round_id).update(acquisition=failed | _when())
+        services.loop_advance(project_id=round_.project_id)  # fails the round, with the error
+        raise
+    LoopRound.objects.filter(id=round_id).update(acquisition=result | _when())
+    services.loop_advance(project_id=round_.project_id)
     return result

@@ -4,7 +4,8 @@
 No Django here, and torch loads only in this process: the Celery worker that asks for the
 scores (trainer/loop/measure.py) never imports it (see trainer/runner.py on fork hangs).
 SPEC is ``{"model_path", "prompts", "completions", "batch_size", "max_length", "device"}``;
-OUT receives ``{"scores": [...]}``, one per pair, in order.
+OUT receives ``{"scores": [...], "heads": [[...], ...]}``, one per pair, in order: the reward
+(a reward ensemble's mean) and each head's score.
 """
 
 import json
@@ -15,17 +16,17 @@ from pathlib import Path
 def main(argv: list[str]) -> None:
     spec_path, out_path = map(Path, argv)
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    from trainer.algorithms.reward_scoring import score_texts
+    from trainer.algorithms.reward_scoring import RewardScorer
 
-    scores = score_texts(
+    scorer = RewardScorer(
         spec["model_path"],
-        spec["prompts"],
-        spec["completions"],
         device=spec.get("device", "auto"),
         batch_size=int(spec.get("batch_size") or 16),
         max_length=int(spec.get("max_length") or 512),
     )
-    out_path.write_text(json.dumps({"scores": [float(s) for s in scores]}), encoding="utf-8")
+    heads = scorer.heads(spec["prompts"], spec["completions"])
+    scores = [sum(h) / len(h) for h in heads]
+    out_path.write_text(json.dumps({"scores": scores, "heads": heads}), encoding="utf-8")
 
 
 if __name__ == "__main__":

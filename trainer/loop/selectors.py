@@ -79,6 +79,9 @@ class RoundRow:
     reward_baseline: float | None = None  # the previous policy's samples, by the same model
     scored: int = 0  # samples of each policy scored
     scores_status: str = ""  # "", "queued", "done" or "failed" (LoopRound.scores)
+    # A reward ensemble's mean disagreement on the new and the previous policy's samples.
+    spread_new: float | None = None
+    spread_previous: float | None = None
     scores_error: str = ""
     warning: str = ""
 
@@ -160,6 +163,8 @@ def _read_scores(row: RoundRow, scores) -> None:
     if new is not None and previous is not None:
         row.mean_reward, row.reward_baseline = new, previous
         row.scored = int_or_none(scores.get("n")) or 0
+        row.spread_new = _number(scores.get("spread_new"))
+        row.spread_previous = _number(scores.get("spread_previous"))
 
 
 def _warn(row: RoundRow) -> str:
@@ -175,7 +180,19 @@ def _warn(row: RoundRow) -> str:
         f"average against {row.reward_baseline:.4g} for the previous policy's ({row.scored} "
         f"samples each), but the humans do not prefer it to the previous version: win rate "
         f"{w.rate:.2f} (95 % interval {w.low:.2f}–{w.high:.2f}, {w.n} judgments on eval "
-        f"prompts)."
+        f"prompts)." + _spread_note(row)
+    )
+
+
+def _spread_note(row: RoundRow) -> str:
+    if row.spread_new is None or row.spread_previous is None:
+        return ""
+    if row.spread_new <= row.spread_previous:
+        return ""
+    return (
+        f" The reward model's heads also disagree more on the new policy's samples "
+        f"({row.spread_new:.3g} against {row.spread_previous:.3g}): it has moved where the "
+        f"labels are thin."
     )
 
 

@@ -19,6 +19,7 @@ same moment. All state lives in the database: a restarted worker just calls loop
 """
 
 import random
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -26,6 +27,7 @@ from django.utils import timezone
 from annotator.models import Completion, Kind, Prompt
 from annotator.task_services import NewTask, tasks_create
 from trainer import outbox, services
+from trainer.algorithms import acquisition
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
 from trainer.kinds import KINDS, KL_KINDS, LOOP_ALGORITHMS
@@ -202,7 +204,7 @@ def _after_policy(policy: LoopPolicy, round_: LoopRound) -> str | None:
         role: services.job_create(
             project=policy.project,
             kind="generate",
-            config=dict(policy.generate_config),
+            config=generate_job_config(policy, role),
             input_model=model,
             dataset={"prompt_ids": prompt_ids},
         ).id
@@ -210,6 +212,30 @@ def _after_policy(policy: LoopPolicy, round_: LoopRound) -> str | None:
     }
     LoopRound.objects.filter(id=round_.id).update(generate_jobs=jobs, prompt_ids=prompt_ids)
     return Status.GENERATING
+
+
+def generate_job_config(policy: LoopPolicy, role: str) -> dict:
+    """The loop's generate config; with routing, the new and the previous policy sample
+    `candidates` responses per prompt, the pairs to label are chosen among them."""
+    config = dict(policy.generate_config)
+    if role in ("new", "previous") and policy.candidates > 1:
+        config["num_samples"] = policy.candidates
+    return config
+
+
+def routing_on(policy: LoopPolicy) -> bool:
+    """Whether the loop chooses its train-prompt pairs (issue #10) rather than queueing the new
+    policy's first sample against the previous one's on every train prompt, as before."""
+    return policy.acquisition != "random" or policy.candidates > 1 or policy.pairs_per_round > 0
+
+
+def round_train_prompts(round_: LoopRound) -> list[int]:
+    """The round's train-split prompts (its eval prompts measure it and are never routed)."""
+    return sorted(
+        Prompt.objects.filter(id__in=round_.prompt_ids, split=Prompt.Split.TRAIN).values_list(
+            "id", flat=True
+        )
+    )
 
 
 def _round_prompts(policy: LoopPolicy, round_: LoopRound) -> list[int]:
@@ -230,6 +256,8 @@ def _after_generating(policy: LoopPolicy, round_: LoopRound) -> str | None:
     ]
     if not all(outcomes):
         return None
+    if not _candidates_scored(policy, round_):
+        return None
     if not _move(round_, Status.GENERATING, Status.DONE, finished_at=timezone.now()):
         return None
     created = _queue_comparisons(policy, round_, jobs)
@@ -243,18 +271,72 @@ def _after_generating(policy: LoopPolicy, round_: LoopRound) -> str | None:
     return Status.DONE
 
 
+# A scoring request still queued after this long is sent again (its message may be lost).
+CANDIDATES_RESEND_AFTER = timedelta(minutes=15)
+
+
+def _candidates_scored(policy: LoopPolicy, round_: LoopRound) -> bool:
+    """True once the routing rule has what it needs: nothing for `random`, else the
+    candidates' scores under the round's reward model, asked for here the first time (scored on
+    a gpu worker, which advances the loop when they are stored). A failed scoring fails the
+    round."""
+    if not routing_on(policy) or policy.acquisition not in acquisition.SCORED_RULES:
+        return True
+    state = round_.acquisition or {}
+    status = state.get("status")
+    if status == "done":
+        return True
+    if status == "failed":
+        _fail(round_, f"Scoring the candidates for routing failed: {state.get('error', '')}")
+        return False
+    requested = state.get("requested_at")
+    stale = requested and timezone.now() - _parse(requested) > CANDIDATES_RESEND_AFTER
+    if status is None or stale:
+        measure.round_candidates_request(round_=round_)
+    return False
+
+
+def _parse(value: str):
+    from django.utils.dateparse import parse_datetime
+
+    return parse_datetime(value)
+
+
 def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int:
-    """Pairwise tasks: the new policy's sample against each other policy's, per prompt."""
+    """Pairwise tasks: the new policy's first sample against each other policy's on every
+    prompt; with routing, on train prompts only the pairs the acquisition rule chose."""
+    model_ids = {role: jobs[jid].input_model_id for role, jid in round_.generate_jobs.items()}
+    prompts = {role: round_.prompt_ids for role in round_.generate_jobs if role != "new"}
+    routed = []
+    if routing_on(policy):
+        train = set(round_train_prompts(round_))
+        prompts["previous"] = [p for p in round_.prompt_ids if p not in train]
+        routed = _routed_pairs(policy, round_, model_ids, sorted(train))
+    tasks = _first_sample_pairs(policy, round_, model_ids, prompts) + routed
+    return tasks_create(project=policy.project, tasks=tasks)
+
+
+def _loop_meta(round_: LoopRound, model_ids: dict, against: str, other: str) -> dict:
+    return {
+        "round": round_.number,
+        "new": model_ids["new"],
+        "other": model_ids[other],
+        "against": against,
+    }
+
+
+def _first_sample_pairs(
+    policy: LoopPolicy, round_: LoopRound, model_ids: dict, prompts: dict[str, list[int]]
+) -> list[NewTask]:
+    """The new policy's first sample against each other role's first, on that role's prompts."""
     by_role = {}
     for role, job_id in round_.generate_jobs.items():
-        # One sample per prompt per policy: the first.
         rows = Completion.objects.filter(meta__job=job_id, meta__sample_index=0)
         by_role[role] = {c.prompt_id: c for c in rows}
     new = by_role.pop("new")
-    model_ids = {role: jobs[jid].input_model_id for role, jid in round_.generate_jobs.items()}
     tasks = []
     for role, other in by_role.items():
-        for prompt_id in round_.prompt_ids:
+        for prompt_id in prompts.get(role, ()):
             if prompt_id not in new or prompt_id not in other:
                 continue
             tasks.append(
@@ -264,17 +346,68 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
                     completion_ids=(new[prompt_id].id, other[prompt_id].id),
                     priority=policy.task_priority,
                     round=round_.number,
-                    meta={
-                        "loop": {
-                            "round": round_.number,
-                            "new": model_ids["new"],
-                            "other": model_ids[role],
-                            "against": role,
-                        }
-                    },
+                    meta={"loop": _loop_meta(round_, model_ids, role, role)},
                 )
             )
-    return tasks_create(project=policy.project, tasks=tasks)
+    return tasks
+
+
+def _routed_pairs(
+    policy: LoopPolicy, round_: LoopRound, model_ids: dict, train: list[int]
+) -> list[NewTask]:
+    """The pairs the acquisition rule chooses among each train prompt's candidates (every
+    sample of the new and the previous policy), best first, at priorities above the loop's
+    task priority so the queue serves the most useful first. Each task keeps the rule, its
+    score and the candidates it chose from in `meta["acquisition"]` (admins only)."""
+    roles = {jid: role for role, jid in round_.generate_jobs.items() if role in ("new", "previous")}
+    rows = Completion.objects.filter(meta__job__in=list(roles), prompt_id__in=train).order_by("id")
+    state = round_.acquisition or {}
+    scores = state.get("scores", {})
+    groups: dict[int, list[acquisition.Candidate]] = {}
+    role_of = {}
+    for c in rows.only("id", "prompt_id", "text", "meta"):
+        role_of[c.id] = roles[int(c.meta["job"])]
+        groups.setdefault(c.prompt_id, []).append(
+            acquisition.Candidate(c.id, tuple(scores.get(str(c.id), ())), c.text)
+        )
+    picks = acquisition.choose_pairs(
+        policy.acquisition,
+        groups,
+        budget=policy.pairs_per_round or None,
+        seed=policy.project_id * 100_003 + round_.number,
+    )
+    priorities = acquisition.priorities(picks, base=policy.task_priority)
+    reward = {c.key: c.reward for group in groups.values() for c in group}
+    tasks = []
+    for rank, (pick, priority) in enumerate(zip(picks, priorities, strict=True)):
+        a, b = (pick.a, pick.b) if role_of[pick.a] == "new" else (pick.b, pick.a)
+        candidates = [c.key for c in groups[pick.prompt]]
+        meta = {
+            "loop": _loop_meta(round_, model_ids, role_of[b], role_of[b])
+            | {"new": model_ids[role_of[a]]},
+            "acquisition": {
+                "rule": pick.rule,
+                "score": pick.score,
+                "rank": rank + 1,
+                "margin": reward[a] - reward[b] if scores else None,
+                "reward_model": state.get("reward_model"),
+                "candidates": candidates,
+                "rewards": {str(k): reward[k] for k in candidates} if scores else {},
+            },
+        }
+        tasks.append(
+            NewTask(
+                prompt_id=pick.prompt,
+                kind=Kind.PAIRWISE,
+                completion_ids=(a, b),
+                priority=priority,
+                round=round_.number,
+                meta=meta,
+            )
+        )
+    summary = {"rule": policy.acquisition, "pairs": len(tasks), "candidates": len(role_of)}
+    LoopRound.objects.filter(id=round_.id).update(acquisition=state | summary)
+    return tasks
 
 
 # --- Controls ---------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Project
 from annotator.views import login_required
 from trainer import plots
-from trainer.loop import accuracy, judgments, measure
+from trainer.algorithms.acquisition import RULE_HELP
+from trainer.loop import accuracy, efficiency, judgments, measure
 from trainer.loop import selectors as loop_selectors
 from trainer.loop import services as loop
 from trainer.models import LoopPolicy, ModelVersion
@@ -72,7 +73,23 @@ class LoopSettingsForm(forms.Form):
     )
     task_priority = forms.IntegerField(
         initial=LoopPolicy._meta.get_field("task_priority").default,
-        help_text="Priority of the round's comparison tasks in the labeling queue.",
+        help_text="Priority of the round's comparison tasks in the labeling queue (routed pairs "
+        "go above it, the most useful first).",
+    )
+    acquisition = forms.ChoiceField(
+        required=False,
+        choices=[(rule, f"{rule}: {text}") for rule, text in RULE_HELP.items()],
+        initial="random",
+        label="Routing rule",
+        help_text=LoopPolicy._meta.get_field("acquisition").help_text
+        + " Disagreement needs a reward ensemble: set ensemble_heads (e.g. 4) in the reward "
+        "config; with one head it ranks like uncertainty.",
+    )
+    candidates = forms.IntegerField(
+        required=False, min_value=1, max_value=16, **_policy_field("candidates")
+    )
+    pairs_per_round = forms.IntegerField(
+        required=False, min_value=0, **_policy_field("pairs_per_round")
     )
     policy_config = forms.CharField(
         required=False,
@@ -114,6 +131,17 @@ class LoopSettingsForm(forms.Form):
     def clean_reference(self) -> str:
         return self.cleaned_data.get("reference") or LoopPolicy.Reference.BASE
 
+    def clean_acquisition(self) -> str:
+        return self.cleaned_data.get("acquisition") or "random"
+
+    def clean_candidates(self) -> int:
+        value = self.cleaned_data.get("candidates")
+        return 1 if value is None else value
+
+    def clean_pairs_per_round(self) -> int:
+        value = self.cleaned_data.get("pairs_per_round")
+        return 0 if value is None else value
+
     def clean_policy_config(self) -> dict:
         return self._json_object("policy_config")
 
@@ -153,6 +181,9 @@ def _initial(policy: LoopPolicy | None) -> dict:
         "compare_with_base": policy.compare_with_base,
         "reference": policy.reference,
         "task_priority": policy.task_priority,
+        "acquisition": policy.acquisition,
+        "candidates": policy.candidates,
+        "pairs_per_round": policy.pairs_per_round,
         "policy_config": json.dumps(policy.policy_config, indent=1),
         "reward_config": json.dumps(policy.reward_config, indent=1),
         "generate_config": json.dumps(policy.generate_config, indent=1),
@@ -186,6 +217,19 @@ def _charts(rows: list[loop_selectors.RoundRow]) -> list[dict]:
     ]
 
 
+def _efficiency_chart(rows: list[efficiency.EfficiencyRow]) -> str:
+    points = efficiency.efficiency_points(rows)
+    svg = plots.interval_chart(
+        [
+            plots.IntervalSeries("win rate vs previous", points["win"], COLOURS["previous"]),
+            plots.IntervalSeries("RM accuracy, fresh labels", points["fresh"], COLOURS["fresh"]),
+        ],
+        title="Labels spent against win rate and reward-model accuracy",
+        x_label="labels",
+    )
+    return mark_safe(svg)  # noqa: S308 (plots.py escapes its text)
+
+
 def _live_context(project: Project, state: loop_selectors.LoopState) -> dict:
     """What the live part of the page shows: rounds, charts, leaderboard, reward models."""
     last = state.current
@@ -204,7 +248,13 @@ def _live_context(project: Project, state: loop_selectors.LoopState) -> dict:
         ),
         "base_id": base_id,
         "reward_rows": [r for r in state.rounds if r.reward_model is not None],
+        **_efficiency_context(state.rounds),
     }
+
+
+def _efficiency_context(rounds: list) -> dict:
+    rows = efficiency.efficiency_rows(rounds)
+    return {"efficiency": rows, "efficiency_chart": _efficiency_chart(rows) if rows else ""}
 
 
 def _page_context(project: Project, form: LoopSettingsForm | None = None) -> dict:

@@ -495,9 +495,10 @@ def test_a_rounds_samples_are_scored_by_its_reward_model_on_common_prompts(proje
         Completion.objects.create(prompt=prompt, text=text, meta={"job": job, "sample_index": 0})
     seen = {}
 
-    def fake_scores(*, model, prompts, completions, device):
+    def fake_scores(*, model, prompts, completions, device, heads=False):
         seen.update(model=model, completions=completions)
-        return [{"n1": 3.0, "n2": 1.0, "p1": 0.5}[c] for c in completions]
+        scores = [{"n1": 3.0, "n2": 1.0, "p1": 0.5}[c] for c in completions]
+        return [[x] for x in scores] if heads else scores
 
     with mock.patch("trainer.loop.measure.score_in_child", side_effect=fake_scores):
         result = loop_services.round_scores_measure(round_id=r1.id)
