@@ -10,6 +10,7 @@ write them). The request's ``model`` says how to behave, as ``;``-separated sett
 - ``noise=0.25``: error rate of each answer; ``left=0.3``: probability of answering "A"
   whatever the responses say (position bias); ``seed=1``;
 - ``fail=429x2`` (or ``500x1``): the first N requests with this model string get that status;
+  ``failafter=N``: every request after the first N with this model string gets a 500;
 - ``delay=2.5``: seconds to wait before answering (to trip a client's timeout);
 - ``malformed=1``: a completion with no verdict line; ``notjson=1``: a body that is no JSON.
 
@@ -69,6 +70,8 @@ class JudgeHandler(BaseHTTPRequestHandler):
             status, _, times = s["fail"].partition("x")
             if count <= int(times or 1):
                 return self._send(int(status), {"error": {"message": "try again"}})
+        if s.get("failafter") and count > int(s["failafter"]):
+            return self._send(500, {"error": {"message": "down"}})
         if s.get("delay"):
             time.sleep(float(s["delay"]))
         if s.get("notjson"):
