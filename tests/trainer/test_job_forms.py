@@ -10,8 +10,8 @@ from django.urls import reverse
 from annotator.models import Kind
 from tests.annotator.exportkit import pick, prompt_for, task_over
 from trainer.forms import config_form_fields, dataset_form_fields
-from trainer.kinds import LAUNCHABLE
 from trainer.job_data import FLOORS, data_size
+from trainer.kinds import LAUNCHABLE
 from trainer.models import ModelVersion, TrainingJob
 
 NEW_MAX_QUERIES = 14  # 8 of them the snapshot count (savepoint, settings, cursors)

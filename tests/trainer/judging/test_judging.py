@@ -121,20 +121,28 @@ def test_a_judging_job_runs_in_the_child_process_batch_by_batch(project, tasks, 
 
 
 def test_a_failing_judge_is_paused_with_the_reason_and_keeps_whole_batches(
-    project, tasks, tmp_path, settings
+    project, tasks, tmp_path, settings, monkeypatch
 ):
     settings.PREFLOOP_MODELS_DIR = str(tmp_path)
-    with judge_server() as url:
+    secret = "sk-never-shown-77aa"
+    monkeypatch.setenv("JUDGE_KEY", secret)
+    with judge_server(tmp_path / "auth.log") as url:
         # 4 requests answer (the first batch: 2 tasks, both orders), then every one fails.
         judge = make_judge(
             project, base_url=url, model="rule=target-words;failafter=4", retries=1,
-            concurrency=1, min_calibration_tasks=0, audit_share=0.0,
+            concurrency=1, min_calibration_tasks=0, audit_share=0.0, api_key_env="JUDGE_KEY",
         )  # fmt: skip
         job = judging.judge_run(judge=judge, config={"batch_size": 2, "backoff_s": 0.01})
         assert runner.job_run(job_id=job.id, worker="test") == TrainingJob.Status.FAILED
     judge = Judge.objects.get(id=judge.id)
     assert judge.paused and "last: HTTP 500" in judge.paused_reason
     assert JudgeVerdict.objects.count() == 2 and Annotation.objects.count() == 2
+    # The key went to the endpoint, and nowhere the app keeps or shows text.
+    assert f"Bearer {secret}" in (tmp_path / "auth.log").read_text()
+    job.refresh_from_db()
+    kept = [job.error, job.log_tail, str(job.config), str(job.metrics), judge.paused_reason]
+    kept += [open(p).read() for p in (tmp_path / f"job-{job.id}").glob("*.json*")]
+    assert not [text for text in kept if secret in text]
     with pytest.raises(Exception, match="paused"):
         judging.judge_run(judge=judge)
     judging.judge_resume(judge=judge)
