@@ -26,6 +26,7 @@ from annotator.models import (
     Task,
     TaskCompletion,
 )
+from annotator.signals import annotation_created
 
 AI_GROUP = "ai-judges"
 CHOICES = ("a", "b", "tie", "both_bad")
@@ -137,7 +138,7 @@ def judge_verdicts_store(
     for v in verdicts:
         if v.first not in CHOICES or v.second not in CHOICES:
             raise ServiceError(f"Task {v.task_id}: a verdict is one of {', '.join(CHOICES)}.")
-    made = 0
+    made, last_id = 0, None
     with transaction.atomic():
         tasks = Task.objects.select_for_update().in_bulk([v.task_id for v in verdicts])
         for v in verdicts:
@@ -152,7 +153,7 @@ def judge_verdicts_store(
                     task=task, labeler=labeler, kind=task.kind, shown_order=v.shown_order,
                     labeler_kind=LabelerKind.AI, **_answer_fields(v.first, v.shown_order),
                 )  # fmt: skip
-                made += 1
+                made, last_id = made + 1, annotation.id
             JudgeVerdict.objects.create(
                 task=task, labeler=labeler, job_id=job_id, shown_order=v.shown_order,
                 first=v.first, second=v.second, consistent=consistent,
@@ -164,6 +165,10 @@ def judge_verdicts_store(
                 Task.objects.filter(id=task.id).update(is_complete=True)
             elif people_priority:
                 Task.objects.filter(id=task.id).update(priority=F("priority") + people_priority)
+        if made:
+            # As a person's label does: the loop may move on (one signal for the batch).
+            annotation_created.send(sender=Annotation, annotation_id=last_id,
+                                    project_id=project.id)  # fmt: skip
     return made
 
 

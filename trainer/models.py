@@ -151,6 +151,11 @@ class LoopPolicy(models.Model):
         default=False, help_text="Also queue new-policy-versus-base comparisons each round."
     )
     task_priority = models.IntegerField(default=10)
+    judge = models.ForeignKey(
+        "Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="An AI judge that labels each round's comparisons first; people get the ones "
+        "its mixing policy sends them (docs/ai-judges.md).",
+    )  # fmt: skip
 
     class Reference(models.TextChoices):
         BASE = "base", "The base policy"

@@ -293,8 +293,11 @@ class CallableJudge:
 
 
 class TransformersJudge:
-    """A local causal LM: the verdict is whichever of the answer tokens " A" / " B" has the
-    higher log-probability after the rubric and "Verdict:"; confidence is their softmax."""
+    """A local causal LM: the verdict is whichever answer, " A" or " B", has the higher
+    log-probability as the continuation of the rubric and "Verdict:" (summed over its tokens,
+    as a tokenizer may split them); confidence is the two answers' softmax."""
+
+    ANSWERS = (" A", " B")
 
     def __init__(self, config: JudgeConfig):
         import torch
@@ -307,18 +310,26 @@ class TransformersJudge:
         self.tokenizer = AutoTokenizer.from_pretrained(config.model_path)
         self.model = AutoModelForCausalLM.from_pretrained(config.model_path).to(self.device)
         self.model.eval()
-        self.ids = [self.tokenizer(t, add_special_tokens=False).input_ids[0] for t in (" A", " B")]
-        if self.ids[0] == self.ids[1]:
+        self.answer_ids = [
+            self.tokenizer(t, add_special_tokens=False).input_ids for t in self.ANSWERS
+        ]
+        if self.answer_ids[0] == self.answer_ids[1]:
             raise JudgeError("The model's tokenizer does not tell ' A' from ' B'.")
+
+    def _logprob(self, prompt_ids: list[int], answer_ids: list[int]) -> float:
+        torch = self.torch
+        ids = torch.tensor([prompt_ids + answer_ids], device=self.device)
+        with torch.no_grad():
+            logits = self.model(input_ids=ids).logits[0].float()
+        logp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], -1)
+        return float(sum(logp[i, t] for i, t in enumerate(answer_ids)))
 
     def __call__(self, prompt, first: str, second: str) -> Answer:
         text = render(self.config, prompt, first, second) + "\nVerdict:"
-        batch = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=1024)
-        with self.torch.no_grad():
-            logits = self.model(**batch.to(self.device)).logits[0, -1].float()
-        logp = self.torch.log_softmax(logits, -1)[self.ids].tolist()
-        p_a = 1 / (1 + math.exp(logp[1] - logp[0]))
-        return Answer("a" if p_a >= 0.5 else "b", max(p_a, 1 - p_a), "", {"logprobs": logp})
+        prompt_ids = self.tokenizer(text).input_ids[-1024:]
+        la, lb = (self._logprob(prompt_ids, ids) for ids in self.answer_ids)
+        p_a = 1 / (1 + math.exp(lb - la))
+        return Answer("a" if p_a >= 0.5 else "b", max(p_a, 1 - p_a), "", {"logprobs": [la, lb]})
 
 
 class RewardModelJudge:

@@ -28,7 +28,7 @@ from trainer import plots
 from trainer.loop import accuracy, judgments, measure
 from trainer.loop import selectors as loop_selectors
 from trainer.loop import services as loop
-from trainer.models import LoopPolicy, ModelVersion
+from trainer.models import Judge, LoopPolicy, ModelVersion
 from trainer.views import _project_for_admin
 from webapp import safejson
 
@@ -74,6 +74,10 @@ class LoopSettingsForm(forms.Form):
         initial=LoopPolicy._meta.get_field("task_priority").default,
         help_text="Priority of the round's comparison tasks in the labeling queue.",
     )
+    judge = forms.ModelChoiceField(
+        queryset=Judge.objects.none(), required=False, label="AI judge",
+        help_text=LoopPolicy._meta.get_field("judge").help_text,
+    )  # fmt: skip
     policy_config = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
@@ -93,6 +97,7 @@ class LoopSettingsForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
+        self.fields["judge"].queryset = Judge.objects.filter(project=project).order_by("id")
         self.fields["base_policy"].queryset = (
             ModelVersion.objects.filter(project=project, role=ModelVersion.Role.POLICY)
             .only("id", "name", "path", "role", "project_id")
@@ -153,6 +158,7 @@ def _initial(policy: LoopPolicy | None) -> dict:
         "compare_with_base": policy.compare_with_base,
         "reference": policy.reference,
         "task_priority": policy.task_priority,
+        "judge": policy.judge_id,
         "policy_config": json.dumps(policy.policy_config, indent=1),
         "reward_config": json.dumps(policy.reward_config, indent=1),
         "generate_config": json.dumps(policy.generate_config, indent=1),

@@ -159,3 +159,20 @@ def test_a_timeout_pauses_the_judge_with_the_reason(project, tasks, tmp_path, se
     judge = Judge.objects.get(id=judge.id)
     assert judge.paused and "no answer within 0.2 s" in judge.paused_reason
     assert not JudgeVerdict.objects.exists()
+
+
+def test_the_loop_has_its_judge_label_a_new_round_first(project):
+    from trainer.loop.services import _judge_first
+    from trainer.models import LoopPolicy, LoopRound, ModelVersion
+
+    judge = make_judge(project)
+    base = ModelVersion.objects.create(project=project, name="base", role="policy", path="/b")
+    policy = LoopPolicy.objects.create(project=project, base_policy=base, judge=judge)
+    round_ = LoopRound.objects.create(project=project, number=2, previous_policy=base)
+    _judge_first(policy, round_)
+    job = TrainingJob.objects.get(kind="judge")
+    assert job.dataset == {"judge": judge.id, "round": 2}
+    judging.judge_pause(judge=judge, reason="down")
+    policy.refresh_from_db()
+    _judge_first(policy, round_)  # a paused judge leaves the round to people
+    assert TrainingJob.objects.filter(kind="judge").count() == 1
