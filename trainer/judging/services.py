@@ -16,7 +16,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotator.exceptions import ServiceError
-from annotator.judging import VerdictIn, is_consistent, judge_verdicts_store, labeler_ai_ensure
+from annotator.judging import (
+    VerdictIn,
+    is_consistent,
+    judge_verdicts_store,
+    labeler_ai_ensure,
+    tasks_for_judging,
+)
 from annotator.models import JudgeVerdict, Project
 from annotator.quality.calibration import calibrate, judge_items
 from trainer import services
@@ -117,6 +123,9 @@ def judge_run(
         base = judge_config(judge)
     except ValueError as exc:
         raise JobError(f"The judge cannot run: {exc}.") from None
+    if not tasks_for_judging(project=judge.project, labeler=judge.user, limit=1, round=round,
+                             include_complete=include_complete):  # fmt: skip
+        raise JobError("Nothing to judge: this judge has judged every open pairwise task.")
     dataset: dict = {"judge": judge.id}
     if max_tasks:
         dataset["max_tasks"] = max_tasks

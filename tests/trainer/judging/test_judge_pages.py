@@ -115,6 +115,9 @@ def test_the_judges_api_never_answers_the_key(api_as, alice, project, judge, jud
 
 def test_run_and_resume_over_the_api(api_as, alice, project, judge):
     client = api_as(alice)
+    nothing = client.post(f"/api/v1/judges/{judge.id}/run/", {}, format="json")
+    assert nothing.status_code == 409 and "Nothing to judge" in nothing.json()["detail"]
+    make_task(project)
     run = client.post(f"/api/v1/judges/{judge.id}/run/", {"max_tasks": 5}, format="json")
     assert run.status_code == 202 and run.json()["status"] == "queued"
     judging.judge_pause(judge=judge, reason="boom")

@@ -169,6 +169,7 @@ def test_the_loop_has_its_judge_label_a_new_round_first(project):
     base = ModelVersion.objects.create(project=project, name="base", role="policy", path="/b")
     policy = LoopPolicy.objects.create(project=project, base_policy=base, judge=judge)
     round_ = LoopRound.objects.create(project=project, number=2, previous_policy=base)
+    Task.objects.filter(id=make_task(project).id).update(round=2)
     _judge_first(policy, round_)
     job = TrainingJob.objects.get(kind="judge")
     assert job.dataset == {"judge": judge.id, "round": 2}
