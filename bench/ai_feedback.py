@@ -2,17 +2,18 @@
 its calibration see the bias it was given?
 
 For each seed: a fresh pairwise project of --tasks tasks whose two responses differ in their
-number of target words (the oracle `words-and-length` always has a strict answer). An AI judge
+number of target words (the oracle `target-words` always has a strict answer). An AI judge
 (OpenAI-compatible backend) is served by the simulated judge server (trainer/loop/judge_server.py,
 a separate process) answering by the same oracle with --judge-noise errors and a left bias of
 --left (it answers "A" with that probability whatever the responses say). The mixing policy is
 on (docs/ai-judges.md): inconsistent verdicts, the first calibration tasks, an audit share and
 a judge under its agreement threshold go to people.
 
-The work alternates as in production: a judging job (the real job runner, its child process,
-the batches stored through the services) over --batch-tasks tasks, then the simulated people
-(oracle, --people-noise errors; the real queue: claim, submit) answer whatever the judge sent
-them; then the next judging job, now with its calibration known.
+The work comes in batches of --batch-tasks new tasks, as a loop's rounds make them: a judging
+job (the real job runner, its child process, the batches stored through the services) judges
+them first, then the simulated people (oracle, --people-noise errors; the real queue: claim,
+submit) answer whatever the judge sent them; the next batch is judged with its calibration
+known.
 
 Printed per seed: human labels used, judge labels used, the calibration figures (agreement,
 kappa, position bias against the bias given, length bias, inconsistent share), and the
@@ -52,28 +53,33 @@ def _text(rng: random.Random, words: int, length: int) -> str:
     return " ".join(body)
 
 
-def make_project(name: str, tasks: int, seed: int):
-    from annotator.models import Completion, Kind, Project, Prompt, Task, TaskCompletion
+def make_project(name: str):
+    from annotator.models import Kind, Project
 
-    rng = random.Random(seed)
-    project = Project.objects.create(name=name, kind=Kind.PAIRWISE, overlap=1, allow_tie=True,
-                                     allow_both_bad=False, repeat_share=0.0)  # fmt: skip
+    return Project.objects.create(name=name, kind=Kind.PAIRWISE, overlap=1, allow_tie=True,
+                                  allow_both_bad=False, repeat_share=0.0)  # fmt: skip
+
+
+def add_tasks(project, tasks: int, rng: random.Random, round: int) -> None:
+    """A new batch of tasks, as a loop round makes them."""
+    from annotator.models import Completion, Kind, Prompt, Task, TaskCompletion
+
     for i in range(tasks):
         prompt = Prompt.objects.create(project=project, text=f"Say something nice ({i}).")
         k1, k2 = rng.sample(range(4), 2)  # different numbers of target words: a strict answer
         texts = [_text(rng, k1, rng.randint(4, 16)), _text(rng, k2, rng.randint(4, 16))]
         cs = [Completion.objects.create(prompt=prompt, text=t) for t in texts]
-        task = Task.objects.create(project=project, prompt=prompt, kind=Kind.PAIRWISE, overlap=1)
+        task = Task.objects.create(project=project, prompt=prompt, kind=Kind.PAIRWISE, overlap=1,
+                                   round=round)  # fmt: skip
         TaskCompletion.objects.bulk_create(
             TaskCompletion(task=task, completion=c, position=p) for p, c in enumerate(cs)
         )
-    return project
 
 
 def oracle(noise: float, seed: int, left: float = 0.0):
     from trainer.loop.oracles import make_oracle
 
-    return make_oracle("words-and-length", target_words=TARGET, target_length=12, noise=noise,
+    return make_oracle("target-words", target_words=TARGET, target_length=12, noise=noise,
                        seed=seed, position_bias=left)  # fmt: skip
 
 
@@ -117,17 +123,17 @@ def run_seed(args, seed: int, url: str) -> dict:
     from annotator.quality.calibration import judge_calibration
     from annotator.services import labeler_simulated_ensure
     from trainer import runner
-    from trainer.exceptions import JobError
     from trainer.judging import services as judging
 
-    project = make_project(f"AI feedback seed {seed}", args.tasks, seed)
+    project = make_project(f"AI feedback seed {seed}")
+    rng = random.Random(seed)
     people = []
     for i in range(args.people):
         labeler_simulated_ensure(project=project, username=f"sim-{project.id}-{i}")
         from django.contrib.auth import get_user_model
 
         people.append(get_user_model().objects.get(username=f"sim-{project.id}-{i}"))
-    model = (f"rule=words-and-length;target={','.join(TARGET)};length=12;"
+    model = (f"rule=target-words;target={','.join(TARGET)};length=12;"
              f"noise={args.judge_noise};left={args.left};seed={seed}")  # fmt: skip
     judge = judging.judge_create(
         project=project, name="sim-judge", base_url=url, model=model, concurrency=4,
@@ -136,12 +142,10 @@ def run_seed(args, seed: int, url: str) -> dict:
     )  # fmt: skip
     started = time.monotonic()
     human = 0
-    while True:
-        try:
-            job = judging.judge_run(judge=judge, max_tasks=args.batch_tasks,
-                                    config={"batch_size": 16})  # fmt: skip
-        except JobError:  # nothing left to judge
-            break
+    for batch in range(args.tasks // args.batch_tasks):
+        # New tasks (a loop round's), judged first; people get what the judge sends them.
+        add_tasks(project, args.batch_tasks, rng, round=batch + 1)
+        job = judging.judge_run(judge=judge, config={"batch_size": 16})
         status = runner.job_run(job_id=job.id, worker="bench")
         job.refresh_from_db()
         if status != "succeeded":
@@ -200,7 +204,7 @@ def report(args, runs: list[dict], meta: dict) -> str:
            f"{meta['when']} UTC · {meta['machine'].get('nproc')} CPUs "
            f"({meta['machine'].get('cpu')}) · load average before {meta['load_before']}, "
            f"after {meta['load_after']} · app, judge server and job child on one machine", "",
-           f"People: oracle `words-and-length`, noise {args.people_noise}, {args.people} "
+           f"People: oracle `target-words`, noise {args.people_noise}, {args.people} "
            f"simulated labelers, overlap 1. Judge: the same oracle behind the OpenAI-compatible "
            f"simulated endpoint, noise {args.judge_noise}, left bias {args.left}. Mixing: audit "
            f"share {args.audit_share}, {args.calibration_tasks} calibration tasks, agreement "
@@ -233,7 +237,8 @@ def report(args, runs: list[dict], meta: dict) -> str:
             f"measured bias {max(bias_err):.3f} (target: within 0.05).", "",
             "Not measured: the loop's round-2 win rate trained on these labels (the issue's "
             "target of at least the all-human run's win rate with at most 250 human labels); "
-            "this benchmark stops at the labels and their accuracy against the oracle.", ""]  # fmt: skip
+            "this benchmark stops at the labels and their accuracy against the oracle.",
+            ""]  # fmt: skip
     return "\n".join(out)
 
 
