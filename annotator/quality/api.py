@@ -174,6 +174,9 @@ def calibration(request: Request, project_id: int) -> Response:
     bias, confusion matrix; overall and per round (docs/ai-judges.md)."""
     project = _admin_project(request, project_id)
     refuse_blank(CalibrationQuery, request.query_params)
+    unknown = sorted(set(request.query_params) - set(CalibrationQuery().fields))
+    if unknown:
+        raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
     query = CalibrationQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     judges = []

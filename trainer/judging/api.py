@@ -25,9 +25,16 @@ class JudgeSerializer(StrictModelSerializer):
     reward_model = IdField(queryset=ModelVersion.objects.none(), required=False, allow_null=True)
     labeler_id = serializers.IntegerField(source="user_id", read_only=True)
     labeler_kind = serializers.SerializerMethodField()
-    rubrics = serializers.DictField(child=serializers.CharField(max_length=20000), required=False)
+    rubrics = serializers.DictField(
+        child=serializers.CharField(max_length=20000, allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text='The judge\'s prompt per task kind, e.g. {"pairwise": "..."}; missing or '
+        "empty: the default.",
+    )
     principles = serializers.ListField(
-        child=serializers.CharField(max_length=2000), required=False, max_length=50
+        child=serializers.CharField(max_length=2000, allow_blank=True, trim_whitespace=False),
+        required=False,
+        max_length=50,
     )
 
     class Meta:
