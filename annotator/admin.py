@@ -214,8 +214,11 @@ class ViewOnlyAdmin(admin.ModelAdmin):
 class AnnotationAdmin(ViewOnlyAdmin):
     """Only their labelers change annotations (through the services): view only here."""
 
-    list_display = ["id", "task", "labeler", "simulated", "kind", "verdict", "score", "created_at"]
-    list_filter = ["kind", "verdict", "is_simulated"]
+    list_display = [
+        "id", "task", "labeler", "labeler_kind", "simulated", "kind", "verdict", "score",
+        "created_at",
+    ]  # fmt: skip
+    list_filter = ["kind", "verdict", "is_simulated", "labeler_kind"]
     search_fields = ["labeler__username", "notes"]
     list_select_related = ["task", "labeler"]
     date_hierarchy = "created_at"

@@ -82,6 +82,12 @@ EXTRA = {
     "loop_retrieve": [403],
     "loop_update": [403],
     "v1_projects_loop_actions_create": [403, 409],
+    "v1_projects_judges_list": [403],
+    "v1_projects_judges_create": [403],
+    "v1_judges_retrieve": [403],
+    "v1_judges_partial_update": [403],
+    "v1_judges_run_create": [403, 409],
+    "v1_judges_resume_create": [403],
 }
 # Operations that read their body as it comes (any content type), never answering 415.
 RAW_BODY = {"v1_projects_import_create"}

@@ -55,6 +55,11 @@ urlpatterns = [
         quality_api.reliability,
         name="api-quality-reliability",
     ),
+    path(
+        "projects/<id:project_id>/quality/calibration/",
+        quality_api.calibration,
+        name="api-quality-calibration",
+    ),
 ]
 
 # Label quality, queue side (annotator/review_api.py).

@@ -123,7 +123,8 @@ class AnnotationOut(serializers.ModelSerializer):
         fields = [
             "id", "task_id", "prompt_id", "labeler", "kind", "verdict", "chosen_id",
             "rejected_id", "strength", "score", "scores", "flags", "ranking", "notes",
-            "shown_order", "time_spent_ms", "is_simulated", "created_at", "round", "split",
+            "shown_order", "time_spent_ms", "is_simulated", "labeler_kind", "created_at", "round",
+            "split",
         ]  # fmt: skip
 
 

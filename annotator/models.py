@@ -36,6 +36,15 @@ class Kind(models.TextChoices):
     RANKING = "ranking", "Ranking of K"
 
 
+class LabelerKind(models.TextChoices):
+    """Who made an annotation (docs/ai-judges.md): the one list exports, snapshots, statistics
+    and the UI filter on."""
+
+    HUMAN = "human", "Person"
+    SIMULATED = "simulated", "Simulated labeler"
+    AI = "ai", "AI judge"
+
+
 class Project(models.Model):
     class WideLines(models.TextChoices):
         ALL_PAIRS = "all_pairs", "Every pair of completions is a pairwise task"
@@ -308,6 +317,9 @@ class Annotation(models.Model):
     shown_order = models.JSONField(default=list, blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     is_simulated = models.BooleanField(default=False)
+    labeler_kind = models.CharField(
+        max_length=16, choices=LabelerKind.choices, default=LabelerKind.HUMAN
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -317,6 +329,42 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.pk} by {self.labeler_id} on task {self.task_id}"
+
+
+class JudgeVerdict(models.Model):
+    """An AI judge's verdict on a pairwise task, asked in both orders (docs/ai-judges.md).
+
+    Answers are in served terms: `first` is the answer with `shown_order` as served, `second`
+    the answer with the two responses swapped ("a" is always the response shown first). A
+    consistent verdict made an annotation; an inconsistent one made none and the task went
+    to people. `to_people` says whether people were also asked (and why)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judge_verdicts")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judge_verdicts"
+    )
+    job_id = models.PositiveIntegerField(null=True, blank=True, help_text="The judging job.")
+    shown_order = models.JSONField(default=list, help_text="Completion ids, first order.")
+    first = models.CharField(max_length=16)
+    second = models.CharField(max_length=16)
+    consistent = models.BooleanField()
+    confidence = models.FloatField(null=True, blank=True)
+    rationale = models.TextField(blank=True, help_text="Chain of thought, when asked for.")
+    usage = models.JSONField(default=dict, blank=True, help_text="Tokens and cost of the calls.")
+    annotation = models.OneToOneField(
+        Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="judge_verdict"
+    )
+    to_people = models.BooleanField(default=False)
+    reason = models.CharField(max_length=64, blank=True, help_text="Why people were asked.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "labeler"], name="judgeverdict_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Verdict of {self.labeler_id} on task {self.task_id}"
 
 
 class Repeat(models.Model):

@@ -44,6 +44,7 @@ from annotator.models import (
     AnnotationRevision,
     Assignment,
     Kind,
+    LabelerKind,
     Membership,
     Project,
     Repeat,
@@ -657,7 +658,11 @@ def _submit(
         Annotation(
             task_id=task.pk, labeler_id=labeler.pk, assignment_id=assignment.pk, kind=kind,
             shown_order=assignment.shown_order, time_spent_ms=time_spent_ms,
-            is_simulated=is_simulated or bool(simulated), **fields,
+            is_simulated=is_simulated or bool(simulated),
+            labeler_kind=(
+                LabelerKind.SIMULATED if is_simulated or simulated else LabelerKind.HUMAN
+            ),
+            **fields,
         )
     )  # fmt: skip
     count = annotation_count + 1

@@ -73,6 +73,11 @@ urlpatterns += [
         quality_views.labeler_detail,
         name="quality_labeler",
     ),
+    path(
+        "projects/<int:project_id>/calibration/",
+        quality_views.judge_calibration,
+        name="quality_calibration",
+    ),
 ]
 
 # Label quality: gold tasks, paused labelers, review (annotator/review_views.py).

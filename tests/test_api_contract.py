@@ -26,6 +26,7 @@ from annotator import services
 from annotator.models import Kind, Membership
 from tests.conftest import api_client_for
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_task
+from trainer.judging.services import judge_create
 from trainer.models import LoopPolicy, ModelVersion, TrainingJob
 from webapp.wsgi import application
 
@@ -74,10 +75,16 @@ def world():
     policy = ModelVersion.objects.create(project=project, name="base", role="policy", path="/m")
     job = TrainingJob.objects.create(project=project, kind="reward", config={})
     LoopPolicy.objects.create(project=project, base_policy=policy)
+    judge = judge_create(project=project, name="judge", backend="callable", callable_path="m:f")
     token = api_client_for(admin)._credentials["HTTP_AUTHORIZATION"]
     return {
         "token": token,
-        "ids": {"project_id": project.id, "task_id": held.id, "job_id": job.id},
+        "ids": {
+            "project_id": project.id,
+            "task_id": held.id,
+            "job_id": job.id,
+            "judge_id": judge.id,
+        },  # fmt: skip
     }
 
 
@@ -88,12 +95,17 @@ REFERENCES = {
     "v1_projects_export_summary_retrieve": {"aspect", "harmful_flag"},
     "v1_projects_import_create": {"detail", "errors"},
     "v1_jobs_create": {"detail", "field", "input_model", "reward_model"},
-    "loop_update": {"base_policy", "policy_config", "reward_config", "generate_config"},
+    "loop_update": {"base_policy", "policy_config", "reward_config", "generate_config", "judge"},
     # The answer's fields depend on the task's project (ANSWER_SCHEMA says how).
     "v1_tasks_annotations_create": {"detail", "field"},
     # A gold or adjudicated answer's shape depends on the task's kind and completions.
     "v1_tasks_gold_update": {"gold"},
     "v1_tasks_adjudication_update": {"answer"},
+    # A judge's settings depend on its backend (an endpoint needs a URL and a model, a
+    # callable its path), its name on the project's other judges, a reward model on the
+    # project's models.
+    "v1_projects_judges_create": {"detail", "field", "reward_model"},
+    "v1_judges_partial_update": {"detail", "field", "reward_model"},
 }
 
 

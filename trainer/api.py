@@ -13,7 +13,7 @@ from annotator.audit import AuditEntry, audit_record
 from annotator.models import Membership
 from trainer import model_services, selectors, services
 from trainer.exceptions import JobError
-from trainer.kinds import JOB_KINDS, choices
+from trainer.kinds import LAUNCHABLE, choices
 from trainer.models import ModelVersion, TrainingJob
 
 
@@ -59,7 +59,7 @@ class JobOut(serializers.ModelSerializer):
 
 
 class JobIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=choices(JOB_KINDS))  # trainer/kinds.py
+    kind = serializers.ChoiceField(choices=choices(LAUNCHABLE))  # trainer/kinds.py
     project = StrictIntegerField(min_value=1, max_value=DB_BIG_MAX)
     config = serializers.DictField(
         required=False, default=dict, help_text="The kind's settings (docs/training.md)."

@@ -23,7 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
-from trainer.kinds import JOB_KINDS
+from trainer.kinds import JOB_KINDS, JUDGMENTS, KINDS
 
 # kind -> (module, config class), from the table of job kinds (trainer/kinds.py).
 ALGORITHMS = {k.name: (k.module, k.config_class) for k in JOB_KINDS}
@@ -130,12 +130,17 @@ def run(job_dir: Path) -> int:
         if main_process:
             emit({"step": step, "total": total, "metrics": metrics})
 
+    extra = {}
+    if KINDS[spec["kind"]].makes == JUDGMENTS:
+        # Each batch of verdicts goes out whole, in one line; the worker stores it at once.
+        extra["emit_batch"] = lambda results: emit({"batch": results})
     metrics = module.train(
         config,
         rows,
         spec["output_dir"],
         progress=progress,
         should_stop=stop_check(job_dir / "STOP"),
+        **extra,
     )
     if main_process:
         emit({"final": metrics})

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 # What a kind's snapshot holds.
 LABELS = "labels"  # the humans' preferences (and rankings, demonstrations)
 PROMPTS = "prompts"  # prompts only: the kind samples its own responses
+TASKS = "tasks"  # open pairwise tasks with their responses: an AI judge answers them
 # What a finished job of the kind leaves.
 REWARD_MODEL = "reward"  # a reward model version
 POLICY = "policy"  # a policy version
 COMPLETIONS = "completions"  # samples, stored as completions of their prompts
+JUDGMENTS = "judgments"  # an AI judge's verdicts, stored batch by batch while it runs
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ JOB_KINDS = (
     JobKind("dpo", "DPO", _A + "dpo", "DPOConfig", LABELS, POLICY, 24, True, distributed=True),
     JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, 24, distributed=True),
     JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS, 6),
+    JobKind("judge", "AI judging", _A + "judges", "JudgeConfig", TASKS, JUDGMENTS, 6),
 )
 # fmt: on
 KINDS = {k.name: k for k in JOB_KINDS}
@@ -64,7 +67,10 @@ KINDS = {k.name: k for k in JOB_KINDS}
 # Derived lists, for the places that want a set of names.
 LABEL_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == LABELS)
 PROMPT_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == PROMPTS)
-TRAINING_KINDS = frozenset(k.name for k in JOB_KINDS if k.makes != COMPLETIONS)
+TRAINING_KINDS = frozenset(k.name for k in JOB_KINDS if k.makes in (REWARD_MODEL, POLICY))
+TASK_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == TASKS)
+# Launched from the jobs page and POST /jobs/; a judging job starts from its judge's page.
+LAUNCHABLE = tuple(k for k in JOB_KINDS if k.data != TASKS)
 LOOP_ALGORITHMS = tuple(k for k in JOB_KINDS if k.loop_algorithm)
 KL_KINDS = frozenset(k.name for k in JOB_KINDS if k.kl)
 DISTRIBUTED_KINDS = frozenset(k.name for k in JOB_KINDS if k.distributed)

@@ -165,6 +165,11 @@ class LoopPolicy(models.Model):
         default=False, help_text="Also queue new-policy-versus-base comparisons each round."
     )
     task_priority = models.IntegerField(default=10)
+    judge = models.ForeignKey(
+        "Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="An AI judge that labels each round's comparisons first; people get the ones "
+        "its mixing policy sends them (docs/ai-judges.md).",
+    )  # fmt: skip
 
     class Reference(models.TextChoices):
         BASE = "base", "The base policy"
@@ -275,3 +280,74 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Judge(models.Model):
+    """An AI judge of a project (docs/ai-judges.md): how to ask it, and its labeler account of
+    kind `ai` (annotator/judging.py), under which its verdicts are stored.
+
+    No secret is stored: an endpoint's API key is read on the worker from the environment
+    variable `api_key_env` names."""
+
+    class Backend(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible endpoint"
+        TRANSFORMERS = "transformers", "Local model (transformers)"
+        REWARD_MODEL = "reward_model", "The project's reward model"
+        CALLABLE = "callable", "Python callable"
+
+    project = models.ForeignKey(
+        "annotator.Project", on_delete=models.CASCADE, related_name="judges"
+    )
+    name = models.CharField(max_length=100)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judge"
+    )
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.OPENAI)
+    base_url = models.CharField(max_length=500, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Environment variable on the worker with the key."
+    )
+    timeout_s = models.FloatField(default=60.0)
+    retries = models.PositiveSmallIntegerField(default=3)
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    callable_path = models.CharField(max_length=300, blank=True)
+    model_path = models.CharField(max_length=1000, blank=True)
+    reward_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="reward_model backend: empty means the project's newest reward model.",
+    )  # fmt: skip
+    # Rubric per task kind: {"pairwise": template}; empty: the default template.
+    rubrics = models.JSONField(default=dict, blank=True)
+    principles = models.JSONField(default=list, blank=True)
+    chain_of_thought = models.BooleanField(default=False)
+    cost_per_1k_prompt = models.FloatField(default=0.0)
+    cost_per_1k_completion = models.FloatField(default=0.0)
+    # Mixing policy (trainer/judging/services.py): who else sees a judged task.
+    min_confidence = models.FloatField(
+        default=0.0, help_text="A verdict less sure than this goes to people too."
+    )
+    audit_share = models.FloatField(
+        default=0.1, help_text="Share of settled tasks also sent to people (calibration)."
+    )
+    min_agreement = models.FloatField(
+        default=0.7, help_text="Below this measured agreement with people, all go to people."
+    )
+    min_calibration_tasks = models.PositiveIntegerField(
+        default=30, help_text="Tasks with both labels before the agreement threshold applies."
+    )
+    people_priority = models.IntegerField(
+        default=5, help_text="Added to the priority of a task sent to people."
+    )
+    paused = models.BooleanField(default=False)
+    paused_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="judge_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Judge {self.name}"

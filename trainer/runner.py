@@ -117,13 +117,20 @@ def _supervise(
     threading.Thread(target=_reader, args=(child.stdout, lines), daemon=True).start()
     log: deque[str] = deque(maxlen=200)
     started, over_budget = time.monotonic(), False
-    state = {"step": None, "total": None, "final": None, "error": None, "started": started}
+    state = {"step": None, "total": None, "final": None, "error": None, "started": started,
+             "batches": []}  # fmt: skip
     stop_sent_at = None
     limit = settings.PREFLOOP_JOB_TIME_LIMITS.get(kind, float("inf"))
     eof = False
     sent_tail = ""
     while not eof:
         new_metrics, eof = _drain(lines, log, state)
+        refused = _store_batches(job_id=job_id, state=state)
+        if refused:
+            _kill(child)
+            child.wait()
+            services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=refused)
+            return Status.FAILED
         tail = "".join(log)
         alive = services.job_heartbeat(
             job_id=job_id,
@@ -197,11 +204,31 @@ def _drain(lines: queue.Queue, log: deque, state: dict) -> tuple[list[dict], boo
             # elapsed_s: seconds since the training process started, for the ETA.
             elapsed = round(time.monotonic() - state["started"], 2)
             metrics.append({"step": msg["step"], "elapsed_s": elapsed, **msg.get("metrics", {})})
+        elif "batch" in msg:
+            state["batches"].append(msg["batch"])
         elif "final" in msg:
             state["final"] = msg["final"]
         elif "error" in msg:
             state["error"] = msg["error"]
             log.append(line)
+
+
+def _store_batches(*, job_id: int, state: dict) -> str:
+    """A judging job's finished batches, each stored in one transaction as it arrives.
+    Returns why a batch was refused ("" when all were stored): the job then stops, with
+    the batches before it kept whole and nothing of that one written."""
+    if not state["batches"]:
+        return ""
+    from trainer.judging.services import judge_batch_store
+
+    while state["batches"]:
+        batch = state["batches"].pop(0)
+        try:
+            judge_batch_store(job_id=job_id, results=batch)
+        except Exception as exc:  # noqa: BLE001 -- the reason goes to the job row
+            state["batches"].clear()
+            return f"Storing a batch of verdicts failed: {exc}"
+    return ""
 
 
 def _storable(value):

@@ -21,7 +21,7 @@ from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.algorithms.lora import adapter_base, is_adapter
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
-from trainer.kinds import COMPLETIONS, KINDS, POLICY, REWARD_MODEL
+from trainer.kinds import COMPLETIONS, JUDGMENTS, KINDS, POLICY, REWARD_MODEL
 from trainer.memory_check import job_memory_check
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
@@ -138,6 +138,14 @@ def job_finish(
         if status == Status.SUCCEEDED:
             job.output_model = _register_output(job, final_metrics or {})
             job.save(update_fields=["output_model"])
+        if KINDS[job.kind].makes == JUDGMENTS:
+            from trainer.judging.services import judge_job_ended
+
+            if final_metrics:
+                TrainingJob.objects.filter(id=job.id).update(
+                    metrics=job.metrics + [{"step": job.step, **final_metrics}]
+                )
+            judge_job_ended(job=job)
     return job
 
 
@@ -148,6 +156,8 @@ def model_dir(job: TrainingJob) -> Path:
 
 def _register_output(job: TrainingJob, metrics: dict) -> ModelVersion | None:
     makes = KINDS[job.kind].makes
+    if makes == JUDGMENTS:  # stored batch by batch while the job ran
+        return None
     if makes == COMPLETIONS:
         _store_generations(job)
         return None

@@ -29,7 +29,7 @@ from annotator.export.params import AGGREGATES, SOURCES
 from annotator.export.rows import SNAPSHOT_SCHEMA
 from annotator.models import Prompt
 from trainer.exceptions import JobError
-from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TRAINING_KINDS
+from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TASK_KINDS, TRAINING_KINDS
 from trainer.models import TrainingJob
 
 Kind = TrainingJob.Kind
@@ -41,6 +41,8 @@ _LABEL_KEYS = {
 }  # fmt: skip
 _CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
+# A judging job (docs/ai-judges.md): which judge, and which of the tasks it has not judged.
+_TASK_KEYS = {"judge": int, "max_tasks": int, "round": int, "include_complete": bool, "seed": int}
 # LABEL_KINDS / PROMPT_KINDS: what a kind's snapshot holds; TRAINING_KINDS: every kind that
 # trains on its rows (all but generate), so eval-split prompts never reach them.
 TRAIN = Prompt.Split.TRAIN
@@ -50,6 +52,8 @@ RANKING = "ranking"  # the export's `source` of a pair from a ranking task
 def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
     dataset = dict(dataset or {})
     allowed = _LABEL_KEYS if kind in LABEL_KINDS else _PROMPT_KEYS
+    if kind in TASK_KINDS:
+        allowed = _TASK_KEYS
     for key, value in dataset.items():
         expected = allowed.get(key)
         if expected is None:
@@ -163,7 +167,29 @@ def ranking_row(pairs: list[dict]) -> dict:
     }
 
 
+def _task_chunks(job: TrainingJob):
+    from annotator.judging import tasks_for_judging
+    from trainer.models import Judge
+
+    judge = (
+        Judge.objects.select_related("user")
+        .filter(id=job.dataset.get("judge"), project_id=job.project_id)
+        .first()
+    )
+    if judge is None:
+        raise JobError("A judging job needs dataset.judge: one of the project's judges.")
+    rows = tasks_for_judging(
+        project=job.project, labeler=judge.user, limit=job.dataset.get("max_tasks"),
+        round=job.dataset.get("round"), seed=job.dataset.get("seed"),
+        include_complete=job.dataset.get("include_complete", False),
+    )  # fmt: skip
+    for row in rows:
+        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
+
+
 def snapshot_chunks(job: TrainingJob):
+    if job.kind in TASK_KINDS:
+        return _task_chunks(job)
     if job.kind in LABEL_KINDS:
         return _label_chunks(job)
     if job.kind in PROMPT_KINDS:

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from trainer import launch_views, views
+from trainer.judging import views as judging_views
 from trainer.loop import views as loop_views
 
 urlpatterns = [
@@ -42,6 +43,15 @@ urlpatterns = [
         "projects/<int:project_id>/loop/reward-models/<int:model_id>/fresh-accuracy/",
         loop_views.loop_fresh_accuracy,
         name="training_loop_fresh_accuracy",
+    ),
+    path("projects/<int:project_id>/judges/", judging_views.judge_list, name="training_judges"),
+    path(
+        "projects/<int:project_id>/judges/new/", judging_views.judge_new, name="training_judge_new"
+    ),
+    path(
+        "projects/<int:project_id>/judges/<int:judge_id>/<slug:action>/",
+        judging_views.judge_action,
+        name="training_judge_action",
     ),
     path("projects/<int:project_id>/compare/", views.job_compare, name="training_compare"),
     path("jobs/<int:job_id>/", views.job_detail, name="training_job"),

@@ -33,7 +33,7 @@ from trainer.exceptions import JobError
 from trainer.forms import (
     ModelRegisterForm,
 )
-from trainer.kinds import JOB_KINDS, choices
+from trainer.kinds import LAUNCHABLE, choices
 from trainer.logs import clean_log
 from trainer.models import ModelVersion, TrainingJob, Worker
 
@@ -71,7 +71,7 @@ def _job_for_admin(request: HttpRequest, job_id: int) -> TrainingJob:
 
 
 def _launchable_kinds() -> list[tuple[str, str]]:
-    return choices(JOB_KINDS)
+    return choices(LAUNCHABLE)
 
 
 def _model_url(model: ModelVersion) -> str:

@@ -17,7 +17,7 @@ SCHEMAS = ["preference", "preference-conversational", "ranking", "likert", "unpa
 FORMATS = ["jsonl", "csv", "parquet"]
 AGGREGATES = ["majority", "all", "reliability"]
 DB_INT_MAX = 2**31 - 1  # rounds and user ids are 32-bit integer columns
-# Who made an annotation. "ai" (AI judges) is accepted and matches nothing until they exist.
+# Who made an annotation (annotator.models.LabelerKind): people, simulated labelers, AI judges.
 SOURCES = ["human", "simulated", "ai"]
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
@@ -138,7 +138,8 @@ class ExportQuery(serializers.Serializer):
     source = serializers.ChoiceField(
         SOURCES,
         required=False,
-        help_text="Only answers by people (human) or simulated labelers; ai matches nothing yet.",
+        help_text="Only answers by people (human), simulated labelers or AI judges (ai); "
+        "default: all.",
     )
     posterior_margin = serializers.BooleanField(
         default=False,

@@ -65,10 +65,7 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
     if params.labelers:
         qs = qs.filter(labeler_id__in=params.labelers)
     if params.source is not None:
-        if params.source == "ai":
-            # No AI judges yet. (Not .none(): the streamed queries compile their SQL.)
-            return qs.filter(pk__isnull=True)
-        qs = qs.filter(is_simulated=params.source == "simulated")
+        qs = qs.filter(labeler_kind=params.source)
     if params.excluded_labelers:
         qs = qs.exclude(labeler_id__in=params.excluded_labelers)
     # Review (annotator/review.py): nothing is deleted, the export decides.

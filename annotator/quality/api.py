@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from annotator import selectors as core
 from annotator.api_fields import refuse_blank
 from annotator.models import Membership, Project
+from annotator.quality import calibration as calibration_reads
 from annotator.quality import selectors, stats
 
 DIGITS = 4
@@ -145,3 +146,45 @@ def reliability(request: Request, project_id: int) -> Response:
             if t in pairs
         ]
     return Response(_rounded(out))
+
+
+class CalibrationQuery(serializers.Serializer):
+    round = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text="One loop round."
+    )
+
+
+class JudgeCalibrationOut(serializers.Serializer):
+    labeler_id = serializers.IntegerField()
+    username = serializers.CharField()
+    labeler_kind = serializers.CharField(help_text="Always ai.")
+    all = serializers.DictField(help_text="Figures over every verdict (docs/ai-judges.md).")
+    rounds = serializers.ListField(child=serializers.DictField(), help_text="One per round.")
+
+
+class CalibrationOut(serializers.Serializer):
+    judges = JudgeCalibrationOut(many=True)
+
+
+@extend_schema(parameters=[CalibrationQuery], responses=CalibrationOut)
+@api_view(["GET"])
+def calibration(request: Request, project_id: int) -> Response:
+    """Each AI judge of the project against the people on the same tasks: agreement with their
+    majority, Cohen's kappa, agreement by the people's own agreement, position and length
+    bias, confusion matrix; overall and per round (docs/ai-judges.md)."""
+    project = _admin_project(request, project_id)
+    refuse_blank(CalibrationQuery, request.query_params)
+    unknown = sorted(set(request.query_params) - set(CalibrationQuery().fields))
+    if unknown:
+        raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
+    query = CalibrationQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    judges = []
+    for labeler_id, username in calibration_reads.judge_accounts(project):
+        figures = calibration_reads.judge_calibration(
+            project=project, labeler_id=labeler_id, round=query.validated_data.get("round")
+        )
+        rounds = [{"round": r, **f} for r, f in figures["rounds"].items()]
+        judges.append({"labeler_id": labeler_id, "username": username, "labeler_kind": "ai",
+                       "all": figures["all"], "rounds": rounds})  # fmt: skip
+    return Response(_rounded({"judges": judges}))

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from annotator import selectors as core
 from annotator.models import Kind, Membership
-from annotator.quality import charts, selectors, stats
+from annotator.quality import calibration, charts, selectors, stats
 from annotator.views import login_required
 
 RECENT = 50
@@ -118,3 +118,18 @@ def _p_chosen(annotation, p_first: float | None) -> float | None:
     if p_first is None or annotation.chosen_id is None:
         return None
     return p_first if annotation.chosen_id < annotation.rejected_id else 1 - p_first
+
+
+@require_GET
+@login_required
+def judge_calibration(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Each AI judge against the people on the same tasks, overall and per round."""
+    project = _admin_project(request, project_id)
+    judges = []
+    for labeler_id, username in calibration.judge_accounts(project):
+        figures = calibration.judge_calibration(project=project, labeler_id=labeler_id)
+        rounds = list(figures["rounds"].items())
+        judges.append({"labeler_id": labeler_id, "username": username, "all": figures["all"],
+                       "rounds": rounds, "labels": calibration.LABELS})  # fmt: skip
+    return render(request, "annotator/quality/calibration.html",
+                  {"project": project, "judges": judges})  # fmt: skip

@@ -10,8 +10,8 @@ from django.urls import reverse
 from annotator.models import Kind
 from tests.annotator.exportkit import pick, prompt_for, task_over
 from trainer.forms import config_form_fields, dataset_form_fields
-from trainer.job_child import ALGORITHMS
 from trainer.job_data import FLOORS, data_size
+from trainer.kinds import LAUNCHABLE
 from trainer.models import ModelVersion, TrainingJob
 
 NEW_MAX_QUERIES = 14  # 8 of them the snapshot count (savepoint, settings, cursors)
@@ -54,7 +54,8 @@ def new_url(project, kind: str) -> str:
     return reverse("training_job_new", args=[project.id, kind])
 
 
-@pytest.mark.parametrize("kind", sorted(ALGORITHMS))
+# Every kind the jobs page launches (a judging job starts from its judge: docs/ai-judges.md).
+@pytest.mark.parametrize("kind", sorted(k.name for k in LAUNCHABLE))
 def test_every_kind_launches_with_its_defaults(client, project, alice, models, delay, kind):
     client.force_login(alice)
     form = client.get(new_url(project, kind))

@@ -10,10 +10,13 @@ from trainer import api, configs, job_child, runner, services, snapshots, views
 from trainer.kinds import (
     COMPLETIONS,
     JOB_KINDS,
+    JUDGMENTS,
     KINDS,
     LABELS,
+    LAUNCHABLE,
     LOOP_ALGORITHMS,
     PROMPTS,
+    TASKS,
     choices,
 )
 from trainer.loop import services as loop_services
@@ -50,8 +53,10 @@ def test_it_runs_and_configures_every_kind_from_the_table():
 
 
 def test_it_offers_every_kind_in_the_launch_forms_and_the_api():
-    assert views._launchable_kinds() == choices(JOB_KINDS)
-    assert list(api.JobIn().fields["kind"].choices) == NAMES
+    # All but judging, which starts from its judge (docs/ai-judges.md).
+    assert views._launchable_kinds() == choices(LAUNCHABLE)
+    assert [k.name for k in LAUNCHABLE] == [k.name for k in JOB_KINDS if k.data != TASKS]
+    assert list(api.JobIn().fields["kind"].choices) == [k.name for k in LAUNCHABLE]
     algorithm = loop_views.LoopSettingsForm.base_fields["algorithm"]
     assert [value for value, _ in algorithm.choices] == LOOP_NAMES
     assert list(LoopPolicySerializer().fields["algorithm"].choices) == LOOP_NAMES
@@ -60,9 +65,10 @@ def test_it_offers_every_kind_in_the_launch_forms_and_the_api():
 def test_it_derives_snapshots_registry_and_loop_rules_from_the_table():
     assert snapshots.LABEL_KINDS == {k.name for k in JOB_KINDS if k.data == LABELS}
     assert snapshots.PROMPT_KINDS == {k.name for k in JOB_KINDS if k.data == PROMPTS}
-    assert snapshots.LABEL_KINDS | snapshots.PROMPT_KINDS == set(NAMES)
-    assert snapshots.TRAINING_KINDS == set(NAMES) - {"generate"}
-    assert set(services.OUTPUT_ROLES) | {COMPLETIONS} == {k.makes for k in JOB_KINDS}
+    assert snapshots.TASK_KINDS == {k.name for k in JOB_KINDS if k.data == TASKS}
+    assert snapshots.LABEL_KINDS | snapshots.PROMPT_KINDS | snapshots.TASK_KINDS == set(NAMES)
+    assert snapshots.TRAINING_KINDS == set(NAMES) - {"generate", "judge"}
+    assert set(services.OUTPUT_ROLES) | {COMPLETIONS, JUDGMENTS} == {k.makes for k in JOB_KINDS}
     assert services.OUTPUT_ROLES[KINDS["reward"].makes] == "reward"
     assert services.OUTPUT_ROLES[KINDS["dpo"].makes] == "policy"
     assert runner.DISTRIBUTED_KINDS == {k.name for k in JOB_KINDS if k.distributed}

@@ -12,11 +12,12 @@ from annotator.api_fields import IdField, StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record, plain
 from annotator.models import Membership
 from trainer.loop import services as loop
-from trainer.models import LoopPolicy, LoopRound, ModelVersion
+from trainer.models import Judge, LoopPolicy, LoopRound, ModelVersion
 
 
 class LoopPolicySerializer(StrictModelSerializer):
     base_policy = IdField(queryset=ModelVersion.objects.none())
+    judge = IdField(queryset=Judge.objects.none(), required=False, allow_null=True)
     policy_config = serializers.DictField(required=False)
     reward_config = serializers.DictField(required=False)
     generate_config = serializers.DictField(required=False)
@@ -27,6 +28,7 @@ class LoopPolicySerializer(StrictModelSerializer):
             "enabled", "paused", "base_policy", "algorithm", "policy_config", "reward_config",
             "generate_config", "reward_after", "train_prompts", "compare_with_base",
             "task_priority", "reference", "acquisition", "candidates", "pairs_per_round",
+            "judge",
         ]  # fmt: skip
         read_only_fields = ["paused"]
         extra_kwargs = {"candidates": {"min_value": 1, "max_value": 16}}
@@ -35,6 +37,7 @@ class LoopPolicySerializer(StrictModelSerializer):
         super().__init__(*args, **kwargs)
         self.project = project
         if project is not None:
+            self.fields["judge"].queryset = Judge.objects.filter(project=project)
             self.fields["base_policy"].queryset = ModelVersion.objects.filter(
                 project=project, role=ModelVersion.Role.POLICY
             )

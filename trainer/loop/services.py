@@ -262,6 +262,7 @@ def _after_generating(policy: LoopPolicy, round_: LoopRound) -> str | None:
         return None
     created = _queue_comparisons(policy, round_, jobs)
     LoopRound.objects.filter(id=round_.id).update(tasks_created=created)
+    _judge_first(policy, round_)
     measure.round_scores_request(round_=round_)
     LoopRound.objects.create(
         project_id=policy.project_id,
@@ -300,6 +301,19 @@ def _parse(value: str):
     from django.utils.dateparse import parse_datetime
 
     return parse_datetime(value)
+
+
+def _judge_first(policy: LoopPolicy, round_: LoopRound) -> None:
+    """The loop's AI judge, if any and not paused, judges the round's new tasks first."""
+    from trainer.judging.services import judge_run
+
+    judge = policy.judge
+    if judge is None or judge.paused:
+        return
+    try:
+        judge_run(judge=judge, round=round_.number)
+    except JobError as exc:  # a judge that cannot run leaves the tasks to people
+        LoopRound.objects.filter(id=round_.id).update(error=f"AI judge: {exc}")
 
 
 def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int:

@@ -29,7 +29,7 @@ from trainer.algorithms.acquisition import RULE_HELP
 from trainer.loop import accuracy, efficiency, judgments, measure
 from trainer.loop import selectors as loop_selectors
 from trainer.loop import services as loop
-from trainer.models import LoopPolicy, ModelVersion
+from trainer.models import Judge, LoopPolicy, ModelVersion
 from trainer.views import _project_for_admin
 from webapp import safejson
 
@@ -91,6 +91,10 @@ class LoopSettingsForm(forms.Form):
     pairs_per_round = forms.IntegerField(
         required=False, min_value=0, **_policy_field("pairs_per_round")
     )
+    judge = forms.ModelChoiceField(
+        queryset=Judge.objects.none(), required=False, label="AI judge",
+        help_text=LoopPolicy._meta.get_field("judge").help_text,
+    )  # fmt: skip
     policy_config = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
@@ -110,6 +114,7 @@ class LoopSettingsForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
+        self.fields["judge"].queryset = Judge.objects.filter(project=project).order_by("id")
         self.fields["base_policy"].queryset = (
             ModelVersion.objects.filter(project=project, role=ModelVersion.Role.POLICY)
             .only("id", "name", "path", "role", "project_id")
@@ -184,6 +189,7 @@ def _initial(policy: LoopPolicy | None) -> dict:
         "acquisition": policy.acquisition,
         "candidates": policy.candidates,
         "pairs_per_round": policy.pairs_per_round,
+        "judge": policy.judge_id,
         "policy_config": json.dumps(policy.policy_config, indent=1),
         "reward_config": json.dumps(policy.reward_config, indent=1),
         "generate_config": json.dumps(policy.generate_config, indent=1),

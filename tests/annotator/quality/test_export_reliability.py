@@ -77,15 +77,19 @@ def test_it_leaves_out_labelers_below_a_reliability(outvoted, alice, api_as):
 
 
 def test_it_filters_by_the_kind_of_labeler(outvoted, alice, api_as):
-    project, _, (l0, *_rest) = outvoted
-    Annotation.objects.filter(labeler=l0).update(is_simulated=True)
+    project, _, (l0, l1, *_rest) = outvoted
+    Annotation.objects.filter(labeler=l0).update(is_simulated=True, labeler_kind="simulated")
     client = api_as(alice)
     assert {r["labeler"] for r in rows(client, project, schema="raw", source="simulated")} == {
         l0.id
     }
     human = rows(client, project, schema="raw", source="human")
     assert len(human) == 290 and l0.id not in {r["labeler"] for r in human}
+    assert {r["labeler_kind"] for r in human} == {"human"}
     assert rows(client, project, schema="raw", source="ai") == []
+    Annotation.objects.filter(labeler=l1).update(labeler_kind="ai")  # an AI judge's answers
+    ai = rows(client, project, schema="raw", source="ai")
+    assert {(r["labeler"], r["labeler_kind"]) for r in ai} == {(l1.id, "ai")}
     resp = client.get(f"/api/v1/projects/{project.id}/export/", {"source": "robots"})
     assert resp.status_code == 400 and "source" in resp.json()
 

@@ -347,8 +347,9 @@ def test_the_page_and_the_timeline_take_a_fixed_number_of_queries(
         judge(r, "base", base, "WW")
         previous = r.policy_job.output_model
         # session, user, membership, the menu's "admins a project"; loop policy, rounds,
-        # generate jobs, judgments, label counts; the base-policy choices (exists, options)
-        with django_assert_max_num_queries(12):
+        # generate jobs, judgments, label counts; the base-policy choices (exists, options);
+        # the AI judge choices
+        with django_assert_max_num_queries(13):
             assert client.get(page_url(project)).status_code == 200
         # session, user, membership; loop policy, rounds, generate jobs, judgments, labels
         with django_assert_max_num_queries(9):

@@ -1,0 +1,185 @@
+"""AI judges on the labeling side: their accounts, the tasks they are given, and their verdicts.
+
+A judge is a labeler account of kind `ai` (a user in the group `ai-judges`, a labeler of its
+project). What it answers comes in batches from the judging job (trainer/judging/) and is
+written here, one batch in one transaction: a batch is stored whole or not at all.
+Which judge said what, and whether it agreed with itself when the two responses were
+swapped, is kept in JudgeVerdict rows; only a consistent verdict becomes an annotation.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import transaction
+from django.db.models import F
+
+from annotator.exceptions import ServiceError
+from annotator.models import (
+    Annotation,
+    JudgeVerdict,
+    Kind,
+    LabelerKind,
+    Membership,
+    Project,
+    Task,
+    TaskCompletion,
+)
+from annotator.signals import annotation_created
+
+AI_GROUP = "ai-judges"
+CHOICES = ("a", "b", "tie", "both_bad")
+
+
+def labeler_ai_ensure(*, project: Project, username: str) -> AbstractBaseUser:
+    """The judge's labeler account on the project, created if need be (idempotent). It has no
+    usable password and no API token: it only answers through the judging job."""
+    from annotator.services import membership_set
+
+    with transaction.atomic():
+        user, created = get_user_model().objects.get_or_create(username=username)
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        elif not user.groups.filter(name=AI_GROUP).exists():
+            raise ServiceError(f"The user name {username!r} is taken by a person.", field="name")
+        user.groups.add(Group.objects.get_or_create(name=AI_GROUP)[0])
+        if not Membership.objects.filter(project=project, user=user).exists():
+            membership_set(project=project, user=user, role=Membership.Role.LABELER)
+        return user
+
+
+def is_ai(user: AbstractBaseUser) -> bool:
+    return user.groups.filter(name=AI_GROUP).exists()
+
+
+def tasks_for_judging(
+    *, project: Project, labeler: AbstractBaseUser, limit: int | None = None,
+    round: int | None = None, seed: int | None = None, include_complete: bool = False,
+) -> list[dict]:  # fmt: skip
+    """Pairwise tasks this judge has not given a verdict on, oldest first, as plain rows for
+    the judging process: the prompt, the two responses in a random first order. Open tasks
+    only, unless `include_complete` (judging what people already labeled: calibration)."""
+    rng = random.Random(seed)
+    tasks = Task.objects.filter(project=project, kind=Kind.PAIRWISE, gold__isnull=True)
+    if not include_complete:
+        tasks = tasks.filter(is_complete=False)
+    tasks = tasks.exclude(judge_verdicts__labeler=labeler).select_related("prompt").order_by("id")
+    if round is not None:
+        tasks = tasks.filter(round=round)
+    if limit:
+        tasks = tasks[:limit]
+    tasks = list(tasks)
+    texts: dict[int, list[tuple[int, str]]] = {}
+    links = TaskCompletion.objects.filter(task__in=tasks).order_by("task_id", "position")
+    for task_id, cid, text in links.values_list("task_id", "completion_id", "completion__text"):
+        texts.setdefault(task_id, []).append((cid, text))
+    rows = []
+    for task in tasks:
+        pair = texts.get(task.id, [])
+        if len(pair) != 2:
+            continue
+        if rng.random() < 0.5:
+            pair = pair[::-1]
+        prompt = task.prompt.messages if task.prompt.messages is not None else task.prompt.text
+        rows.append(
+            {
+                "task_id": task.id,
+                "kind": task.kind,
+                "prompt": prompt,
+                "shown_order": [pair[0][0], pair[1][0]],
+                "responses": [pair[0][1], pair[1][1]],
+            }
+        )
+    return rows
+
+
+def in_completion_terms(answer: str, order: list[int]) -> str:
+    """A served answer ("a" is order[0]) as the completion id that won, or tie / both_bad."""
+    if answer == "a":
+        return str(order[0])
+    if answer == "b":
+        return str(order[1])
+    return answer
+
+
+def is_consistent(*, first: str, second: str, shown_order: list[int]) -> bool:
+    """Whether the answer in the first order and the answer with the two swapped agree."""
+    swapped = [shown_order[1], shown_order[0]]
+    return in_completion_terms(first, shown_order) == in_completion_terms(second, swapped)
+
+
+@dataclass
+class VerdictIn:
+    task_id: int
+    shown_order: list[int]
+    first: str  # the answer as served in shown_order
+    second: str  # the answer with the two responses swapped
+    confidence: float | None = None
+    rationale: str = ""
+    usage: dict = field(default_factory=dict)
+    to_people: bool = False  # also (or only) ask people
+    reason: str = ""  # why people are asked
+
+
+def judge_verdicts_store(
+    *, project: Project, labeler: AbstractBaseUser, verdicts: list[VerdictIn],
+    job_id: int | None = None, people_priority: int = 0,
+) -> int:  # fmt: skip
+    """Store one batch of a judge's verdicts, all or nothing. Returns the annotations made.
+
+    A consistent verdict becomes the judge's annotation (labeler kind `ai`). A task the judge
+    settles (consistent and not sent to people) is complete; one sent to people stays open
+    and its priority is raised by `people_priority`, so people see it before unjudged ones.
+    The judge's answer never counts towards the people's overlap."""
+    if not is_ai(labeler):
+        raise ServiceError("Only an AI judge's account stores judge verdicts.")
+    for v in verdicts:
+        if v.first not in CHOICES or v.second not in CHOICES:
+            raise ServiceError(f"Task {v.task_id}: a verdict is one of {', '.join(CHOICES)}.")
+    made, last_id = 0, None
+    with transaction.atomic():
+        tasks = Task.objects.select_for_update().in_bulk([v.task_id for v in verdicts])
+        for v in verdicts:
+            task = tasks.get(v.task_id)
+            if task is None or task.project_id != project.id or task.kind != Kind.PAIRWISE:
+                raise ServiceError(f"Task {v.task_id} is not a pairwise task of this project.")
+            consistent = is_consistent(first=v.first, second=v.second, shown_order=v.shown_order)
+            to_people = v.to_people or not consistent
+            annotation = None
+            if consistent:
+                annotation = Annotation.objects.create(
+                    task=task, labeler=labeler, kind=task.kind, shown_order=v.shown_order,
+                    labeler_kind=LabelerKind.AI, **_answer_fields(v.first, v.shown_order),
+                )  # fmt: skip
+                made, last_id = made + 1, annotation.id
+            JudgeVerdict.objects.create(
+                task=task, labeler=labeler, job_id=job_id, shown_order=v.shown_order,
+                first=v.first, second=v.second, consistent=consistent,
+                confidence=v.confidence, rationale=v.rationale, usage=v.usage,
+                annotation=annotation, to_people=to_people,
+                reason=v.reason or ("" if consistent else "inconsistent"),
+            )  # fmt: skip
+            if not to_people:
+                Task.objects.filter(id=task.id).update(is_complete=True)
+            elif people_priority:
+                Task.objects.filter(id=task.id).update(priority=F("priority") + people_priority)
+        if made:
+            # As a person's label does: the loop may move on (one signal for the batch).
+            annotation_created.send(sender=Annotation, annotation_id=last_id,
+                                    project_id=project.id)  # fmt: skip
+    return made
+
+
+def _answer_fields(answer: str, order: list[int]) -> dict:
+    if answer == "tie":
+        return {"verdict": Annotation.Verdict.TIE}
+    if answer == "both_bad":
+        return {"verdict": Annotation.Verdict.BOTH_BAD}
+    chosen, rejected = (order[0], order[1]) if answer == "a" else (order[1], order[0])
+    return {
+        "verdict": Annotation.Verdict.PREFERRED,
+        "chosen_id": chosen,
+        "rejected_id": rejected,
+    }

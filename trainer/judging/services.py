@@ -1,0 +1,222 @@
+"""Everything that writes AI judges and acts on their verdicts (docs/ai-judges.md).
+
+A judge is configured here (trainer/models.py: Judge) and labels through its account of kind
+`ai` (annotator/judging.py). `judge_run` queues a judging job (trainer/kinds.py: `judge`), which
+runs in the job runner's child process (trainer/algorithms/judges.py); each batch of verdicts
+the child sends is stored by `judge_batch_store`, in one transaction, with the mixing policy's
+decision of which tasks people see as well. A judging job that fails pauses its judge, with
+the reason shown on the judge's page.
+"""
+
+import random
+import re
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from annotator.exceptions import ServiceError
+from annotator.judging import (
+    VerdictIn,
+    is_consistent,
+    judge_verdicts_store,
+    labeler_ai_ensure,
+    tasks_for_judging,
+)
+from annotator.models import JudgeVerdict, Project
+from annotator.quality.calibration import calibrate, judge_items
+from trainer import services
+from trainer.algorithms.judges import PAIRWISE_RUBRIC, JudgeConfig
+from trainer.exceptions import JobError
+from trainer.models import Judge, ModelVersion, TrainingJob
+
+# What the judge page and the API may set (never a secret: the key stays in the environment).
+FIELDS = (
+    "backend", "base_url", "model", "api_key_env", "timeout_s", "retries", "concurrency",
+    "callable_path", "model_path", "reward_model", "rubrics", "principles", "chain_of_thought",
+    "cost_per_1k_prompt", "cost_per_1k_completion", "min_confidence", "audit_share",
+    "min_agreement", "min_calibration_tasks", "people_priority",
+)  # fmt: skip
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def judge_create(*, project: Project, name: str, **fields) -> Judge:
+    """A judge and its labeler account `judge-<project id>-<name>`."""
+    name = (name or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", name):
+        raise ServiceError("Name the judge with letters, digits, . _ or - (at most 60).",
+                           field="name")  # fmt: skip
+    if Judge.objects.filter(project=project, name=name).exists():
+        raise ServiceError(f"The project already has a judge named {name!r}.", field="name")
+    with transaction.atomic():
+        user = labeler_ai_ensure(project=project, username=f"judge-{project.id}-{name}")
+        judge = Judge(project=project, name=name, user=user)
+        _set(judge, fields)
+        judge.save()
+    return judge
+
+
+def judge_update(*, judge: Judge, **fields) -> Judge:
+    _set(judge, fields)
+    judge.save()
+    return judge
+
+
+def _set(judge: Judge, fields: dict) -> None:
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown judge setting(s): {', '.join(sorted(unknown))}.")
+    for key, value in fields.items():
+        setattr(judge, key, value)
+    if judge.api_key_env and not _ENV_NAME.match(judge.api_key_env):
+        raise ServiceError(
+            "Give the *name* of an environment variable (letters, digits, _), never the key.",
+            field="api_key_env",
+        )
+    if judge.reward_model_id and judge.reward_model.project_id != judge.project_id:
+        raise ServiceError("That reward model belongs to another project.", field="reward_model")
+    for name in ("audit_share", "min_agreement", "min_confidence"):
+        if not 0.0 <= float(getattr(judge, name)) <= 1.0:
+            raise ServiceError(f"{name} is a share from 0 to 1.", field=name)
+    try:
+        judge_config(judge)
+    except ValueError as exc:
+        raise ServiceError(f"Invalid judge: {exc}.", field="backend") from None
+
+
+def judge_config(judge: Judge) -> dict:
+    """The job's config for this judge (JudgeConfig's fields; validated)."""
+    model_path = judge.model_path
+    if judge.backend == Judge.Backend.REWARD_MODEL:
+        rm = judge.reward_model or (
+            ModelVersion.objects.filter(project=judge.project, role=ModelVersion.Role.REWARD)
+            .order_by("-id")
+            .first()
+        )
+        if rm is None:
+            raise ValueError("the project has no reward model yet")
+        model_path = rm.path
+    config = JudgeConfig(
+        backend=judge.backend, base_url=judge.base_url, model=judge.model,
+        api_key_env=judge.api_key_env, timeout_s=judge.timeout_s, retries=judge.retries,
+        concurrency=judge.concurrency, callable_path=judge.callable_path,
+        model_path=model_path, rubric=(judge.rubrics or {}).get("pairwise") or PAIRWISE_RUBRIC,
+        chain_of_thought=judge.chain_of_thought,
+        cost_per_1k_prompt=judge.cost_per_1k_prompt,
+        cost_per_1k_completion=judge.cost_per_1k_completion,
+    )  # fmt: skip
+    if judge.principles:
+        config.principles = list(judge.principles)
+    from dataclasses import asdict
+
+    return asdict(config)
+
+
+def judge_run(
+    *, judge: Judge, created_by: AbstractBaseUser | None = None, max_tasks: int | None = None,
+    round: int | None = None, include_complete: bool = False, config: dict | None = None,
+) -> TrainingJob:  # fmt: skip
+    """Queue a judging job over the tasks this judge has not judged yet."""
+    if judge.paused:
+        raise JobError(f"The judge is paused ({judge.paused_reason}); resume it first.")
+    try:
+        base = judge_config(judge)
+    except ValueError as exc:
+        raise JobError(f"The judge cannot run: {exc}.") from None
+    if not tasks_for_judging(project=judge.project, labeler=judge.user, limit=1, round=round,
+                             include_complete=include_complete):  # fmt: skip
+        raise JobError("Nothing to judge: this judge has judged every open pairwise task.")
+    dataset: dict = {"judge": judge.id}
+    if max_tasks:
+        dataset["max_tasks"] = max_tasks
+    if round is not None:
+        dataset["round"] = round
+    if include_complete:
+        dataset["include_complete"] = True
+    return services.job_create(
+        project=judge.project, kind="judge", config={**base, **(config or {})},
+        created_by=created_by, dataset=dataset,
+    )  # fmt: skip
+
+
+def judge_pause(*, judge: Judge, reason: str) -> None:
+    Judge.objects.filter(id=judge.id).update(paused=True, paused_reason=reason[:2000])
+
+
+def judge_resume(*, judge: Judge) -> None:
+    Judge.objects.filter(id=judge.id).update(paused=False, paused_reason="")
+
+
+def judge_job_ended(*, job: TrainingJob) -> None:
+    """Called when a judging job ends: a failed one pauses its judge with the reason."""
+    if job.status != TrainingJob.Status.FAILED:
+        return
+    judge = Judge.objects.filter(id=(job.dataset or {}).get("judge")).first()
+    if judge is not None:
+        judge_pause(judge=judge, reason=f"Judging job {job.id} failed: {job.error}")
+
+
+# --- The mixing policy -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the mixing policy knows of a judge when a batch comes in."""
+
+    agreement: float | None  # measured agreement with people's majority
+    calibrated: int  # tasks with both labels
+    asked_people: int  # verdicts already sent to people
+
+
+def judge_trust(judge: Judge) -> Trust:
+    figures = calibrate(judge_items(project=judge.project, labeler_id=judge.user_id))
+    asked = JudgeVerdict.objects.filter(labeler_id=judge.user_id, to_people=True).count()
+    return Trust(figures["agreement"], figures["tasks"], asked)
+
+
+def route(*, judge: Judge, trust: Trust, task_id: int, consistent: bool,
+          confidence: float | None) -> tuple[bool, str]:  # fmt: skip
+    """(also to people?, why). The order of the reasons is the order they are checked in."""
+    if not consistent:
+        return True, "inconsistent"
+    if confidence is not None and confidence < judge.min_confidence:
+        return True, "unsure"
+    if trust.calibrated < judge.min_calibration_tasks:
+        # Not measured yet: people see its tasks until enough have both labels.
+        if trust.asked_people < judge.min_calibration_tasks:
+            return True, "calibrating"
+    elif trust.agreement is not None and trust.agreement < judge.min_agreement:
+        return True, "low agreement"
+    # Reproducible: the same judge and task always draw the same number.
+    if random.Random(f"{judge.id}:{task_id}").random() < judge.audit_share:
+        return True, "audit"
+    return False, ""
+
+
+def judge_batch_store(*, job_id: int, results: list[dict]) -> int:
+    """One batch from a judging job's process, stored whole. Returns the annotations made."""
+    job = TrainingJob.objects.select_related("project").get(id=job_id)
+    judge = Judge.objects.select_related("user").get(id=job.dataset["judge"])
+    trust = judge_trust(judge)
+    asked = trust.asked_people
+    verdicts = []
+    for r in results:
+        consistent = is_consistent(first=r["first"], second=r["second"],
+                                   shown_order=r["shown_order"])  # fmt: skip
+        to_people, reason = route(
+            judge=judge, trust=Trust(trust.agreement, trust.calibrated, asked),
+            task_id=r["task_id"], consistent=consistent, confidence=r.get("confidence"),
+        )  # fmt: skip
+        asked += to_people
+        verdicts.append(
+            VerdictIn(
+                task_id=r["task_id"], shown_order=r["shown_order"], first=r["first"],
+                second=r["second"], confidence=r.get("confidence"),
+                rationale=r.get("rationale") or "", usage=r.get("usage") or {},
+                to_people=to_people, reason=reason,
+            )
+        )  # fmt: skip
+    return judge_verdicts_store(
+        project=job.project, labeler=judge.user, verdicts=verdicts, job_id=job.id,
+        people_priority=judge.people_priority,
+    )  # fmt: skip

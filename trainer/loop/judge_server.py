@@ -1,0 +1,137 @@
+"""A simulated AI judge behind an OpenAI-compatible chat-completions endpoint (no Django).
+
+For tests, demos and benchmarks: ``python -m trainer.loop.judge_server --port 0`` prints
+``listening on http://127.0.0.1:PORT/v1`` and answers ``POST /v1/chat/completions`` by an
+oracle rule (trainer/loop/oracles.py) applied to the two responses found in the judge's
+prompt (``[Response A]`` / ``[Response B]``, as the rubrics of trainer/algorithms/judges.py
+write them). The request's ``model`` says how to behave, as ``;``-separated settings:
+
+- ``rule=words-and-length`` (default), ``target=sun,garden``, ``length=12``: the rule;
+- ``noise=0.25``: error rate of each answer; ``left=0.3``: probability of answering "A"
+  whatever the responses say (position bias); ``seed=1``;
+- ``fail=429x2`` (or ``500x1``): the first N requests with this model string get that status;
+  ``failafter=N``: every request after the first N with this model string gets a 500;
+- ``delay=2.5``: seconds to wait before answering (to trip a client's timeout);
+- ``malformed=1``: a completion with no verdict line; ``notjson=1``: a body that is no JSON.
+
+``--auth-log FILE`` appends each request's Authorization header, so a test can check that a
+key was sent without the key appearing anywhere else.
+"""
+
+import argparse
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from trainer.loop.oracles import OracleConfig, make_oracle
+
+_B_END = re.compile(r"\n\n(?=Judge the content|End your answer|First reason)")
+
+
+def settings_of(model: str) -> dict:
+    out = {}
+    for part in (model or "").split(";"):
+        key, _, value = part.partition("=")
+        if key.strip():
+            out[key.strip()] = value.strip()
+    return out
+
+
+def responses_of(text: str) -> tuple[str, str]:
+    after_a = text.split("[Response A]\n", 1)[1]
+    a, after_b = after_a.split("\n\n[Response B]\n", 1)
+    match = _B_END.search(after_b)
+    b = after_b[: match.start()] if match else after_b.rsplit("\n\n", 1)[0]
+    return a, b
+
+
+class JudgeHandler(BaseHTTPRequestHandler):
+    server_version = "SimJudge/1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_POST(self):  # noqa: N802 -- http.server's name
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.server.auth_log:
+            with self.server.lock, open(self.server.auth_log, "a") as log:
+                log.write((self.headers.get("Authorization") or "-") + "\n")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._send(404, {"error": {"message": "not found"}})
+        model = body.get("model", "")
+        s = settings_of(model)
+        with self.server.lock:
+            count = self.server.counts.get(model, 0) + 1
+            self.server.counts[model] = count
+        if s.get("fail"):
+            status, _, times = s["fail"].partition("x")
+            if count <= int(times or 1):
+                return self._send(int(status), {"error": {"message": "try again"}})
+        if s.get("failafter") and count > int(s["failafter"]):
+            return self._send(500, {"error": {"message": "down"}})
+        if s.get("delay"):
+            time.sleep(float(s["delay"]))
+        if s.get("notjson"):
+            return self._send_raw(200, b"<html>gateway</html>")
+        user = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
+        if s.get("malformed"):
+            content = "I think both have merits."
+        else:
+            content = self._verdict(user, s, count)
+        usage = {"prompt_tokens": len(user.split()), "completion_tokens": len(content.split())}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return self._send(200, {
+            "id": f"sim-{count}", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": usage,
+        })  # fmt: skip
+
+    def _verdict(self, user: str, s: dict, count: int) -> str:
+        a, b = responses_of(user)
+        config = OracleConfig(
+            target_words=tuple((s.get("target") or "happy,friend,garden,music,bright,kind")
+                               .split(",")),
+            target_length=int(s.get("length") or 12),
+            noise=float(s.get("noise") or 0), position_bias=float(s.get("left") or 0),
+            # One stream per request: the answer depends on the request's number only.
+            seed=int(s.get("seed") or 0) * 1_000_003 + count,
+        )  # fmt: skip
+        oracle = make_oracle(s.get("rule") or "words-and-length", **vars(config))
+        choice = oracle.answer_pairwise(a, b)
+        word = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}[choice]
+        return f"Comparing the two by the rule.\nVerdict: {word}\nConfidence: 0.9"
+
+    def _send(self, status: int, obj: dict):
+        self._send_raw(status, json.dumps(obj).encode(), "application/json")
+
+    def _send_raw(self, status: int, data: bytes, ctype: str = "text/html"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def serve(port: int = 0, auth_log: str | None = None) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), JudgeHandler)
+    server.daemon_threads = True
+    server.counts, server.lock, server.auth_log = {}, threading.Lock(), auth_log
+    return server
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--auth-log")
+    args = parser.parse_args(argv)
+    server = serve(args.port, args.auth_log)
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}/v1", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
