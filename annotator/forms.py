@@ -176,6 +176,24 @@ class ImportForm(forms.Form):
         return "csv" if self.cleaned_data["file"].name.lower().endswith(".csv") else "jsonl"
 
 
+class PreferenceImportForm(ImportForm):
+    """An existing preference file (annotator/preference_import.py)."""
+
+    prefix = "pref"
+    file = forms.FileField(help_text="JSONL or Parquet in TRL's preference forms.")
+    format = forms.ChoiceField(
+        choices=[("auto", "From the file name"), ("jsonl", "JSONL"), ("parquet", "Parquet")],
+        initial="auto",
+    )
+
+    def fmt(self) -> str:
+        chosen = self.cleaned_data["format"]
+        if chosen != "auto":
+            return chosen
+        name = self.cleaned_data["file"].name.lower()
+        return "parquet" if name.endswith(".parquet") else "jsonl"
+
+
 def answer_to_post(
     *, kind: str, project: Project, shown_order: list[int], fields: dict
 ) -> QueryDict:

@@ -34,6 +34,7 @@ from annotator.exceptions import (
 from annotator.forms import (
     MAX_TIME_SPENT_MS,
     ImportForm,
+    PreferenceImportForm,
     SkipForm,
     answer_from_post,
     answer_to_post,
@@ -41,6 +42,7 @@ from annotator.forms import (
     time_spent_from_post,
 )
 from annotator.importing import project_import as import_file
+from annotator.preference_import import preferences_import
 from annotator.models import Annotation, Assignment, Kind, Membership, Project, Prompt, Task
 from annotator.rendering import word_diff
 from annotator.throttling import import_wait
@@ -446,8 +448,12 @@ def _render_admin(
     import_errors=None,
     refused: str = "",
     status: int = 200,
+    pref_form: PreferenceImportForm | None = None,
+    pref_errors=None,
 ) -> HttpResponse:
     context = {
+        "pref_form": pref_form or PreferenceImportForm(),
+        "pref_errors": pref_errors,
         "project": project,
         "role": Membership.Role.ADMIN,
         "stats": selectors.project_stats(project=project),
@@ -491,4 +497,35 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
         details={"format": form.fmt(), "tasks_created": created},
     )
     messages.success(request, f"Imported {created} task(s).")
+    return redirect("project_admin", project_id=project.id)
+
+
+@require_POST
+@login_required
+def project_import_preferences(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    _admin_only(role)
+    if (wait := import_wait(request)) is not None:
+        refused = f"Too many imports: try again in {round(wait)} seconds."
+        return _render_admin(request, project, ImportForm(), refused=refused, status=429)
+    form = PreferenceImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_admin(request, project, ImportForm(), pref_form=form)
+    upload = form.cleaned_data["file"]
+    try:
+        result = preferences_import(
+            project=project, data=upload.read(), fmt=form.fmt(), filename=upload.name
+        )
+    except ImportFailed as exc:
+        return _render_admin(request, project, ImportForm(), pref_form=form, pref_errors=exc.errors)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.IMPORT,
+        details={"format": form.fmt(), "preferences": result.preferences,
+                 "labeler": result.labeler},
+    )  # fmt: skip
+    messages.success(
+        request,
+        f"Imported {result.preferences} preference(s) over {result.prompts} prompt(s) as "
+        f"labeler {result.labeler}.",
+    )
     return redirect("project_admin", project_id=project.id)

@@ -17,8 +17,9 @@ SCHEMAS = ["preference", "preference-conversational", "ranking", "likert", "unpa
 FORMATS = ["jsonl", "csv", "parquet"]
 AGGREGATES = ["majority", "all", "reliability"]
 DB_INT_MAX = 2**31 - 1  # rounds and user ids are 32-bit integer columns
-# Who made an annotation. "ai" (AI judges) is accepted and matches nothing until they exist.
-SOURCES = ["human", "simulated", "ai"]
+# Who made an annotation. "ai" (AI judges) is accepted and matches nothing until they exist;
+# "imported": read from an existing preference file (annotator/preference_import.py).
+SOURCES = ["human", "simulated", "ai", "imported"]
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
 # opinionated). A completion with any of them is never exported as the chosen one.
@@ -138,7 +139,8 @@ class ExportQuery(serializers.Serializer):
     source = serializers.ChoiceField(
         SOURCES,
         required=False,
-        help_text="Only answers by people (human) or simulated labelers; ai matches nothing yet.",
+        help_text="Only answers by people (human), simulated labelers, or imported from a "
+        "preference file (imported); ai matches nothing yet.",
     )
     posterior_margin = serializers.BooleanField(
         default=False,

@@ -49,7 +49,7 @@ COLUMNS = {
         ("strength", "int"), ("score", "int"), ("scores", "json"), ("flags", "str[]"),
         ("ranking", "int[]"), ("notes", "str"), ("shown_order", "int[]"),
         ("time_spent_ms", "int"), ("is_simulated", "bool"), ("created_at", "str"),
-        ("round", "int"), ("split", "str"),
+        ("round", "int"), ("split", "str"), ("is_imported", "bool"),
     ],
 }  # fmt: skip
 COLUMNS["preference-conversational"] = [
@@ -244,6 +244,7 @@ _RAW_FIELDS = (
     "id", "task_id", "task__prompt_id", "labeler_id", "kind", "verdict", "chosen_id",
     "rejected_id", "strength", "score", "scores", "flags", "ranking", "notes", "shown_order",
     "time_spent_ms", "is_simulated", "created_at", "task__round", "task__prompt__split",
+    "is_imported",
 )  # fmt: skip
 
 

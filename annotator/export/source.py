@@ -68,7 +68,10 @@ def annotations(*, project: Project, params: ExportParams) -> QuerySet[Annotatio
         if params.source == "ai":
             # No AI judges yet. (Not .none(): the streamed queries compile their SQL.)
             return qs.filter(pk__isnull=True)
-        qs = qs.filter(is_simulated=params.source == "simulated")
+        if params.source == "imported":
+            qs = qs.filter(is_imported=True)
+        else:
+            qs = qs.filter(is_simulated=params.source == "simulated", is_imported=False)
     if params.excluded_labelers:
         qs = qs.exclude(labeler_id__in=params.excluded_labelers)
     # Review (annotator/review.py): nothing is deleted, the export decides.
