@@ -221,7 +221,7 @@ def test_it_writes_raw_annotations_as_stored(project, duo):
         "strength": 3, "score": None, "scores": None, "flags": [], "ranking": [],
         "notes": "+1 sure", "shown_order": [a.id, b.id], "time_spent_ms": 1234,
         "is_simulated": False, "created_at": answer.created_at.isoformat(), "round": 4,
-        "split": "eval",
+        "split": "eval", "is_imported": False,
     }]  # fmt: skip
 
 
