@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from annotator.exceptions import ImportFailed
 from annotator.importing import MAX_ERRORS_REPORTED, ROLES, LineError, _analyze_tasks
 from annotator.models import Annotation, Completion, Kind, Project, Prompt, Task, TaskCompletion
-from webapp import safejson
+from webapp import safejson, sql
 
 # Users in this group stand for an imported file: their annotations are `is_imported`.
 IMPORTED_GROUP = "imported"
@@ -300,7 +301,65 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def _write_copy(project: Project, labeler: AbstractBaseUser, items: list[Item]) -> int:
+    """PostgreSQL: the same rows as `_write`, by COPY with ids reserved from the sequences
+    (bulk_create spends most of its time building model instances and SQL text)."""
+    tasks_made = 0
+    now = timezone.now()
+    dumps = json.dumps
+    for chunk in _chunks(items, BATCH * 4):
+        prompt_ids = sql.reserve_ids(Prompt, len(chunk))
+        completion_ids = sql.reserve_ids(Completion, sum(len(i.responses) for i in chunk))
+        task_ids = sql.reserve_ids(Task, sum(len(i.pairs) for i in chunk))
+        sql.copy_in(
+            Prompt, ("id", "project_id", "text", "messages", "split", "created_at"),
+            (
+                (pid, project.id, i.text, None if i.messages is None else dumps(i.messages),
+                 i.split, now)
+                for pid, i in zip(prompt_ids, chunk, strict=True)
+            ),
+        )  # fmt: skip
+        completions, tasks, links, answers = [], [], [], []
+        c, t = iter(completion_ids), iter(task_ids)
+        for pid, item in zip(prompt_ids, chunk, strict=True):
+            ids = [next(c) for _ in item.responses]
+            for k, (cid, text) in enumerate(zip(ids, item.responses, strict=True)):
+                meta = "{}" if item.scores is None else dumps({"score": item.scores[k]})
+                completions.append((cid, pid, text, meta, now))
+            meta = {"imported_line": item.number}
+            if item.margin is not None:
+                meta["margin"] = item.margin
+            meta = dumps(meta)
+            for chosen, rejected, strength in item.pairs:
+                tid = next(t)
+                tasks.append((tid, project.id, pid, Kind.PAIRWISE, 1, 1, True, item.round, meta,
+                              now))  # fmt: skip
+                links += [(tid, ids[chosen], 0), (tid, ids[rejected], 1)]
+                answers.append(
+                    (tid, labeler.pk, Kind.PAIRWISE, Annotation.Verdict.PREFERRED, ids[chosen],
+                     ids[rejected], strength, f"[{ids[chosen]},{ids[rejected]}]", True, now)
+                )  # fmt: skip
+        sql.copy_in(Completion, ("id", "prompt_id", "text", "meta", "created_at"), completions)
+        sql.copy_in(
+            Task,
+            ("id", "project_id", "prompt_id", "kind", "overlap", "annotation_count",
+             "is_complete", "round", "meta", "created_at"),
+            tasks,
+        )  # fmt: skip
+        sql.copy_in(TaskCompletion, ("task_id", "completion_id", "position"), links)
+        sql.copy_in(
+            Annotation,
+            ("task_id", "labeler_id", "kind", "verdict", "chosen_id", "rejected_id", "strength",
+             "shown_order", "is_imported", "created_at"),
+            answers,
+        )  # fmt: skip
+        tasks_made += len(tasks)
+    return tasks_made
+
+
 def _write(project: Project, labeler: AbstractBaseUser, items: list[Item]) -> int:
+    if connection.vendor == "postgresql":
+        return _write_copy(project, labeler, items)
     tasks_made = 0
     for chunk in _chunks(items, BATCH):
         prompts = Prompt.objects.bulk_create(
