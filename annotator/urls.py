@@ -21,6 +21,11 @@ urlpatterns = [
         name="label_submit",
     ),
     path(
+        "projects/<int:project_id>/label/<int:task_id>/preview/",
+        views.label_preview,
+        name="label_preview",
+    ),
+    path(
         "projects/<int:project_id>/tasks/<int:task_id>/skip/",
         views.label_skip,
         name="label_skip",

@@ -43,7 +43,16 @@ from annotator.forms import (
 )
 from annotator.importing import project_import as import_file
 from annotator.preference_import import preferences_import
-from annotator.models import Annotation, Assignment, Kind, Membership, Project, Prompt, Task
+from annotator.models import (
+    Annotation,
+    Assignment,
+    Kind,
+    Membership,
+    Project,
+    Prompt,
+    Task,
+    TaskCompletion,
+)
 from annotator.rendering import word_diff
 from annotator.throttling import import_wait
 
@@ -54,7 +63,8 @@ EARLIER_TURNS_FOLDED_FROM = 3
 # An answer error's field (answers.py) -> the control it is shown beside.
 ERROR_PLACES = {
     "choice": "choice", "strength": "strength", "score": "score", "scores": "score",
-    "flags": "flags", "ranking": "ranking", "notes": "notes",
+    "flags": "flags", "ranking": "ranking", "notes": "notes", "text": "text",
+    "critique": "critique", "principle": "critique",
 }  # fmt: skip
 
 
@@ -114,6 +124,8 @@ def _label(kind: str, position: int) -> str:
         return "AB"[position - 1]
     if kind == Kind.LIKERT:
         return "Response"
+    if kind == Kind.EDIT:
+        return "Original"
     return str(position)
 
 
@@ -290,6 +302,23 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
         return _after_post(request, project=project, role=role, error=exc.message)
     undo = result.annotation if request.htmx and not result.repeat else None
     return _after_post(request, project=project, role=role, notice="Saved.", undo=undo)
+
+
+@require_POST
+@login_required
+def label_preview(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
+    """The written response as it will look (the same safe Markdown as everywhere), and for an
+    edit task the word differences from the original: the writer's live preview."""
+    project, _ = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    task = _task_in_project(project, task_id)
+    text = request.POST.get("text", "")[: project.max_chars]
+    diff = None
+    if task.kind == Kind.EDIT:
+        link = TaskCompletion.objects.filter(task=task).select_related("completion").first()
+        if link is not None and link.completion.text.strip() != text.strip():
+            diff = word_diff(link.completion.text, text)
+    context = {"text": text, "diff": diff, "length": len(text.strip()), "project": project}
+    return render(request, "annotator/_preview.html", context)
 
 
 @require_POST
