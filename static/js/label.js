@@ -91,8 +91,17 @@
       if (state) state.textContent = "your draft was restored";
     }
     countChars();
+    // The first preview (of the draft, the original or what was posted): asked for directly,
+    // since htmx may not yet have wired the textarea's own trigger when this runs.
     const text = document.getElementById("written");
-    if (text && window.htmx) window.htmx.trigger(text, "preview");
+    if (text && window.htmx && text.value.trim()) {
+      window.htmx.ajax("POST", text.getAttribute("hx-post"), {
+        source: text,
+        target: "#written-preview",
+        swap: "innerHTML",
+        values: { text: text.value },
+      });
+    }
   }
 
   document.addEventListener("input", (event) => {
