@@ -74,6 +74,9 @@ SNAPSHOT_SCHEMA = "preference-native"
 COLUMNS[SNAPSHOT_SCHEMA] = [
     (name, "json" if name == "prompt" else kind) for name, kind in COLUMNS["preference"]
 ]
+# The same for an SFT job on demonstrations: `sft` with a chat prompt kept as its messages.
+SFT_SNAPSHOT_SCHEMA = "sft-native"
+COLUMNS[SFT_SNAPSHOT_SCHEMA] = [("prompt", "json"), ("completion", "str"), *_SFT_TAIL]
 
 
 def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tuple]:
@@ -89,6 +92,7 @@ def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tu
         "raw": _raw,
         "sft": _sft,
         "sft-conversational": _sft,
+        SFT_SNAPSHOT_SCHEMA: _sft,
     }[params.schema]
     for row in builder(project, params, stats):
         stats.rows += 1
@@ -283,5 +287,7 @@ def _sft(project, params, stats) -> Iterator[tuple]:
             tail = (kind, task_id, prompt_id, aid, labeler, round_, split)
             if conversational:
                 yield (prompt_messages(prompt, messages) + _assistant(text), *tail)
+            elif params.schema == SFT_SNAPSHOT_SCHEMA:
+                yield (prompt_native(prompt, messages), text, *tail)
             else:
                 yield (prompt_text(prompt, messages), text, *tail)
