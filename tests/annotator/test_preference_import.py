@@ -216,6 +216,18 @@ class TestTellingApart:
         raw, _ = run_export(project, schema="raw")
         assert [r["is_imported"] for r in raw] == [False, True]
 
+    def test_the_labelers_statistics_mark_the_import_account(self):
+        from annotator.quality import stats
+
+        project = ProjectFactory()
+        (person,) = labelers(1)
+        task, (x, _) = task_over(prompt_for(project, "mine"), ["x", "y"], kind=Kind.PAIRWISE)
+        pick(task, person, x)
+        result = imported(project, jsonl({"prompt": "theirs", "chosen": "a", "rejected": "b"}))
+        by = {s.username: s for s in stats.labeler_stats(project)}
+        assert by[result.labeler].imported and not by[result.labeler].simulated
+        assert not by[person.username].imported
+
 
 @pytest.mark.django_db
 def test_the_api_imports_and_answers_bad_lines_with_their_numbers(project, alice, bob, api_as):
