@@ -352,6 +352,10 @@ def _summary(annotation: Annotation) -> str:
         if annotation.scores:
             return ", ".join(f"{aspect} {score}" for aspect, score in annotation.scores.items())
         return f"Score {annotation.score}"
+    if annotation.kind == Kind.DEMONSTRATION:
+        return "Written"
+    if annotation.kind == Kind.EDIT:
+        return "Revised" if annotation.chosen_id else "Kept unchanged"
     return "Best first:"
 
 
@@ -364,6 +368,8 @@ def _judged(annotation: Annotation, texts: dict[int, str]) -> list[dict]:
         ids = shown[:1]
     elif annotation.kind == Kind.RANKING:
         ids = annotation.ranking
+    elif annotation.kind in (Kind.DEMONSTRATION, Kind.EDIT):
+        return [{"label": "Written", "text": annotation.text}]
     else:
         ids = [annotation.chosen_id] if annotation.chosen_id else []
     return [{"label": labels.get(cid, "?"), "text": texts.get(cid, "")} for cid in ids]

@@ -158,3 +158,17 @@ def test_the_api_serves_a_demonstration_and_takes_the_written_answer(api_as):
     )
     assert stored.status_code == 201, stored.content
     assert Annotation.objects.get().text == "Written."
+
+
+@pytest.mark.django_db
+def test_my_annotations_lists_written_answers_and_the_edit_page_shows_them(client):
+    project = ProjectFactory(kind=Kind.EDIT)
+    task = make_task(project, texts=["Teh answer."])
+    user = member(project)
+    task_claim_next(project=project, labeler=user)
+    answer = annotation_submit(task=task, labeler=user, answer={"text": "The answer."}).annotation
+    client.force_login(user)
+    listing = client.get(f"/projects/{project.id}/annotations/").content.decode()
+    assert "Revised" in listing and "The answer." in listing
+    page = client.get(f"/projects/{project.id}/annotations/{answer.id}/edit/")
+    assert page.status_code == 200 and "The answer.</textarea>" in page.content.decode()
