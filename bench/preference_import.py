@@ -80,6 +80,7 @@ def main() -> None:
     from annotator.preference_import import preferences_import
 
     times = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "preferences.jsonl"
         size = write_file(path, args.rows)
@@ -97,7 +98,8 @@ def main() -> None:
             # Kept: deleting 600,000 rows by cascade takes longer than the import.
 
     median = statistics.median(times)
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = " / ".join(f"{x:.2f}" for x in load_before)
+    load_after = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     command = f"python bench/preference_import.py --rows {args.rows} --runs {args.runs}"
     table = [
         "| rows | file MB | runs | median s | min s | max s | rows/s (median) | target |",
@@ -112,7 +114,7 @@ def main() -> None:
     (RESULTS / "preference_import.md").write_text(
         "# Preference import (issue #14)\n\n"
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · PostgreSQL 127.0.0.1 · "
-        f"load average before the runs {load}\n\n"
+        f"load average before the runs {load}, after {load_after}\n\n"
         f"Command: `{command}`\n\n"
         "An explicit-prompt JSONL file (prompt, chosen, rejected, margin) read as a stream and "
         "imported all-or-nothing: each row a prompt, two completions, a complete pairwise "
@@ -123,7 +125,7 @@ def main() -> None:
     (RESULTS / "preference_import.json").write_text(
         json.dumps(
             {"rows": args.rows, "bytes": size, "seconds": times, "median_s": median,
-             "load_average": os.getloadavg(), "machine": machine, "command": command},
+             "load_average_before": load_before, "load_average_after": os.getloadavg(), "machine": machine, "command": command},
             indent=2,
         )  # fmt: skip
         + "\n"
