@@ -171,8 +171,11 @@ def _implicit(chosen, rejected) -> tuple[str, list | None, str, str]:
             n -= 1
         if n == 0 or not chosen[:n].strip():
             raise LineError("chosen and rejected share no prompt: they differ from the start")
-        return _text(chosen[:n], "prompt"), None, _text(chosen[n:], "chosen"), _text(
-            rejected[n:], "rejected"
+        return (
+            _text(chosen[:n], "prompt"),
+            None,
+            _text(chosen[n:], "chosen"),
+            _text(rejected[n:], "rejected"),
         )
     raise LineError("chosen and rejected must both be strings or both lists of messages")
 
@@ -371,7 +374,8 @@ def _write(project: Project, labeler: AbstractBaseUser, items: list[Item]) -> in
         completions = Completion.objects.bulk_create(
             [
                 Completion(
-                    prompt=prompt, text=text,
+                    prompt=prompt,
+                    text=text,
                     meta={} if item.scores is None else {"score": item.scores[k]},
                 )  # fmt: skip
                 for prompt, item in zip(prompts, chunk, strict=True)
@@ -404,9 +408,14 @@ def _write(project: Project, labeler: AbstractBaseUser, items: list[Item]) -> in
         Annotation.objects.bulk_create(
             [
                 Annotation(
-                    task=task, labeler=labeler, kind=Kind.PAIRWISE,
-                    verdict=Annotation.Verdict.PREFERRED, chosen_id=chosen,
-                    rejected_id=rejected, strength=strength, shown_order=[chosen, rejected],
+                    task=task,
+                    labeler=labeler,
+                    kind=Kind.PAIRWISE,
+                    verdict=Annotation.Verdict.PREFERRED,
+                    chosen_id=chosen,
+                    rejected_id=rejected,
+                    strength=strength,
+                    shown_order=[chosen, rejected],
                     is_imported=True,
                 )  # fmt: skip
                 for task, (chosen, rejected, strength) in zip(tasks, answers, strict=True)

@@ -42,7 +42,6 @@ from annotator.forms import (
     time_spent_from_post,
 )
 from annotator.importing import project_import as import_file
-from annotator.preference_import import preferences_import
 from annotator.models import (
     Annotation,
     Assignment,
@@ -53,6 +52,7 @@ from annotator.models import (
     Task,
     TaskCompletion,
 )
+from annotator.preference_import import preferences_import
 from annotator.rendering import word_diff
 from annotator.throttling import import_wait
 

@@ -124,8 +124,16 @@ def main() -> None:
     )
     (RESULTS / "preference_import.json").write_text(
         json.dumps(
-            {"rows": args.rows, "bytes": size, "seconds": times, "median_s": median,
-             "load_average_before": load_before, "load_average_after": os.getloadavg(), "machine": machine, "command": command},
+            {
+                "rows": args.rows,
+                "bytes": size,
+                "seconds": times,
+                "median_s": median,
+                "load_average_before": load_before,
+                "load_average_after": os.getloadavg(),
+                "machine": machine,
+                "command": command,
+            },
             indent=2,
         )  # fmt: skip
         + "\n"

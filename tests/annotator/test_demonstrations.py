@@ -92,7 +92,11 @@ class TestEdit:
         answer = {"text": "The sky is blue.", "critique": "Wrong colour.", "principle": "Be honest"}
         annotation_submit(task=task, labeler=user, answer=answer)
         a = Annotation.objects.get()
-        assert (a.text, a.critique, a.principle) == ("The sky is blue.", "Wrong colour.", "Be honest")
+        assert (a.text, a.critique, a.principle) == (
+            "The sky is blue.",
+            "Wrong colour.",
+            "Be honest",
+        )
         assert a.verdict == "preferred" and a.rejected.text == "The sky is green."
         assert a.chosen.text == "The sky is blue." and a.chosen.source == Completion.Source.REVISION
         assert a.chosen.prompt_id == task.prompt_id

@@ -136,7 +136,7 @@ def test_trl_sft_trainer_trains_on_the_sft_export(db, tmp_path):
     set_seed(0)
     project = ProjectFactory(kind=Kind.DEMONSTRATION)
     (user,) = members(project, 1)
-    for i in range(8):
+    for _ in range(8):
         make_task(project)
     for i in range(8):
         written(project, user, {"text": f"please say more about {OBJECTS[i % 4]}."})

@@ -93,7 +93,10 @@ class TestForms:
         result = imported(project, jsonl(line))
         assert (result.preferences, result.prompts) == (5, 1)
         assert {t[1:3] for t in triples(project)} == {
-            ("Blue", "Red"), ("Red", "Rock"), ("Blue", "Rock"), ("Blue", "Teal"),
+            ("Blue", "Red"),
+            ("Red", "Rock"),
+            ("Blue", "Rock"),
+            ("Blue", "Teal"),
             ("Teal", "Rock"),
         }
         scores = dict(Completion.objects.values_list("text", "meta"))
@@ -161,7 +164,10 @@ class TestBadRows:
                 {"prompt": [{"role": "wizard", "content": "x"}], "chosen": "a", "rejected": "b"},
                 {"prompt": "p", "chosen": [{"role": "user", "content": "a"}], "rejected": "b"},
                 {"prompt": "p", "responses": [{"text": "a", "score": 1}, {"text": "b"}]},
-                {"prompt": "p", "responses": [{"text": "a", "score": 1}, {"text": "b", "score": 1}]},
+                {
+                    "prompt": "p",
+                    "responses": [{"text": "a", "score": 1}, {"text": "b", "score": 1}],
+                },  # noqa: E501
                 {"text": "what is this"},
                 {**good, "split": "dev"},
                 [1, 2],
@@ -195,7 +201,7 @@ class TestBadRows:
         assert self.errors(sink.getvalue(), fmt="parquet") == [(3, "rejected is empty")]
 
     def test_a_file_that_is_no_parquet_is_refused(self):
-        (line, error), = self.errors(b"nope", fmt="parquet")
+        ((line, error),) = self.errors(b"nope", fmt="parquet")
         assert line == 0 and error.startswith("not a Parquet file")
 
 
@@ -275,7 +281,7 @@ def _renumbered(data: bytes) -> bytes:
         for name in IDS:
             row[name] = seen.setdefault((name, row[name]), len([k for k in seen if k[0] == name]))
         row["labelers"] = len(row["labelers"])
-        row["group"] = re.sub(r"\d+", lambda m: str(row["task_id"]), row["group"])
+        row["group"] = re.sub(r"\d+", str(row["task_id"]), row["group"])
         out.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
     return "\n".join(out).encode()
 
@@ -288,7 +294,7 @@ def test_a_preference_export_imported_into_a_new_project_exports_the_same_bytes(
     people = labelers(3)
     chat = [{"role": "user", "content": "Hi <there> \u00e9"}]
     rows = [
-        (prompt_for(source, "plain \"quoted\"\nline"), ["good", "bad"], 0, None, None),
+        (prompt_for(source, 'plain "quoted"\nline'), ["good", "bad"], 0, None, None),
         (prompt_for(source, messages=chat), ["hello", "go away"], 1, 2, None),
         (prompt_for(source, "eval one", split="eval"), ["yes", "no"], 2, 3, 4),
         (prompt_for(source, "tab\there"), ["=1+1", "-2"], 0, 1, 1),

@@ -28,9 +28,7 @@ def test_it_writes_a_demonstration_and_revises_a_response(
 
     expect.set_options(timeout=20_000)  # the preview is a server round trip on a busy machine
     demo = ProjectFactory(kind=Kind.DEMONSTRATION, min_chars=10, created_by=alice)
-    edit = ProjectFactory(
-        kind=Kind.EDIT, principles=["Be accurate", "Be brief"], created_by=alice
-    )
+    edit = ProjectFactory(kind=Kind.EDIT, principles=["Be accurate", "Be brief"], created_by=alice)
     for project in (demo, edit):
         MembershipFactory(project=project, user=bob, role=Membership.Role.LABELER)
     task = make_task(demo)
