@@ -5,7 +5,10 @@ The API and the labeler UI both send answers in one shape:
   where "a" / "b" are the first / second completion *as served* (the lease's shown order);
 - likert: {"score": n, "flags"?: [...], "notes"?: str}, or {"scores": {aspect: n, ...}}
   when the project has aspects;
-- ranking: {"ranking": [completion ids, best first], "notes"?: str}.
+- ranking: {"ranking": [completion ids, best first], "notes"?: str};
+- demonstration: {"text": the response written, "notes"?: str};
+- edit: {"text": the revised response, "critique"?: str, "principle"?: one of the project's
+  principles, "notes"?: str}.
 What is stored refers to completion ids only, never to screen positions.
 """
 
@@ -34,6 +37,10 @@ def validate_answer(*, task: Task, project: Project, shown_order: list[int], ans
         fields |= _pairwise(project=project, shown_order=shown_order, answer=answer)
     elif task.kind == Kind.LIKERT:
         fields |= _likert(project=project, answer=answer)
+    elif task.kind == Kind.DEMONSTRATION:
+        fields["text"] = _written(project=project, value=answer.get("text"))
+    elif task.kind == Kind.EDIT:
+        fields |= _edit(project=project, answer=answer)
     else:
         fields |= _ranking(shown_order=shown_order, answer=answer)
     return fields
@@ -119,6 +126,41 @@ def _likert(*, project: Project, answer: dict) -> dict:
     # Keep the project's order and drop repeats, so equal answers are stored equally.
     fields["flags"] = [f for f in project.flags if f in set(flags)]
     return fields
+
+
+def _written(*, project: Project, value) -> str:
+    """A written response, its length within the project's bounds (ends' blanks aside)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidAnswer("Write the response.", field="text")
+    value = value.strip()
+    if len(value) < project.min_chars:
+        raise InvalidAnswer(
+            f"Write at least {project.min_chars:,} characters ({len(value):,} so far).",
+            field="text",
+        )
+    if len(value) > project.max_chars:
+        raise InvalidAnswer(
+            f"Write at most {project.max_chars:,} characters ({len(value):,} now).", field="text"
+        )
+    return value
+
+
+def _edit(*, project: Project, answer: dict) -> dict:
+    critique = answer.get("critique") or ""
+    if not isinstance(critique, str):
+        raise InvalidAnswer("The critique must be text.", field="critique")
+    if len(critique) > MAX_NOTES:
+        raise InvalidAnswer(
+            f"The critique can be at most {MAX_NOTES:,} characters long.", field="critique"
+        )
+    principle = answer.get("principle") or ""
+    if principle and principle not in (project.principles or []):
+        raise InvalidAnswer("Pick one of this project's principles, or none.", field="principle")
+    return {
+        "text": _written(project=project, value=answer.get("text")),
+        "critique": critique.strip(),
+        "principle": principle,
+    }
 
 
 def _ranking(*, shown_order: list[int], answer: dict) -> dict:

@@ -75,6 +75,7 @@ class StringList(serializers.ListField):
 class ProjectSerializer(StrictModelSerializer):
     flags = StringList(required=False, help_text="Likert flags labelers can tick.")
     aspects = StringList(required=False, help_text="Named aspects scored separately.")
+    principles = StringList(required=False, help_text="Principles an edit's critique can name.")
 
     class Meta:
         model = Project
@@ -96,6 +97,9 @@ class ProjectSerializer(StrictModelSerializer):
             "gold_floor",
             "gold_min_answers",
             "repeat_share",
+            "min_chars",
+            "max_chars",
+            "principles",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
@@ -108,6 +112,8 @@ class ProjectSerializer(StrictModelSerializer):
             "gold_floor": _between("gold_floor", 0, 1),
             "gold_min_answers": _between("gold_min_answers", 1, 1000),
             "repeat_share": _between("repeat_share", 0, 1),
+            "min_chars": _between("min_chars", 1, 100_000),
+            "max_chars": _between("max_chars", 1, 100_000),
         }
 
 
@@ -280,7 +286,8 @@ class AnswerIn(serializers.Serializer):
 ANSWER_SCHEMA = {
     "type": "object",
     "description": "Pairwise: `choice` (and `strength` for a or b); Likert: `score`, or "
-    "`scores` per aspect when the project has aspects, and `flags`; ranking: `ranking`. "
+    "`scores` per aspect when the project has aspects, and `flags`; ranking: `ranking`; "
+    "demonstration: `text`; edit: `text`, `critique`, `principle`. "
     "`notes` and `time_spent_ms` for all. A field the task does not take, or a value the "
     "project does not allow (a tie where ties are off, a score above its scale, an unknown "
     "flag), is answered 400 naming it in `field`.",
@@ -295,6 +302,10 @@ ANSWER_SCHEMA = {
         "flags": {"type": "array", "items": {"type": "string"}},
         "ranking": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
         "notes": {"type": "string", "maxLength": MAX_NOTES},
+        "text": {"type": "string", "description": "The response written (demonstration) or "
+                 "revised (edit), within the project's min_chars and max_chars."},
+        "critique": {"type": "string", "maxLength": MAX_NOTES},
+        "principle": {"type": "string", "description": "One of the project's principles."},
         "time_spent_ms": {
             "type": "integer", "minimum": 0, "maximum": 24 * 3600 * 1000, "nullable": True,
         },

@@ -5,6 +5,7 @@ from annotator import (  # noqa: F401 (converters registers <id:>)
     audit_api,
     converters,
     export_api,
+    preference_api,
     review_api,
     revision_api,
 )
@@ -15,6 +16,11 @@ urlpatterns = [
     path("projects/<id:project_id>/", api.project_detail, name="api-project"),
     path("projects/<id:project_id>/members/", api.project_member_add, name="api-members"),
     path("projects/<id:project_id>/import/", api.project_import_view, name="api-import"),
+    path(
+        "projects/<id:project_id>/import/preferences/",
+        preference_api.preferences_import_view,
+        name="api-import-preferences",
+    ),
     path("projects/<id:project_id>/tasks/next/", api.task_next, name="api-task-next"),
     path("tasks/<id:task_id>/annotations/", api.annotation_create, name="api-annotate"),
     path("tasks/<id:task_id>/skip/", api.task_skip, name="api-skip"),

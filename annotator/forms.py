@@ -6,6 +6,7 @@ names:
 - pairwise: choice (a | b | tie | both_bad), strength ("" | 1 | 2 | 3);
 - likert: score, or score__<i> for the i-th aspect; flag (repeated: indexes into project.flags);
 - ranking: rank__<p> = the rank (1 = best) given to the p-th response as shown (1-based);
+- demonstration: text; edit: text, critique, principle (an index into project.principles);
 - every kind: notes, time_spent_ms.
 """
 
@@ -50,6 +51,19 @@ def answer_from_post(*, kind: str, project: Project, shown_order: list[int], dat
         else:
             answer["score"] = _int_or_raw(data.get("score"))
         answer["flags"] = _flags(project=project, values=data.getlist("flag"))
+    elif kind == Kind.DEMONSTRATION:
+        answer["text"] = data.get("text", "")
+    elif kind == Kind.EDIT:
+        answer["text"] = data.get("text", "")
+        answer["critique"] = data.get("critique", "")
+        index = _int_or_raw(data.get("principle"))
+        principles = project.principles or []
+        if isinstance(index, int) and 0 <= index < len(principles):
+            answer["principle"] = principles[index]
+        elif index is not None:
+            raise InvalidAnswer(
+                "Pick one of this project's principles, or none.", field="principle"
+            )
     else:
         answer["ranking"] = _ranking(shown_order=shown_order, data=data)
     return answer
@@ -141,6 +155,13 @@ def answer_widgets(*, kind: str, project: Project, n_responses: int, posted: Que
             Option(str(i), flag, f"⇧{_digit_key(i + 1)}" if i < 10 else "", str(i) in checked)
             for i, flag in enumerate(project.flags)
         ]
+    elif kind in (Kind.DEMONSTRATION, Kind.EDIT):
+        widgets["text"] = posted.get("text")  # None: start from the draft (or the original)
+        widgets["critique"] = posted.get("critique", "")
+        chosen = posted.get("principle", "")
+        widgets["principles"] = [
+            Option(str(i), p, "", str(i) == chosen) for i, p in enumerate(project.principles or [])
+        ]
     else:
         widgets["ranks"] = {p: posted.get(f"rank__{p}", "") for p in range(1, n_responses + 1)}
         widgets["rank_choices"] = [str(r) for r in range(1, n_responses + 1)]
@@ -176,6 +197,24 @@ class ImportForm(forms.Form):
         return "csv" if self.cleaned_data["file"].name.lower().endswith(".csv") else "jsonl"
 
 
+class PreferenceImportForm(ImportForm):
+    """An existing preference file (annotator/preference_import.py)."""
+
+    prefix = "pref"
+    file = forms.FileField(help_text="JSONL or Parquet in TRL's preference forms.")
+    format = forms.ChoiceField(
+        choices=[("auto", "From the file name"), ("jsonl", "JSONL"), ("parquet", "Parquet")],
+        initial="auto",
+    )
+
+    def fmt(self) -> str:
+        chosen = self.cleaned_data["format"]
+        if chosen != "auto":
+            return chosen
+        name = self.cleaned_data["file"].name.lower()
+        return "parquet" if name.endswith(".parquet") else "jsonl"
+
+
 def answer_to_post(
     *, kind: str, project: Project, shown_order: list[int], fields: dict
 ) -> QueryDict:
@@ -200,6 +239,12 @@ def answer_to_post(
             data["score"] = str(fields["score"])
         flags = set(fields.get("flags") or [])
         data.setlist("flag", [str(i) for i, flag in enumerate(project.flags) if flag in flags])
+    elif kind in (Kind.DEMONSTRATION, Kind.EDIT):
+        data["text"] = fields.get("text") or ""
+        data["critique"] = fields.get("critique") or ""
+        principles = project.principles or []
+        if fields.get("principle") in principles:
+            data["principle"] = str(principles.index(fields["principle"]))
     else:
         rank = {cid: r for r, cid in enumerate(fields.get("ranking") or [], start=1)}
         for position, completion_id in enumerate(shown_order, start=1):

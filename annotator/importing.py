@@ -178,8 +178,9 @@ def _line_from_object(number: int, obj) -> Line:
         line.messages = _messages(prompt)
     else:
         raise LineError("prompt must be a string or a list of {role, content} messages")
-    completions = obj.get("completions")
-    if not isinstance(completions, list) or not completions:
+    # A demonstration project's lines may have none (task_groups says who needs them).
+    completions = obj.get("completions", [])
+    if not isinstance(completions, list):
         raise LineError("completions must be a non-empty list of strings")
     for i, c in enumerate(completions):
         if not isinstance(c, str) or not c.strip():
@@ -236,6 +237,13 @@ def _messages(messages: list) -> list[dict]:
 def task_groups(project: Project, line: Line) -> list[tuple[str, list[int]]]:
     """The tasks a line becomes: (task kind, indexes of its completions)."""
     k = len(line.completions)
+    if project.kind == Kind.DEMONSTRATION:
+        # The labeler writes the response; completions given are kept with the prompt.
+        return [(Kind.DEMONSTRATION, [])]
+    if k == 0:
+        raise LineError("completions must be a non-empty list of strings")
+    if project.kind == Kind.EDIT:
+        return [(Kind.EDIT, [i]) for i in range(k)]
     if project.kind == Kind.LIKERT:
         return [(Kind.LIKERT, [i]) for i in range(k)]
     if k < 2:

@@ -34,6 +34,13 @@ class Kind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise comparison"
     LIKERT = "likert", "Likert score"
     RANKING = "ranking", "Ranking of K"
+    # Written answers (docs/demonstrations.md): the labeler writes the response.
+    DEMONSTRATION = "demonstration", "Demonstration (write the response)"
+    EDIT = "edit", "Critique and revise a response"
+
+
+# Task kinds whose answer is text the labeler writes (an SFT row), not a judgment.
+WRITTEN_KINDS = (Kind.DEMONSTRATION, Kind.EDIT)
 
 
 class LabelerKind(models.TextChoices):
@@ -43,6 +50,7 @@ class LabelerKind(models.TextChoices):
     HUMAN = "human", "Person"
     SIMULATED = "simulated", "Simulated labeler"
     AI = "ai", "AI judge"
+    IMPORTED = "imported", "Imported file"
 
 
 class Project(models.Model):
@@ -80,6 +88,19 @@ class Project(models.Model):
         default=empty_list,
         blank=True,
         help_text='Named aspects scored separately, e.g. ["helpful", "honest", "harmless"].',
+    )
+    # Demonstration and edit settings (docs/demonstrations.md).
+    min_chars = models.PositiveIntegerField(
+        default=1, help_text="Shortest written response accepted, in characters."
+    )
+    max_chars = models.PositiveIntegerField(
+        default=20_000, help_text="Longest written response accepted, in characters."
+    )
+    principles = models.JSONField(
+        default=empty_list,
+        blank=True,
+        help_text="Principles an edit task's critique can name, e.g. "
+        '["Do not give harmful advice", "Be concise"].',
     )
     # Gold tasks (docs/quality.md): served to every labeler, outside the dataset.
     gold_every = models.PositiveSmallIntegerField(
@@ -180,6 +201,7 @@ class Completion(models.Model):
     class Source(models.TextChoices):
         IMPORTED = "imported", "Imported"
         GENERATED = "generated", "Generated"
+        REVISION = "revision", "A labeler's revision"
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
     text = models.TextField()
@@ -314,6 +336,11 @@ class Annotation(models.Model):
     # Ranking: completion ids, best first.
     ranking = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
+    # Demonstration and edit: the response the labeler wrote (an edit's revision, which is
+    # also stored as a completion, `chosen`, preferred over the original, `rejected`).
+    text = models.TextField(blank=True)
+    critique = models.TextField(blank=True)
+    principle = models.CharField(max_length=500, blank=True)
     shown_order = models.JSONField(default=list, blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     is_simulated = models.BooleanField(default=False)

@@ -54,12 +54,18 @@ class ProjectForm(forms.ModelForm):
         "None: one overall score.",
     )
 
+    principles = LinesField(
+        label="Principles",
+        help_text="Edit tasks: principles a critique can name, one per line.",
+    )
+
     class Meta:
         model = Project
         fields = [
             "name", "kind", "guidelines", "overlap", "lease_seconds", "allow_tie",
             "allow_both_bad", "ask_strength", "wide_lines", "likert_points", "flags", "aspects",
-            "gold_every", "gold_floor", "gold_min_answers", "repeat_share",
+            "gold_every", "gold_floor", "gold_min_answers", "repeat_share", "min_chars",
+            "max_chars", "principles",
         ]  # fmt: skip
         labels = {
             "allow_tie": "Allow “tie”",
@@ -73,6 +79,8 @@ class ProjectForm(forms.ModelForm):
             "gold_floor": "Gold: pause a labeler under this accuracy",
             "gold_min_answers": "Gold: answers before the floor applies",
             "repeat_share": "Swap repeats: share of pairwise answers asked again",
+            "min_chars": "Shortest response (characters)",
+            "max_chars": "Longest response (characters)",
         }
         help_texts = {
             "guidelines": "Markdown, shown to labelers on every task.",
@@ -90,12 +98,21 @@ class ProjectForm(forms.ModelForm):
     def clean_repeat_share(self) -> float:
         return self.cleaned_data.get("repeat_share") or 0.0
 
+    def clean_min_chars(self) -> int:
+        return self.cleaned_data.get("min_chars") or 1
+
+    def clean_max_chars(self) -> int:
+        value = self.cleaned_data.get("max_chars") or 20_000
+        if value < (self.cleaned_data.get("min_chars") or 1):
+            raise forms.ValidationError("The longest response must be at least the shortest.")
+        return value
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in ("gold_every", "gold_min_answers", "repeat_share"):
+        for name in ("gold_every", "gold_min_answers", "repeat_share", "min_chars", "max_chars"):
             self.fields[name].required = False
         # The list fields start from the project's lists (a new project: the default flags).
-        for name in ("flags", "aspects"):
+        for name in ("flags", "aspects", "principles"):
             if self.initial.get(name) is None:
                 self.initial[name] = getattr(self.instance, name)
 

@@ -17,7 +17,7 @@ from annotator.models import Membership, Project, Task
 SETTINGS = (
     "name", "kind", "guidelines", "overlap", "lease_seconds", "allow_tie", "allow_both_bad",
     "ask_strength", "wide_lines", "likert_points", "flags", "aspects", "gold_every",
-    "gold_floor", "gold_min_answers", "repeat_share",
+    "gold_floor", "gold_min_answers", "repeat_share", "min_chars", "max_chars", "principles",
 )  # fmt: skip
 
 

@@ -135,11 +135,11 @@ def task_content(task_id: int) -> dict:
     order, in one query (the API's hot path)."""
     statement = f"""
         SELECT t.kind, t.project_id, p.text, p.messages, p.meta, c.id, c.text
-        FROM {sql.table(TaskCompletion)} tc
-        JOIN {sql.table(Task)} t ON t.id = tc.task_id
+        FROM {sql.table(Task)} t
         JOIN {sql.table(Prompt)} p ON p.id = t.prompt_id
-        JOIN {sql.table(Completion)} c ON c.id = tc.completion_id
-        WHERE tc.task_id = %s
+        LEFT JOIN {sql.table(TaskCompletion)} tc ON tc.task_id = t.id
+        LEFT JOIN {sql.table(Completion)} c ON c.id = tc.completion_id
+        WHERE t.id = %s
         ORDER BY tc.position
     """  # noqa: S608 -- table names only
     rows = sql.all_rows(statement, [task_id])
@@ -153,7 +153,8 @@ def task_content(task_id: int) -> dict:
             "messages": sql.value(Prompt, "messages", messages),
             "meta": sql.value(Prompt, "meta", meta),
         },
-        "completions": {row[5]: row[6] for row in rows},
+        # A demonstration task has none (the LEFT JOIN's one row of nulls).
+        "completions": {row[5]: row[6] for row in rows if row[5] is not None},
     }
 
 

@@ -43,6 +43,7 @@ from annotator.models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    Completion,
     Kind,
     LabelerKind,
     Membership,
@@ -646,6 +647,8 @@ def _submit(
     fields = validate_answer(
         task=task, project=task.project, shown_order=assignment.shown_order, answer=answer
     )
+    if kind == Kind.EDIT:
+        fields |= _revision(task=task, original_id=assignment.shown_order[0], text=fields["text"])
     now = timezone.now()
     late = assignment.expires_at <= now
     # A gold task has no overlap to fill: a late answer to it always counts.
@@ -688,6 +691,23 @@ def _submit(
     return SubmitResult(annotation=annotation, late=late)
 
 
+def _revision(*, task: Task, original_id: int, text: str) -> dict:
+    """An edit task's answer as a preference too: the revision, stored as a completion of the
+    prompt, chosen over the original (docs/demonstrations.md). An unchanged response is no
+    preference."""
+    original = Completion.objects.filter(id=original_id).values_list("text", flat=True).first()
+    if original is None or original.strip() == text:
+        return {"verdict": "", "chosen_id": None, "rejected_id": None}
+    revision = Completion.objects.create(
+        prompt_id=task.prompt_id, text=text, source=Completion.Source.REVISION,
+        meta={"revises": original_id, "task": task.pk},
+    )  # fmt: skip
+    return {
+        "verdict": Annotation.Verdict.PREFERRED, "chosen_id": revision.id,
+        "rejected_id": original_id,
+    }  # fmt: skip
+
+
 def _room_left(*, task_id: int, labeler_id: int, now) -> bool:
     has_room, params = _has_room(task_id=task_id, labeler_id=labeler_id, now=now)
     return bool(sql.one(f"SELECT {has_room}", params)[0])
@@ -701,7 +721,8 @@ UNDO_SECONDS = 30
 # An answer's own fields, as stored, with their values when unset. What a revision records.
 ANSWER_FIELDS = {
     "verdict": "", "chosen_id": None, "rejected_id": None, "strength": None, "score": None,
-    "scores": {}, "flags": [], "ranking": [], "notes": "",
+    "scores": {}, "flags": [], "ranking": [], "notes": "", "text": "", "critique": "",
+    "principle": "",
 }  # fmt: skip
 
 
@@ -791,6 +812,12 @@ def annotation_edit(*, annotation_id: int, user: AbstractBaseUser, answer: dict)
             task=task, project=task.project, shown_order=annotation.shown_order, answer=answer
         )
         before = answer_fields(annotation)
+        if task.kind == Kind.EDIT and fields["text"] != before["text"]:
+            fields |= _revision(
+                task=task, original_id=annotation.shown_order[0], text=fields["text"]
+            )
+        elif task.kind == Kind.EDIT:
+            fields |= {k: before[k] for k in ("verdict", "chosen_id", "rejected_id")}
         after = ANSWER_FIELDS | fields
         if after == before:
             return annotation

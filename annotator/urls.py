@@ -9,11 +9,21 @@ urlpatterns = [
     path("account/token/new/", views.api_token_regenerate, name="api_token_regenerate"),
     path("projects/<int:project_id>/", views.project_admin, name="project_admin"),
     path("projects/<int:project_id>/import/", views.project_import, name="project_import"),
+    path(
+        "projects/<int:project_id>/import/preferences/",
+        views.project_import_preferences,
+        name="project_import_preferences",
+    ),
     path("projects/<int:project_id>/label/", views.label, name="label"),
     path(
         "projects/<int:project_id>/tasks/<int:task_id>/submit/",
         views.label_submit,
         name="label_submit",
+    ),
+    path(
+        "projects/<int:project_id>/label/<int:task_id>/preview/",
+        views.label_preview,
+        name="label_preview",
     ),
     path(
         "projects/<int:project_id>/tasks/<int:task_id>/skip/",

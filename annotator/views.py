@@ -34,6 +34,7 @@ from annotator.exceptions import (
 from annotator.forms import (
     MAX_TIME_SPENT_MS,
     ImportForm,
+    PreferenceImportForm,
     SkipForm,
     answer_from_post,
     answer_to_post,
@@ -41,7 +42,17 @@ from annotator.forms import (
     time_spent_from_post,
 )
 from annotator.importing import project_import as import_file
-from annotator.models import Annotation, Assignment, Kind, Membership, Project, Prompt, Task
+from annotator.models import (
+    Annotation,
+    Assignment,
+    Kind,
+    Membership,
+    Project,
+    Prompt,
+    Task,
+    TaskCompletion,
+)
+from annotator.preference_import import preferences_import
 from annotator.rendering import word_diff
 from annotator.throttling import import_wait
 
@@ -52,7 +63,8 @@ EARLIER_TURNS_FOLDED_FROM = 3
 # An answer error's field (answers.py) -> the control it is shown beside.
 ERROR_PLACES = {
     "choice": "choice", "strength": "strength", "score": "score", "scores": "score",
-    "flags": "flags", "ranking": "ranking", "notes": "notes",
+    "flags": "flags", "ranking": "ranking", "notes": "notes", "text": "text",
+    "critique": "critique", "principle": "critique",
 }  # fmt: skip
 
 
@@ -112,6 +124,8 @@ def _label(kind: str, position: int) -> str:
         return "AB"[position - 1]
     if kind == Kind.LIKERT:
         return "Response"
+    if kind == Kind.EDIT:
+        return "Original"
     return str(position)
 
 
@@ -293,6 +307,23 @@ def label_submit(request: HttpRequest, project_id: int, task_id: int) -> HttpRes
 
 @require_POST
 @login_required
+def label_preview(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
+    """The written response as it will look (the same safe Markdown as everywhere), and for an
+    edit task the word differences from the original: the writer's live preview."""
+    project, _ = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    task = _task_in_project(project, task_id)
+    text = request.POST.get("text", "")[: project.max_chars]
+    diff = None
+    if task.kind == Kind.EDIT:
+        link = TaskCompletion.objects.filter(task=task).select_related("completion").first()
+        if link is not None and link.completion.text.strip() != text.strip():
+            diff = word_diff(link.completion.text, text)
+    context = {"text": text, "diff": diff, "length": len(text.strip()), "project": project}
+    return render(request, "annotator/_preview.html", context)
+
+
+@require_POST
+@login_required
 def label_skip(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     task = _task_in_project(project, task_id)
@@ -322,6 +353,10 @@ def _summary(annotation: Annotation) -> str:
         if annotation.scores:
             return ", ".join(f"{aspect} {score}" for aspect, score in annotation.scores.items())
         return f"Score {annotation.score}"
+    if annotation.kind == Kind.DEMONSTRATION:
+        return "Written"
+    if annotation.kind == Kind.EDIT:
+        return "Revised" if annotation.chosen_id else "Kept unchanged"
     return "Best first:"
 
 
@@ -334,6 +369,8 @@ def _judged(annotation: Annotation, texts: dict[int, str]) -> list[dict]:
         ids = shown[:1]
     elif annotation.kind == Kind.RANKING:
         ids = annotation.ranking
+    elif annotation.kind in (Kind.DEMONSTRATION, Kind.EDIT):
+        return [{"label": "Written", "text": annotation.text}]
     else:
         ids = [annotation.chosen_id] if annotation.chosen_id else []
     return [{"label": labels.get(cid, "?"), "text": texts.get(cid, "")} for cid in ids]
@@ -451,8 +488,12 @@ def _render_admin(
     import_errors=None,
     refused: str = "",
     status: int = 200,
+    pref_form: PreferenceImportForm | None = None,
+    pref_errors=None,
 ) -> HttpResponse:
     context = {
+        "pref_form": pref_form or PreferenceImportForm(),
+        "pref_errors": pref_errors,
         "project": project,
         "role": Membership.Role.ADMIN,
         "stats": selectors.project_stats(project=project),
@@ -496,4 +537,35 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
         details={"format": form.fmt(), "tasks_created": created},
     )
     messages.success(request, f"Imported {created} task(s).")
+    return redirect("project_admin", project_id=project.id)
+
+
+@require_POST
+@login_required
+def project_import_preferences(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
+    _admin_only(role)
+    if (wait := import_wait(request)) is not None:
+        refused = f"Too many imports: try again in {round(wait)} seconds."
+        return _render_admin(request, project, ImportForm(), refused=refused, status=429)
+    form = PreferenceImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_admin(request, project, ImportForm(), pref_form=form)
+    upload = form.cleaned_data["file"]
+    try:
+        result = preferences_import(
+            project=project, data=upload.read(), fmt=form.fmt(), filename=upload.name
+        )
+    except ImportFailed as exc:
+        return _render_admin(request, project, ImportForm(), pref_form=form, pref_errors=exc.errors)
+    audit_record(
+        request=request, project=project, action=AuditEntry.Action.IMPORT,
+        details={"format": form.fmt(), "preferences": result.preferences,
+                 "labeler": result.labeler},
+    )  # fmt: skip
+    messages.success(
+        request,
+        f"Imported {result.preferences} preference(s) over {result.prompts} prompt(s) as "
+        f"labeler {result.labeler}.",
+    )
     return redirect("project_admin", project_id=project.id)

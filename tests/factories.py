@@ -43,7 +43,8 @@ class PromptFactory(factory.django.DjangoModelFactory):
 def make_task(project: Project, *, k: int | None = None, priority: int = 0, texts=None) -> Task:
     """A task over a fresh prompt with k completions (default: what the project kind needs)."""
     if k is None:
-        k = {Kind.PAIRWISE: 2, Kind.LIKERT: 1, Kind.RANKING: 3}[project.kind]
+        k = {Kind.PAIRWISE: 2, Kind.LIKERT: 1, Kind.RANKING: 3, Kind.DEMONSTRATION: 0,
+             Kind.EDIT: 1}[project.kind]  # fmt: skip
     kind = project.kind
     prompt = PromptFactory(project=project)
     texts = texts or [f"Answer {i} to {prompt.text}" for i in range(k)]

@@ -31,7 +31,7 @@ from trainer.models import LoopPolicy, ModelVersion, TrainingJob
 from webapp.wsgi import application
 
 
-@schemathesis.serializer("application/jsonl", "text/csv")
+@schemathesis.serializer("application/jsonl", "text/csv", "application/vnd.apache.parquet")
 def raw_file(ctx, value) -> bytes:
     """The import's file bodies, sent as they are."""
     return serialize_binary(value)
@@ -94,6 +94,7 @@ REFERENCES = {
     "v1_projects_export_retrieve": {"aspect", "harmful_flag"},
     "v1_projects_export_summary_retrieve": {"aspect", "harmful_flag"},
     "v1_projects_import_create": {"detail", "errors"},
+    "v1_projects_import_preferences_create": {"detail", "errors"},
     "v1_jobs_create": {"detail", "field", "input_model", "reward_model"},
     "loop_update": {"base_policy", "policy_config", "reward_config", "generate_config", "judge"},
     # The answer's fields depend on the task's project (ANSWER_SCHEMA says how).

@@ -99,9 +99,18 @@ def config_form_fields(kind: str) -> list[Field]:
     return fields
 
 
+SFT_DEMONSTRATIONS_HELP = (
+    "Train on the labelers' written demonstrations and revisions (docs/demonstrations.md) "
+    "instead of each prompt's best-judged response."
+)
+
+
 def dataset_form_fields(kind: str) -> list[Field]:
     specs = LABEL_DATASET if kind in LABEL_KINDS else PROMPT_DATASET
-    return [Field(name, type_, None, help_, optional=True) for name, type_, help_ in specs]
+    fields = [Field(name, type_, None, help_, optional=True) for name, type_, help_ in specs]
+    if kind == "sft":
+        fields.append(Field("demonstrations", "bool", False, SFT_DEMONSTRATIONS_HELP))
+    return fields
 
 
 def parse_value(field: Field, raw: str):

@@ -30,9 +30,12 @@ ALGORITHMS = {k.name: (k.module, k.config_class) for k in JOB_KINDS}
 
 
 def sft_rows(rows: list[dict]) -> list[dict]:
-    """SFT on labels: each prompt's best response, once, is the demonstration."""
+    """SFT on labels: each prompt's best response, once, is the demonstration; a snapshot of
+    written demonstrations ({"prompt", "completion"} rows) is one already."""
     from trainer.algorithms.sft import best_responses
 
+    if rows and all("completion" in row for row in rows):
+        return rows
     return best_responses(rows)
 
 

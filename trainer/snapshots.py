@@ -17,7 +17,9 @@ of reward training (trainer/algorithms/reward_data.py), as in InstructGPT. Pairw
 Likert-derived rows pass through as the export wrote them.
 
 `job.dataset` chooses the rows: export filters for label kinds, split and a cap for prompt
-kinds. `dataset_validate` checks it when the job is created.
+kinds. `dataset_validate` checks it when the job is created. An SFT job with
+`demonstrations: true` takes the written demonstrations instead (the `sft` export, chat
+prompts kept as messages): rows of {"prompt", "completion"}.
 """
 
 import hashlib
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from annotator.export import ExportParams, export_start
 from annotator.export.params import AGGREGATES, SOURCES
-from annotator.export.rows import SNAPSHOT_SCHEMA
+from annotator.export.rows import SFT_SNAPSHOT_SCHEMA, SNAPSHOT_SCHEMA
 from annotator.models import Prompt
 from trainer.exceptions import JobError
 from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TASK_KINDS, TRAINING_KINDS
@@ -38,6 +40,9 @@ _LABEL_KEYS = {
     # Label quality (docs/quality.md) and review (docs/review.md): aggregation and exclusions.
     "aggregate": str, "min_labeler_reliability": float, "source": str, "posterior_margin": bool,
     "exclude_rejected": bool, "reviewed_only": bool,
+    # SFT (docs/demonstrations.md): train on the written demonstrations (and edit tasks'
+    # revisions, unless revisions is false) instead of each prompt's best-judged response.
+    "demonstrations": bool, "revisions": bool,
 }  # fmt: skip
 _CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
@@ -85,8 +90,13 @@ def _split(job: TrainingJob) -> str | None:
 
 
 def _label_chunks(job: TrainingJob):
-    # The preference export with chat prompts kept as messages (see SNAPSHOT_SCHEMA).
-    params = ExportParams(schema=SNAPSHOT_SCHEMA, **{**job.dataset, "split": _split(job)})
+    # The preference export with chat prompts kept as messages (see SNAPSHOT_SCHEMA); an SFT
+    # job on demonstrations takes the sft export, chats kept as messages alike.
+    dataset = {k: v for k, v in job.dataset.items() if k != "demonstrations"}
+    schema = SNAPSHOT_SCHEMA
+    if job.kind == Kind.SFT and job.dataset.get("demonstrations"):
+        schema = SFT_SNAPSHOT_SCHEMA
+    params = ExportParams(schema=schema, **{**dataset, "split": _split(job)})
     chunks = export_start(project=job.project, params=params).chunks()
     if job.kind == Kind.REWARD:
         chunks = ranking_groups(chunks)

@@ -183,3 +183,50 @@ def _convert(raw: Any, converter, db) -> Any:
     for convert in functions:
         raw = convert(raw, expression, db)
     return raw
+
+
+# --- Bulk loads (PostgreSQL) ----------------------------------------------------------------
+
+
+def reserve_ids(model: type[Model], n: int) -> list[int]:
+    """PostgreSQL only: `n` ids taken from the model's id sequence, for rows written by COPY
+    (which returns nothing) that later rows must refer to."""
+    if n == 0:
+        return []
+    rows = all_rows(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        [model._meta.db_table, n],
+    )
+    return [r[0] for r in rows]
+
+
+def copy_in(model: type[Model], names: Sequence[str], rows: Iterator[Sequence]) -> None:
+    """PostgreSQL only: COPY rows (values for the columns `names`, by attname; JSON as text)
+    into the model's table. Every other column gets its field's default, so a column another
+    change adds with a default needs nothing here."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    given = set(names)
+    rest = [
+        f for f in model._meta.concrete_fields
+        if f.attname not in given and not f.primary_key
+    ]  # fmt: skip
+    defaults = tuple(_copy_default(f, connection) for f in rest)
+    cols = ", ".join(_quote(n) for n in [*names, *(f.column for f in rest)])
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table(model)} ({cols}) FROM STDIN") as copy:  # noqa: S608
+            for row in rows:
+                copy.write_row((*row, *defaults))
+
+
+def _copy_default(field, connection) -> Any:
+    import json
+
+    from django.db.models import JSONField
+    from django.utils import timezone
+
+    if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+        return timezone.now()
+    value = field.get_default()
+    if isinstance(field, JSONField):
+        return None if value is None else json.dumps(value)
+    return field.get_db_prep_save(value, connection)

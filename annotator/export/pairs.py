@@ -71,6 +71,8 @@ def pair_rows(
     yield from _with_texts(project, _ranked(project, params, rules, stats))
     if likert:
         yield from _with_texts(project, _likert(project, params, rules, stats))
+    if params.revisions:
+        yield from _with_texts(project, _revisions(project, params))
 
 
 _PAIRWISE_FIELDS = (
@@ -201,6 +203,26 @@ def _likert(project, params, rules, stats) -> Iterator[list[tuple]]:
                 round_ = round_c if round_c == round_r else None
                 out.append((pair, None, prompt_id, round_, Kind.LIKERT))
         yield out
+
+
+_REVISION_FIELDS = ("task_id", "task__prompt_id", "task__round", "id", "labeler_id",
+                    "chosen_id", "rejected_id")  # fmt: skip
+
+
+def _revisions(project, params) -> Iterator[list[tuple]]:
+    """Edit tasks' revisions, each preferred over its original (docs/demonstrations.md): one
+    pair per answer, never aggregated (every labeler wrote their own revision)."""
+    qs = source.annotations(project=project, params=params).filter(
+        kind=Kind.EDIT, chosen_id__isnull=False
+    )
+    rows = source.tuples(qs.order_by("task_id", "labeler_id"), *_REVISION_FIELDS)
+    for batch in source.batches(rows):
+        yield [
+            (Pair(chosen, rejected, 0.0, 1, 1.0, [labeler], f"a{aid}"), task_id, prompt_id,
+             round_, Kind.EDIT)
+            for _, group in batch
+            for task_id, prompt_id, round_, aid, labeler, chosen, rejected in group
+        ]  # fmt: skip
 
 
 def _with_texts(project, batches) -> Iterator[PairRow]:

@@ -13,12 +13,16 @@ from rest_framework import serializers
 
 from annotator.models import Project
 
-SCHEMAS = ["preference", "preference-conversational", "ranking", "likert", "unpaired", "raw"]
+SCHEMAS = [
+    "preference", "preference-conversational", "ranking", "likert", "unpaired", "raw", "sft",
+    "sft-conversational",
+]  # fmt: skip
 FORMATS = ["jsonl", "csv", "parquet"]
 AGGREGATES = ["majority", "all", "reliability"]
 DB_INT_MAX = 2**31 - 1  # rounds and user ids are 32-bit integer columns
-# Who made an annotation (annotator.models.LabelerKind): people, simulated labelers, AI judges.
-SOURCES = ["human", "simulated", "ai"]
+# Who made an annotation (annotator.models.LabelerKind): people, simulated labelers, AI judges,
+# or an imported preference file (annotator/preference_import.py).
+SOURCES = ["human", "simulated", "ai", "imported"]
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
 # opinionated). A completion with any of them is never exported as the chosen one.
@@ -52,6 +56,7 @@ class ExportParams:
     min_labeler_reliability: float | None = None  # drop labelers estimated below this
     source: str | None = None  # None: every kind of labeler (SOURCES)
     posterior_margin: bool = False  # reliability: margin = 2 * posterior - 1
+    revisions: bool = True  # edit tasks' revisions: sft rows, and preferences over originals
     # Worked out when the export starts (annotator.export.quality), never asked for.
     excluded_labelers: tuple[int, ...] = field(default=(), repr=False)
     model: object = field(default=None, compare=False, hash=False, repr=False)
@@ -138,8 +143,8 @@ class ExportQuery(serializers.Serializer):
     source = serializers.ChoiceField(
         SOURCES,
         required=False,
-        help_text="Only answers by people (human), simulated labelers or AI judges (ai); "
-        "default: all.",
+        help_text="Only answers by people (human), simulated labelers, AI judges (ai) or read "
+        "from an imported preference file (imported); default: all.",
     )
     posterior_margin = serializers.BooleanField(
         default=False,
@@ -148,6 +153,11 @@ class ExportQuery(serializers.Serializer):
     )
     exclude_rejected = serializers.BooleanField(
         default=True, help_text="Leave out answers a reviewer rejected."
+    )
+    revisions = serializers.BooleanField(
+        default=True,
+        help_text="Include edit tasks' revisions: in sft as rows, in preference and unpaired as "
+        "the revision preferred over the original (source `edit`).",
     )
     reviewed_only = serializers.BooleanField(
         default=False, help_text="Only answers a reviewer accepted or overrode."
@@ -190,4 +200,5 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         posterior_margin=v["posterior_margin"],
         exclude_rejected=v["exclude_rejected"],
         reviewed_only=v["reviewed_only"],
+        revisions=v["revisions"],
     )

@@ -57,6 +57,14 @@ COLUMNS["preference-conversational"] = [
     (name, "messages" if name in ("prompt", "chosen", "rejected") else kind)
     for name, kind in COLUMNS["preference"]
 ]
+# Demonstrations and edit tasks' revisions (docs/demonstrations.md), in TRL's SFT forms:
+# prompt-completion text, or one conversation of messages ending in the written reply.
+_SFT_TAIL = [
+    ("kind", "str"), ("task_id", "int"), ("prompt_id", "int"), ("annotation_id", "int"),
+    ("labeler", "int"), ("round", "int"), ("split", "str"),
+]  # fmt: skip
+COLUMNS["sft"] = [("prompt", "str"), ("completion", "str"), *_SFT_TAIL]
+COLUMNS["sft-conversational"] = [("messages", "messages"), *_SFT_TAIL]
 # Training snapshots only (trainer/snapshots.py), not offered by the API: a chat prompt stays
 # its list of messages and a plain prompt stays text, so the training code renders the prompt
 # exactly as the policy will see it when it generates (the chat template for a chat). The
@@ -67,6 +75,9 @@ SNAPSHOT_SCHEMA = "preference-native"
 COLUMNS[SNAPSHOT_SCHEMA] = [
     (name, "json" if name == "prompt" else kind) for name, kind in COLUMNS["preference"]
 ]
+# The same for an SFT job on demonstrations: `sft` with a chat prompt kept as its messages.
+SFT_SNAPSHOT_SCHEMA = "sft-native"
+COLUMNS[SFT_SNAPSHOT_SCHEMA] = [("prompt", "json"), ("completion", "str"), *_SFT_TAIL]
 
 
 def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tuple]:
@@ -80,6 +91,9 @@ def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tu
         "likert": _likert,
         "unpaired": _unpaired,
         "raw": _raw,
+        "sft": _sft,
+        "sft-conversational": _sft,
+        SFT_SNAPSHOT_SCHEMA: _sft,
     }[params.schema]
     for row in builder(project, params, stats):
         stats.rows += 1
@@ -258,3 +272,27 @@ def _raw(project, params, stats) -> Iterator[tuple]:
     for row in source.stream(qs, *_RAW_FIELDS):
         # scores {} (no aspects) is written as null; times as ISO 8601 text.
         yield (*row[:10], row[10] or None, *row[11:17], row[17].isoformat(), *row[18:])
+
+
+# --- Written responses: sft ---------------------------------------------------------------
+
+_SFT_FIELDS = ("id", "kind", "task_id", "task__prompt_id", "labeler_id", "text", "task__round")
+
+
+def _sft(project, params, stats) -> Iterator[tuple]:
+    """One row per written answer (a demonstration, or an edit's revision), by annotation id."""
+    kinds = [Kind.DEMONSTRATION, Kind.EDIT] if params.revisions else [Kind.DEMONSTRATION]
+    qs = source.annotations(project=project, params=params).filter(kind__in=kinds)
+    conversational = params.schema == "sft-conversational"
+    for batch in source.batches(source.stream(qs.order_by("id"), *_SFT_FIELDS)):
+        answers = [row for _, group in batch for row in group]
+        prompts = source.prompts(project=project, ids={row[3] for row in answers})
+        for aid, kind, task_id, prompt_id, labeler, text, round_ in answers:
+            prompt, messages, split = prompts[prompt_id]
+            tail = (kind, task_id, prompt_id, aid, labeler, round_, split)
+            if conversational:
+                yield (prompt_messages(prompt, messages) + _assistant(text), *tail)
+            elif params.schema == SFT_SNAPSHOT_SCHEMA:
+                yield (prompt_native(prompt, messages), text, *tail)
+            else:
+                yield (prompt_text(prompt, messages), text, *tail)

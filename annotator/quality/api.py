@@ -48,6 +48,7 @@ class LabelerStatsOut(serializers.Serializer):
     labeler_id = serializers.IntegerField()
     username = serializers.CharField()
     simulated = serializers.BooleanField()
+    imported = serializers.BooleanField(help_text="The account of an imported preference file.")
     tasks_done = serializers.IntegerField()
     median_seconds = serializers.FloatField(allow_null=True)
     skip_rate = serializers.FloatField(allow_null=True)

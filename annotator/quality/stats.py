@@ -63,6 +63,8 @@ class LabelerStats:
     left_share: Rate  # position bias: share of strict pairwise answers for the left side
     harmful_rate: Rate  # Likert answers with a harm flag
     gold: Rate  # answers on gold tasks that match the gold answer
+    # The account of an imported preference file (annotator/preference_import.py), not a person.
+    imported: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +201,7 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
     ids = set(per) | set(skips)
     users = get_user_model().objects.filter(pk__in=ids)
     names = dict(users.values_list("pk", "username"))
+    imported = set(users.filter(groups__name="imported").values_list("pk", flat=True))
     simulated = set(pw.labeler[pw.simulated == 1].tolist())
     simulated |= {r.labeler_id for r in other.rows if r.is_simulated}
     out = []
@@ -210,6 +213,7 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
                 labeler_id=lab,
                 username=names.get(lab, str(lab)),
                 simulated=lab in simulated,
+                imported=lab in imported,
                 tasks_done=p["n"],
                 median_seconds=float(np.median(p["times"])) / 1000 if p["times"] else None,
                 skip_rate=skipped / finished if finished else None,

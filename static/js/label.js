@@ -32,7 +32,83 @@
     if (WIDE.matches) $$("details[data-open-wide]").forEach((d) => (d.open = true));
     startUndoCountdown();
     watchPrompt();
+    setupWriter();
   }
+
+  // --- Demonstration and edit tasks: drafts, length, preview ----------------------------------
+
+  // What is typed is kept in localStorage under the task's key at every keystroke, so a reload
+  // or a closed tab loses nothing; it is dropped once the answer was stored (the next task's
+  // panel came back).
+  let submittedDraft = null;
+  const writer = () => document.getElementById("writer");
+
+  function draftFields(box) {
+    return $$("[data-draft-field]", box);
+  }
+
+  function saveDraft() {
+    const box = writer();
+    if (!box) return;
+    const draft = {};
+    draftFields(box).forEach((f) => (draft[f.name] = f.value));
+    try {
+      localStorage.setItem(box.dataset.draftKey, JSON.stringify(draft));
+    } catch (e) {
+      // Storage full or refused: the page still works, only without drafts.
+    }
+  }
+
+  function countChars() {
+    const box = writer();
+    const text = document.getElementById("written");
+    const out = box && $("[data-char-count]", box);
+    if (!text || !out) return;
+    const n = text.value.trim().length;
+    out.textContent = String(n);
+    const short = n < Number(box.dataset.min), long = n > Number(box.dataset.max);
+    out.classList.toggle("out-of-range", short || long);
+  }
+
+  function setupWriter() {
+    const box = writer();
+    if (submittedDraft && (!box || box.dataset.draftKey !== submittedDraft)) {
+      localStorage.removeItem(submittedDraft);
+    }
+    submittedDraft = null;
+    if (!box) return;
+    let stored = null;
+    try {
+      stored = JSON.parse(localStorage.getItem(box.dataset.draftKey) || "null");
+    } catch (e) {
+      stored = null;
+    }
+    if (stored && !("posted" in box.dataset)) {
+      draftFields(box).forEach((f) => {
+        if (typeof stored[f.name] === "string") f.value = stored[f.name];
+      });
+      const state = $("[data-draft-state]", box);
+      if (state) state.textContent = "your draft was restored";
+    }
+    countChars();
+    // The first preview (of the draft, the original or what was posted): asked for directly,
+    // since htmx may not yet have wired the textarea's own trigger when this runs.
+    const text = document.getElementById("written");
+    if (text && window.htmx && text.value.trim()) {
+      window.htmx.ajax("POST", text.getAttribute("hx-post"), {
+        source: text,
+        target: "#written-preview",
+        swap: "innerHTML",
+        values: { text: text.value },
+      });
+    }
+  }
+
+  document.addEventListener("input", (event) => {
+    if (!event.target.matches || !event.target.matches("#writer [data-draft-field]")) return;
+    saveDraft();
+    countChars();
+  });
 
   // Once the prompt box has scrolled out of view, a one-line copy of it pins to the top.
   let promptWatcher = null;
@@ -301,7 +377,11 @@
         target.blur();
         if (target.id === "skip-reason") document.getElementById("skip").open = false;
         event.preventDefault();
-      } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.id === "notes") {
+      } else if (
+        event.key === "Enter" &&
+        (event.ctrlKey || event.metaKey) &&
+        ["notes", "written", "critique"].includes(target.id)
+      ) {
         event.preventDefault();
         submitAnswer();
       }
@@ -372,6 +452,7 @@
       aspectIndex = $$(".aspect-row").indexOf(row);
       showAspect();
     }
+    if (event.target.matches && event.target.matches("#writer [data-draft-field]")) saveDraft();
     if (event.target.name === "choice") syncStrength();
     if (event.target.name === "flag") showFlagCount();
     if (event.target.id === "show-diff") showDiff(event.target.checked);
@@ -383,6 +464,11 @@
     "submit",
     (event) => {
       if (event.target.id !== "answer-form") return;
+      const box = writer();
+      if (box) {
+        saveDraft();
+        submittedDraft = box.dataset.draftKey;
+      }
       const field = $('input[name="time_spent_ms"]', event.target);
       if (field) field.value = String(Math.round(performance.now() - shownAt));
     },

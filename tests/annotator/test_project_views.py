@@ -12,7 +12,7 @@ from tests.factories import UserFactory, make_task
 
 SETTINGS_MAX_QUERIES = 8
 MEMBERS_MAX_QUERIES = 8
-EXPORT_MAX_QUERIES = 13  # 7 of them the export's snapshot and cursors
+EXPORT_MAX_QUERIES = 14  # 8 of them the export's snapshot and cursors (one: edit revisions)
 
 
 def form_data(**overrides) -> dict:
