@@ -349,7 +349,8 @@ def _write_copy(project: Project, labeler: AbstractBaseUser, items: list[Item]) 
                 links += [(tid, ids[chosen], 0), (tid, ids[rejected], 1)]
                 answers.append(
                     (tid, labeler.pk, Kind.PAIRWISE, Annotation.Verdict.PREFERRED, ids[chosen],
-                     ids[rejected], strength, f"[{ids[chosen]},{ids[rejected]}]", LabelerKind.IMPORTED, now)
+                     ids[rejected], strength, f"[{ids[chosen]},{ids[rejected]}]",
+                     LabelerKind.IMPORTED, now)
                 )  # fmt: skip
         sql.copy_in(Completion, ("id", "prompt_id", "text", "meta", "created_at"), completions)
         sql.copy_in(
