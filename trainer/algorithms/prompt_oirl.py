@@ -35,7 +35,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -221,25 +223,36 @@ def split_queries(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
 # --- encoders -----------------------------------------------------------------------------
 
 
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # words of 2+ characters, as scikit-learn's default
+
+
 class HashingEncoder:
-    """Word unigrams hashed into ``dims`` dimensions (l2-normalised) plus two log-length
-    features. Stateless: nothing to fit or save but its size."""
+    """Word unigrams hashed (crc32, stable across processes and machines) into ``dims``
+    dimensions, l2-normalised, plus two log-length features. Stateless: nothing to fit or save
+    but its size. Plain numpy, so a serving process needs neither torch nor scikit-learn."""
 
     def __init__(self, dims: int = 256):
-        from sklearn.feature_extraction.text import HashingVectorizer
-
         self.dims = dims
-        self._vectorizer = HashingVectorizer(
-            n_features=dims, alternate_sign=False, norm="l2", ngram_range=(1, 1)
-        )
+        self._buckets: dict[str, int] = {}  # word -> dimension, filled as words are seen
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        words = self._vectorizer.transform(texts).toarray().astype(np.float32)
+        buckets, dims = self._buckets, self.dims
+        flat: list[int] = []
+        for i, text in enumerate(texts):
+            base = i * dims
+            for word in _TOKEN.findall(text.lower()):
+                bucket = buckets.get(word)
+                if bucket is None:
+                    bucket = buckets[word] = zlib.crc32(word.encode("utf-8")) % dims
+                flat.append(base + bucket)
+        counts = np.bincount(np.array(flat, dtype=np.int64), minlength=len(texts) * dims)
+        counts = counts.reshape(len(texts), dims).astype(np.float32)
+        counts /= np.maximum(np.linalg.norm(counts, axis=1, keepdims=True), 1e-12)
         lengths = np.array(
-            [[math.log1p(len(t.split())) / 4.0, math.log1p(len(t)) / 7.0] for t in texts],
+            [(math.log1p(len(t.split())) / 4.0, math.log1p(len(t)) / 7.0) for t in texts],
             dtype=np.float32,
         ).reshape(len(texts), 2)
-        return np.hstack([words, lengths])
+        return np.hstack([counts, lengths])
 
     def describe(self) -> dict:
         return {"name": "hashing", "dims": self.dims}
