@@ -13,10 +13,12 @@ from dataclasses import dataclass
 # What a kind's snapshot holds.
 LABELS = "labels"  # the humans' preferences (and rankings, demonstrations)
 PROMPTS = "prompts"  # prompts only: the kind samples its own responses
+OUTCOMES = "outcomes"  # the outcome per (query, prompt strategy) (annotator/strategies)
 # What a finished job of the kind leaves.
 REWARD_MODEL = "reward"  # a reward model version
 POLICY = "policy"  # a policy version
 COMPLETIONS = "completions"  # samples, stored as completions of their prompts
+PROMPT_SELECTOR = "prompt_selector"  # a per-query prompt-strategy selector (Prompt-OIRL)
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class JobKind:
     label: str  # shown in forms and lists
     module: str  # trainer/algorithms module with `train(config, rows, output_dir, ...)`
     config_class: str  # its config dataclass
-    data: str  # LABELS or PROMPTS
-    makes: str  # REWARD_MODEL, POLICY or COMPLETIONS
+    data: str  # LABELS, PROMPTS or OUTCOMES
+    makes: str  # REWARD_MODEL, POLICY, COMPLETIONS or PROMPT_SELECTOR
     hours: int  # default wall-clock budget of a job (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides)
     loop_algorithm: bool = False  # a loop round may train its policy with it
     kl: bool = False  # penalised by KL to a frozen reference policy
@@ -57,6 +59,8 @@ JOB_KINDS = (
     JobKind("dpo", "DPO", _A + "dpo", "DPOConfig", LABELS, POLICY, 24, True, distributed=True),
     JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, 24, distributed=True),
     JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS, 6),
+    JobKind("prompt_reward", "Prompt reward (Prompt-OIRL)", _A + "prompt_oirl",
+            "PromptRewardConfig", OUTCOMES, PROMPT_SELECTOR, 2),
 )
 # fmt: on
 KINDS = {k.name: k for k in JOB_KINDS}
@@ -64,6 +68,7 @@ KINDS = {k.name: k for k in JOB_KINDS}
 # Derived lists, for the places that want a set of names.
 LABEL_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == LABELS)
 PROMPT_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == PROMPTS)
+OUTCOME_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == OUTCOMES)
 TRAINING_KINDS = frozenset(k.name for k in JOB_KINDS if k.makes != COMPLETIONS)
 LOOP_ALGORITHMS = tuple(k for k in JOB_KINDS if k.loop_algorithm)
 KL_KINDS = frozenset(k.name for k in JOB_KINDS if k.kl)

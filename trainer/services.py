@@ -20,7 +20,7 @@ from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
-from trainer.kinds import COMPLETIONS, KINDS, POLICY, REWARD_MODEL
+from trainer.kinds import COMPLETIONS, KINDS, POLICY, PROMPT_SELECTOR, REWARD_MODEL
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
 from trainer.snapshots import dataset_validate
@@ -29,7 +29,11 @@ Status = TrainingJob.Status
 LOG_TAIL_CHARS = 8000
 
 # The registry: which model version a finished job of each kind makes (trainer/kinds.py).
-OUTPUT_ROLES = {REWARD_MODEL: ModelVersion.Role.REWARD, POLICY: ModelVersion.Role.POLICY}
+OUTPUT_ROLES = {
+    REWARD_MODEL: ModelVersion.Role.REWARD,
+    POLICY: ModelVersion.Role.POLICY,
+    PROMPT_SELECTOR: ModelVersion.Role.PROMPT_SELECTOR,
+}
 
 
 def job_create(

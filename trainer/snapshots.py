@@ -6,6 +6,8 @@ chat prompt stays its list of messages (SNAPSHOT_SCHEMA), so the training code r
 the chat template exactly as the policy is prompted when it generates. For plain-text prompts
 the bytes, and so the sha256, are the export's: every model can say which labels it saw.
 Prompt-based kinds (generate, raft, ppo, rloo, grpo) take the project's prompts, oldest first.
+Outcome kinds (prompt_reward) take the project's query x strategy outcome table
+(annotator/strategies/outcomes.py), one line per logged cell.
 
 Held out: every kind that trains (all but generate) takes train-split prompts and their labels
 only, whatever its dataset says; eval-split prompts are what the loop measures its policies on.
@@ -28,8 +30,10 @@ from annotator.export import ExportParams, export_start
 from annotator.export.params import AGGREGATES, SOURCES
 from annotator.export.rows import SNAPSHOT_SCHEMA
 from annotator.models import Prompt
+from annotator.strategies.outcomes import AUTO, OutcomeError, outcome_table
+from annotator.strategies.outcomes import SOURCES as OUTCOME_SOURCES
 from trainer.exceptions import JobError
-from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TRAINING_KINDS
+from trainer.kinds import LABEL_KINDS, OUTCOME_KINDS, PROMPT_KINDS, TRAINING_KINDS
 from trainer.models import TrainingJob
 
 Kind = TrainingJob.Kind
@@ -40,7 +44,10 @@ _LABEL_KEYS = {
     "exclude_rejected": bool, "reviewed_only": bool,
 }  # fmt: skip
 _CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
+_OUTCOME_CHOICES = {"source": (AUTO, *OUTCOME_SOURCES)}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
+# Outcome kinds (prompt_reward): which outcome table (annotator/strategies/outcomes.py).
+_OUTCOME_KEYS = {"split": str, "source": str, "likert_threshold": int}
 # LABEL_KINDS / PROMPT_KINDS: what a kind's snapshot holds; TRAINING_KINDS: every kind that
 # trains on its rows (all but generate), so eval-split prompts never reach them.
 TRAIN = Prompt.Split.TRAIN
@@ -50,6 +57,9 @@ RANKING = "ranking"  # the export's `source` of a pair from a ranking task
 def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
     dataset = dict(dataset or {})
     allowed = _LABEL_KEYS if kind in LABEL_KINDS else _PROMPT_KEYS
+    choices = _CHOICES
+    if kind in OUTCOME_KINDS:
+        allowed, choices = _OUTCOME_KEYS, _OUTCOME_CHOICES
     for key, value in dataset.items():
         expected = allowed.get(key)
         if expected is None:
@@ -60,8 +70,8 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             value = float(value)
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise JobError(f"dataset.{key} must be of type {expected.__name__}.")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise JobError(f"dataset.{key} must be one of {', '.join(_CHOICES[key])}.")
+        if key in choices and value not in choices[key]:
+            raise JobError(f"dataset.{key} must be one of {', '.join(choices[key])}.")
         if key == "prompt_ids" and not all(isinstance(i, int) for i in value):
             raise JobError("dataset.prompt_ids must be a list of prompt ids.")
         dataset[key] = value
@@ -163,7 +173,25 @@ def ranking_row(pairs: list[dict]) -> dict:
     }
 
 
+def _outcome_chunks(job: TrainingJob):
+    """One ``{"query_id", "query", "strategy", "outcome"}`` line per cell of the project's
+    outcome table, train-split queries only."""
+    try:
+        table = outcome_table(
+            project=job.project,
+            source=job.dataset.get("source", AUTO),
+            likert_threshold=job.dataset.get("likert_threshold"),
+            split=_split(job),
+        )
+    except OutcomeError as exc:
+        raise JobError(f"dataset.{exc.field}: {exc.message}") from None
+    for row in table.training_rows():
+        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
+
+
 def snapshot_chunks(job: TrainingJob):
+    if job.kind in OUTCOME_KINDS:
+        return _outcome_chunks(job)
     if job.kind in LABEL_KINDS:
         return _label_chunks(job)
     if job.kind in PROMPT_KINDS:

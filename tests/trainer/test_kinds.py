@@ -13,6 +13,7 @@ from trainer.kinds import (
     KINDS,
     LABELS,
     LOOP_ALGORITHMS,
+    OUTCOMES,
     PROMPTS,
     choices,
 )
@@ -60,11 +61,13 @@ def test_it_offers_every_kind_in_the_launch_forms_and_the_api():
 def test_it_derives_snapshots_registry_and_loop_rules_from_the_table():
     assert snapshots.LABEL_KINDS == {k.name for k in JOB_KINDS if k.data == LABELS}
     assert snapshots.PROMPT_KINDS == {k.name for k in JOB_KINDS if k.data == PROMPTS}
-    assert snapshots.LABEL_KINDS | snapshots.PROMPT_KINDS == set(NAMES)
+    assert snapshots.OUTCOME_KINDS == {k.name for k in JOB_KINDS if k.data == OUTCOMES}
+    assert snapshots.LABEL_KINDS | snapshots.PROMPT_KINDS | snapshots.OUTCOME_KINDS == set(NAMES)
     assert snapshots.TRAINING_KINDS == set(NAMES) - {"generate"}
     assert set(services.OUTPUT_ROLES) | {COMPLETIONS} == {k.makes for k in JOB_KINDS}
     assert services.OUTPUT_ROLES[KINDS["reward"].makes] == "reward"
     assert services.OUTPUT_ROLES[KINDS["dpo"].makes] == "policy"
+    assert services.OUTPUT_ROLES[KINDS["prompt_reward"].makes] == "prompt_selector"
     assert runner.DISTRIBUTED_KINDS == {k.name for k in JOB_KINDS if k.distributed}
     assert loop_services.KL_ALGORITHMS == {"ppo", "rloo", "grpo"}
     assert [k.name for k in LOOP_ALGORITHMS if not k.needs_reward_model] == ["dpo"]
