@@ -2,6 +2,7 @@ from django.urls import path
 
 from trainer import launch_views, views
 from trainer.loop import views as loop_views
+from trainer.selection import views as selection_views
 
 urlpatterns = [
     path("", views.training_home, name="training"),
@@ -39,6 +40,16 @@ urlpatterns = [
         name="training_loop_fresh_accuracy",
     ),
     path("projects/<int:project_id>/compare/", views.job_compare, name="training_compare"),
+    path(
+        "projects/<int:project_id>/prompt-selection/",
+        selection_views.selection_page,
+        name="training_selection",
+    ),
+    path(
+        "projects/<int:project_id>/prompt-selection/export/",
+        selection_views.selection_export,
+        name="training_selection_export",
+    ),
     path("jobs/<int:job_id>/", views.job_detail, name="training_job"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="training_job_cancel"),
 ]
