@@ -94,6 +94,10 @@ REFERENCES = {
     # A gold or adjudicated answer's shape depends on the task's kind and completions.
     "v1_tasks_gold_update": {"gold"},
     "v1_tasks_adjudication_update": {"answer"},
+    # A strategy name the project already has; a log file with bad lines.
+    "v1_projects_strategies_create": {"name"},
+    "v1_projects_strategies_partial_update": {"name"},
+    "v1_projects_strategies_import_create": {"detail", "errors"},
 }
 
 

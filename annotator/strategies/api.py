@@ -3,6 +3,7 @@
 Project admins only: a labeler of the project gets 403, anyone else 404, no token 401.
 """
 
+from django.core.validators import RegexValidator
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -38,21 +39,31 @@ class StrategyOut(serializers.Serializer):
     instruction = serializers.CharField(allow_blank=True)
 
 
-class StrategyIn(serializers.Serializer):
-    name = StrictCharField(
-        max_length=100, help_text="Letters, digits, _ . or -, unique in the project."
+def _name_field(**kwargs):
+    return StrictCharField(
+        max_length=100,
+        validators=[RegexValidator(services.NAME.pattern)],
+        help_text="Letters, digits, _ . or -, unique in the project.",
+        **kwargs,
     )
-    system_prompt = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class StrategyIn(serializers.Serializer):
+    name = _name_field()
+    system_prompt = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=services.MAX_TEXT
+    )
     instruction = StrictCharField(
         required=False,
         allow_blank=True,
         trim_whitespace=False,
+        max_length=services.MAX_TEXT,
         help_text="Wrapped around the query: {query} marks where it goes.",
     )
 
 
 class StrategyPatch(StrategyIn):
-    name = StrictCharField(max_length=100, required=False)
+    name = _name_field(required=False)
 
 
 class StrategiesOut(serializers.Serializer):

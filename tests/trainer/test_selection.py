@@ -76,7 +76,7 @@ def test_the_api_returns_the_choice_and_every_score(alice, bob, charlie, selecto
     assert body["model"] == selector.id and body["strategy"] == "code_first"
     assert len(body["scores"]) == 6 and max(body["scores"], key=body["scores"].get) == "code_first"
     blank = api_client_for(alice).post(url, {"query": "  "}, format="json")
-    assert blank.status_code == 400 and blank.json()["field"] == "query"
+    assert blank.status_code == 400 and blank.json() == {"query": ["Give a non-empty query."]}
     other = api_client_for(alice).post(url, {"query": "q", "model": 10**9}, format="json")
     assert other.status_code == 404
     assert api_client_for(bob).post(url, {"query": "q"}, format="json").status_code == 403

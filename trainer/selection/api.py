@@ -3,6 +3,7 @@
 Project admins only: a labeler of the project gets 403, anyone else 404, no token 401.
 """
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -26,7 +27,12 @@ def _admin_project(request: Request, project_id: int):
 
 
 class ChooseIn(serializers.Serializer):
-    query = StrictCharField(max_length=20_000, trim_whitespace=False, help_text="The query.")
+    query = StrictCharField(
+        max_length=20_000,
+        trim_whitespace=False,
+        validators=[RegexValidator(r"\S", message="Give a non-empty query.")],
+        help_text="The query (not blank).",
+    )
     model = StrictIntegerField(
         required=False,
         min_value=1,
@@ -51,8 +57,6 @@ def choose(request: Request, project_id: int) -> Response:
     data = ChooseIn(data=request.data)
     data.is_valid(raise_exception=True)
     query = data.validated_data["query"]
-    if not query.strip():
-        return Response({"detail": "Give a non-empty query.", "field": "query"}, status=400)
     try:
         model = selectors.prompt_selector_get(
             project=project, model_id=data.validated_data.get("model")
