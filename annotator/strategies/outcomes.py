@@ -100,9 +100,9 @@ def _completions(project: Project, split: str | None):
 def _imported(project, split, add, **_):
     for _cid, prompt_id, meta, _text in _completions(project, split):
         outcome = meta.get("outcome")
-        if isinstance(outcome, int | float) and not isinstance(outcome, bool):
-            add(prompt_id, meta["strategy"], float(outcome))
-        elif isinstance(outcome, bool):
+        # A bool is an int (true 1, false 0); a value outside 0..1 (a hand-written meta) is
+        # not an outcome and is left out.
+        if isinstance(outcome, int | float) and 0 <= outcome <= 1:
             add(prompt_id, meta["strategy"], float(outcome))
 
 
