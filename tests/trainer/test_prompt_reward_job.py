@@ -87,3 +87,18 @@ def test_a_worker_trains_it_and_registers_a_prompt_selector(tmp_path):
     assert any("train_loss" in m for m in job.metrics)
     answer = choose_strategy("Hey! thanks friend hobby #1?", model.path)
     assert len(answer["scores"]) == 6 and Path(model.path, "choices.jsonl").is_file()
+
+
+@pytest.mark.django_db
+def test_the_launch_form_offers_the_outcome_settings_and_launches(client, alice, project):
+    from django.urls import reverse
+
+    client.force_login(alice)
+    url = reverse("training_job_new", args=[project.id, "prompt_reward"])
+    page = client.get(url).content.decode()
+    assert 'name="dataset__source"' in page and 'name="dataset__likert_threshold"' in page
+    assert 'name="config__classifier"' in page and 'name="config__encoder"' in page
+    response = client.post(url, {"dataset__source": "imported", "config__classifier": "gbdt"})
+    assert response.status_code == 302, response.content.decode()[-6000:]
+    job = TrainingJob.objects.get(project=project, kind="prompt_reward")
+    assert job.dataset == {"source": "imported"} and job.config["classifier"] == "gbdt"

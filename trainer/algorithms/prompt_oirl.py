@@ -70,15 +70,15 @@ class PromptRewardConfig:
         metadata={
             "help": "How queries are embedded: 'hashing' (word unigrams hashed into "
             "hashing_dims dimensions plus log-length features; no model) or 'model' (the local "
-            "Hugging Face model at model_name_or_path, mean-pooled)."
+            "Hugging Face model at encoder_model, mean-pooled)."
         },
     )
-    model_name_or_path: str = field(
+    encoder_model: str = field(
         default="",
         metadata={
-            "help": "With encoder 'model': a local Hugging Face model directory (e.g. the "
-            "project's policy) whose mean-pooled last hidden state embeds each query. Ignored "
-            "by the hashing encoder."
+            "help": "With encoder 'model': the path of a local Hugging Face model directory "
+            "(e.g. the project's policy, as the Models page lists it) whose mean-pooled last "
+            "hidden state embeds each query. Ignored by the hashing encoder."
         },
     )
     hashing_dims: int = field(
@@ -125,8 +125,8 @@ class PromptRewardConfig:
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}.")
-        if self.encoder == "model" and not self.model_name_or_path:
-            raise ValueError("encoder 'model' needs model_name_or_path: a local model directory.")
+        if self.encoder == "model" and not self.encoder_model:
+            raise ValueError("encoder 'model' needs encoder_model: a local model directory.")
         if self.classifier not in CLASSIFIERS:
             raise ValueError(
                 f"classifier must be one of {', '.join(CLASSIFIERS)}, not {self.classifier!r}."
@@ -540,7 +540,7 @@ def fit_selector(
         if config.encoder == "hashing":
             encoder = HashingEncoder(config.hashing_dims)
         else:
-            encoder = ModelEncoder(config.model_name_or_path, config.max_length, config.device)
+            encoder = ModelEncoder(config.encoder_model, config.max_length, config.device)
     x = encoder.encode(table.queries)
     mean = std = None
     if config.encoder == "model":

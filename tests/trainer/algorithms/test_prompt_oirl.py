@@ -131,7 +131,7 @@ def test_it_needs_two_strategies_and_two_queries():
 def test_it_refuses_a_bad_config():
     with pytest.raises(ValueError, match="encoder must be one of"):
         PromptRewardConfig(encoder="bert")
-    with pytest.raises(ValueError, match="needs model_name_or_path"):
+    with pytest.raises(ValueError, match="needs encoder_model"):
         PromptRewardConfig(encoder="model")
     with pytest.raises(ValueError, match="classifier must be one of"):
         PromptRewardConfig(classifier="svm")
@@ -192,9 +192,7 @@ def test_it_runs_from_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_it_embeds_queries_with_a_local_model(tiny_model_dir, tmp_path):
-    config = PromptRewardConfig(
-        encoder="model", model_name_or_path=tiny_model_dir, max_epochs=5, seed=0
-    )
+    config = PromptRewardConfig(encoder="model", encoder_model=tiny_model_dir, max_epochs=5, seed=0)
     metrics = train(config, synthetic_log(120, seed=2), tmp_path / "model-encoder")
     assert metrics["eval_queries"] == 24
     selector = PromptSelector.load(tmp_path / "model-encoder")
