@@ -15,7 +15,11 @@ from django.db.models import F, Func, JSONField, Value
 from django.utils import timezone
 
 from annotator.models import Project
-from annotator.task_services import Sample, completions_generated_create
+from annotator.task_services import (
+    Sample,
+    completions_generated_create,
+    strategy_comparisons_create,
+)
 from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.configs import validate_config
@@ -23,7 +27,7 @@ from trainer.exceptions import JobError
 from trainer.kinds import COMPLETIONS, KINDS, POLICY, PROMPT_SELECTOR, REWARD_MODEL
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
-from trainer.snapshots import dataset_validate
+from trainer.snapshots import dataset_validate, strategy_templates
 
 Status = TrainingJob.Status
 LOG_TAIL_CHARS = 8000
@@ -53,6 +57,8 @@ def job_create(
         kind=kind, config=config, input_model=input_model, reward_model=reward_model
     )
     dataset = dataset_validate(kind=kind, dataset=dataset)
+    if kind == "generate":  # names the project's prompt strategies (docs/prompt-optimisation.md)
+        strategy_templates(project=project, names=config.get("strategies"))
     with transaction.atomic():
         job = TrainingJob.objects.create(
             project=project,
@@ -173,16 +179,21 @@ def _store_generations(job: TrainingJob) -> int:
         Sample(
             prompt_id=row.get("prompt_id"),
             text=row["completion"],
-            meta={"job": job.id, "sample_index": row.get("sample_index", 0)},
+            meta={"job": job.id, "sample_index": row.get("sample_index", 0)}
+            # The prompt strategy it was sampled under (docs/prompt-optimisation.md).
+            | ({"strategy": row["strategy"]} if row.get("strategy") else {}),
         )
         for row in rows
     ]
-    return completions_generated_create(
+    stored = completions_generated_create(
         project=job.project,
         model_version_id=job.input_model_id,
         generation=settings_used,
         samples=samples,
     )
+    if job.config.get("compare_strategies"):
+        strategy_comparisons_create(project=job.project, job_id=job.id)
+    return stored
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:

@@ -5,7 +5,10 @@ rows of `GET /api/v1/projects/{id}/export/` for the same parameters and `until`,
 chat prompt stays its list of messages (SNAPSHOT_SCHEMA), so the training code renders it with
 the chat template exactly as the policy is prompted when it generates. For plain-text prompts
 the bytes, and so the sha256, are the export's: every model can say which labels it saw.
-Prompt-based kinds (generate, raft, ppo, rloo, grpo) take the project's prompts, oldest first.
+Prompt-based kinds (generate, raft, ppo, rloo, grpo) take the project's prompts, oldest first;
+a generate job with `strategies` in its config gets, on every row, those strategies' templates
+(`"strategies": {name: {"system_prompt", "instruction"}}`, see `strategy_templates`), which the
+algorithm renders around the query (trainer/algorithms/strategy_prompts.py).
 Outcome kinds (prompt_reward) take the project's query x strategy outcome table
 (annotator/strategies/outcomes.py), one line per logged cell.
 
@@ -29,7 +32,7 @@ from pathlib import Path
 from annotator.export import ExportParams, export_start
 from annotator.export.params import AGGREGATES, SOURCES
 from annotator.export.rows import SNAPSHOT_SCHEMA
-from annotator.models import Prompt
+from annotator.models import Prompt, PromptStrategy
 from annotator.strategies.outcomes import AUTO, OutcomeError, outcome_table
 from annotator.strategies.outcomes import SOURCES as OUTCOME_SOURCES
 from trainer.exceptions import JobError
@@ -99,7 +102,33 @@ def _label_chunks(job: TrainingJob):
     yield from chunks
 
 
+def strategy_templates(*, project, names) -> dict:
+    """{name: {"system_prompt", "instruction"}} of the project's strategies named in a generate
+    job's config, in the config's order; JobError naming the ones the project does not have."""
+    if not names:
+        return {}
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise JobError("strategies must be a list of the project's prompt strategy names.")
+    found = {
+        s.name: {"system_prompt": s.system_prompt, "instruction": s.instruction}
+        for s in PromptStrategy.objects.filter(project=project, name__in=names)
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = ", ".join(
+            PromptStrategy.objects.filter(project=project).values_list("name", flat=True)
+        )
+        raise JobError(
+            f"Unknown prompt strategy {', '.join(repr(n) for n in missing)}: the project's "
+            f"strategies are {known or 'none yet (add them on the Strategies page)'}."
+        )
+    return {n: found[n] for n in names}
+
+
 def _prompt_chunks(job: TrainingJob):
+    templates = {}
+    if job.kind == Kind.GENERATE:
+        templates = strategy_templates(project=job.project, names=job.config.get("strategies"))
     prompts = Prompt.objects.filter(project=job.project).order_by("id")
     if _split(job):
         prompts = prompts.filter(split=_split(job))
@@ -109,6 +138,8 @@ def _prompt_chunks(job: TrainingJob):
         prompts = prompts[: job.dataset["max_prompts"]]
     for pk, text, messages in prompts.values_list("id", "text", "messages").iterator(2000):
         row = {"prompt_id": pk, "prompt": messages if messages is not None else text}
+        if templates:
+            row["strategies"] = templates
         yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
 
