@@ -32,6 +32,7 @@ from trainer.kinds import KINDS, KL_KINDS, LOOP_ALGORITHMS
 from trainer.loop import measure
 from trainer.loop.selectors import usable_comparisons
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
+from trainer.snapshots import strategy_templates
 
 Status = LoopRound.Status
 JobStatus = TrainingJob.Status
@@ -247,34 +248,38 @@ def _queue_comparisons(policy: LoopPolicy, round_: LoopRound, jobs: dict) -> int
     """Pairwise tasks: the new policy's sample against each other policy's, per prompt."""
     by_role = {}
     for role, job_id in round_.generate_jobs.items():
-        # One sample per prompt per policy: the first.
+        # One sample per prompt (and prompt strategy, when the generate config names some) per
+        # policy: the first. Policies are compared under the same strategy.
         rows = Completion.objects.filter(meta__job=job_id, meta__sample_index=0)
-        by_role[role] = {c.prompt_id: c for c in rows}
+        by_role[role] = {(c.prompt_id, c.meta.get("strategy")): c for c in rows}
     new = by_role.pop("new")
     model_ids = {role: jobs[jid].input_model_id for role, jid in round_.generate_jobs.items()}
+    keys: dict[int, list] = {}
+    for key in sorted(new, key=lambda k: k[1] or ""):
+        keys.setdefault(key[0], []).append(key)
     tasks = []
     for role, other in by_role.items():
         for prompt_id in round_.prompt_ids:
-            if prompt_id not in new or prompt_id not in other:
-                continue
-            tasks.append(
-                NewTask(
-                    prompt_id=prompt_id,
-                    kind=Kind.PAIRWISE,
-                    completion_ids=(new[prompt_id].id, other[prompt_id].id),
-                    priority=policy.task_priority,
-                    round=round_.number,
-                    meta={
-                        "loop": {
-                            "round": round_.number,
-                            "new": model_ids["new"],
-                            "other": model_ids[role],
-                            "against": role,
-                        }
-                    },
-                )
-            )
+            for key in keys.get(prompt_id, []):
+                if key in other:
+                    tasks.append(_comparison(policy, round_, model_ids, role, key, new, other))
     return tasks_create(project=policy.project, tasks=tasks)
+
+
+def _comparison(policy, round_, model_ids, role, key, new, other) -> NewTask:
+    prompt_id, strategy = key
+    loop = {"round": round_.number, "new": model_ids["new"], "other": model_ids[role]}
+    loop["against"] = role
+    if strategy is not None:
+        loop["strategy"] = strategy
+    return NewTask(
+        prompt_id=prompt_id,
+        kind=Kind.PAIRWISE,
+        completion_ids=(new[key].id, other[key].id),
+        priority=policy.task_priority,
+        round=round_.number,
+        meta={"loop": loop},
+    )
 
 
 # --- Controls ---------------------------------------------------------------------------------
@@ -307,6 +312,8 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
         config = data[name]
         try:
             validate_config(kind=kind, config={**defaults, **config}, input_model=base_policy)
+            if kind == "generate":  # the round's samples under the project's prompt strategies
+                strategy_templates(project=base_policy.project, names=config.get("strategies"))
         except JobError as exc:
             errors[name] = str(exc)
     return errors
