@@ -7,7 +7,10 @@ import pytest
 from trainer.algorithms.generate import COMPLETIONS_FILENAME, GenerateConfig
 from trainer.algorithms.strategy_prompts import expand_rows, render_prompt
 
-COT = {"system_prompt": "You are a careful tutor.", "instruction": "Q: {query}\nThink step by step."}
+COT = {
+    "system_prompt": "You are a careful tutor.",
+    "instruction": "Q: {query}\nThink step by step.",
+}
 PLAIN = {"system_prompt": "", "instruction": ""}
 
 
@@ -171,7 +174,5 @@ def test_a_generate_job_samples_each_prompt_under_each_strategy(project, tiny_mo
         chosen=cot, rejected=terse,
     )  # fmt: skip
     table = outcome_table(project=project, source="pairwise")
-    cells = {
-        (row.prompt_id, s): (c.value, c.n) for row in table.rows for s, c in row.cells.items()
-    }
+    cells = {(row.prompt_id, s): (c.value, c.n) for row in table.rows for s, c in row.cells.items()}
     assert cells == {(prompts[0].id, "cot"): (1.0, 1), (prompts[0].id, "terse"): (0.0, 1)}

@@ -73,7 +73,7 @@ class GenerateConfig:
     strategies: list = field(
         default_factory=list,
         metadata={
-            "help": "Prompt strategies (their names, e.g. [\"plain\", \"step_by_step\"]): sample "
+            "help": 'Prompt strategies (their names, e.g. ["plain", "step_by_step"]): sample '
             "every prompt under each, the strategy's system prompt and instruction around the "
             "query. Empty: the prompt as it is."
         },

@@ -27,7 +27,7 @@ def wrap_query(instruction: str, query: str) -> str:
 
 
 def render_prompt(prompt: str | list[dict], strategy: dict) -> str | list[dict]:
-    """``prompt`` (plain text or chat messages) under ``strategy`` ({system_prompt, instruction})."""
+    """``prompt`` (plain text or chat messages) under ``strategy``: {system_prompt, instruction}."""
     system = strategy.get("system_prompt") or ""
     instruction = strategy.get("instruction") or ""
     if not isinstance(prompt, list):
@@ -49,7 +49,7 @@ def render_prompt(prompt: str | list[dict], strategy: dict) -> str | list[dict]:
 def check_names(names) -> list[str]:
     """The config's strategy names: a list of distinct non-empty strings."""
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise ValueError("strategies must be a list of strategy names (e.g. [\"plain\", \"cot\"]).")
+        raise ValueError('strategies must be a list of strategy names (e.g. ["plain", "cot"]).')
     if len(set(names)) != len(names):
         raise ValueError("strategies names a strategy twice.")
     return names
