@@ -88,9 +88,17 @@ EXTRA = {
     "v1_judges_partial_update": [403],
     "v1_judges_run_create": [403, 409],
     "v1_judges_resume_create": [403],
+    # Prompt strategies and selection (docs/prompt-optimisation.md).
+    "v1_projects_strategies_retrieve": [403],
+    "v1_projects_strategies_create": [403],
+    "v1_projects_strategies_partial_update": [403],
+    "v1_projects_strategies_destroy": [403],
+    "v1_projects_strategies_import_create": [403, 413],
+    "v1_projects_strategies_outcomes_retrieve": [403],
+    "v1_projects_prompt_selection_choose_create": [403, 409],
 }
 # Operations that read their body as it comes (any content type), never answering 415.
-RAW_BODY = {"v1_projects_import_create"}
+RAW_BODY = {"v1_projects_import_create", "v1_projects_strategies_import_create"}
 RETRY_AFTER = {
     "Retry-After": {
         "schema": {"type": "integer"},

@@ -10,6 +10,7 @@ from annotator import (  # noqa: F401 (converters registers <id:>)
     revision_api,
 )
 from annotator.quality import api as quality_api
+from annotator.strategies import api as strategy_api
 
 urlpatterns = [
     path("projects/", api.project_list_create, name="api-projects"),
@@ -88,5 +89,29 @@ urlpatterns += [
         "projects/<id:project_id>/members/<id:user_id>/resume/",
         review_api.member_resume,
         name="api-member-resume",
+    ),
+]
+
+# Prompt strategies and their outcomes (annotator/strategies/api.py).
+urlpatterns += [
+    path(
+        "projects/<id:project_id>/strategies/",
+        strategy_api.strategy_list_create,
+        name="api-strategies",
+    ),
+    path(
+        "projects/<id:project_id>/strategies/<id:strategy_id>/",
+        strategy_api.strategy_detail,
+        name="api-strategy",
+    ),
+    path(
+        "projects/<id:project_id>/strategies/import/",
+        strategy_api.strategy_log_import_view,
+        name="api-strategy-import",
+    ),
+    path(
+        "projects/<id:project_id>/strategies/outcomes/",
+        strategy_api.outcomes,
+        name="api-strategy-outcomes",
     ),
 ]

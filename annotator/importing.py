@@ -33,6 +33,8 @@ class Line:
     text: str = ""
     messages: list | None = None
     completions: list[str] = field(default_factory=list)
+    # Per completion: its meta, e.g. {"strategy": "step_by_step"} (docs/prompt-optimisation.md).
+    completion_meta: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     split: str = Prompt.Split.TRAIN
     priority: int = 0
@@ -182,6 +184,7 @@ def _line_from_object(number: int, obj) -> Line:
     completions = obj.get("completions", [])
     if not isinstance(completions, list):
         raise LineError("completions must be a non-empty list of strings")
+    completions, line.completion_meta = _completion_objects(completions)
     for i, c in enumerate(completions):
         if not isinstance(c, str) or not c.strip():
             raise LineError(f"completions[{i}] must be a non-empty string")
@@ -208,6 +211,28 @@ def _line_from_object(number: int, obj) -> Line:
         raise LineError("gold must be an object (the expected answer)")
     line.gold = gold
     return line
+
+
+def _completion_objects(completions: list) -> tuple[list, list[dict]]:
+    """A completion is a string, or ``{"text": ..., "meta": {...}}`` whose meta names e.g. its
+    prompt strategy (``{"strategy": "step_by_step"}``); texts and metas, in order."""
+    texts, metas = [], []
+    for i, c in enumerate(completions):
+        if isinstance(c, dict):
+            if set(c) - {"text", "meta"}:
+                raise LineError(f"completions[{i}] may only have text and meta")
+            meta = c.get("meta", {})
+            if not isinstance(meta, dict):
+                raise LineError(f"completions[{i}].meta must be an object")
+            strategy = meta.get("strategy")
+            if strategy is not None and (not isinstance(strategy, str) or not strategy.strip()):
+                raise LineError(f"completions[{i}].meta.strategy must be a strategy's name")
+            texts.append(c.get("text"))
+            metas.append(meta)
+        else:
+            texts.append(c)
+            metas.append({})
+    return texts, metas
 
 
 def _bounded(value: str, name: str) -> str:
@@ -302,9 +327,11 @@ def _write(*, project: Project, plans: list) -> int:
     )
     completions = Completion.objects.bulk_create(
         [
-            Completion(prompt=prompt, text=text)
+            Completion(prompt=prompt, text=text, meta=meta)
             for prompt, (line, _) in zip(prompts, plans, strict=True)
-            for text in line.completions
+            for text, meta in zip(
+                line.completions, line.completion_meta or [{}] * len(line.completions), strict=True
+            )
         ],
         batch_size=1000,
     )

@@ -530,3 +530,28 @@ class AnnotationRevision(models.Model):
 
 # The audit log's model lives beside its service; imported here so Django registers it.
 from annotator.audit import AuditEntry  # noqa: E402,F401
+
+
+class PromptStrategy(models.Model):
+    """A named way of prompting the model for a query (Prompt-OIRL, docs/prompt-optimisation.md):
+    a system prompt and/or an instruction wrapped around the query. Completions name theirs in
+    `meta.strategy`; the outcome table compares strategies per query."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompt_strategies")
+    name = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    instruction = models.TextField(
+        blank=True,
+        help_text="Wrapped around the query: {query} marks where it goes; without it the query "
+        "follows the instruction on a new line.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="promptstrategy_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -6,9 +6,11 @@ trainer/ writes annotator's rows only through these services).
 """
 
 import dataclasses
+import itertools
+import random
 from dataclasses import dataclass, field
 
-from annotator.models import Completion, Project, Prompt, Task, TaskCompletion
+from annotator.models import Completion, Kind, Project, Prompt, Task, TaskCompletion
 
 BATCH = 1000
 
@@ -80,3 +82,33 @@ def completions_generated_create(
     ]
     Completion.objects.bulk_create(completions, batch_size=BATCH)
     return len(completions)
+
+
+def strategy_comparisons_create(*, project: Project, job_id: int) -> int:
+    """Pairwise tasks between prompt strategies (docs/prompt-optimisation.md): for each prompt,
+    the first sample of a generate job under each strategy (`meta.strategy`) against each other
+    strategy's, one task per pair, in an order drawn per task so no strategy is always shown
+    first. Their answers fill the outcome table's pairwise source. Returns how many were made."""
+    by_prompt: dict[int, dict[str, int]] = {}
+    rows = Completion.objects.filter(
+        prompt__project=project, meta__job=job_id, meta__sample_index=0
+    ).order_by("id")
+    for cid, prompt_id, meta in rows.values_list("id", "prompt_id", "meta"):
+        strategy = (meta or {}).get("strategy")
+        if isinstance(strategy, str):
+            by_prompt.setdefault(prompt_id, {}).setdefault(strategy, cid)
+    tasks = []
+    for prompt_id, ids in sorted(by_prompt.items()):
+        for a, b in itertools.combinations(sorted(ids), 2):
+            pair = (ids[a], ids[b])
+            if random.Random(f"{job_id}:{prompt_id}:{a}:{b}").random() < 0.5:
+                pair = pair[::-1]
+            tasks.append(
+                NewTask(
+                    prompt_id=prompt_id,
+                    kind=Kind.PAIRWISE,
+                    completion_ids=pair,
+                    meta={"strategies": [a, b], "job": job_id},
+                )
+            )
+    return tasks_create(project=project, tasks=tasks)

@@ -2,6 +2,7 @@ from django.urls import path
 
 from annotator import audit_views, project_views, review_views, views
 from annotator.quality import views as quality_views
+from annotator.strategies import views as strategy_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -108,5 +109,34 @@ urlpatterns += [
         "projects/<int:project_id>/members/<int:user_id>/resume/",
         review_views.member_resume,
         name="member_resume",
+    ),
+]
+
+# Prompt strategies and their outcomes (annotator/strategies/views.py).
+urlpatterns += [
+    path(
+        "projects/<int:project_id>/strategies/",
+        strategy_views.strategy_list,
+        name="strategy_list",
+    ),
+    path(
+        "projects/<int:project_id>/strategies/<int:strategy_id>/",
+        strategy_views.strategy_edit,
+        name="strategy_edit",
+    ),
+    path(
+        "projects/<int:project_id>/strategies/<int:strategy_id>/delete/",
+        strategy_views.strategy_delete,
+        name="strategy_delete",
+    ),
+    path(
+        "projects/<int:project_id>/strategies/outcomes/",
+        strategy_views.outcome_page,
+        name="strategy_outcomes",
+    ),
+    path(
+        "projects/<int:project_id>/strategies/outcomes/export/",
+        strategy_views.outcome_export,
+        name="strategy_outcomes_export",
     ),
 ]

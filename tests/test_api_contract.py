@@ -107,6 +107,10 @@ REFERENCES = {
     # project's models.
     "v1_projects_judges_create": {"detail", "field", "reward_model"},
     "v1_judges_partial_update": {"detail", "field", "reward_model"},
+    # A strategy name the project already has; a log file with bad lines.
+    "v1_projects_strategies_create": {"name"},
+    "v1_projects_strategies_partial_update": {"name"},
+    "v1_projects_strategies_import_create": {"detail", "errors"},
 }
 
 

@@ -4,6 +4,7 @@ from annotator import converters  # noqa: F401 (registers <id:>)
 from trainer import api
 from trainer.judging import api as judging_api
 from trainer.loop import api as loop_api
+from trainer.selection import api as selection_api
 
 urlpatterns = [
     path("jobs/", api.job_list_create, name="api-jobs"),
@@ -17,4 +18,9 @@ urlpatterns = [
     path("judges/<id:judge_id>/", judging_api.judge_detail, name="api-judge"),
     path("judges/<id:judge_id>/run/", judging_api.judge_run, name="api-judge-run"),
     path("judges/<id:judge_id>/resume/", judging_api.judge_resume, name="api-judge-resume"),
+    path(
+        "projects/<id:project_id>/prompt-selection/choose/",
+        selection_api.choose,
+        name="api-prompt-choose",
+    ),
 ]

@@ -31,9 +31,10 @@ def validate_config(
     cls = config_class(kind)
     config = dict(config)
     launch = accelerate_config_validate(kind=kind, value=config.pop(ACCELERATE_CONFIG, None))
-    if input_model is not None and "model_name_or_path" not in config:
-        config["model_name_or_path"] = input_model.path
     names = {f.name for f in dataclasses.fields(cls)}
+    # A kind without a model to start from (prompt_reward) leaves a picked model out.
+    if input_model is not None and "model_name_or_path" in names:
+        config.setdefault("model_name_or_path", input_model.path)
     if reward_model is not None and "reward_model_path" in names:
         config.setdefault("reward_model_path", reward_model.path)
     if "reward_model_path" in names and not config.get("reward_model_path"):

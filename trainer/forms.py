@@ -22,7 +22,7 @@ from django.http import QueryDict
 
 from annotator.models import Prompt
 from trainer.configs import config_class, config_fields
-from trainer.kinds import LABEL_KINDS
+from trainer.kinds import LABEL_KINDS, OUTCOME_KINDS
 from trainer.models import ModelVersion
 from webapp import safejson
 
@@ -43,6 +43,19 @@ PROMPT_DATASET = [
         "always take train-split prompts only.",
     ),
     ("max_prompts", "int", "Use at most this many prompts, oldest first (default: all)."),
+]
+OUTCOME_DATASET = [
+    (
+        "source",
+        "str",
+        "Where the outcome per (query, strategy) comes from: imported, gold, likert, pairwise, "
+        "or auto (the first of these the project has; default).",
+    ),
+    (
+        "likert_threshold",
+        "int",
+        "Likert source: a rating at or above this is a success (default: the scale's middle).",
+    ),
 ]
 
 
@@ -107,6 +120,8 @@ SFT_DEMONSTRATIONS_HELP = (
 
 def dataset_form_fields(kind: str) -> list[Field]:
     specs = LABEL_DATASET if kind in LABEL_KINDS else PROMPT_DATASET
+    if kind in OUTCOME_KINDS:
+        specs = OUTCOME_DATASET
     fields = [Field(name, type_, None, help_, optional=True) for name, type_, help_ in specs]
     if kind == "sft":
         fields.append(Field("demonstrations", "bool", False, SFT_DEMONSTRATIONS_HELP))

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from annotator.models import Project
 from trainer.algorithms.common import split_rows
-from trainer.kinds import LABEL_KINDS
+from trainer.kinds import LABEL_KINDS, OUTCOME_KINDS
 from trainer.models import TrainingJob
 from trainer.snapshots import dataset_validate, snapshot_chunks
 
 # Below these, training says little: a reward model's validation accuracy from a handful of
 # held-out pairs is noise (one or two rows give 0 or 1), and a policy step over a few prompts
 # overfits them.
-FLOORS = {"reward": 200, "dpo": 200, "sft": 100}
+FLOORS = {"reward": 200, "dpo": 200, "sft": 100, "prompt_reward": 200}
 PROMPT_FLOOR = 16
 # Below this many held-out rows, a validation accuracy moves in steps of 5 % or more.
 VAL_FLOOR = 20
@@ -53,12 +53,16 @@ def data_size(*, kind: str, rows: int, config: dict) -> DataSize:
         train, val = split_rows(list(range(rows)), float(val_fraction), int(config.get("seed", 0)))
     except (TypeError, ValueError):
         train, val = list(range(rows)), []
-    labelled = kind in LABEL_KINDS
+    labelled = kind in LABEL_KINDS or kind in OUTCOME_KINDS
+    unit = "labelled rows" if labelled else "prompts"
+    if kind in OUTCOME_KINDS:
+        # The selector holds out whole queries, so the split here is approximate.
+        unit = "logged outcomes (query, strategy)"
     return DataSize(
         rows=rows,
         train=len(train),
         val=len(val),
-        unit="labelled rows" if labelled else "prompts",
+        unit=unit,
         floor=FLOORS.get(kind, 0) if labelled else PROMPT_FLOOR,
     )
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 LABELS = "labels"  # the humans' preferences (and rankings, demonstrations)
 PROMPTS = "prompts"  # prompts only: the kind samples its own responses
 TASKS = "tasks"  # open pairwise tasks with their responses: an AI judge answers them
+OUTCOMES = "outcomes"  # the outcome per (query, prompt strategy) (annotator/strategies)
 # What a finished job of the kind leaves.
 REWARD_MODEL = "reward"  # a reward model version
 POLICY = "policy"  # a policy version
 COMPLETIONS = "completions"  # samples, stored as completions of their prompts
 JUDGMENTS = "judgments"  # an AI judge's verdicts, stored batch by batch while it runs
+PROMPT_SELECTOR = "prompt_selector"  # a per-query prompt-strategy selector (Prompt-OIRL)
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,8 @@ class JobKind:
     label: str  # shown in forms and lists
     module: str  # trainer/algorithms module with `train(config, rows, output_dir, ...)`
     config_class: str  # its config dataclass
-    data: str  # LABELS or PROMPTS
-    makes: str  # REWARD_MODEL, POLICY or COMPLETIONS
+    data: str  # LABELS, PROMPTS, TASKS or OUTCOMES
+    makes: str  # REWARD_MODEL, POLICY, COMPLETIONS or PROMPT_SELECTOR
     hours: int  # default wall-clock budget of a job (PREFLOOP_JOB_TIME_LIMIT_<KIND> overrides)
     loop_algorithm: bool = False  # a loop round may train its policy with it
     kl: bool = False  # penalised by KL to a frozen reference policy
@@ -60,6 +62,8 @@ JOB_KINDS = (
     JobKind("sft", "SFT", _A + "sft", "SFTConfig", LABELS, POLICY, 24, distributed=True),
     JobKind("generate", "Generate", _A + "generate", "GenerateConfig", PROMPTS, COMPLETIONS, 6),
     JobKind("judge", "AI judging", _A + "judges", "JudgeConfig", TASKS, JUDGMENTS, 6),
+    JobKind("prompt_reward", "Prompt reward (Prompt-OIRL)", _A + "prompt_oirl",
+            "PromptRewardConfig", OUTCOMES, PROMPT_SELECTOR, 2),
 )
 # fmt: on
 KINDS = {k.name: k for k in JOB_KINDS}
@@ -67,8 +71,12 @@ KINDS = {k.name: k for k in JOB_KINDS}
 # Derived lists, for the places that want a set of names.
 LABEL_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == LABELS)
 PROMPT_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == PROMPTS)
-TRAINING_KINDS = frozenset(k.name for k in JOB_KINDS if k.makes in (REWARD_MODEL, POLICY))
+# Kinds that train a model (eval-split prompts never reach their snapshots).
+TRAINING_KINDS = frozenset(
+    k.name for k in JOB_KINDS if k.makes in (REWARD_MODEL, POLICY, PROMPT_SELECTOR)
+)
 TASK_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == TASKS)
+OUTCOME_KINDS = frozenset(k.name for k in JOB_KINDS if k.data == OUTCOMES)
 # Launched from the jobs page and POST /jobs/; a judging job starts from its judge's page.
 LAUNCHABLE = tuple(k for k in JOB_KINDS if k.data != TASKS)
 LOOP_ALGORITHMS = tuple(k for k in JOB_KINDS if k.loop_algorithm)

@@ -22,6 +22,8 @@ class ModelVersion(models.Model):
     class Role(models.TextChoices):
         POLICY = "policy", "Policy"
         REWARD = "reward", "Reward model"
+        # Which prompt strategy to use for a query (a prompt_reward job, Prompt-OIRL).
+        PROMPT_SELECTOR = "prompt_selector", "Prompt selector"
 
     project = models.ForeignKey(
         "annotator.Project", on_delete=models.CASCADE, related_name="model_versions"

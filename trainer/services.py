@@ -15,23 +15,31 @@ from django.db.models import F, Func, JSONField, Value
 from django.utils import timezone
 
 from annotator.models import Project
-from annotator.task_services import Sample, completions_generated_create
+from annotator.task_services import (
+    Sample,
+    completions_generated_create,
+    strategy_comparisons_create,
+)
 from trainer.algorithms.common import read_jsonl
 from trainer.algorithms.generate import COMPLETIONS_FILENAME
 from trainer.algorithms.lora import adapter_base, is_adapter
 from trainer.configs import validate_config
 from trainer.exceptions import JobError
-from trainer.kinds import COMPLETIONS, JUDGMENTS, KINDS, POLICY, REWARD_MODEL
+from trainer.kinds import COMPLETIONS, JUDGMENTS, KINDS, POLICY, PROMPT_SELECTOR, REWARD_MODEL
 from trainer.memory_check import job_memory_check
 from trainer.models import ModelVersion, TrainingJob
 from trainer.outbox import job_send_on_commit
-from trainer.snapshots import dataset_validate
+from trainer.snapshots import dataset_validate, strategy_templates
 
 Status = TrainingJob.Status
 LOG_TAIL_CHARS = 8000
 
 # The registry: which model version a finished job of each kind makes (trainer/kinds.py).
-OUTPUT_ROLES = {REWARD_MODEL: ModelVersion.Role.REWARD, POLICY: ModelVersion.Role.POLICY}
+OUTPUT_ROLES = {
+    REWARD_MODEL: ModelVersion.Role.REWARD,
+    POLICY: ModelVersion.Role.POLICY,
+    PROMPT_SELECTOR: ModelVersion.Role.PROMPT_SELECTOR,
+}
 
 
 def job_create(
@@ -52,6 +60,8 @@ def job_create(
     )
     job_memory_check(kind=kind, config=config)  # refuses a job no worker can hold
     dataset = dataset_validate(kind=kind, dataset=dataset)
+    if kind == "generate":  # names the project's prompt strategies (docs/prompt-optimisation.md)
+        strategy_templates(project=project, names=config.get("strategies"))
     with transaction.atomic():
         job = TrainingJob.objects.create(
             project=project,
@@ -195,16 +205,21 @@ def _store_generations(job: TrainingJob) -> int:
         Sample(
             prompt_id=row.get("prompt_id"),
             text=row["completion"],
-            meta={"job": job.id, "sample_index": row.get("sample_index", 0)},
+            meta={"job": job.id, "sample_index": row.get("sample_index", 0)}
+            # The prompt strategy it was sampled under (docs/prompt-optimisation.md).
+            | ({"strategy": row["strategy"]} if row.get("strategy") else {}),
         )
         for row in rows
     ]
-    return completions_generated_create(
+    stored = completions_generated_create(
         project=job.project,
         model_version_id=job.input_model_id,
         generation=settings_used,
         samples=samples,
     )
+    if job.config.get("compare_strategies"):
+        strategy_comparisons_create(project=job.project, job_id=job.id)
+    return stored
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:

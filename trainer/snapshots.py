@@ -5,7 +5,12 @@ rows of `GET /api/v1/projects/{id}/export/` for the same parameters and `until`,
 chat prompt stays its list of messages (SNAPSHOT_SCHEMA), so the training code renders it with
 the chat template exactly as the policy is prompted when it generates. For plain-text prompts
 the bytes, and so the sha256, are the export's: every model can say which labels it saw.
-Prompt-based kinds (generate, raft, ppo, rloo, grpo) take the project's prompts, oldest first.
+Prompt-based kinds (generate, raft, ppo, rloo, grpo) take the project's prompts, oldest first;
+a generate job with `strategies` in its config gets, on every row, those strategies' templates
+(`"strategies": {name: {"system_prompt", "instruction"}}`, see `strategy_templates`), which the
+algorithm renders around the query (trainer/algorithms/strategy_prompts.py).
+Outcome kinds (prompt_reward) take the project's query x strategy outcome table
+(annotator/strategies/outcomes.py), one line per logged cell.
 
 Held out: every kind that trains (all but generate) takes train-split prompts and their labels
 only, whatever its dataset says; eval-split prompts are what the loop measures its policies on.
@@ -29,9 +34,11 @@ from pathlib import Path
 from annotator.export import ExportParams, export_start
 from annotator.export.params import AGGREGATES, SOURCES
 from annotator.export.rows import SFT_SNAPSHOT_SCHEMA, SNAPSHOT_SCHEMA
-from annotator.models import Prompt
+from annotator.models import Prompt, PromptStrategy
+from annotator.strategies.outcomes import AUTO, OutcomeError, outcome_table
+from annotator.strategies.outcomes import SOURCES as OUTCOME_SOURCES
 from trainer.exceptions import JobError
-from trainer.kinds import LABEL_KINDS, PROMPT_KINDS, TASK_KINDS, TRAINING_KINDS
+from trainer.kinds import LABEL_KINDS, OUTCOME_KINDS, PROMPT_KINDS, TASK_KINDS, TRAINING_KINDS
 from trainer.models import TrainingJob
 
 Kind = TrainingJob.Kind
@@ -45,9 +52,12 @@ _LABEL_KEYS = {
     "demonstrations": bool, "revisions": bool,
 }  # fmt: skip
 _CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
+_OUTCOME_CHOICES = {"source": (AUTO, *OUTCOME_SOURCES)}
 _PROMPT_KEYS = {"split": str, "max_prompts": int, "prompt_ids": list}
 # A judging job (docs/ai-judges.md): which judge, and which of the tasks it has not judged.
 _TASK_KEYS = {"judge": int, "max_tasks": int, "round": int, "include_complete": bool, "seed": int}
+# Outcome kinds (prompt_reward): which outcome table (annotator/strategies/outcomes.py).
+_OUTCOME_KEYS = {"split": str, "source": str, "likert_threshold": int}
 # LABEL_KINDS / PROMPT_KINDS: what a kind's snapshot holds; TRAINING_KINDS: every kind that
 # trains on its rows (all but generate), so eval-split prompts never reach them.
 TRAIN = Prompt.Split.TRAIN
@@ -57,8 +67,11 @@ RANKING = "ranking"  # the export's `source` of a pair from a ranking task
 def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
     dataset = dict(dataset or {})
     allowed = _LABEL_KEYS if kind in LABEL_KINDS else _PROMPT_KEYS
+    choices = _CHOICES
     if kind in TASK_KINDS:
         allowed = _TASK_KEYS
+    if kind in OUTCOME_KINDS:
+        allowed, choices = _OUTCOME_KEYS, _OUTCOME_CHOICES
     for key, value in dataset.items():
         expected = allowed.get(key)
         if expected is None:
@@ -69,8 +82,8 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             value = float(value)
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise JobError(f"dataset.{key} must be of type {expected.__name__}.")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise JobError(f"dataset.{key} must be one of {', '.join(_CHOICES[key])}.")
+        if key in choices and value not in choices[key]:
+            raise JobError(f"dataset.{key} must be one of {', '.join(choices[key])}.")
         if key == "prompt_ids" and not all(isinstance(i, int) for i in value):
             raise JobError("dataset.prompt_ids must be a list of prompt ids.")
         dataset[key] = value
@@ -103,7 +116,33 @@ def _label_chunks(job: TrainingJob):
     yield from chunks
 
 
+def strategy_templates(*, project, names) -> dict:
+    """{name: {"system_prompt", "instruction"}} of the project's strategies named in a generate
+    job's config, in the config's order; JobError naming the ones the project does not have."""
+    if not names:
+        return {}
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise JobError("strategies must be a list of the project's prompt strategy names.")
+    found = {
+        s.name: {"system_prompt": s.system_prompt, "instruction": s.instruction}
+        for s in PromptStrategy.objects.filter(project=project, name__in=names)
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = ", ".join(
+            PromptStrategy.objects.filter(project=project).values_list("name", flat=True)
+        )
+        raise JobError(
+            f"Unknown prompt strategy {', '.join(repr(n) for n in missing)}: the project's "
+            f"strategies are {known or 'none yet (add them on the Strategies page)'}."
+        )
+    return {n: found[n] for n in names}
+
+
 def _prompt_chunks(job: TrainingJob):
+    templates = {}
+    if job.kind == Kind.GENERATE:
+        templates = strategy_templates(project=job.project, names=job.config.get("strategies"))
     prompts = Prompt.objects.filter(project=job.project).order_by("id")
     if _split(job):
         prompts = prompts.filter(split=_split(job))
@@ -113,6 +152,8 @@ def _prompt_chunks(job: TrainingJob):
         prompts = prompts[: job.dataset["max_prompts"]]
     for pk, text, messages in prompts.values_list("id", "text", "messages").iterator(2000):
         row = {"prompt_id": pk, "prompt": messages if messages is not None else text}
+        if templates:
+            row["strategies"] = templates
         yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
 
@@ -197,9 +238,27 @@ def _task_chunks(job: TrainingJob):
         yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
 
+def _outcome_chunks(job: TrainingJob):
+    """One ``{"query_id", "query", "strategy", "outcome"}`` line per cell of the project's
+    outcome table, train-split queries only."""
+    try:
+        table = outcome_table(
+            project=job.project,
+            source=job.dataset.get("source", AUTO),
+            likert_threshold=job.dataset.get("likert_threshold"),
+            split=_split(job),
+        )
+    except OutcomeError as exc:
+        raise JobError(f"dataset.{exc.field}: {exc.message}") from None
+    for row in table.training_rows():
+        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
+
+
 def snapshot_chunks(job: TrainingJob):
     if job.kind in TASK_KINDS:
         return _task_chunks(job)
+    if job.kind in OUTCOME_KINDS:
+        return _outcome_chunks(job)
     if job.kind in LABEL_KINDS:
         return _label_chunks(job)
     if job.kind in PROMPT_KINDS:

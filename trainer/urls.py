@@ -3,6 +3,7 @@ from django.urls import path
 from trainer import launch_views, views
 from trainer.judging import views as judging_views
 from trainer.loop import views as loop_views
+from trainer.selection import views as selection_views
 
 urlpatterns = [
     path("", views.training_home, name="training"),
@@ -54,6 +55,16 @@ urlpatterns = [
         name="training_judge_action",
     ),
     path("projects/<int:project_id>/compare/", views.job_compare, name="training_compare"),
+    path(
+        "projects/<int:project_id>/prompt-selection/",
+        selection_views.selection_page,
+        name="training_selection",
+    ),
+    path(
+        "projects/<int:project_id>/prompt-selection/export/",
+        selection_views.selection_export,
+        name="training_selection_export",
+    ),
     path("jobs/<int:job_id>/", views.job_detail, name="training_job"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="training_job_cancel"),
 ]

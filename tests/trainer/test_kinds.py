@@ -15,6 +15,7 @@ from trainer.kinds import (
     LABELS,
     LAUNCHABLE,
     LOOP_ALGORITHMS,
+    OUTCOMES,
     PROMPTS,
     TASKS,
     choices,
@@ -66,11 +67,19 @@ def test_it_derives_snapshots_registry_and_loop_rules_from_the_table():
     assert snapshots.LABEL_KINDS == {k.name for k in JOB_KINDS if k.data == LABELS}
     assert snapshots.PROMPT_KINDS == {k.name for k in JOB_KINDS if k.data == PROMPTS}
     assert snapshots.TASK_KINDS == {k.name for k in JOB_KINDS if k.data == TASKS}
-    assert snapshots.LABEL_KINDS | snapshots.PROMPT_KINDS | snapshots.TASK_KINDS == set(NAMES)
+    assert snapshots.OUTCOME_KINDS == {k.name for k in JOB_KINDS if k.data == OUTCOMES}
+    assert (
+        snapshots.LABEL_KINDS
+        | snapshots.PROMPT_KINDS
+        | snapshots.TASK_KINDS
+        | snapshots.OUTCOME_KINDS
+        == set(NAMES)
+    )
     assert snapshots.TRAINING_KINDS == set(NAMES) - {"generate", "judge"}
     assert set(services.OUTPUT_ROLES) | {COMPLETIONS, JUDGMENTS} == {k.makes for k in JOB_KINDS}
     assert services.OUTPUT_ROLES[KINDS["reward"].makes] == "reward"
     assert services.OUTPUT_ROLES[KINDS["dpo"].makes] == "policy"
+    assert services.OUTPUT_ROLES[KINDS["prompt_reward"].makes] == "prompt_selector"
     assert runner.DISTRIBUTED_KINDS == {k.name for k in JOB_KINDS if k.distributed}
     assert loop_services.KL_ALGORITHMS == {"ppo", "rloo", "grpo"}
     assert [k.name for k in LOOP_ALGORITHMS if not k.needs_reward_model] == ["dpo"]

@@ -7,6 +7,11 @@ rows (so a ``prompt_id`` comes back with its completions). Each output row adds
 ``"num_tokens"`` and ``"finished"`` (whether the policy ended the response itself rather than
 hitting max_new_tokens).
 
+With ``strategies`` (prompt strategy names, docs/prompt-optimisation.md) each row is sampled
+under every strategy: the rows carry the templates (trainer/algorithms/strategy_prompts.py), the
+prompt is rendered around the query, and each output row adds ``"strategy"`` and ``"query"``
+(the prompt as given; ``"prompt"`` is then the rendered one).
+
     python -m trainer.algorithms.generate --config job.json   # writes completions.jsonl
 
 PPO reuses :func:`sample_tokens`; RAFT uses :func:`generate_completions`.
@@ -32,6 +37,7 @@ from trainer.algorithms.common import (
     write_jsonl,
 )
 from trainer.algorithms.samples import SampleLog
+from trainer.algorithms.strategy_prompts import check_names, expand_rows
 
 COMPLETIONS_FILENAME = "completions.jsonl"
 
@@ -82,6 +88,26 @@ class GenerateConfig:
             "the model's own distribution, as RL rollouts always do."
         },
     )
+    strategies: list = field(
+        default_factory=list,
+        metadata={
+            "help": 'Prompt strategies (their names, e.g. ["plain", "step_by_step"]): sample '
+            "every prompt under each, the strategy's system prompt and instruction around the "
+            "query. Empty: the prompt as it is."
+        },
+    )
+    compare_strategies: bool = field(
+        default=False,
+        metadata={
+            "help": "With two or more strategies: once the job is done, one pairwise task per "
+            "prompt and pair of strategies (their first samples)."
+        },
+    )
+
+    def __post_init__(self):
+        check_names(self.strategies)
+        if self.compare_strategies and len(self.strategies) < 2:
+            raise ValueError("compare_strategies needs two or more strategies to compare.")
 
 
 def load_tokenizer(path: str | Path):
@@ -246,6 +272,8 @@ def run(
 
     set_seed(config.seed)
     device = resolve_device(config.device)
+    if config.strategies:
+        rows = expand_rows(rows, config.strategies)
     dtype = str(compute_dtype(config.dtype, device)).removeprefix("torch.")
     if config.load_in_bits:
         from trainer.algorithms.lora import quantization_config

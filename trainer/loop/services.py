@@ -34,6 +34,7 @@ from trainer.kinds import KINDS, KL_KINDS, LOOP_ALGORITHMS
 from trainer.loop import measure
 from trainer.loop.selectors import usable_comparisons
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
+from trainer.snapshots import strategy_templates
 
 Status = LoopRound.Status
 JobStatus = TrainingJob.Status
@@ -342,27 +343,37 @@ def _loop_meta(round_: LoopRound, model_ids: dict, against: str, other: str) -> 
 def _first_sample_pairs(
     policy: LoopPolicy, round_: LoopRound, model_ids: dict, prompts: dict[str, list[int]]
 ) -> list[NewTask]:
-    """The new policy's first sample against each other role's first, on that role's prompts."""
+    """The new policy's first sample against each other role's first, on that role's prompts;
+    when the generate config names prompt strategies, under the same strategy."""
     by_role = {}
     for role, job_id in round_.generate_jobs.items():
+        # One sample per prompt (and prompt strategy, when the generate config names some) per
+        # policy: the first. Policies are compared under the same strategy.
         rows = Completion.objects.filter(meta__job=job_id, meta__sample_index=0)
-        by_role[role] = {c.prompt_id: c for c in rows}
+        by_role[role] = {(c.prompt_id, c.meta.get("strategy")): c for c in rows}
     new = by_role.pop("new")
+    keys: dict[int, list] = {}
+    for key in sorted(new, key=lambda k: k[1] or ""):
+        keys.setdefault(key[0], []).append(key)
     tasks = []
     for role, other in by_role.items():
         for prompt_id in prompts.get(role, ()):
-            if prompt_id not in new or prompt_id not in other:
-                continue
-            tasks.append(
-                NewTask(
-                    prompt_id=prompt_id,
-                    kind=Kind.PAIRWISE,
-                    completion_ids=(new[prompt_id].id, other[prompt_id].id),
-                    priority=policy.task_priority,
-                    round=round_.number,
-                    meta={"loop": _loop_meta(round_, model_ids, role, role)},
+            for key in keys.get(prompt_id, ()):
+                if key not in other:
+                    continue
+                loop = _loop_meta(round_, model_ids, role, role)
+                if key[1] is not None:
+                    loop["strategy"] = key[1]
+                tasks.append(
+                    NewTask(
+                        prompt_id=prompt_id,
+                        kind=Kind.PAIRWISE,
+                        completion_ids=(new[key].id, other[key].id),
+                        priority=policy.task_priority,
+                        round=round_.number,
+                        meta={"loop": loop},
+                    )
                 )
-            )
     return tasks
 
 
@@ -454,6 +465,8 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
         config = data[name]
         try:
             validate_config(kind=kind, config={**defaults, **config}, input_model=base_policy)
+            if kind == "generate":  # the round's samples under the project's prompt strategies
+                strategy_templates(project=base_policy.project, names=config.get("strategies"))
         except JobError as exc:
             errors[name] = str(exc)
     return errors
