@@ -283,15 +283,18 @@ def main() -> int:
     return 0
 
 
+def _result(r: dict) -> str:
+    if "error" in r:
+        return r["error"]
+    if "tokens_per_s" in r:
+        return f"{r['tokens_per_s']:.1f} tok/s, peak {r['peak_bytes'] / 2**30:.2f} GiB"
+    rate = f"{r['steps_per_s']:.3f} steps/s" if r.get("steps_per_s") else "- steps/s"
+    return f"{rate}, peak {r['peak_bytes'] / 2**30:.2f} GiB"
+
+
 def _line(row) -> str:
     size, kind, mode, guess, r = row
-    if "error" in r:
-        got = r["error"]
-    elif "tokens_per_s" in r:
-        got = f"{r['tokens_per_s']:.1f} tok/s, peak {r['peak_bytes'] / 2**30:.2f} GiB"
-    else:
-        rate = f"{r['steps_per_s']:.3f} steps/s" if r.get("steps_per_s") else "- steps/s"
-        got = f"{rate}, peak {r['peak_bytes'] / 2**30:.2f} GiB"
+    got = _result(r)
     est = f" (estimate {guess / 2**30:.2f} GiB)" if guess else ""
     return f"{size:5} {kind:20} {mode:10} {got}{est}"
 
@@ -314,9 +317,7 @@ def _write(rows, description: str, args) -> None:
         "| --- | --- | --- | --- | ---: |",
     ]
     for size, kind, mode, guess, r in rows:
-        result = _line((size, kind, mode, None, r)).split(None, 2)[-1].strip()
-        if mode:
-            result = result.removeprefix(mode).strip()
+        result = _result(r)
         est = f"{guess / 2**30:.2f}" if guess else ""
         lines.append(f"| {size} | {kind} | {mode} | {result} | {est} |")
     out = ROOT / "bench" / "results" / name
