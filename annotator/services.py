@@ -748,6 +748,22 @@ def _lock_answer(*, annotation_id: int, user: AbstractBaseUser) -> Annotation:
     return annotation
 
 
+def _give_back_held(
+    *, user: AbstractBaseUser, project_id: int, task_id: int, now, repeat_id: int | None = None
+) -> None:
+    """Before an undo hands a task back: whatever else the labeler holds in the project goes
+    back (another task's lease expires, which the claim renews; a swap repeat they were served
+    waits for its turn again), so they hold one thing, the answer they took back."""
+    Assignment.objects.filter(
+        labeler=user, task__project_id=project_id, status=Assignment.Status.ACTIVE,
+        expires_at__gt=now,
+    ).exclude(task_id=task_id).update(expires_at=now)  # fmt: skip
+    held = Repeat.objects.filter(labeler=user, project_id=project_id, status=Repeat.Status.ACTIVE)
+    if repeat_id is not None:
+        held = held.exclude(id=repeat_id)
+    held.update(status=Repeat.Status.PENDING, expires_at=None)
+
+
 def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment:
     """Take back one's answer within UNDO_SECONDS of giving it: the answer is removed (kept as
     a revision), the task's overlap slot is freed, and the task is leased back to its labeler
@@ -783,12 +799,7 @@ def annotation_undo(*, annotation_id: int, user: AbstractBaseUser) -> Assignment
         Task.objects.filter(id=task.id).update(
             annotation_count=count, is_complete=count >= task.overlap or task.gold is not None
         )
-        # Any other task the labeler was holding in the project goes back to the queue (an
-        # expired lease, which the claim renews), so they hold one task: this one.
-        Assignment.objects.filter(
-            labeler=user, task__project_id=task.project_id, status=Assignment.Status.ACTIVE,
-            expires_at__gt=now,
-        ).exclude(task=task).update(expires_at=now)  # fmt: skip
+        _give_back_held(user=user, project_id=task.project_id, task_id=task.id, now=now)
         expires_at = now + timedelta(seconds=task.project.lease_seconds)
         Assignment.objects.filter(task=task, labeler=user).update(
             status=Assignment.Status.ACTIVE, finished_at=None, expires_at=expires_at
@@ -871,10 +882,9 @@ def _repeat_undo(*, repeat_id: int, user: AbstractBaseUser) -> Assignment:
             action=AnnotationRevision.Action.UNDO,
             before=answer_fields(selectors.repeat_as_annotation(repeat)),
         )  # fmt: skip
-        Assignment.objects.filter(
-            labeler=user, task__project_id=project_id, status=Assignment.Status.ACTIVE,
-            expires_at__gt=now,
-        ).exclude(task=task).update(expires_at=now)  # fmt: skip
+        _give_back_held(
+            user=user, project_id=project_id, task_id=task.id, now=now, repeat_id=repeat.id
+        )
         expires_at = now + timedelta(seconds=task.project.lease_seconds)
         Repeat.objects.filter(id=repeat.id).update(
             status=Repeat.Status.ACTIVE, expires_at=expires_at, verdict="", chosen=None,

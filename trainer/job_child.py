@@ -134,7 +134,8 @@ def run(job_dir: Path) -> int:
             emit({"step": step, "total": total, "metrics": metrics})
 
     extra = {}
-    if KINDS[spec["kind"]].makes == JUDGMENTS:
+    kind = KINDS.get(spec["kind"])
+    if kind is not None and kind.makes == JUDGMENTS:
         # Each batch of verdicts goes out whole, in one line; the worker stores it at once.
         extra["emit_batch"] = lambda results: emit({"batch": results})
     metrics = module.train(

@@ -33,7 +33,7 @@ def test_it_writes_other_schemas_exactly_as_json_dumps():
     columns = COLUMNS["raw"]
     row = (1, 2, 3, 4, "likert", "", None, None, None, None, {"helpful": 3}, ["a\nb"], [],
            TRICKY, [5, 6], None, True, "2026-01-01T00:00:00+00:00", None, "train",
-           False)  # fmt: skip
+           "imported")  # fmt: skip
     names = [name for name, _ in columns]
     expected = json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False,
                           separators=(",", ":"))  # fmt: skip
