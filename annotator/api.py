@@ -193,16 +193,21 @@ class ImportOut(serializers.Serializer):
     tasks_created = serializers.IntegerField()
 
 
-@extend_schema(
-    request={
-        "application/jsonl": bytes,
-        "text/csv": bytes,
+def upload_request(*media_types: str) -> dict:
+    """An import's request body in the schema: the file itself under one of its media types, or
+    a multipart form with the file in its `file` field."""
+    return {
+        **dict.fromkeys(media_types, bytes),
         "multipart/form-data": {
             "type": "object",
             "properties": {"file": {"type": "string", "format": "binary"}},
             "required": ["file"],
         },
-    },
+    }
+
+
+@extend_schema(
+    request=upload_request("application/jsonl", "text/csv"),
     parameters=[ImportQuery],
     responses={201: ImportOut},
 )

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors
-from annotator.api import _require_admin, _too_big, service_error_response
+from annotator.api import _require_admin, _too_big, service_error_response, upload_request
 from annotator.api_fields import refuse_blank
 from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
@@ -38,15 +38,7 @@ def _format(name: str, content_type: str) -> str:
 
 
 @extend_schema(
-    request={
-        "application/jsonl": bytes,
-        "application/vnd.apache.parquet": bytes,
-        "multipart/form-data": {
-            "type": "object",
-            "properties": {"file": {"type": "string", "format": "binary"}},
-            "required": ["file"],
-        },
-    },
+    request=upload_request("application/jsonl", "application/vnd.apache.parquet"),
     parameters=[PreferenceImportQuery],
     responses={201: PreferenceImportOut},
 )

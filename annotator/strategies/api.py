@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors
-from annotator.api import _too_big, service_error_response
+from annotator.api import _too_big, service_error_response, upload_request
 from annotator.api_fields import StrictCharField, refuse_blank
 from annotator.exceptions import ServiceError
 from annotator.models import Membership, Project, PromptStrategy
@@ -124,15 +124,7 @@ class LogImportOut(serializers.Serializer):
 
 
 @extend_schema(
-    request={
-        "application/jsonl": bytes,
-        "text/csv": bytes,
-        "multipart/form-data": {
-            "type": "object",
-            "properties": {"file": {"type": "string", "format": "binary"}},
-            "required": ["file"],
-        },
-    },
+    request=upload_request("application/jsonl", "text/csv"),
     parameters=[LogImportQuery],
     responses={201: LogImportOut},
 )
