@@ -91,7 +91,7 @@ def test_an_admin_creates_a_project_imports_adds_a_labeler_and_exports(
         "#id_file",
         files=[{"name": "data.jsonl", "mimeType": "application/json", "buffer": lines(3)}],
     )
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Imported 3 task(s).")
     look(page, "project-page")
 
