@@ -7,6 +7,7 @@ labeler; `raw` by annotation id.
 """
 
 from collections.abc import Iterator
+from operator import itemgetter
 
 from annotator.export import source
 from annotator.export.aggregate import Stats, likert_labels, ranking_orders
@@ -78,6 +79,32 @@ COLUMNS[SNAPSHOT_SCHEMA] = [
 # The same for an SFT job on demonstrations: `sft` with a chat prompt kept as its messages.
 SFT_SNAPSHOT_SCHEMA = "sft-native"
 COLUMNS[SFT_SNAPSHOT_SCHEMA] = [("prompt", "json"), ("completion", "str"), *_SFT_TAIL]
+
+
+# The columns that name this database's rows, and a group made of such ids: `ids=false`
+# leaves them out, so a file depends on the labels alone and survives a move to another
+# project (an imported preference file exports the same bytes, docs/import.md).
+ID_COLUMNS = frozenset({
+    "id", "task_id", "prompt_id", "chosen_id", "rejected_id", "completion_id", "ranking_ids",
+    "annotation_id", "labeler", "labelers", "group",
+})  # fmt: skip
+
+
+def columns_for(params: ExportParams) -> list[tuple[str, str]]:
+    """The export's columns: the schema's, less the id columns with `ids=false`."""
+    columns = COLUMNS[params.schema]
+    if params.ids:
+        return columns
+    return [column for column in columns if column[0] not in ID_COLUMNS]
+
+
+def rows_for_columns(rows: Iterator[tuple], params: ExportParams) -> Iterator[tuple]:
+    """Rows cut to `columns_for(params)`."""
+    if params.ids:
+        return rows
+    keep = [i for i, (name, _) in enumerate(COLUMNS[params.schema]) if name not in ID_COLUMNS]
+    pick = itemgetter(*keep)
+    return (pick(row) for row in rows)
 
 
 def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tuple]:
@@ -296,3 +323,4 @@ def _sft(project, params, stats) -> Iterator[tuple]:
                 yield (prompt_native(prompt, messages), text, *tail)
             else:
                 yield (prompt_text(prompt, messages), text, *tail)
+
