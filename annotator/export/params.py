@@ -15,7 +15,7 @@ from annotator.models import Project
 
 SCHEMAS = [
     "preference", "preference-conversational", "ranking", "likert", "unpaired", "raw", "sft",
-    "sft-conversational",
+    "sft-conversational", "critiques",
 ]  # fmt: skip
 FORMATS = ["jsonl", "csv", "parquet"]
 AGGREGATES = ["majority", "all", "reliability"]

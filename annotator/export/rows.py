@@ -66,6 +66,14 @@ _SFT_TAIL = [
 ]  # fmt: skip
 COLUMNS["sft"] = [("prompt", "str"), ("completion", "str"), *_SFT_TAIL]
 COLUMNS["sft-conversational"] = [("messages", "messages"), *_SFT_TAIL]
+# Edit tasks' critiques (Constitutional AI's critique and revise): the response as it was, the
+# labeler's critique and the principle it names (null when not given), and the revision.
+COLUMNS["critiques"] = [
+    ("prompt", "str"), ("response", "str"), ("critique", "str"), ("principle", "str"),
+    ("revision", "str"), ("task_id", "int"), ("prompt_id", "int"), ("response_id", "int"),
+    ("revision_id", "int"), ("annotation_id", "int"), ("labeler", "int"), ("round", "int"),
+    ("split", "str"),
+]  # fmt: skip
 # Training snapshots only (trainer/snapshots.py), not offered by the API: a chat prompt stays
 # its list of messages and a plain prompt stays text, so the training code renders the prompt
 # exactly as the policy will see it when it generates (the chat template for a chat). The
@@ -86,7 +94,7 @@ COLUMNS[SFT_SNAPSHOT_SCHEMA] = [("prompt", "json"), ("completion", "str"), *_SFT
 # project (an imported preference file exports the same bytes, docs/import.md).
 ID_COLUMNS = frozenset({
     "id", "task_id", "prompt_id", "chosen_id", "rejected_id", "completion_id", "ranking_ids",
-    "annotation_id", "labeler", "labelers", "group",
+    "annotation_id", "labeler", "labelers", "group", "response_id", "revision_id",
 })  # fmt: skip
 
 
@@ -121,6 +129,7 @@ def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tu
         "sft": _sft,
         "sft-conversational": _sft,
         SFT_SNAPSHOT_SCHEMA: _sft,
+        "critiques": _critiques,
     }[params.schema]
     for row in builder(project, params, stats):
         stats.rows += 1
@@ -324,3 +333,29 @@ def _sft(project, params, stats) -> Iterator[tuple]:
             else:
                 yield (prompt_text(prompt, messages), text, *tail)
 
+
+# --- Critiques of edit tasks ---------------------------------------------------------------
+
+_CRITIQUE_FIELDS = (
+    "id", "task_id", "task__prompt_id", "labeler_id", "text", "critique", "principle",
+    "chosen_id", "task__task_completions__completion_id", "task__round",
+)  # fmt: skip
+
+
+def _critiques(project, params, stats) -> Iterator[tuple]:
+    """One row per edit answer, by annotation id: the response, its critique and principle
+    (null when the labeler gave none) and the revision. `revision_id` is the revision stored
+    as a response, null when the labeler left the text as it was (no preference then)."""
+    qs = source.annotations(project=project, params=params).filter(kind=Kind.EDIT)
+    for batch in source.batches(source.stream(qs.order_by("id"), *_CRITIQUE_FIELDS)):
+        answers = [row for _, group in batch for row in group]
+        prompts = source.prompts(project=project, ids={row[2] for row in answers})
+        texts = source.completions(project=project, ids={row[8] for row in answers})
+        for aid, task_id, prompt_id, labeler, text, critique, principle, revision_id, \
+                response_id, round_ in answers:  # fmt: skip
+            prompt, messages, split = prompts[prompt_id]
+            yield (
+                prompt_text(prompt, messages), texts[response_id], critique or None,
+                principle or None, text, task_id, prompt_id, response_id, revision_id, aid,
+                labeler, round_, split,
+            )  # fmt: skip
