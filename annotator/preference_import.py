@@ -223,7 +223,8 @@ def _rated(obj: dict) -> tuple[list[str], list[float]]:
 def _kept(obj: dict, margin: float | None) -> dict | None:
     """The numbers a preference export wrote for the row, checked: the export writes them
     back for the imported preference (docs/import.md, "Round trip")."""
-    kept = {} if margin is None else {"margin": margin}
+    # A margin of 0, 1, 2 or 3 is what the export writes back by itself (no strength, or it).
+    kept = {} if margin is None or margin in (0, *STRENGTHS) else {"margin": margin}
     votes = obj.get("votes")
     if votes is not None:
         if isinstance(votes, bool) or not isinstance(votes, int) or not 1 <= votes < 2**31:
