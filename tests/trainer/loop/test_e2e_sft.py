@@ -108,11 +108,7 @@ def weights(path: str) -> dict:
     return load_file(str(Path(path) / "model.safetensors"))
 
 
-def test_an_sft_round_on_demonstrations_then_a_reward_round_from_the_sft_model(
-    worker,
-    project,
-    tiny_base,  # noqa: F811
-):
+def test_an_sft_round_then_a_reward_round_from_the_sft_model(worker, project, tiny_base):  # noqa: F811
     policy = configure(project, tiny_base)
     base = policy.base_policy
     revisions = revise_everything(project)
