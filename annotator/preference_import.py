@@ -55,6 +55,8 @@ MAX_RESPONSES = 16
 BATCH = 5000  # rows per bulk insert
 PARQUET_BATCH = 10_000
 STRENGTHS = (1, 2, 3)
+# The kinds of task a preference export's row can come from (its `source` column).
+PAIR_SOURCES = (Kind.PAIRWISE, Kind.RANKING, Kind.LIKERT, Kind.EDIT)
 
 
 @dataclass(slots=True)
@@ -70,6 +72,9 @@ class Item:
     split: str = Prompt.Split.TRAIN
     round: int | None = None
     margin: float | None = None
+    # What a Prefloop export's row said of the preference (margin, votes, agreement, source):
+    # kept with the task, and written back by the export, so an export round-trips.
+    kept: dict | None = None
 
 
 # --- Reading --------------------------------------------------------------------------------
@@ -215,6 +220,30 @@ def _rated(obj: dict) -> tuple[list[str], list[float]]:
     return texts, scores
 
 
+def _kept(obj: dict, margin: float | None) -> dict | None:
+    """The numbers a preference export wrote for the row, checked: the export writes them
+    back for the imported preference (docs/import.md, "Round trip")."""
+    # A margin of 0, 1, 2 or 3 is what the export writes back by itself (no strength, or it).
+    kept = {} if margin is None or margin in (0, *STRENGTHS) else {"margin": margin}
+    votes = obj.get("votes")
+    if votes is not None:
+        if isinstance(votes, bool) or not isinstance(votes, int) or not 1 <= votes < 2**31:
+            raise LineError("votes must be a whole number from 1", "votes")
+        kept["votes"] = votes
+    agreement = obj.get("agreement")
+    if agreement is not None:
+        agreement = _number(agreement, "agreement")
+        if not 0 < agreement <= 1:
+            raise LineError("agreement must be a number above 0 and at most 1", "agreement")
+        kept["agreement"] = agreement
+    source = obj.get("source")
+    if source is not None:
+        if source not in PAIR_SOURCES:
+            raise LineError(f"source must be one of {', '.join(PAIR_SOURCES)}", "source")
+        kept["source"] = source
+    return kept or None
+
+
 def item_from_object(number: int, obj) -> Item:
     if not isinstance(obj, dict):
         raise LineError("each line must be a JSON object")
@@ -235,6 +264,7 @@ def item_from_object(number: int, obj) -> Item:
             # Prefloop's own margin is the strength (1 slightly ... 3 much better).
             if item.margin in STRENGTHS:
                 item.pairs = [(0, 1, int(item.margin))]
+        item.kept = _kept(obj, item.margin)
     elif "responses" in obj or "completions" in obj:
         prompt = obj.get("prompt", obj.get("instruction"))
         if prompt is None:
@@ -313,6 +343,15 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def _task_meta(item: Item) -> dict:
+    meta = {"imported_line": item.number}
+    if item.margin is not None:
+        meta["margin"] = item.margin
+    if item.kept is not None:
+        meta["file"] = item.kept
+    return meta
+
+
 def _write_copy(project: Project, labeler: AbstractBaseUser, items: list[Item]) -> int:
     """PostgreSQL: the same rows as `_write`, by COPY with ids reserved from the sequences
     (bulk_create spends most of its time building model instances and SQL text)."""
@@ -338,10 +377,7 @@ def _write_copy(project: Project, labeler: AbstractBaseUser, items: list[Item]) 
             for k, (cid, text) in enumerate(zip(ids, item.responses, strict=True)):
                 meta = "{}" if item.scores is None else dumps({"score": item.scores[k]})
                 completions.append((cid, pid, text, meta, now))
-            meta = {"imported_line": item.number}
-            if item.margin is not None:
-                meta["margin"] = item.margin
-            meta = dumps(meta)
+            meta = dumps(_task_meta(item))
             for chosen, rejected, strength in item.pairs:
                 tid = next(t)
                 tasks.append((tid, project.id, pid, Kind.PAIRWISE, 1, 1, True, item.round, meta,
@@ -396,9 +432,7 @@ def _write(project: Project, labeler: AbstractBaseUser, items: list[Item]) -> in
         for prompt, item in zip(prompts, chunk, strict=True):
             ids = [c.id for c in completions[offset : offset + len(item.responses)]]
             offset += len(item.responses)
-            meta = {"imported_line": item.number}
-            if item.margin is not None:
-                meta["margin"] = item.margin
+            meta = _task_meta(item)
             for chosen, rejected, strength in item.pairs:
                 tasks.append(
                     Task(

@@ -96,7 +96,16 @@ REFERENCES = {
     "v1_projects_import_create": {"detail", "errors"},
     "v1_projects_import_preferences_create": {"detail", "errors"},
     "v1_jobs_create": {"detail", "field", "input_model", "reward_model"},
-    "loop_update": {"base_policy", "policy_config", "reward_config", "generate_config", "judge"},
+    # sft_first: refused in a project with no demonstration or edit tasks.
+    "loop_update": {
+        "base_policy",
+        "policy_config",
+        "reward_config",
+        "generate_config",
+        "judge",
+        "sft_first",
+        "sft_config",
+    },  # fmt: skip
     # The answer's fields depend on the task's project (ANSWER_SCHEMA says how).
     "v1_tasks_annotations_create": {"detail", "field"},
     # A gold or adjudicated answer's shape depends on the task's kind and completions.

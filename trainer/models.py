@@ -157,6 +157,15 @@ class LoopPolicy(models.Model):
     policy_config = models.JSONField(default=dict, blank=True)
     reward_config = models.JSONField(default=dict, blank=True)
     generate_config = models.JSONField(default=dict, blank=True)
+    # InstructGPT's order (issue #14): SFT on the written demonstrations before the first
+    # reward model; the reward model and the first policy step then start from the SFT model.
+    sft_first = models.BooleanField(
+        default=False,
+        help_text="Start with SFT on the project's demonstrations (and edit tasks' revisions) "
+        "before the first reward round; the reward model and the policy then start from the "
+        "SFT model, which is also the KL reference (InstructGPT's order).",
+    )
+    sft_config = models.JSONField(default=dict, blank=True)
     reward_after = models.PositiveIntegerField(
         default=200, help_text="Retrain the reward model after this many new usable comparisons."
     )
@@ -219,6 +228,7 @@ class LoopPolicy(models.Model):
 class LoopRound(models.Model):
     class Status(models.TextChoices):
         COLLECTING = "collecting", "Collecting labels"
+        SFT = "sft", "Fine-tuning on demonstrations (SFT)"
         REWARD = "reward", "Training the reward model"
         POLICY = "policy", "Training the policy"
         GENERATING = "generating", "Sampling the new policy"
@@ -232,6 +242,10 @@ class LoopRound(models.Model):
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COLLECTING)
     previous_policy = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    # The SFT job on demonstrations that opens the loop's first round (LoopPolicy.sft_first).
+    sft_job = models.ForeignKey(
+        TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     reward_job = models.ForeignKey(
         TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

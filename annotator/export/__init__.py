@@ -24,7 +24,7 @@ from annotator.export.params import (
     ExportQuery,
     params_from_query,
 )
-from annotator.export.rows import COLUMNS, rows
+from annotator.export.rows import columns_for, rows, rows_for_columns
 from annotator.models import Project
 
 __all__ = [
@@ -60,13 +60,14 @@ class Export:
         On PostgreSQL the connection streams while this iterates: run no other query on it
         between chunks (use another connection, or finish or close the iterator first).
         """
-        columns = COLUMNS[self.params.schema]
+        columns = columns_for(self.params)
         with source.snapshot():
             stream = rows(project=self.project, params=self.params, stats=self.stats)
             # Closed before the snapshot ends, also when the download stops early: a
             # half-read PostgreSQL stream keeps the connection busy.
             with closing(stream):
-                yield from encode(stream, fmt=self.params.format, columns=columns)
+                cut = rows_for_columns(stream, self.params)
+                yield from encode(cut, fmt=self.params.format, columns=columns)
 
     def summary(self, *, size: int, sha256: str) -> dict:
         p = self.params

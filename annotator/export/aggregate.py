@@ -124,6 +124,20 @@ def pairwise_pairs(task_id: int, votes: list[Vote], rules: Rules, stats: Stats) 
     return rows
 
 
+def kept_pairs(task_id: int, vote: Vote, kept: dict, rules: Rules, stats: Stats) -> list[Pair]:
+    """An imported preference (annotator/preference_import.py) with the margin, votes and
+    agreement its file gave it: a preference export imported into another project exports
+    the same numbers, and the filters apply to them. Absent ones are the one answer's."""
+    margin = kept.get("margin", float(vote.strength or 0))
+    if not isinstance(margin, int | float) or isinstance(margin, bool):
+        margin = float(vote.strength or 0)
+    votes = kept.get("votes", 1)
+    agreement = kept.get("agreement", 1.0)
+    group = f"t{task_id}" if rules.majority else f"a{vote.id}"
+    pair = _pair(vote, votes, agreement, margin, [vote.labeler_id], group, rules, stats)
+    return [pair] if pair else []
+
+
 def _category(vote: Vote) -> str:
     if vote.verdict in (TIE, BOTH_BAD):
         return vote.verdict

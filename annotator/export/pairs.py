@@ -22,6 +22,7 @@ from annotator.export.aggregate import (
     Rules,
     Stats,
     Vote,
+    kept_pairs,
     likert_pairs,
     pairwise_pairs,
     ranking_pairs,
@@ -81,7 +82,7 @@ _PAIRWISE_FIELDS = (
     "task__prompt__split", "chosen__text", "rejected__text", "chosen__prompt_id",
     "rejected__prompt_id", "task__adjudication__verdict", "task__adjudication__chosen_id",
     "task__adjudication__rejected_id", "task__adjudication__chosen__text",
-    "task__adjudication__rejected__text",
+    "task__adjudication__rejected__text", "task__meta__file",
 )  # fmt: skip
 
 
@@ -107,7 +108,13 @@ def _pairwise_rows(rows, rules, stats) -> Iterator[PairRow]:
             # A reviewer's adjudicated answer wins: it stands for every labeler's answer.
             adjudicated = {"verdict": first[16], "chosen_id": first[17], "rejected_id": first[18]}
             votes = [v._replace(strength=None, **adjudicated) for v in votes]
-        pairs = pairwise_pairs(task_id, votes, rules, stats) if votes else []
+        kept = source.json_value(first[21])
+        if kept and len(votes) == 1 and rules.model is None:
+            # An imported preference writes back what its file's row said (docs/import.md).
+            pairs = kept_pairs(task_id, votes[0], kept, rules, stats)
+        else:
+            kept = None
+            pairs = pairwise_pairs(task_id, votes, rules, stats) if votes else []
         if not pairs:
             continue
         texts = {}
@@ -116,10 +123,11 @@ def _pairwise_rows(rows, rules, stats) -> Iterator[PairRow]:
         if first[16]:
             texts[first[17]], texts[first[18]] = first[19], first[20]
         messages = source.json_value(first[10])
+        origin = kept.get("source", Kind.PAIRWISE) if kept else Kind.PAIRWISE
         for pair in pairs:
             yield PairRow(
-                pair, task_id, prompt_id, first[2], Kind.PAIRWISE, first[9], messages,
-                first[11], texts[pair.chosen_id], texts[pair.rejected_id],
+                pair, task_id, prompt_id, first[2], origin, first[9], messages, first[11],
+                texts[pair.chosen_id], texts[pair.rejected_id],
             )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from annotator.models import Project
 
 SCHEMAS = [
     "preference", "preference-conversational", "ranking", "likert", "unpaired", "raw", "sft",
-    "sft-conversational",
+    "sft-conversational", "critiques",
 ]  # fmt: skip
 FORMATS = ["jsonl", "csv", "parquet"]
 AGGREGATES = ["majority", "all", "reliability"]
@@ -57,6 +57,7 @@ class ExportParams:
     source: str | None = None  # None: every kind of labeler (SOURCES)
     posterior_margin: bool = False  # reliability: margin = 2 * posterior - 1
     revisions: bool = True  # edit tasks' revisions: sft rows, and preferences over originals
+    ids: bool = True  # False: leave out the columns that name this database's rows (ID_COLUMNS)
     # Worked out when the export starts (annotator.export.quality), never asked for.
     excluded_labelers: tuple[int, ...] = field(default=(), repr=False)
     model: object = field(default=None, compare=False, hash=False, repr=False)
@@ -162,6 +163,12 @@ class ExportQuery(serializers.Serializer):
     reviewed_only = serializers.BooleanField(
         default=False, help_text="Only answers a reviewer accepted or overrode."
     )
+    ids = serializers.BooleanField(
+        default=True,
+        help_text="false: leave out the columns that name this database's rows (task, prompt, "
+        "completion, annotation and labeler ids, group), so the file depends on the labels "
+        "alone: imported into another project, it exports the same bytes.",
+    )
 
 
 def params_from_query(*, project: Project, data) -> ExportParams:
@@ -201,4 +208,5 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         exclude_rejected=v["exclude_rejected"],
         reviewed_only=v["reviewed_only"],
         revisions=v["revisions"],
+        ids=v["ids"],
     )

@@ -7,6 +7,7 @@ labeler; `raw` by annotation id.
 """
 
 from collections.abc import Iterator
+from operator import itemgetter
 
 from annotator.export import source
 from annotator.export.aggregate import Stats, likert_labels, ranking_orders
@@ -65,6 +66,14 @@ _SFT_TAIL = [
 ]  # fmt: skip
 COLUMNS["sft"] = [("prompt", "str"), ("completion", "str"), *_SFT_TAIL]
 COLUMNS["sft-conversational"] = [("messages", "messages"), *_SFT_TAIL]
+# Edit tasks' critiques (Constitutional AI's critique and revise): the response as it was, the
+# labeler's critique and the principle it names (null when not given), and the revision.
+COLUMNS["critiques"] = [
+    ("prompt", "str"), ("response", "str"), ("critique", "str"), ("principle", "str"),
+    ("revision", "str"), ("task_id", "int"), ("prompt_id", "int"), ("response_id", "int"),
+    ("revision_id", "int"), ("annotation_id", "int"), ("labeler", "int"), ("round", "int"),
+    ("split", "str"),
+]  # fmt: skip
 # Training snapshots only (trainer/snapshots.py), not offered by the API: a chat prompt stays
 # its list of messages and a plain prompt stays text, so the training code renders the prompt
 # exactly as the policy will see it when it generates (the chat template for a chat). The
@@ -78,6 +87,32 @@ COLUMNS[SNAPSHOT_SCHEMA] = [
 # The same for an SFT job on demonstrations: `sft` with a chat prompt kept as its messages.
 SFT_SNAPSHOT_SCHEMA = "sft-native"
 COLUMNS[SFT_SNAPSHOT_SCHEMA] = [("prompt", "json"), ("completion", "str"), *_SFT_TAIL]
+
+
+# The columns that name this database's rows, and a group made of such ids: `ids=false`
+# leaves them out, so a file depends on the labels alone and survives a move to another
+# project (an imported preference file exports the same bytes, docs/import.md).
+ID_COLUMNS = frozenset({
+    "id", "task_id", "prompt_id", "chosen_id", "rejected_id", "completion_id", "ranking_ids",
+    "annotation_id", "labeler", "labelers", "group", "response_id", "revision_id",
+})  # fmt: skip
+
+
+def columns_for(params: ExportParams) -> list[tuple[str, str]]:
+    """The export's columns: the schema's, less the id columns with `ids=false`."""
+    columns = COLUMNS[params.schema]
+    if params.ids:
+        return columns
+    return [column for column in columns if column[0] not in ID_COLUMNS]
+
+
+def rows_for_columns(rows: Iterator[tuple], params: ExportParams) -> Iterator[tuple]:
+    """Rows cut to `columns_for(params)`."""
+    if params.ids:
+        return rows
+    keep = [i for i, (name, _) in enumerate(COLUMNS[params.schema]) if name not in ID_COLUMNS]
+    pick = itemgetter(*keep)
+    return (pick(row) for row in rows)
 
 
 def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tuple]:
@@ -94,6 +129,7 @@ def rows(*, project: Project, params: ExportParams, stats: Stats) -> Iterator[tu
         "sft": _sft,
         "sft-conversational": _sft,
         SFT_SNAPSHOT_SCHEMA: _sft,
+        "critiques": _critiques,
     }[params.schema]
     for row in builder(project, params, stats):
         stats.rows += 1
@@ -296,3 +332,30 @@ def _sft(project, params, stats) -> Iterator[tuple]:
                 yield (prompt_native(prompt, messages), text, *tail)
             else:
                 yield (prompt_text(prompt, messages), text, *tail)
+
+
+# --- Critiques of edit tasks ---------------------------------------------------------------
+
+_CRITIQUE_FIELDS = (
+    "id", "task_id", "task__prompt_id", "labeler_id", "text", "critique", "principle",
+    "chosen_id", "task__task_completions__completion_id", "task__round",
+)  # fmt: skip
+
+
+def _critiques(project, params, stats) -> Iterator[tuple]:
+    """One row per edit answer, by annotation id: the response, its critique and principle
+    (null when the labeler gave none) and the revision. `revision_id` is the revision stored
+    as a response, null when the labeler left the text as it was (no preference then)."""
+    qs = source.annotations(project=project, params=params).filter(kind=Kind.EDIT)
+    for batch in source.batches(source.stream(qs.order_by("id"), *_CRITIQUE_FIELDS)):
+        answers = [row for _, group in batch for row in group]
+        prompts = source.prompts(project=project, ids={row[2] for row in answers})
+        texts = source.completions(project=project, ids={row[8] for row in answers})
+        for aid, task_id, prompt_id, labeler, text, critique, principle, revision_id, \
+                response_id, round_ in answers:  # fmt: skip
+            prompt, messages, split = prompts[prompt_id]
+            yield (
+                prompt_text(prompt, messages), texts[response_id], critique or None,
+                principle or None, text, task_id, prompt_id, response_id, revision_id, aid,
+                labeler, round_, split,
+            )  # fmt: skip

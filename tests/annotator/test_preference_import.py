@@ -10,7 +10,7 @@ import pytest
 from annotator.exceptions import ImportFailed
 from annotator.models import Annotation, Completion, Kind, Task
 from annotator.preference_import import IMPORTED_GROUP, preferences_import
-from tests.annotator.exportkit import labelers, pick, prompt_for, run_export, task_over
+from tests.annotator.exportkit import labelers, pick, prompt_for, rank, rate, run_export, task_over
 from tests.factories import ProjectFactory
 
 
@@ -322,3 +322,100 @@ def test_a_preference_export_imported_into_a_new_project_exports_the_same_bytes(
         {k: v for k, v in json.loads(line).items() if k not in (*IDS, "labelers", "group")}
         for line in again.splitlines()
     ]
+
+
+def _every_kind_of_row(project) -> None:
+    """Preferences of every origin: single and several answers (strengths, a dissent), a chat,
+    an eval prompt with a round, a ranking, a Likert gap and an edit's revision."""
+    people = labelers(3)
+    chat = [{"role": "user", "content": "Hi <there> \u00e9"}, {"role": "assistant", "content": "?"}]
+    rows = [
+        (prompt_for(project, 'plain "quoted"\nline'), ["good", "bad"], [(0, 0, None)], None),
+        (prompt_for(project, messages=chat), ["hello", "go away"], [(1, 0, 2)], None),
+        (prompt_for(project, "eval one", split="eval"), ["yes", "no"], [(2, 0, 3)], 4),
+        # Three answers: two for the first response (strengths 1 and 2), one against.
+        (prompt_for(project, "tab\there"), ["=1+1", "-2"], [(0, 0, 1), (1, 0, 2), (2, 1, None)],
+         None),
+    ]  # fmt: skip
+    for prompt, texts, answers, round_ in rows:
+        task, completions = task_over(prompt, texts, kind=Kind.PAIRWISE, round_=round_)
+        for who, index, strength in answers:
+            pick(task, people[who], completions[index], strength=strength)
+    ranked, (a, b, c) = task_over(prompt_for(project, "rank"), ["x", "y", "z"], kind=Kind.RANKING)
+    rank(ranked, people[0], [b, a, c])
+    rank(ranked, people[1], [b, c, a])
+    prompt = prompt_for(project, "rate these")
+    for text, score in (("fine", 6), ("poor", 2)):
+        task, _ = task_over(prompt, [text], kind=Kind.LIKERT)
+        rate(task, people[0], score)
+    edit, (original,) = task_over(prompt_for(project, "edit me"), ["Teh end."], kind=Kind.EDIT)
+    revision = Completion.objects.create(prompt=edit.prompt, text="The end.")
+    Annotation.objects.create(
+        task=edit, labeler=people[2], kind=Kind.EDIT, verdict=Annotation.Verdict.PREFERRED,
+        chosen=revision, rejected=original, text="The end.", critique="A typo.",
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("aggregate", ["majority", "all"])
+def test_an_export_without_ids_round_trips_byte_for_byte(fmt, aggregate):
+    from annotator.export import ExportParams, export_start
+
+    params = ExportParams(ids=False, aggregate=aggregate, format=fmt)
+
+    def export(project) -> bytes:
+        return b"".join(export_start(project=project, params=params).chunks())
+
+    source = ProjectFactory()
+    _every_kind_of_row(source)
+    original = export(source)
+    target = ProjectFactory()
+    result = imported(target, original, fmt=fmt, filename=f"export.{fmt}")
+    assert export(target) == original
+    # Every row came back: one task per row, each answered by the import's account.
+    rows = run_export(source, ids=False, aggregate=aggregate)[0]
+    assert result.preferences == len(rows) == (14 if aggregate == "all" else 8)
+    assert set(rows[0]) == {
+        "prompt", "chosen", "rejected", "margin", "votes", "agreement", "round", "split",
+        "source",
+    }  # fmt: skip
+    assert {r["source"] for r in rows} == {"pairwise", "ranking", "likert", "edit"}
+    again = run_export(target, aggregate=aggregate)[0]
+    assert {r["labelers"][0] for r in again} == {
+        Annotation.objects.filter(task__project=target).values_list("labeler_id", flat=True)[0]
+    }
+
+
+@pytest.mark.django_db
+def test_kept_numbers_are_filtered_like_counted_ones():
+    project = ProjectFactory()
+    data = jsonl(
+        {"prompt": "p", "chosen": "a", "rejected": "b", "votes": 3, "agreement": 0.67},
+        {"prompt": "q", "chosen": "a", "rejected": "b", "votes": 1, "agreement": 1.0},
+    )  # fmt: skip
+    imported(project, data)
+    rows, dropped = run_export(project, min_votes=2)
+    assert [(r["prompt"], r["votes"]) for r in rows] == [("p", 3)]
+    rows, dropped = run_export(project, min_agreement=0.7)
+    assert [r["prompt"] for r in rows] == ["q"] and dropped
+
+
+@pytest.mark.django_db
+def test_bad_kept_numbers_are_named_with_their_lines():
+    project = ProjectFactory()
+    data = jsonl(
+        {"prompt": "p", "chosen": "a", "rejected": "b", "votes": 0},
+        {"prompt": "p", "chosen": "a", "rejected": "b", "agreement": 1.5},
+        {"prompt": "p", "chosen": "a", "rejected": "b", "source": "guess"},
+        {"prompt": "p", "chosen": "a", "rejected": "b", "votes": "3"},
+    )
+    with pytest.raises(ImportFailed) as failed:
+        imported(project, data)
+    assert [(e["line"], e["field"]) for e in failed.value.errors] == [
+        (1, "votes"), (2, "agreement"), (3, "source"), (4, "votes"),
+    ]  # fmt: skip
+    assert (
+        "source must be one of pairwise, ranking, likert, edit" in failed.value.errors[2]["error"]
+    )
+    assert not Task.objects.filter(project=project).exists()

@@ -21,6 +21,7 @@ class LoopPolicySerializer(StrictModelSerializer):
     policy_config = serializers.DictField(required=False)
     reward_config = serializers.DictField(required=False)
     generate_config = serializers.DictField(required=False)
+    sft_config = serializers.DictField(required=False)
 
     class Meta:
         model = LoopPolicy
@@ -28,10 +29,16 @@ class LoopPolicySerializer(StrictModelSerializer):
             "enabled", "paused", "base_policy", "algorithm", "policy_config", "reward_config",
             "generate_config", "reward_after", "train_prompts", "compare_with_base",
             "task_priority", "reference", "acquisition", "candidates", "pairs_per_round",
-            "judge",
+            "judge", "sft_first", "sft_config",
         ]  # fmt: skip
         read_only_fields = ["paused"]
-        extra_kwargs = {"candidates": {"min_value": 1, "max_value": 16}}
+        extra_kwargs = {
+            "candidates": {"min_value": 1, "max_value": 16},
+            "sft_first": {
+                "help_text": LoopPolicy._meta.get_field("sft_first").help_text
+                + " Refused in a project with no demonstration or edit tasks."
+            },
+        }
 
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -47,6 +54,8 @@ class LoopPolicySerializer(StrictModelSerializer):
         refused = loop.loop_project_check(project=self.project)
         if refused:
             raise serializers.ValidationError({"project": refused})
+        if attrs.get("sft_first") and (why := loop.loop_sft_check(project=self.project)):
+            raise serializers.ValidationError({"sft_first": why})
         current = LoopPolicy.objects.filter(project=self.project).first()
         algorithm = attrs.get("algorithm") or (
             current.algorithm if current else LoopPolicy.Algorithm.RAFT
@@ -65,7 +74,7 @@ class LoopRoundOut(serializers.ModelSerializer):
         fields = [
             "number", "status", "previous_policy", "reward_job", "policy_job", "generate_jobs",
             "prompt_ids", "tasks_created", "error", "started_at", "finished_at",
-            "reference_policy", "scores",
+            "reference_policy", "scores", "sft_job",
         ]  # fmt: skip
 
 

@@ -4,6 +4,9 @@ rates and warning, and the one rule for which labels can train a reward model.
 - Usable comparisons (`USABLE`, `usable_comparisons`): preferences and rankings on train-split
   prompts. The loop counts them to decide when to train (trainer/loop/services.py) and the page
   shows them per round; both read this one rule.
+- Demonstrations (`usable_demonstrations`) and the loop's SFT model (`loop_sft_model`,
+  `loop_start_policy`): a loop set to start with SFT (`LoopPolicy.sft_first`) trains on the
+  former, then starts its reward models and first policy step from the latter.
 - Win rates and the leaderboard come from trainer/loop/judgments.py; a reward model's accuracy
   on fresh labels from trainer/loop/accuracy.py.
 - Per round's reward model: its training-time validation accuracy (`val_accuracy`, reported by
@@ -54,6 +57,39 @@ def usable_comparisons(*, project_id: int, since=None) -> int:
     return labels.count()
 
 
+# Written responses an SFT job on demonstrations trains on (the `sft` export): demonstrations and
+# edit tasks' revisions, on train-split prompts.
+DEMONSTRATIONS = Q(kind__in=[Kind.DEMONSTRATION, Kind.EDIT]) & Q(
+    task__prompt__split=Prompt.Split.TRAIN
+)
+
+
+def usable_demonstrations(*, project_id: int) -> int:
+    """The project's written responses an SFT round can train on (`DEMONSTRATIONS`)."""
+    return Annotation.objects.filter(DEMONSTRATIONS, task__project_id=project_id).count()
+
+
+def loop_sft_model(*, project_id: int) -> ModelVersion | None:
+    """The model the loop's SFT round made (LoopPolicy.sft_first), once its job succeeded."""
+    round_ = (
+        LoopRound.objects.filter(
+            project_id=project_id,
+            sft_job__status=TrainingJob.Status.SUCCEEDED,
+            sft_job__output_model__isnull=False,
+        )
+        .select_related("sft_job__output_model")
+        .order_by("number")
+        .first()
+    )
+    return round_.sft_job.output_model if round_ is not None else None
+
+
+def loop_start_policy(*, policy: LoopPolicy) -> ModelVersion:
+    """What the loop's reward models and its KL reference start from: the SFT model when the
+    loop began with SFT on demonstrations (InstructGPT's order), else the base policy."""
+    return loop_sft_model(project_id=policy.project_id) or policy.base_policy
+
+
 def _number(value) -> float | None:
     if isinstance(value, bool):
         return None
@@ -101,16 +137,23 @@ class RoundRow:
 
 
 def _rounds(project_id: int) -> list[LoopRound]:
-    heavy = [f"{job}__{name}" for job in ("reward_job", "policy_job") for name in JOB_HEAVY]
+    jobs = ("sft_job", "reward_job", "policy_job")
+    heavy = [f"{job}__{name}" for job in jobs for name in JOB_HEAVY]
     return list(
         LoopRound.objects.filter(project_id=project_id)
         .select_related(
             "previous_policy",
             "reference_policy",
+            "sft_job__output_model",
             "reward_job__output_model",
             "policy_job__output_model",
         )
-        .defer(*heavy, "previous_policy__config", "reference_policy__config")
+        .defer(
+            *heavy,
+            "previous_policy__config",
+            "reference_policy__config",
+            "sft_job__output_model__config",
+        )
         .order_by("number")
     )
 
@@ -144,7 +187,7 @@ def _label_counts(project_id: int, rounds: list[LoopRound]) -> dict[int, tuple[i
 
 
 def _round_jobs(r: LoopRound, generate: dict[int, TrainingJob]) -> list[tuple[str, TrainingJob]]:
-    jobs = [("reward", r.reward_job), ("policy", r.policy_job)]
+    jobs = [("sft", r.sft_job), ("reward", r.reward_job), ("policy", r.policy_job)]
     jobs += [
         (f"generate: {role}", generate.get(job_id)) for role, job_id in r.generate_jobs.items()
     ]
@@ -203,6 +246,10 @@ class LoopState:
     judgments: list[Judgment]
     models: dict[int, ModelVersion]  # every policy version the rounds or judgments name
     eval_prompts: int = 0  # the project's eval-split prompts, which the judgments are on
+    # A loop that starts with SFT (LoopPolicy.sft_first): the model its SFT round made, and
+    # while there is none yet, the demonstrations written so far (None otherwise).
+    sft_model: ModelVersion | None = None
+    demonstrations: int | None = None
 
     @property
     def warnings(self) -> list[RoundRow]:
@@ -231,7 +278,8 @@ class LoopState:
 
 def loop_state(*, project: Project) -> LoopState:
     """The loop's settings and every round with its jobs, models, labels, win rates and
-    warning. Six queries (seven when a judgment names a model no round does), however many
+    warning. Six queries (seven when a judgment names a model no round does, one more to count
+    the demonstrations while a loop that starts with SFT has not trained it), however many
     rounds and labels."""
     policy = LoopPolicy.objects.select_related("base_policy").filter(project=project).first()
     rounds = _rounds(project.id)
@@ -279,8 +327,29 @@ def loop_state(*, project: Project) -> LoopState:
     if missing:
         models |= {m.id: m for m in ModelVersion.objects.filter(id__in=missing).defer("config")}
     eval_prompts = Prompt.objects.filter(project=project, split=Prompt.Split.EVAL).count()
+    sft_model = next(
+        (
+            r.sft_job.output_model
+            for r in rounds
+            if r.sft_job is not None
+            and r.sft_job.status == TrainingJob.Status.SUCCEEDED
+            and r.sft_job.output_model is not None
+        ),
+        None,
+    )
+    if sft_model is not None:
+        models[sft_model.id] = sft_model
+    demonstrations = None
+    if policy is not None and policy.sft_first and sft_model is None:
+        demonstrations = usable_demonstrations(project_id=project.id)
     return LoopState(
-        policy=policy, rounds=rows, judgments=judgments, models=models, eval_prompts=eval_prompts
+        policy=policy,
+        rounds=rows,
+        judgments=judgments,
+        models=models,
+        eval_prompts=eval_prompts,
+        sft_model=sft_model,
+        demonstrations=demonstrations,
     )
 
 

@@ -4,6 +4,10 @@ Each project with an enabled LoopPolicy has a current LoopRound. `loop_advance` 
 and makes at most one transition:
 
     collecting --(enough new comparisons, or a retrain request)--> reward job
+               (or, when the loop starts with SFT and has not yet: --> sft job on the
+               demonstrations, which waits for at least one demonstration)
+    sft        --(sft job succeeded)--> reward job; the SFT model is the round's previous
+               policy, and the reward models and the KL reference start from it from now on
     reward     --(reward job succeeded)--> policy job (PPO | RAFT | DPO) from the last policy
     policy     --(policy job succeeded)--> generate jobs: new policy, previous policy (, base)
     generating --(all generate jobs succeeded)--> pairwise tasks new-vs-previous; next round
@@ -24,7 +28,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from annotator.models import Completion, Kind, Prompt
+from annotator.models import Completion, Kind, Prompt, Task
 from annotator.task_services import NewTask, tasks_create
 from trainer import outbox, services
 from trainer.algorithms import acquisition
@@ -32,7 +36,12 @@ from trainer.configs import validate_config
 from trainer.exceptions import JobError
 from trainer.kinds import KINDS, KL_KINDS, LOOP_ALGORITHMS
 from trainer.loop import measure
-from trainer.loop.selectors import usable_comparisons
+from trainer.loop.selectors import (
+    loop_sft_model,
+    loop_start_policy,
+    usable_comparisons,
+    usable_demonstrations,
+)
 from trainer.models import LoopPolicy, LoopRound, ModelVersion, TrainingJob
 from trainer.snapshots import strategy_templates
 
@@ -64,6 +73,7 @@ def loop_advance(*, project_id: int) -> str | None:
     round_ = loop_current_round(policy=policy)
     step = {
         Status.COLLECTING: _after_collecting,
+        Status.SFT: _after_sft,
         Status.REWARD: _after_reward,
         Status.POLICY: _after_policy,
         Status.GENERATING: _after_generating,
@@ -113,15 +123,67 @@ def _after_collecting(policy: LoopPolicy, round_: LoopRound) -> str | None:
     fresh = usable_comparisons(project_id=policy.project_id, since=_labels_since(round_))
     if not policy.retrain_requested and fresh < policy.reward_after:
         return None
+    if sft_due(policy, round_):
+        return _start_sft(policy, round_)
     if not _move(round_, Status.COLLECTING, Status.REWARD):
         return None
     LoopPolicy.objects.filter(id=policy.id).update(retrain_requested=False)
-    config = {"model_name_or_path": policy.base_policy.path, **policy.reward_config}
+    _start_reward(policy, round_)
+    _measure_last_reward_model(round_)
+    return Status.REWARD
+
+
+def _start_reward(policy: LoopPolicy, round_: LoopRound) -> None:
+    """The round's reward job, started from the loop's SFT model if it has one (InstructGPT
+    starts its reward model from the SFT model), else from the base policy."""
+    start = loop_start_policy(policy=policy)
+    config = {"model_name_or_path": start.path, **policy.reward_config}
     job = services.job_create(
-        project=policy.project, kind="reward", config=config, input_model=policy.base_policy
+        project=policy.project, kind="reward", config=config, input_model=start
     )
     LoopRound.objects.filter(id=round_.id).update(reward_job=job)
+
+
+def sft_due(policy: LoopPolicy, round_: LoopRound) -> bool:
+    """Whether this round opens with SFT on demonstrations: the loop is set to start with SFT
+    and has not trained its SFT model yet, and no round has finished (switching the option on
+    in a loop that already ran rounds does not go back to SFT)."""
+    if not policy.sft_first or round_.sft_job_id is not None:
+        return False
+    if loop_sft_model(project_id=policy.project_id) is not None:
+        return False
+    return not LoopRound.objects.filter(project_id=policy.project_id, status=Status.DONE).exists()
+
+
+def _start_sft(policy: LoopPolicy, round_: LoopRound) -> str | None:
+    """The SFT job on the project's demonstrations and revisions (the `sft` export's rows, as
+    a launched SFT job with `demonstrations: true` takes them). With none written yet the round
+    waits in collecting: the loop page says so."""
+    if not usable_demonstrations(project_id=policy.project_id):
+        return None
+    if not _move(round_, Status.COLLECTING, Status.SFT):
+        return None
+    LoopPolicy.objects.filter(id=policy.id).update(retrain_requested=False)
+    job = services.job_create(
+        project=policy.project,
+        kind="sft",
+        config=dict(policy.sft_config),
+        input_model=round_.previous_policy,
+        dataset={"demonstrations": True},
+    )
+    LoopRound.objects.filter(id=round_.id).update(sft_job=job)
     _measure_last_reward_model(round_)
+    return Status.SFT
+
+
+def _after_sft(policy: LoopPolicy, round_: LoopRound) -> str | None:
+    if not _job_outcome(round_, round_.sft_job, "SFT"):
+        return None
+    sft_model = round_.sft_job.output_model
+    # The round's policy step trains on from the SFT model, and compares with it.
+    if not _move(round_, Status.SFT, Status.REWARD, previous_policy=sft_model):
+        return None
+    _start_reward(policy, round_)
     return Status.REWARD
 
 
@@ -172,13 +234,14 @@ LOOP_GRPO_BETA = 0.04
 
 
 def kl_reference(policy: LoopPolicy, round_: LoopRound) -> ModelVersion | None:
-    """The policy the KL penalty holds this round's policy near: the loop's base policy (as in
-    InstructGPT), or the previous round's when the loop is set so."""
+    """The policy the KL penalty holds this round's policy near: the loop's base policy, or its
+    SFT model when it started with SFT (InstructGPT's reference is the SFT model), or the
+    previous round's when the loop is set so."""
     if policy.algorithm not in KL_ALGORITHMS:
         return None
     if policy.reference == LoopPolicy.Reference.PREVIOUS:
         return round_.previous_policy
-    return policy.base_policy
+    return loop_start_policy(policy=policy)
 
 
 def policy_job_config(policy: LoopPolicy, reference: ModelVersion | None) -> dict:
@@ -455,6 +518,7 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
         "reward_config": ("reward", {"model_name_or_path": base_policy.path}),
         "policy_config": (algorithm, {"reward_model_path": REWARD_PLACEHOLDER} if scored else {}),
         "generate_config": ("generate", {}),
+        "sft_config": ("sft", {}),
     }
     if not algorithm:
         del kinds["policy_config"]
@@ -485,6 +549,22 @@ def loop_project_check(*, project) -> str | None:
     if project.kind == Kind.LIKERT:
         return LIKERT_REFUSED
     return None
+
+
+SFT_REFUSED = (
+    "Starting with SFT needs demonstrations, and this project has no demonstration or edit "
+    "tasks, so the loop would wait for ever. Start the loop in a demonstration or edit project "
+    "(docs/demonstrations.md), or train an SFT model by hand and pick it as the base policy."
+)
+
+
+def loop_sft_check(*, project) -> str | None:
+    """Why the loop cannot start with SFT on demonstrations here, or None when it can."""
+    if project.kind in (Kind.DEMONSTRATION, Kind.EDIT):
+        return None
+    if Task.objects.filter(project=project, kind__in=[Kind.DEMONSTRATION, Kind.EDIT]).exists():
+        return None
+    return SFT_REFUSED
 
 
 def loop_configure(*, project, base_policy: ModelVersion, **fields) -> LoopPolicy:
@@ -548,5 +628,6 @@ def loop_act(*, policy: LoopPolicy, action: str) -> None:
 
 
 def _round_jobs(round_: LoopRound) -> list[TrainingJob]:
-    ids = [round_.reward_job_id, round_.policy_job_id, *round_.generate_jobs.values()]
+    ids = [round_.sft_job_id, round_.reward_job_id, round_.policy_job_id]
+    ids += round_.generate_jobs.values()
     return list(TrainingJob.objects.filter(id__in=[i for i in ids if i]))

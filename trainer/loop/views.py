@@ -61,6 +61,11 @@ class LoopSettingsForm(forms.Form):
         help_text="The policy step: PPO and RAFT are scored by the round's reward model, DPO "
         "trains on the labels.",
     )
+    sft_first = forms.BooleanField(
+        required=False,
+        label="Start with SFT on demonstrations",
+        **_policy_field("sft_first"),
+    )
     reward_after = forms.IntegerField(min_value=1, **_policy_field("reward_after"))
     train_prompts = forms.IntegerField(min_value=0, **_policy_field("train_prompts"))
     compare_with_base = forms.BooleanField(required=False, **_policy_field("compare_with_base"))
@@ -110,6 +115,11 @@ class LoopSettingsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
         help_text="The generate jobs' config (JSON object).",
     )
+    sft_config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
+        help_text="The SFT job's config (JSON object), when the loop starts with SFT.",
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -156,6 +166,9 @@ class LoopSettingsForm(forms.Form):
     def clean_generate_config(self) -> dict:
         return self._json_object("generate_config")
 
+    def clean_sft_config(self) -> dict:
+        return self._json_object("sft_config")
+
     def clean(self) -> dict:
         """Each config is checked against its job kind's config now, not when a round starts
         the job (a bad one would fail that round)."""
@@ -163,6 +176,8 @@ class LoopSettingsForm(forms.Form):
         refused = loop.loop_project_check(project=self.project)
         if refused:
             raise forms.ValidationError(refused)
+        if data.get("sft_first") and (why := loop.loop_sft_check(project=self.project)):
+            self.add_error("sft_first", why)
         base, algorithm = data.get("base_policy"), data.get("algorithm")
         if base is None:
             return data
@@ -193,6 +208,8 @@ def _initial(policy: LoopPolicy | None) -> dict:
         "policy_config": json.dumps(policy.policy_config, indent=1),
         "reward_config": json.dumps(policy.reward_config, indent=1),
         "generate_config": json.dumps(policy.generate_config, indent=1),
+        "sft_first": policy.sft_first,
+        "sft_config": json.dumps(policy.sft_config, indent=1),
     }
 
 
