@@ -279,3 +279,16 @@ def test_an_rloo_or_grpo_job_trains_a_policy_on_prompts(
         },
     )
     assert job.output_model.role == "policy" and job.step == 2
+
+
+def test_the_job_process_returns_large_freed_blocks_unless_the_worker_says_otherwise(
+    monkeypatch,
+):
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    env = runner.child_env()
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "131072"
+    assert "DJANGO_SETTINGS_MODULE" not in env and env["PYTHONUNBUFFERED"] == "1"
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "4194304")
+    assert runner.child_env()["MALLOC_MMAP_THRESHOLD_"] == "4194304"

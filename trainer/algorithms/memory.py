@@ -10,15 +10,24 @@ kind and config, it adds up what one device holds at the peak of a training step
   dtype. With LoRA the reference is the policy with its adapter off (no second copy), the
   base is frozen in the dtype, and only the adapter (and a score head) trains.
 * **gradients** (float32) and **AdamW state** (two float32 moments) of what trains;
-* **activations** kept for the backward pass (with LoRA also each adapted projection's input and
-  output once more, as measured); per layer and token, ``h·(34 + 5·a·s/h)`` bytes in
-  16-bit (Korthikanti et al., 2022, "Reducing activation recomputation"), twice that in float32;
-  with gradient checkpointing only each layer's input (``2·h`` a token in 16-bit) plus one
-  layer's full set; plus the float32 logits over the vocabulary, their log-softmax and its
-  gradient (``3·V·4`` bytes a token), which dominate for small models with large vocabularies;
+* **activations** kept for the backward pass: per layer and token, the tensors autograd saves
+  in a Llama-style block with SDPA attention (no attention-score matrix): about
+  ``8·h + 3·kv + 4·i`` values (``kv`` the key/value width, ``i`` the MLP width; ``3·i`` for an
+  ungated MLP), in the compute dtype (checked against the bytes autograd saves: within 5 % for
+  the tiny and a ~100M Llama). With gradient checkpointing, each layer's input (``h`` a token)
+  plus two layers' full sets while one layer is recomputed and differentiated. For models with
+  an LM head, the float32 logits over the vocabulary, their log-softmax and its gradient
+  (``3·V·4`` bytes a token), which dominate for small models with large vocabularies. The
+  backward pass frees activations as it writes gradients, so the peak holds the larger of the
+  two: activations count only beyond the trained parameters' gradients;
 * **KV cache** while sampling (PPO, RAFT, RLOO, GRPO, generate);
 * a fixed **runtime** overhead: CUDA context and allocator slack on a GPU, the framework's
   working buffers on CPU (fitted on the measurements in tests/trainer/algorithms/test_memory.py).
+
+On CPU the estimate is of the live tensors: glibc's malloc keeps freed blocks of the sizes it
+last saw, and a CPU process's peak RSS can be twice its live peak with the default settings.
+Workers that train on CPU set ``MALLOC_MMAP_THRESHOLD_`` (trainer/job_child.py) so the RSS
+follows the tensors.
 
 It is an estimate for refusing jobs that cannot fit and for choosing settings, not an exact
 figure: the measured peaks it was checked against are in docs/training.md.
@@ -36,7 +45,7 @@ BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1, "int4": 0.5}
 DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 # Fixed overhead a device pays besides tensors: CUDA context + allocator slack; on CPU the
 # framework's working memory (fitted on the tiny and ~100M models, test_memory.py).
-RUNTIME_BYTES = {"cuda": int(1.0 * GIB), "cpu": int(0.12 * GIB)}
+RUNTIME_BYTES = {"cuda": int(1.0 * GIB), "cpu": 48 * 1024**2}
 ADAM_BYTES = 8  # two float32 moments a trained parameter
 GRAD_BYTES = 4
 
@@ -155,6 +164,18 @@ def _dtype(name: str, device: str) -> str:
     return name if name in BYTES else "fp32"
 
 
+GATED_MLP = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo"}
+
+
+def layer_values_per_token(shape: ModelShape) -> int:
+    """Values one transformer block saves for the backward pass, per token: the input and
+    output of both norms, q/k/v (and q/k again after rotary), the attention output, and the
+    MLP's gate, up, activation and product (an ungated MLP: its up, activation and input)."""
+    kv = shape.kv_heads * shape.head_dim
+    mlp = 4 * shape.intermediate if shape.model_type in GATED_MLP else 3 * shape.intermediate
+    return 8 * shape.hidden + 3 * kv + mlp
+
+
 def activation_bytes(
     shape: ModelShape,
     sequences: int,
@@ -167,14 +188,13 @@ def activation_bytes(
     (``lm_head`` False: a reward or value model, with a score head instead of vocabulary
     logits)."""
     tokens = sequences * length
-    scale = 2 if dtype == "fp32" else 1  # the formula counts 16-bit activations
-    per_layer_token = shape.hidden * (34 + 5 * shape.heads * length / shape.hidden)
+    per_layer = layer_values_per_token(shape) * tokens * BYTES[dtype]
     if checkpointing:
-        layers = 2 * shape.hidden * tokens * shape.layers + per_layer_token * tokens
+        layers = shape.hidden * tokens * shape.layers * BYTES[dtype] + 2 * per_layer
     else:
-        layers = per_layer_token * tokens * shape.layers
+        layers = per_layer * shape.layers
     logits = 3 * shape.vocab * 4 * tokens if lm_head else 0
-    return int(layers * scale + logits)
+    return int(layers + logits)
 
 
 def kv_cache_bytes(shape: ModelShape, sequences: int, length: int, dtype: str) -> int:
@@ -194,7 +214,11 @@ def _trained(shape: ModelShape, config: dict, dtype: str, score_head: bool = Fal
     else:
         trainable = shape.params
         weights = shape.params * 4  # float32 master weights
-    return {"weights": int(weights), "grads+adam": int(trainable * (GRAD_BYTES + ADAM_BYTES))}
+    return {
+        "weights": int(weights),
+        "grads+adam": int(trainable * (GRAD_BYTES + ADAM_BYTES)),
+        "grads": int(trainable * GRAD_BYTES),
+    }
 
 
 def _frozen(shape: ModelShape | None, dtype: str) -> int:
@@ -218,20 +242,12 @@ def estimate_job(
 
     def train_model(shape, sequences, length, head=False, name="policy"):
         # A score head (reward, value model) replaces the vocabulary logits.
-        for key, value in _trained(shape, config, dtype, head).items():
-            parts[f"{name} {key}"] = value
-        parts[f"{name} activations"] = activation_bytes(
-            shape, sequences, length, dtype, ckpt, lm_head=not head
-        )
-        if lora:
-            # An adapted projection keeps its input and output once more for the adapter's
-            # backward (measured on CPU: bench/results/memory.md); one layer's worth under
-            # checkpointing.
-            layers = 1 if ckpt else shape.layers
-            io = shape.lora_io(config.get("lora_target_modules"))
-            parts[f"{name} adapter activations"] = int(
-                sequences * length * layers * io * BYTES[dtype]
-            )
+        trained = _trained(shape, config, dtype, head)
+        parts[f"{name} weights"] = trained["weights"]
+        parts[f"{name} grads+adam"] = trained["grads+adam"]
+        activations = activation_bytes(shape, sequences, length, dtype, ckpt, lm_head=not head)
+        # Gradients take the place of the activations the backward pass frees.
+        parts[f"{name} activations"] = max(activations - trained["grads"], 0)
 
     if kind == "reward":
         # A comparison is two sequences; a ranking of K is K (counted as 2: the common case).
@@ -294,3 +310,77 @@ def advice(kind: str, config: dict) -> list[str]:
         tips.append("load_in_bits 4 on a worker with bitsandbytes (QLoRA)")
     tips.append("or send it to a queue whose workers have more memory")
     return tips
+
+
+# --- what fits on one GPU (docs/training.md's table) ----------------------------------------
+
+GPU_SIZES_GB = (24, 48, 80)
+COMMON_MODELS = {
+    "0.5B (Qwen2.5-0.5B)": {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24,
+        "intermediate_size": 4864, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "vocab_size": 151936, "tie_word_embeddings": True},
+    "1.5B (Qwen2.5-1.5B)": {"model_type": "qwen2", "hidden_size": 1536, "num_hidden_layers": 28,
+        "intermediate_size": 8960, "num_attention_heads": 12, "num_key_value_heads": 2,
+        "vocab_size": 151936, "tie_word_embeddings": True},
+    "3B (Llama-3.2-3B)": {"model_type": "llama", "hidden_size": 3072, "num_hidden_layers": 28,
+        "intermediate_size": 8192, "num_attention_heads": 24, "num_key_value_heads": 8,
+        "vocab_size": 128256, "tie_word_embeddings": True},
+    "8B (Llama-3-8B)": {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+        "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "vocab_size": 128256, "tie_word_embeddings": False},
+    "14B (Qwen2.5-14B)": {"model_type": "qwen2", "hidden_size": 5120, "num_hidden_layers": 48,
+        "intermediate_size": 13824, "num_attention_heads": 40, "num_key_value_heads": 8,
+        "vocab_size": 152064, "tie_word_embeddings": False},
+}  # fmt: skip
+COMMON_JOBS = {
+    "reward": {"batch_size": 8, "max_length": 512},
+    "dpo": {"batch_size": 4, "max_length": 1024},
+    "ppo": {"batch_size": 16, "mini_batch_size": 4, "max_prompt_length": 512,
+            "max_new_tokens": 256},
+}  # fmt: skip
+COMMON_MODES = {
+    "full fp32": {"dtype": "fp32"},
+    "full bf16": {"dtype": "bf16"},
+    "LoRA bf16 + ckpt": {"use_lora": True, "dtype": "bf16", "gradient_checkpointing": True},
+    "QLoRA 4-bit + ckpt": {"use_lora": True, "load_in_bits": 4, "dtype": "bf16",
+                           "gradient_checkpointing": True},
+}  # fmt: skip
+
+
+def fits_table() -> str:
+    """Markdown: the estimate of each common model x kind x mode on one GPU, and whether it
+    fits in 24 / 48 / 80 GB (decimal gigabytes, as cards are sold)."""
+    sizes = " | ".join(f"{gb} GB" for gb in GPU_SIZES_GB)
+    lines = [
+        f"| model | kind | mode | estimate GiB | {sizes} |",
+        "| --- | --- | --- | ---: |" + " :---: |" * len(GPU_SIZES_GB),
+    ]
+    for name, config in COMMON_MODELS.items():
+        shape = shape_from_config(config)
+        for kind, job in COMMON_JOBS.items():
+            for mode, settings in COMMON_MODES.items():
+                total = estimate_job(kind, {**job, **settings}, shape, device="cuda").total_bytes
+                fits = " | ".join("yes" if total <= gb * 1e9 else "no" for gb in GPU_SIZES_GB)
+                lines.append(
+                    f"| {name} ({shape.params / 1e9:.2f}B) | {kind} | {mode} | "
+                    f"{total / GIB:.1f} | {fits} |"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Peak-memory estimates of training jobs.")
+    parser.add_argument(
+        "--table", action="store_true", help="what fits on one GPU (docs/training.md)"
+    )
+    args = parser.parse_args(argv)
+    if args.table:
+        print(fits_table())
+    else:
+        parser.print_help()
+
+
+if __name__ == "__main__":
+    main()
