@@ -83,12 +83,6 @@ def test_it_raises_a_clear_error_on_a_nan_loss(tiny_model_dir, tiny_reward, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN REGRESSION, open: since the LoRA changes to ppo.py, full-weight PPO on the "
-    "tiny models raises the mean reward by ~0.17 in 16 steps, not 0.5 (LoRA PPO still passes "
-    "its own test); see the closing note of this stop",
-)
 def test_it_raises_the_mean_reward(tiny_model_dir, tiny_reward, tmp_path, progress):
     config = ppo_config(
         tiny_model_dir,
