@@ -70,7 +70,7 @@ def _sql() -> str:
         "COALESCE(a.chosen_id, -1)", "COALESCE(a.rejected_id, -1)",
         "CASE WHEN a.is_simulated THEN 1 ELSE 0 END", day,
     ]  # fmt: skip
-    if connection.vendor == "postgresql":  # every column the same 8-byte type: see _aggregated
+    if connection.vendor == "postgresql":  # every column 8 bytes: see _aggregated
         columns = [f"({c})::bigint" for c in columns]
     assert len(columns) == N_COLUMNS
     return f"""
@@ -81,29 +81,28 @@ def _sql() -> str:
 
 
 # Tasks per aggregated value: PostgreSQL caps one value at 1 GB, and an answer takes
-# N_COLUMNS * 12 bytes in an array's binary form, so this allows ~400 answers a task.
+# N_COLUMNS * 8 bytes, so this allows ~1 000 answers a task.
 GROUP_TASKS = 20_000
-_ELEMENT = np.dtype([("len", ">i4"), ("v", ">i8")])
 
 
 def _aggregated(project_id: int) -> np.ndarray:
-    """PostgreSQL: the rows as a few values, each an array of rows sent in binary
-    (`array_send`): a 4-byte dimension count, flags and element type, a size and lower bound
-    per dimension, then per element a 4-byte length and an 8-byte big-endian integer. The
-    whole result goes into numpy buffers without a Python object per row: 100 000 rows take
-    milliseconds of Python instead of a tuple (or a COPY row) each. Rows are grouped by
-    ranges of task ids only to keep each value under the cap."""
+    """PostgreSQL: the rows as a few bytea values, each the rows' columns as 8-byte
+    big-endian integers (`int8send`) one after another, read in binary. The whole result
+    goes into a numpy buffer without a Python object per row: 100 000 rows take milliseconds
+    of Python instead of a tuple (or a COPY row) each. Concatenated bytes cost the server
+    about a third less than an array of arrays (`array_agg`, `array_send`), which builds an
+    array per row. Rows are grouped by ranges of task ids only to keep each value under the
+    cap."""
     names = ", ".join(f"c{i}" for i in range(N_COLUMNS))
+    row = " || ".join(f"int8send(c{i})" for i in range(N_COLUMNS))
     statement = f"""
-        SELECT array_send(array_agg(ARRAY[{names}]))
+        SELECT string_agg({row}, ''::bytea)
         FROM ({_sql()}) AS q({names})
         GROUP BY q.c0 / {GROUP_TASKS}
     """  # noqa: S608 -- our own column names and a constant
     parts = [np.zeros((0, N_COLUMNS), dtype=np.int64)]
     for (data,) in sql.binary_rows(statement, [project_id, Kind.PAIRWISE]):
-        ndim = int.from_bytes(data[0:4], "big")
-        values = np.frombuffer(data, dtype=_ELEMENT, offset=12 + 8 * ndim)["v"]
-        parts.append(values.astype(np.int64).reshape(-1, N_COLUMNS))
+        parts.append(np.frombuffer(data, dtype=">i8").astype(np.int64).reshape(-1, N_COLUMNS))
     return np.concatenate(parts)
 
 
