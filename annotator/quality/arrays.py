@@ -80,35 +80,88 @@ def _sql() -> str:
     """  # noqa: S608 -- table names only
 
 
-# Tasks per aggregated value: PostgreSQL caps one value at 1 GB, and an answer takes
-# N_COLUMNS * 8 bytes, so this allows ~1 000 answers a task.
+# PostgreSQL caps one value at 1 GB, and an answer takes N_COLUMNS * 8 bytes: up to this
+# many answers come as one value; a project with more comes in ranges of GROUP_TASKS task
+# ids (~1 000 answers a task at most).
+ONE_VALUE = 5_000_000
 GROUP_TASKS = 20_000
 
 
-def _aggregated(project_id: int) -> np.ndarray:
-    """PostgreSQL: the rows as a few bytea values, each the rows' columns as 8-byte
-    big-endian integers (`int8send`) one after another, read in binary. The whole result
-    goes into a numpy buffer without a Python object per row: 100 000 rows take milliseconds
-    of Python instead of a tuple (or a COPY row) each. Concatenated bytes cost the server
-    about a third less than an array of arrays (`array_agg`, `array_send`), which builds an
-    array per row. Rows are grouped by ranges of task ids only to keep each value under the
-    cap."""
+# PostgreSQL sends each row as six 8-byte integers: the small columns packed into two (what
+# the server spends is per value made and appended, not per byte). (column, first bit) of
+# each packed one; every field is non-negative once 1 is added to those that can be -1, and
+# the day (the last field of its word) is read back with its sign.
+_PACKED = {
+    "w1": ((1, 0), (2, 32), (3, 34), (9, 36), (10, 37)),  # labeler, code, left, simulated, day
+    "w2": ((4, 0), (5, 32)),  # time_ms, round
+}
+_PLUS_ONE = {3, 4, 5}  # left, time_ms, round: -1 for none
+_WORDS = [0, "w1", "w2", 6, 7, 8]
+
+
+def _word(word) -> str:
+    if isinstance(word, int):
+        return f"c{word}"
+    return " | ".join(
+        f"((c{c}{' + 1' if c in _PLUS_ONE else ''}) << {bit})" for c, bit in _PACKED[word]
+    )
+
+
+def _unpack(words: np.ndarray) -> np.ndarray:
+    """The N_COLUMNS columns from the six words of each row."""
+    m = np.empty((len(words), N_COLUMNS), dtype=np.int64)
+    for i, word in enumerate(_WORDS):
+        if isinstance(word, int):
+            m[:, word] = words[:, i]
+            continue
+        signed, bits = words[:, i], words[:, i].view(np.uint64)
+        fields = _PACKED[word]
+        for (c, bit), (_, end) in zip(fields, [*fields[1:], (None, 64)], strict=True):
+            if end == 64 and c == 10:  # the day: an arithmetic shift keeps its sign
+                m[:, c] = signed >> bit
+            else:
+                m[:, c] = ((bits >> np.uint64(bit)) & np.uint64((1 << (end - bit)) - 1)).astype(
+                    np.int64
+                )
+            if c in _PLUS_ONE:
+                m[:, c] -= 1
+    return m
+
+
+def _aggregated(project_id: int, answers: int | None) -> np.ndarray:
+    """PostgreSQL: the rows as bytea values, each the rows' (packed) columns as 8-byte
+    big-endian integers (`int8send`) one after another, read in binary. The whole result goes
+    into a numpy buffer without a Python object per row: 100 000 rows take milliseconds of
+    Python instead of a tuple (or a COPY row) each. Concatenated bytes cost the server about
+    half what an array of arrays (`array_agg`, `array_send`) did, which builds an array per
+    row.
+
+    One aggregate over all rows needs no sort; a GROUP BY (only past ONE_VALUE answers) has
+    PostgreSQL sort every row first, on disk past work_mem, which took longer than the rest
+    of the read together at 100 000 answers. `answers`: at most how many rows there are, when
+    the caller knows (else one count finds out)."""
+    params = [project_id, Kind.PAIRWISE]
+    if answers is None:
+        (answers,) = sql.one(f"SELECT count(*) FROM ({_sql()}) AS q", params)  # noqa: S608
     names = ", ".join(f"c{i}" for i in range(N_COLUMNS))
-    row = " || ".join(f"int8send(c{i})" for i in range(N_COLUMNS))
+    row = " || ".join(f"int8send({_word(w)})" for w in _WORDS)
+    group = f"GROUP BY q.c0 / {GROUP_TASKS}" if answers > ONE_VALUE else ""
     statement = f"""
-        SELECT string_agg({row}, ''::bytea)
-        FROM ({_sql()}) AS q({names})
-        GROUP BY q.c0 / {GROUP_TASKS}
-    """  # noqa: S608 -- our own column names and a constant
+        SELECT string_agg({row}, ''::bytea) FROM ({_sql()}) AS q({names}) {group}
+    """  # noqa: S608 -- our own column names and constants
     parts = [np.zeros((0, N_COLUMNS), dtype=np.int64)]
-    for (data,) in sql.binary_rows(statement, [project_id, Kind.PAIRWISE]):
-        parts.append(np.frombuffer(data, dtype=">i8").astype(np.int64).reshape(-1, N_COLUMNS))
+    for (data,) in sql.binary_rows(statement, params):
+        if data is not None:  # no rows: one aggregate of nothing is null
+            words = np.frombuffer(data, ">i8").astype(np.int64).reshape(-1, len(_WORDS))
+            parts.append(_unpack(words))
     return np.concatenate(parts)
 
 
-def load(project_id: int) -> Pairwise:
+def load(project_id: int, *, answers: int | None = None) -> Pairwise:
+    """The project's pairwise answers. `answers`: an upper bound of their number when the
+    caller has one (the page's version counts every answer), which saves a count."""
     if connection.vendor == "postgresql":
-        rows = _aggregated(project_id)
+        rows = _aggregated(project_id, answers)
     else:
         rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
     if not len(rows):

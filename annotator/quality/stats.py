@@ -11,7 +11,9 @@ from datetime import date, timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db.models import Exists, OuterRef
 
 from annotator.export.params import HARM_FLAGS
 from annotator.models import Kind, Project
@@ -199,9 +201,13 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
             per[r.labeler_id]["gold"][0] += match
             per[r.labeler_id]["gold"][1] += 1
     ids = set(per) | set(skips)
-    users = get_user_model().objects.filter(pk__in=ids)
-    names = dict(users.values_list("pk", "username"))
-    imported = set(users.filter(groups__name="imported").values_list("pk", flat=True))
+    in_imported = Group.objects.filter(user=OuterRef("pk"), name="imported")
+    users = get_user_model().objects.filter(pk__in=ids).annotate(imported=Exists(in_imported))
+    names, imported = {}, set()
+    for pk, username, is_imported in users.values_list("pk", "username", "imported"):
+        names[pk] = username
+        if is_imported:
+            imported.add(pk)
     simulated = set(pw.labeler[pw.simulated == 1].tolist())
     simulated |= {r.labeler_id for r in other.rows if r.is_simulated}
     out = []
@@ -301,8 +307,12 @@ def page_numbers(project: Project) -> dict:
     key = selectors.cache_key("page", project, version)
     numbers = cache.get(key)
     if numbers is None:
-        pw = arrays.load(project.id)
-        other = selectors.project_answers(project, pairwise=False)
+        pw = arrays.load(project.id, answers=version[0])
+        # The version counts every answer: when they are all pairwise, nothing else to read.
+        if version[0] == len(pw):
+            other = ProjectAnswers(project)
+        else:
+            other = selectors.project_answers(project, pairwise=False)
         numbers = {
             "rows": labeler_stats(project, pw=pw, other=other, version=version),
             "agreement": project_agreement(project, pw=pw, other=other),
