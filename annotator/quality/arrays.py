@@ -252,10 +252,10 @@ def consensus(p: Pairwise) -> dict[int, tuple[int, int]]:
     return {int(lab): (int(a[i]), int(n[i])) for i, lab in enumerate(labs)}
 
 
-def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
-    """As agreement.labeler_pairs: every labeler pair's confusion matrix, counted at once."""
-    if not len(p):
-        return []
+def _pair_tables(p: Pairwise):
+    """Every labeler pair's confusion matrix, counted at once: (pairs as (a, b) rows, shared
+    tasks, observed agreement, Cohen's kappa (nan where undefined)), or None if no task has
+    two answers."""
     _, inverse, sizes = _groups(p.task)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     first, second = [], []
@@ -267,7 +267,7 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
             first.append(base + i)
             second.append(base + j)
     if not first:
-        return []
+        return None
     a, b = np.concatenate(first), np.concatenate(second)
     la, lb = p.labeler[a], p.labeler[b]  # la < lb: rows are sorted by labeler within a task
     big = int(p.labeler.max()) + 1
@@ -281,13 +281,34 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
     expected = (matrices.sum(axis=2) * matrices.sum(axis=1)).sum(axis=1) / (n * n)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (observed - expected) / (1 - expected)
+    return pairs, n, observed, np.where(np.isfinite(kappa), kappa, np.nan)
+
+
+def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
+    """As agreement.labeler_pairs: every labeler pair's agreement and Cohen's kappa."""
+    tables = _pair_tables(p) if len(p) else None
+    if tables is None:
+        return []
+    pairs, n, observed, kappa = tables
     # Plain Python numbers first: 4950 pairs at 100 labelers, one numpy scalar each is slow.
-    kappa = np.where(np.isfinite(kappa), kappa, np.nan).tolist()
     return [
         PairAgreement(x, y, int(shared), share, None if k != k else k)  # k != k: nan
         for (x, y), shared, share, k in zip(pairs.tolist(), n.tolist(), observed.tolist(),
-                                            kappa, strict=True)
+                                            kappa.tolist(), strict=True)
     ]  # fmt: skip
+
+
+def mean_kappa(p: Pairwise) -> float | None:
+    """agreement.mean_kappa(labeler_pairs(p)), the same number, without an object per pair
+    (the Labelers page shows only this mean)."""
+    tables = _pair_tables(p) if len(p) else None
+    if tables is None:
+        return None
+    _, n, _, kappa = tables
+    keep = np.isfinite(kappa)
+    shared, kappas = n[keep].tolist(), kappa[keep].tolist()
+    total = sum(shared)
+    return sum(k * s for k, s in zip(kappas, shared, strict=True)) / total if total else None
 
 
 def nominal_alpha(p: Pairwise) -> float | None:

@@ -240,21 +240,27 @@ def _pairs_out(pairs) -> list[dict]:
     return [p._asdict() for p in pairs]
 
 
-def _pairwise_summary(pw: arrays.Pairwise) -> dict:
-    pairs = arrays.labeler_pairs(pw)
+def _pairwise_summary(pw: arrays.Pairwise, *, pairs: bool) -> dict:
     counts, _ = arrays.counts_per_task(pw) if len(pw) else (np.zeros((0, 4)), None)
-    return {
+    out = {
         "answers": len(pw),
         "tasks_with_overlap": int((counts.sum(axis=1) >= 2).sum()),
         "percent_agreement": arrays.percent_agreement(pw),
-        "cohen_kappa": ag.mean_kappa(pairs),
         "krippendorff_alpha": arrays.nominal_alpha(pw),
-        "pairs": _pairs_out(pairs),
     }
+    if pairs:
+        each = arrays.labeler_pairs(pw)
+        out.update(cohen_kappa=ag.mean_kappa(each), pairs=_pairs_out(each))
+    else:
+        out["cohen_kappa"] = arrays.mean_kappa(pw)
+    return out
 
 
-def project_agreement(project: Project, *, round: int | None = None, pw=None, other=None) -> dict:
-    """The agreement metrics of the project's kind (all rounds, or one)."""
+def project_agreement(
+    project: Project, *, round: int | None = None, pw=None, other=None, pairs: bool = True
+) -> dict:
+    """The agreement metrics of the project's kind (all rounds, or one). `pairs`: with every
+    labeler pair's agreement (the API's answer; the page shows only the means)."""
     out: dict = {"kind": project.kind, "round": round}
     pw = pw if pw is not None else arrays.load(project.id)
     if round is not None:
@@ -263,7 +269,7 @@ def project_agreement(project: Project, *, round: int | None = None, pw=None, ot
     rows = [r for r in other.rows if round is None or r.round == round]
     other = ProjectAnswers(project, rows)
     if project.kind == Kind.PAIRWISE:
-        out["pairwise"] = _pairwise_summary(pw)
+        out["pairwise"] = _pairwise_summary(pw, pairs=pairs)
     elif project.kind == Kind.LIKERT:
         aspects = project.aspects or [None]
         out["likert"] = {
@@ -274,7 +280,9 @@ def project_agreement(project: Project, *, round: int | None = None, pw=None, ot
         }
     else:
         summary = ag.ranking_summary(other.rankings())
-        summary["pairs"] = _pairs_out(summary["pairs"])
+        each = summary.pop("pairs")
+        if pairs:
+            summary["pairs"] = _pairs_out(each)
         out["ranking"] = summary
     preferences = other.preferences() + [
         ag.Preference(*edge) for edge in arrays.preference_edges(pw)
@@ -315,7 +323,7 @@ def page_numbers(project: Project) -> dict:
             other = selectors.project_answers(project, pairwise=False)
         numbers = {
             "rows": labeler_stats(project, pw=pw, other=other, version=version),
-            "agreement": project_agreement(project, pw=pw, other=other),
+            "agreement": project_agreement(project, pw=pw, other=other, pairs=False),
             "by_round": agreement_by_round(project, pw=pw, other=other),
             "per_day": labels_per_day(pw, other),
         }

@@ -40,6 +40,8 @@ def test_it_matches_the_plain_functions(seed):
     for key, x in plain.items():
         assert (fast[key].shared, fast[key].percent) == (x.shared, pytest.approx(x.percent))
         assert fast[key].kappa == pytest.approx(x.kappa)
+    # The page's mean without the pairs' objects: the very same number.
+    assert arrays.mean_kappa(p) == ag.mean_kappa(list(fast.values())) is not None
     expected = ag.krippendorff_alpha(answers, level="nominal")
     got = arrays.nominal_alpha(p)
     assert got == pytest.approx(expected)
