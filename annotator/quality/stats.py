@@ -333,7 +333,8 @@ def page_numbers(project: Project) -> dict:
 
 def labels_per_day(pw: arrays.Pairwise, other: ProjectAnswers) -> list[tuple[str, int]]:
     """(ISO date, answers that day, UTC) for every day with answers."""
-    days = Counter(pw.day.tolist())
+    day, n = np.unique(pw.day, return_counts=True)
+    days = Counter(dict(zip(day.tolist(), n.tolist(), strict=True)))
     epoch = date(1970, 1, 1)
     for r in other.rows:
         days[(r.created_at.date() - epoch).days] += 1

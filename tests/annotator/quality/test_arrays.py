@@ -148,3 +148,14 @@ def test_it_reads_back_every_field_at_its_limits(project, alice, monkeypatch, on
     assert set(p.left.tolist()) == {-1, 0, 1} and p.simulated.sum() == 1
     assert np.isnan(p.time_ms).sum() == 1
     assert len(arrays.load(project.id, answers=len(p))) == len(p)
+
+
+@pytest.mark.parametrize("biggest_task", [10**6, 2**61])
+def test_it_sorts_by_task_then_labeler_as_lexsort_does(biggest_task):
+    """One sort of a combined key, or lexsort where that key could overflow: the same order."""
+    rng = np.random.default_rng(0)
+    task = rng.integers(1, biggest_task, 5000)
+    labeler = rng.integers(1, 300, 5000)
+    task[:100] = task[100:200]  # shared tasks, so the labeler decides
+    order = arrays._by_task_then_labeler(task, labeler)
+    np.testing.assert_array_equal(order, np.lexsort((labeler, task)))
