@@ -19,8 +19,9 @@ view, the fit computed; warm: the fit cached), through Django's test client.
 
     nice .venv/bin/python bench/label_quality.py --seeds 3 --tasks 400
 
-Writes bench/results/label_quality.json and .md (machine, load, command). Uses the
-PostgreSQL database prefloop_bench_run_quality, recreated on each run.
+Writes bench/results/label_quality.json and .md (machine, load, command; --out names them),
+and after each seed <out>.partial.json, so a run stopped early keeps its finished seeds. Uses
+the PostgreSQL database prefloop_bench_run_<out>, recreated on each run.
 """
 
 import argparse
@@ -450,9 +451,14 @@ def main() -> None:
     parser.add_argument("--rm-lr", type=float, default=5e-4)
     parser.add_argument("--rm-epochs", type=float, default=6.0)
     parser.add_argument("--fresh-pairs", type=int, default=400)
+    parser.add_argument(
+        "--out",
+        default="label_quality",
+        help="results file stem under bench/results/ (also names the bench database)",
+    )
     args = parser.parse_args()
 
-    url = fresh_database("postgres", "quality")
+    url = fresh_database("postgres", args.out)
     env = server_env(url)
     env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,testserver"
     os.environ.update(env)
@@ -460,6 +466,7 @@ def main() -> None:
 
     django.setup()
     load_before = os.getloadavg()
+    RESULTS.mkdir(exist_ok=True)
     port = free_port(8150)
     base = None if args.skip_reward else tiny_base(args.pretrain_steps)
     runs = []
@@ -478,6 +485,10 @@ def main() -> None:
                     flush=True,
                 )
             runs.append(result)
+            # What is done so far survives a run stopped before its last seed.
+            (RESULTS / f"{args.out}.partial.json").write_text(
+                json.dumps({"args": vars(args), "runs": runs}, indent=1, default=str)
+            )
             a = result["accuracy"]
             print(
                 f"seed {seed}: majority {a['majority']['accuracy']:.3f}, reliability "
@@ -502,12 +513,12 @@ def main() -> None:
         "reward": {"pretrain_steps": args.pretrain_steps, "rm_lr": args.rm_lr,
                    "rm_epochs": args.rm_epochs, "fresh_pairs": args.fresh_pairs},
     }  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "label_quality.json").write_text(
+    (RESULTS / f"{args.out}.json").write_text(
         json.dumps({"meta": meta, "runs": runs, "timings": timing}, indent=1, default=str)
     )
+    (RESULTS / f"{args.out}.partial.json").unlink(missing_ok=True)
     text = report(runs, timing, meta)
-    (RESULTS / "label_quality.md").write_text(text)
+    (RESULTS / f"{args.out}.md").write_text(text)
     print(text)
 
 

@@ -70,7 +70,7 @@ def _sql() -> str:
         "COALESCE(a.chosen_id, -1)", "COALESCE(a.rejected_id, -1)",
         "CASE WHEN a.is_simulated THEN 1 ELSE 0 END", day,
     ]  # fmt: skip
-    if connection.vendor == "postgresql":  # every column the same 8-byte type: see _aggregated
+    if connection.vendor == "postgresql":  # every column 8 bytes: see _aggregated
         columns = [f"({c})::bigint" for c in columns]
     assert len(columns) == N_COLUMNS
     return f"""
@@ -80,36 +80,88 @@ def _sql() -> str:
     """  # noqa: S608 -- table names only
 
 
-# Tasks per aggregated value: PostgreSQL caps one value at 1 GB, and an answer takes
-# N_COLUMNS * 12 bytes in an array's binary form, so this allows ~400 answers a task.
+# PostgreSQL caps one value at 1 GB, and an answer takes N_COLUMNS * 8 bytes: up to this
+# many answers come as one value; a project with more comes in ranges of GROUP_TASKS task
+# ids (~1 000 answers a task at most).
+ONE_VALUE = 5_000_000
 GROUP_TASKS = 20_000
-_ELEMENT = np.dtype([("len", ">i4"), ("v", ">i8")])
 
 
-def _aggregated(project_id: int) -> np.ndarray:
-    """PostgreSQL: the rows as a few values, each an array of rows sent in binary
-    (`array_send`): a 4-byte dimension count, flags and element type, a size and lower bound
-    per dimension, then per element a 4-byte length and an 8-byte big-endian integer. The
-    whole result goes into numpy buffers without a Python object per row: 100 000 rows take
-    milliseconds of Python instead of a tuple (or a COPY row) each. Rows are grouped by
-    ranges of task ids only to keep each value under the cap."""
+# PostgreSQL sends each row as six 8-byte integers: the small columns packed into two (what
+# the server spends is per value made and appended, not per byte). (column, first bit) of
+# each packed one; every field is non-negative once 1 is added to those that can be -1, and
+# the day (the last field of its word) is read back with its sign.
+_PACKED = {
+    "w1": ((1, 0), (2, 32), (3, 34), (9, 36), (10, 37)),  # labeler, code, left, simulated, day
+    "w2": ((4, 0), (5, 32)),  # time_ms, round
+}
+_PLUS_ONE = {3, 4, 5}  # left, time_ms, round: -1 for none
+_WORDS = [0, "w1", "w2", 6, 7, 8]
+
+
+def _word(word) -> str:
+    if isinstance(word, int):
+        return f"c{word}"
+    return " | ".join(
+        f"((c{c}{' + 1' if c in _PLUS_ONE else ''}) << {bit})" for c, bit in _PACKED[word]
+    )
+
+
+def _unpack(words: np.ndarray) -> np.ndarray:
+    """The N_COLUMNS columns from the six words of each row."""
+    m = np.empty((len(words), N_COLUMNS), dtype=np.int64)
+    for i, word in enumerate(_WORDS):
+        if isinstance(word, int):
+            m[:, word] = words[:, i]
+            continue
+        signed, bits = words[:, i], words[:, i].view(np.uint64)
+        fields = _PACKED[word]
+        for (c, bit), (_, end) in zip(fields, [*fields[1:], (None, 64)], strict=True):
+            if end == 64 and c == 10:  # the day: an arithmetic shift keeps its sign
+                m[:, c] = signed >> bit
+            else:
+                m[:, c] = ((bits >> np.uint64(bit)) & np.uint64((1 << (end - bit)) - 1)).astype(
+                    np.int64
+                )
+            if c in _PLUS_ONE:
+                m[:, c] -= 1
+    return m
+
+
+def _aggregated(project_id: int, answers: int | None) -> np.ndarray:
+    """PostgreSQL: the rows as bytea values, each the rows' (packed) columns as 8-byte
+    big-endian integers (`int8send`) one after another, read in binary. The whole result goes
+    into a numpy buffer without a Python object per row: 100 000 rows take milliseconds of
+    Python instead of a tuple (or a COPY row) each. Concatenated bytes cost the server about
+    half what an array of arrays (`array_agg`, `array_send`) did, which builds an array per
+    row.
+
+    One aggregate over all rows needs no sort; a GROUP BY (only past ONE_VALUE answers) has
+    PostgreSQL sort every row first, on disk past work_mem, which took longer than the rest
+    of the read together at 100 000 answers. `answers`: at most how many rows there are, when
+    the caller knows (else one count finds out)."""
+    params = [project_id, Kind.PAIRWISE]
+    if answers is None:
+        (answers,) = sql.one(f"SELECT count(*) FROM ({_sql()}) AS q", params)  # noqa: S608
     names = ", ".join(f"c{i}" for i in range(N_COLUMNS))
+    row = " || ".join(f"int8send({_word(w)})" for w in _WORDS)
+    group = f"GROUP BY q.c0 / {GROUP_TASKS}" if answers > ONE_VALUE else ""
     statement = f"""
-        SELECT array_send(array_agg(ARRAY[{names}]))
-        FROM ({_sql()}) AS q({names})
-        GROUP BY q.c0 / {GROUP_TASKS}
-    """  # noqa: S608 -- our own column names and a constant
+        SELECT string_agg({row}, ''::bytea) FROM ({_sql()}) AS q({names}) {group}
+    """  # noqa: S608 -- our own column names and constants
     parts = [np.zeros((0, N_COLUMNS), dtype=np.int64)]
-    for (data,) in sql.binary_rows(statement, [project_id, Kind.PAIRWISE]):
-        ndim = int.from_bytes(data[0:4], "big")
-        values = np.frombuffer(data, dtype=_ELEMENT, offset=12 + 8 * ndim)["v"]
-        parts.append(values.astype(np.int64).reshape(-1, N_COLUMNS))
+    for (data,) in sql.binary_rows(statement, params):
+        if data is not None:  # no rows: one aggregate of nothing is null
+            words = np.frombuffer(data, ">i8").astype(np.int64).reshape(-1, len(_WORDS))
+            parts.append(_unpack(words))
     return np.concatenate(parts)
 
 
-def load(project_id: int) -> Pairwise:
+def load(project_id: int, *, answers: int | None = None) -> Pairwise:
+    """The project's pairwise answers. `answers`: an upper bound of their number when the
+    caller has one (the page's version counts every answer), which saves a count."""
     if connection.vendor == "postgresql":
-        rows = _aggregated(project_id)
+        rows = _aggregated(project_id, answers)
     else:
         rows = sql.all_rows(_sql(), [project_id, Kind.PAIRWISE])
     if not len(rows):
@@ -120,7 +172,7 @@ def load(project_id: int) -> Pairwise:
     # not in SQL: the database would sort 100 000 rows on disk (past work_mem), numpy
     # sorts them in memory in milliseconds.
     m = np.array(rows, dtype=np.int64)
-    m = m[np.lexsort((m[:, 1], m[:, 0]))]  # by task, then labeler
+    m = m[_by_task_then_labeler(m[:, 0], m[:, 1])]
     time_ms = m[:, 4].astype(float)
     time_ms[m[:, 4] < 0] = np.nan
     return Pairwise(
@@ -128,6 +180,15 @@ def load(project_id: int) -> Pairwise:
         time_ms=time_ms, round=m[:, 5], prompt=m[:, 6], chosen=m[:, 7], rejected=m[:, 8],
         simulated=m[:, 9], day=m[:, 10],
     )  # fmt: skip
+
+
+def _by_task_then_labeler(task: np.ndarray, labeler: np.ndarray) -> np.ndarray:
+    """The order that sorts rows by task, then labeler (ids are positive): one stable sort of
+    a combined key where it cannot overflow (a third of lexsort's time), else lexsort."""
+    span = int(labeler.max()) + 1
+    if int(task.max()) < (2**62) // span:
+        return np.argsort(task * span + labeler, kind="stable")
+    return np.lexsort((labeler, task))
 
 
 def _groups(task: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,10 +261,10 @@ def consensus(p: Pairwise) -> dict[int, tuple[int, int]]:
     return {int(lab): (int(a[i]), int(n[i])) for i, lab in enumerate(labs)}
 
 
-def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
-    """As agreement.labeler_pairs: every labeler pair's confusion matrix, counted at once."""
-    if not len(p):
-        return []
+def _pair_tables(p: Pairwise):
+    """Every labeler pair's confusion matrix, counted at once: (pairs as (a, b) rows, shared
+    tasks, observed agreement, Cohen's kappa (nan where undefined)), or None if no task has
+    two answers."""
     _, inverse, sizes = _groups(p.task)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     first, second = [], []
@@ -215,7 +276,7 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
             first.append(base + i)
             second.append(base + j)
     if not first:
-        return []
+        return None
     a, b = np.concatenate(first), np.concatenate(second)
     la, lb = p.labeler[a], p.labeler[b]  # la < lb: rows are sorted by labeler within a task
     big = int(p.labeler.max()) + 1
@@ -229,13 +290,34 @@ def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
     expected = (matrices.sum(axis=2) * matrices.sum(axis=1)).sum(axis=1) / (n * n)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = (observed - expected) / (1 - expected)
+    return pairs, n, observed, np.where(np.isfinite(kappa), kappa, np.nan)
+
+
+def labeler_pairs(p: Pairwise) -> list[PairAgreement]:
+    """As agreement.labeler_pairs: every labeler pair's agreement and Cohen's kappa."""
+    tables = _pair_tables(p) if len(p) else None
+    if tables is None:
+        return []
+    pairs, n, observed, kappa = tables
     # Plain Python numbers first: 4950 pairs at 100 labelers, one numpy scalar each is slow.
-    kappa = np.where(np.isfinite(kappa), kappa, np.nan).tolist()
     return [
         PairAgreement(x, y, int(shared), share, None if k != k else k)  # k != k: nan
         for (x, y), shared, share, k in zip(pairs.tolist(), n.tolist(), observed.tolist(),
-                                            kappa, strict=True)
+                                            kappa.tolist(), strict=True)
     ]  # fmt: skip
+
+
+def mean_kappa(p: Pairwise) -> float | None:
+    """agreement.mean_kappa(labeler_pairs(p)), the same number, without an object per pair
+    (the Labelers page shows only this mean)."""
+    tables = _pair_tables(p) if len(p) else None
+    if tables is None:
+        return None
+    _, n, _, kappa = tables
+    keep = np.isfinite(kappa)
+    shared, kappas = n[keep].tolist(), kappa[keep].tolist()
+    total = sum(shared)
+    return sum(k * s for k, s in zip(kappas, shared, strict=True)) / total if total else None
 
 
 def nominal_alpha(p: Pairwise) -> float | None:

@@ -204,7 +204,7 @@ def project_fit(project: Project, pairwise=None, *, version: tuple | None = None
     key = cache_key("fit", project, version)
     fit = cache.get(key)
     if fit is None:
-        p = pairwise if pairwise is not None else arrays.load(project.id)
+        p = pairwise if pairwise is not None else arrays.load(project.id, answers=version[0])
         task_ids, t_idx = np.unique(p.task, return_inverse=True)
         lab_ids, l_idx = np.unique(p.labeler, return_inverse=True)
         fit = reliability.fit_arrays(task_ids, t_idx, lab_ids, l_idx, p.code)

@@ -11,7 +11,9 @@ from datetime import date, timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db.models import Exists, OuterRef
 
 from annotator.export.params import HARM_FLAGS
 from annotator.models import Kind, Project
@@ -199,9 +201,13 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
             per[r.labeler_id]["gold"][0] += match
             per[r.labeler_id]["gold"][1] += 1
     ids = set(per) | set(skips)
-    users = get_user_model().objects.filter(pk__in=ids)
-    names = dict(users.values_list("pk", "username"))
-    imported = set(users.filter(groups__name="imported").values_list("pk", flat=True))
+    in_imported = Group.objects.filter(user=OuterRef("pk"), name="imported")
+    users = get_user_model().objects.filter(pk__in=ids).annotate(imported=Exists(in_imported))
+    names, imported = {}, set()
+    for pk, username, is_imported in users.values_list("pk", "username", "imported"):
+        names[pk] = username
+        if is_imported:
+            imported.add(pk)
     simulated = set(pw.labeler[pw.simulated == 1].tolist())
     simulated |= {r.labeler_id for r in other.rows if r.is_simulated}
     out = []
@@ -234,21 +240,27 @@ def _pairs_out(pairs) -> list[dict]:
     return [p._asdict() for p in pairs]
 
 
-def _pairwise_summary(pw: arrays.Pairwise) -> dict:
-    pairs = arrays.labeler_pairs(pw)
+def _pairwise_summary(pw: arrays.Pairwise, *, pairs: bool) -> dict:
     counts, _ = arrays.counts_per_task(pw) if len(pw) else (np.zeros((0, 4)), None)
-    return {
+    out = {
         "answers": len(pw),
         "tasks_with_overlap": int((counts.sum(axis=1) >= 2).sum()),
         "percent_agreement": arrays.percent_agreement(pw),
-        "cohen_kappa": ag.mean_kappa(pairs),
         "krippendorff_alpha": arrays.nominal_alpha(pw),
-        "pairs": _pairs_out(pairs),
     }
+    if pairs:
+        each = arrays.labeler_pairs(pw)
+        out.update(cohen_kappa=ag.mean_kappa(each), pairs=_pairs_out(each))
+    else:
+        out["cohen_kappa"] = arrays.mean_kappa(pw)
+    return out
 
 
-def project_agreement(project: Project, *, round: int | None = None, pw=None, other=None) -> dict:
-    """The agreement metrics of the project's kind (all rounds, or one)."""
+def project_agreement(
+    project: Project, *, round: int | None = None, pw=None, other=None, pairs: bool = True
+) -> dict:
+    """The agreement metrics of the project's kind (all rounds, or one). `pairs`: with every
+    labeler pair's agreement (the API's answer; the page shows only the means)."""
     out: dict = {"kind": project.kind, "round": round}
     pw = pw if pw is not None else arrays.load(project.id)
     if round is not None:
@@ -257,7 +269,7 @@ def project_agreement(project: Project, *, round: int | None = None, pw=None, ot
     rows = [r for r in other.rows if round is None or r.round == round]
     other = ProjectAnswers(project, rows)
     if project.kind == Kind.PAIRWISE:
-        out["pairwise"] = _pairwise_summary(pw)
+        out["pairwise"] = _pairwise_summary(pw, pairs=pairs)
     elif project.kind == Kind.LIKERT:
         aspects = project.aspects or [None]
         out["likert"] = {
@@ -268,7 +280,9 @@ def project_agreement(project: Project, *, round: int | None = None, pw=None, ot
         }
     else:
         summary = ag.ranking_summary(other.rankings())
-        summary["pairs"] = _pairs_out(summary["pairs"])
+        each = summary.pop("pairs")
+        if pairs:
+            summary["pairs"] = _pairs_out(each)
         out["ranking"] = summary
     preferences = other.preferences() + [
         ag.Preference(*edge) for edge in arrays.preference_edges(pw)
@@ -301,11 +315,15 @@ def page_numbers(project: Project) -> dict:
     key = selectors.cache_key("page", project, version)
     numbers = cache.get(key)
     if numbers is None:
-        pw = arrays.load(project.id)
-        other = selectors.project_answers(project, pairwise=False)
+        pw = arrays.load(project.id, answers=version[0])
+        # The version counts every answer: when they are all pairwise, nothing else to read.
+        if version[0] == len(pw):
+            other = ProjectAnswers(project)
+        else:
+            other = selectors.project_answers(project, pairwise=False)
         numbers = {
             "rows": labeler_stats(project, pw=pw, other=other, version=version),
-            "agreement": project_agreement(project, pw=pw, other=other),
+            "agreement": project_agreement(project, pw=pw, other=other, pairs=False),
             "by_round": agreement_by_round(project, pw=pw, other=other),
             "per_day": labels_per_day(pw, other),
         }
@@ -315,7 +333,8 @@ def page_numbers(project: Project) -> dict:
 
 def labels_per_day(pw: arrays.Pairwise, other: ProjectAnswers) -> list[tuple[str, int]]:
     """(ISO date, answers that day, UTC) for every day with answers."""
-    days = Counter(pw.day.tolist())
+    day, n = np.unique(pw.day, return_counts=True)
+    days = Counter(dict(zip(day.tolist(), n.tolist(), strict=True)))
     epoch = date(1970, 1, 1)
     for r in other.rows:
         days[(r.created_at.date() - epoch).days] += 1

@@ -40,6 +40,8 @@ def test_it_matches_the_plain_functions(seed):
     for key, x in plain.items():
         assert (fast[key].shared, fast[key].percent) == (x.shared, pytest.approx(x.percent))
         assert fast[key].kappa == pytest.approx(x.kappa)
+    # The page's mean without the pairs' objects: the very same number.
+    assert arrays.mean_kappa(p) == ag.mean_kappa(list(fast.values())) is not None
     expected = ag.krippendorff_alpha(answers, level="nominal")
     got = arrays.nominal_alpha(p)
     assert got == pytest.approx(expected)
@@ -100,3 +102,60 @@ def test_it_loads_a_projects_answers_as_stored(project, alice):
             assert p.time_ms[i] == a.time_spent_ms
         assert p.day[i] == (a.created_at.astimezone(UTC).date() - date(1970, 1, 1)).days
     assert len(arrays.load(other_project.id)) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("one_value", [True, False])
+def test_it_reads_back_every_field_at_its_limits(project, alice, monkeypatch, one_value):
+    """PostgreSQL packs the small columns into two 8-byte words (arrays._PACKED): the largest
+    round, time and ids a column allows, a day before 1970, no time, a tie (no side) and a
+    simulated answer come back as a plain read of the same statement gives them, in one
+    aggregated value or in groups of tasks (a project past arrays.ONE_VALUE answers)."""
+    from datetime import datetime
+
+    from annotator.models import Annotation, Task
+    from tests.annotator.quality.helpers import answer, labelers, pairwise_tasks
+    from webapp import sql
+
+    biggest = 2**31 - 1  # PositiveIntegerField, and an int time_spent_ms
+    tasks = pairwise_tasks(project, 3)
+    people = labelers(project, 2)
+    for i, task in enumerate(tasks):
+        for j, user in enumerate(people):
+            answer(task, user, ["first", "second", "tie"][(i + j) % 3], seconds=1 + i)
+    Task.objects.filter(id=tasks[0].id).update(round=biggest)
+    Task.objects.filter(id=tasks[1].id).update(round=0)
+    first, second, *_ = Annotation.objects.filter(task__project=project).order_by("id")
+    Annotation.objects.filter(id=first.id).update(
+        time_spent_ms=biggest, is_simulated=True, created_at=datetime(1969, 7, 20, tzinfo=UTC)
+    )
+    Annotation.objects.filter(id=second.id).update(time_spent_ms=None)
+    if not one_value:
+        monkeypatch.setattr(arrays, "ONE_VALUE", 0)
+        monkeypatch.setattr(arrays, "GROUP_TASKS", 1)
+    p = arrays.load(project.id)
+    plain = np.array(sql.all_rows(arrays._sql(), [project.id, "pairwise"]), dtype=np.int64)
+    plain = plain[np.lexsort((plain[:, 1], plain[:, 0]))]
+    time_ms = np.where(plain[:, 4] < 0, np.nan, plain[:, 4])
+    columns = ["task", "labeler", "code", "left", None, "round", "prompt", "chosen", "rejected",
+               "simulated", "day"]  # fmt: skip
+    for i, name in enumerate(columns):
+        if name:
+            assert getattr(p, name).tolist() == plain[:, i].tolist(), name
+    np.testing.assert_array_equal(p.time_ms, time_ms)
+    assert biggest in p.round.tolist() and biggest in p.time_ms.tolist()
+    assert p.day.min() == (date(1969, 7, 20) - date(1970, 1, 1)).days < 0
+    assert set(p.left.tolist()) == {-1, 0, 1} and p.simulated.sum() == 1
+    assert np.isnan(p.time_ms).sum() == 1
+    assert len(arrays.load(project.id, answers=len(p))) == len(p)
+
+
+@pytest.mark.parametrize("biggest_task", [10**6, 2**61])
+def test_it_sorts_by_task_then_labeler_as_lexsort_does(biggest_task):
+    """One sort of a combined key, or lexsort where that key could overflow: the same order."""
+    rng = np.random.default_rng(0)
+    task = rng.integers(1, biggest_task, 5000)
+    labeler = rng.integers(1, 300, 5000)
+    task[:100] = task[100:200]  # shared tasks, so the labeler decides
+    order = arrays._by_task_then_labeler(task, labeler)
+    np.testing.assert_array_equal(order, np.lexsort((labeler, task)))
