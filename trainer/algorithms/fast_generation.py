@@ -7,6 +7,8 @@ which engine a generate job uses and prints why it fell back to transformers' ``
 same shape as :func:`trainer.algorithms.generate.generate_completions`; a LoRA adapter is
 served through vLLM's LoRA support, on its base, unmerged.
 
+RAFT's sampling uses it through a child process (raft.sample_in_child).
+
 This path has not been run here: the build machines have no GPU (docs/training.md).
 """
 

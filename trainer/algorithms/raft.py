@@ -18,6 +18,13 @@ Rows are prompt rows: ``{"prompt": text or chat transcript, ...}``.
 Resuming (``resume_from_checkpoint="latest"``) continues after the last finished iteration,
 with the same per-round seeds an uninterrupted run would have used.
 
+``engine`` (as the generate job's): ``auto`` samples through vLLM when it is installed and the job
+runs on one GPU, else with transformers' ``generate`` (the fall-back is a line in the job log).
+vLLM samples in a child process (``python -m trainer.algorithms.generate``) that exits before
+the fine-tuning step, so its reserved GPU memory is back for the SFT step; an adapter policy is
+served through vLLM's LoRA support. Under ``accelerate launch`` each process samples with
+``generate``.
+
 ``dtype`` sets the precision of sampling and scoring (frozen models) and of the SFT step's
 autocast (``bf16``; its weights stay float32). ``fp16`` samples and scores in float16 and
 fine-tunes in float32.
@@ -31,10 +38,13 @@ import functools
 import json
 import random
 import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.algorithms import distributed, sft
+from trainer.algorithms import distributed, fast_generation, sft
 from trainer.algorithms.common import (
     ProgressCallback,
     StopCheck,
@@ -47,7 +57,12 @@ from trainer.algorithms.common import (
     set_seed,
     stop_requested,
 )
-from trainer.algorithms.generate import GenerateConfig, generate_completions, load_policy
+from trainer.algorithms.generate import (
+    COMPLETIONS_FILENAME,
+    GenerateConfig,
+    generate_completions,
+    load_policy,
+)
 from trainer.algorithms.lora import SCALE_FIELD_NAMES, ScaleFields, check_scale
 from trainer.algorithms.reward_scoring import RewardScorer
 from trainer.algorithms.samples import SampleLog
@@ -82,6 +97,13 @@ class RAFTConfig(ScaleFields):
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (1: off)."})
     generation_batch_size: int = field(
         default=16, metadata={"help": "Sequences per generate call."}
+    )
+    engine: str = field(
+        default="auto",
+        metadata={
+            "help": "Sampling: auto (vLLM when installed and on one GPU, else transformers' "
+            "generate, noted in the job log), vllm (the same, louder fall-back) or generate."
+        },
     )
     reward_batch_size: int = field(default=16, metadata={"help": "Texts per reward forward."})
     learning_rate: float = field(default=2e-5, metadata={"help": "SFT learning rate."})
@@ -155,9 +177,14 @@ def sample_round(
     )
     set_seed(settings.seed + distributed.rank())
     device = distributed.setup(resolve_device(config.device))
-    model, tokenizer = load_policy(policy_path, device=device, dtype=frozen_dtype(config))
-    samples = generate_completions(model, tokenizer, prompts, settings)
-    del model
+    if sampling_engine(config, device) == "vllm":
+        samples = sample_in_child(
+            settings, prompts, engine="vllm", device=device, dtype=frozen_dtype(config)
+        )
+    else:
+        model, tokenizer = load_policy(policy_path, device=device, dtype=frozen_dtype(config))
+        samples = generate_completions(model, tokenizer, prompts, settings)
+        del model
     scores = scorer(
         [s["prompt"] for s in samples],
         [s["completion"] for s in samples],
@@ -182,6 +209,46 @@ def sample_round(
         "finished_fraction": sum(s["finished"] for s in samples) / len(samples),
     }
     return [{"prompt": s["prompt"], "completion": s["completion"]} for s in kept], metrics
+
+
+def sampling_engine(config: RAFTConfig, device: str) -> str:
+    """``"vllm"`` or ``"generate"`` for this job's sampling; a fall-back is printed."""
+    engine = fast_generation.choose_engine(config.engine, device)
+    if engine == "vllm" and distributed.world_size() > 1:
+        print(
+            f"Sampling with transformers' generate: vLLM samples in one process and this job "
+            f"has {distributed.world_size()}.",
+            flush=True,
+        )
+        return "generate"
+    return engine
+
+
+def sample_in_child(
+    settings: GenerateConfig, prompts: list[dict], *, engine: str, device: str, dtype: str
+) -> list[dict]:
+    """The round's samples from ``python -m trainer.algorithms.generate`` in a child process
+    (its GPU memory is freed when it exits). Its output lines go to this job's log."""
+    from dataclasses import asdict
+
+    with tempfile.TemporaryDirectory(prefix="raft-sampling-") as tmp:
+        job = Path(tmp) / "generate.json"
+        payload = {**asdict(settings), "engine": engine, "device": device, "dtype": dtype}
+        payload.update(rows=prompts, output_dir=str(Path(tmp) / "out"))
+        job.write_text(json.dumps(payload), encoding="utf-8")
+        command = [sys.executable, "-m", "trainer.algorithms.generate", "--config", str(job)]
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in done.stdout.splitlines():
+            if not line.startswith("{"):  # progress lines are the child's, not this job's
+                print(line, flush=True)
+        if done.returncode != 0:
+            raise TrainingError(
+                f"Sampling in a child process ({engine}) failed with exit code "
+                f"{done.returncode}: {done.stdout.strip().splitlines()[-1:] or ['no output']}"
+            )
+        path = Path(tmp) / "out" / COMPLETIONS_FILENAME
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
 
 
 def frozen_dtype(config: RAFTConfig) -> str:

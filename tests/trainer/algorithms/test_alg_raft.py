@@ -142,3 +142,47 @@ def test_the_dtype_sets_sampling_precision_and_bf16_autocast_for_the_sft_step():
     fp16 = RAFTConfig(model_name_or_path="m", device="cpu", dtype="fp16")
     # Sampling and scoring in float16; fine-tuning in float32 (no loss scaling here).
     assert frozen_dtype(fp16) == "float16" and sft_config(fp16, "m", 0).dtype == "fp32"
+
+
+def test_sampling_in_a_child_process_gives_the_same_samples_as_in_process(tiny_model_dir):
+    """The child-process path vLLM sampling takes (here with generate, no GPU): same rows,
+    same texts, row keys kept."""
+    from trainer.algorithms.generate import GenerateConfig, generate_completions, load_policy
+    from trainer.algorithms.raft import sample_in_child
+
+    settings = GenerateConfig(
+        model_name_or_path=tiny_model_dir, num_samples=2, max_new_tokens=8, seed=3, device="cpu"
+    )
+    prompts = [{"prompt": p, "_row": i} for i, p in enumerate(chat_prompts(3))]
+    from trainer.algorithms.common import set_seed
+
+    set_seed(settings.seed)
+    model, tokenizer = load_policy(tiny_model_dir, device="cpu", dtype="float32")
+    here = generate_completions(model, tokenizer, prompts, settings)
+
+    there = sample_in_child(settings, prompts, engine="generate", device="cpu", dtype="float32")
+
+    assert [(s["_row"], s["completion"]) for s in there] == [
+        (s["_row"], s["completion"]) for s in here
+    ]
+
+
+def test_a_failed_sampling_child_is_a_clear_error(tmp_path):
+    from trainer.algorithms.common import TrainingError
+    from trainer.algorithms.generate import GenerateConfig
+    from trainer.algorithms.raft import sample_in_child
+
+    settings = GenerateConfig(model_name_or_path=str(tmp_path / "no-model"), device="cpu")
+    with pytest.raises(TrainingError, match="Sampling in a child process \\(generate\\) failed"):
+        sample_in_child(settings, [{"prompt": "hi"}], engine="generate", device="cpu", dtype="fp32")
+
+
+def test_vllm_asked_for_on_cpu_falls_back_to_generate_and_says_so(
+    tiny_model_dir, tiny_reward, tmp_path, capsys
+):
+    rows = [{"prompt": p} for p in chat_prompts(4)]
+    config = raft_config(tiny_model_dir, tiny_reward[0], engine="vllm", num_samples=2)
+
+    train(config, rows, tmp_path)
+
+    assert "WARNING: Generating with transformers' generate" in capsys.readouterr().out
