@@ -4,6 +4,8 @@ Every object is reached through the caller's memberships, so another project's i
 404; no token answers 401.
 """
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -183,6 +185,31 @@ def _too_big(size: int, *, slack: int = 0) -> Response | None:
     )
 
 
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str | None  # the form field's file name; None for a raw body
+
+
+def read_upload(request: Request) -> Upload | Response:
+    """An import's file: the raw request body, or the `file` field of a multipart form. Refused
+    with 413 before the body is read when its declared length is over PREFLOOP_IMPORT_MAX_BYTES
+    (a form adds a little around the file), and with 400 when a form has no `file`."""
+    multipart = request.content_type.startswith("multipart/")
+    length = request.META.get("CONTENT_LENGTH", "")
+    length = int(length) if length.isdigit() else 0
+    if too_big := _too_big(length, slack=64 * 1024 if multipart else 0):
+        return too_big
+    if not multipart:
+        return Upload(request.body, None)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
+    if too_big := _too_big(upload.size):
+        return too_big
+    return Upload(upload.read(), upload.name)
+
+
 class ImportQuery(serializers.Serializer):
     format = serializers.ChoiceField(
         ["jsonl", "csv"], required=False, help_text="Default: from the content type or file name."
@@ -217,24 +244,13 @@ def project_import_view(request: Request, project_id: int) -> Response:
     project, role = selectors.project_get_for_member(project_id=project_id, user=request.user)
     _require_admin(role)
     refuse_blank(ImportQuery, request.query_params)
-    fmt = request.query_params.get("format")
-    multipart = request.content_type.startswith("multipart/")
-    # Refused before the body is read; a multipart form adds a little around the file.
-    length = request.META.get("CONTENT_LENGTH", "")
-    length = int(length) if length.isdigit() else 0
-    if too_big := _too_big(length, slack=64 * 1024 if multipart else 0):
-        return too_big
-    if multipart:
-        upload = request.FILES.get("file")
-        if upload is None:
-            return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
-        if too_big := _too_big(upload.size):
-            return too_big
-        data = upload.read()
-        fmt = fmt or ("csv" if upload.name.lower().endswith(".csv") else "jsonl")
-    else:
-        data = request.body
-        fmt = fmt or ("csv" if "csv" in request.content_type else "jsonl")
+    upload = read_upload(request)
+    if isinstance(upload, Response):
+        return upload
+    data, name = upload.data, (upload.filename or "").lower()
+    fmt = request.query_params.get("format") or (
+        "csv" if name.endswith(".csv") or (not name and "csv" in request.content_type) else "jsonl"
+    )
     try:
         created = project_import(project=project, data=data, fmt=fmt)
     except ServiceError as exc:

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors
-from annotator.api import _require_admin, _too_big, service_error_response, upload_request
+from annotator.api import _require_admin, read_upload, service_error_response, upload_request
 from annotator.api_fields import refuse_blank
 from annotator.audit import AuditEntry, audit_record
 from annotator.exceptions import ServiceError
@@ -51,22 +51,11 @@ def preferences_import_view(request: Request, project_id: int) -> Response:
     query = PreferenceImportQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     fmt, filename = query.validated_data.get("format"), query.validated_data.get("filename")
-    multipart = request.content_type.startswith("multipart/")
-    length = request.META.get("CONTENT_LENGTH", "")
-    length = int(length) if length.isdigit() else 0
-    if too_big := _too_big(length, slack=64 * 1024 if multipart else 0):
-        return too_big
-    if multipart:
-        upload = request.FILES.get("file")
-        if upload is None:
-            return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
-        if too_big := _too_big(upload.size):
-            return too_big
-        data = upload.read()
-        filename = filename or upload.name
-    else:
-        data = request.body
-        filename = filename or "upload"
+    upload = read_upload(request)
+    if isinstance(upload, Response):
+        return upload
+    data = upload.data
+    filename = filename or upload.filename or "upload"
     fmt = fmt or _format(filename, request.content_type)
     try:
         result = preferences_import(project=project, data=data, fmt=fmt, filename=filename)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import selectors
-from annotator.api import _too_big, service_error_response, upload_request
+from annotator.api import read_upload, service_error_response, upload_request
 from annotator.api_fields import StrictCharField, refuse_blank
 from annotator.exceptions import ServiceError
 from annotator.models import Membership, Project, PromptStrategy
@@ -137,19 +137,13 @@ def strategy_log_import_view(request: Request, project_id: int) -> Response:
     query = LogImportQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     fmt = query.validated_data.get("format")
-    length = request.META.get("CONTENT_LENGTH", "")
-    multipart = request.content_type.startswith("multipart/")
-    if too_big := _too_big(int(length) if length.isdigit() else 0, slack=64 * 1024):
-        return too_big
-    if multipart:
-        upload = request.FILES.get("file")
-        if upload is None:
-            return Response({"detail": "Send the file in a form field named 'file'."}, status=400)
-        data = upload.read()
-        fmt = fmt or ("csv" if upload.name.lower().endswith(".csv") else "jsonl")
-    else:
-        data = request.body
-        fmt = fmt or ("csv" if "csv" in request.content_type else "jsonl")
+    upload = read_upload(request)
+    if isinstance(upload, Response):
+        return upload
+    data, name = upload.data, (upload.filename or "").lower()
+    fmt = fmt or (
+        "csv" if name.endswith(".csv") or (not name and "csv" in request.content_type) else "jsonl"
+    )
     try:
         done = strategy_log_import(project=project, data=data, fmt=fmt)
     except ServiceError as exc:
