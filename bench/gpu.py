@@ -127,7 +127,10 @@ rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else None
 if cuda:
     peak = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
 else:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    # VmHWM: this process's own peak (ru_maxrss carries the forked parent's over exec).
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+    peak = (int(hwm[0].split()[1]) * 1024 if hwm else
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
 out = {"steps_per_s": rate, "peak_bytes": peak, "wall_s": wall}
 if kind == "generate":
     out["tokens_per_s"] = metrics["completions"] * metrics["mean_tokens"] / wall
