@@ -13,29 +13,27 @@ PostgreSQL only: the worker is another process and must see the test database.
 
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from annotator.importing import project_import
 from annotator.models import Annotation, Completion, Kind, Membership, Prompt, Task
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory
+from tests.trainer.loop.e2e import assert_succeeded, imported_project, wait_for_round
 from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
-ROOT = Path(__file__).resolve().parents[3]
 Status = LoopRound.Status
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("needs_postgres"),
+]
 
 TRAIN, EVAL = 4, 2  # prompts; each imported with two completions, so one task each
 IMPORTED = TRAIN + EVAL
@@ -48,72 +46,14 @@ LABELS = IMPORTED + ROUND_TASKS  # then round 2 trains on round 1's tasks; label
 ROUND_TIMEOUT_S = 420
 
 
-@pytest.fixture(autouse=True)
-def needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker process needs to share the test database (PostgreSQL)")
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker process needs to share the test database (PostgreSQL)")
-    # Built in a subprocess: torch never runs in this process, which forks the labelers.
-    path = tmp_path_factory.mktemp("tiny") / "base"
-    code = (
-        "import sys; from trainer.algorithms.tiny import build_tiny_policy; "
-        "build_tiny_policy(sys.argv[1], pretrain_steps=0, hidden_size=64, layers=2)"
-    )
-    subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, check=True)
-    return str(path)
-
-
-@pytest.fixture
-def worker(tmp_path):
-    """One solo worker on both queues, as ./scripts/demo runs it, on the test database."""
-    db = connection.settings_dict
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "webapp.test_settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "PREFLOOP_VAR_DIR": str(tmp_path),
-        "HF_HUB_OFFLINE": "1",
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,gpu",
-             "--pool=solo", "--concurrency=1", "--prefetch-multiplier=1", "--without-gossip",
-             "--without-mingle", "--hostname", f"e2e-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        yield log_path
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 @pytest.fixture
 def project(tiny_base):
-    admin = UserFactory(username="loop-admin")
     # No ties: every simulated answer is a usable comparison, so the label counts are exact.
-    project = ProjectFactory(
-        name="Loop e2e", kind=Kind.PAIRWISE, overlap=1, allow_tie=False, allow_both_bad=False
-    )
-    MembershipFactory(project=project, user=admin, role=Membership.Role.ADMIN)
-    lines = [
-        {
-            "prompt": [{"role": "user", "content": f"tell me about topic {i}."}],
-            "completions": [f"the garden is bright {i}.", f"a cat sits on the mat {i}."],
-            "split": "eval" if i >= TRAIN else "train",
-        }
-        for i in range(TRAIN + EVAL)
-    ]
-    data = "\n".join(json.dumps(line) for line in lines).encode()
-    assert project_import(project=project, data=data, fmt="jsonl") == TRAIN + EVAL
-    return project
+    return imported_project(
+        name="Loop e2e", admin="loop-admin", train=TRAIN, eval=EVAL,
+        completions=lambda i: [f"the garden is bright {i}.", f"a cat sits on the mat {i}."],
+        kind=Kind.PAIRWISE, overlap=1, allow_tie=False, allow_both_bad=False,
+    )  # fmt: skip
 
 
 def configure_loop(project, tiny_base):
@@ -155,26 +95,6 @@ def start_labelers(project, url: str) -> tuple[threading.Thread, io.StringIO]:
     return thread, out
 
 
-def wait_for_round_2(project, worker_log: Path) -> None:
-    deadline = time.monotonic() + ROUND_TIMEOUT_S
-    while time.monotonic() < deadline:
-        rounds = {r.number: r for r in LoopRound.objects.filter(project=project)}
-        failed = [r for r in rounds.values() if r.status in (Status.FAILED, Status.STOPPED)]
-        if failed:
-            pytest.fail(f"round {failed[0].number} {failed[0].status}: {failed[0].error}")
-        if 2 in rounds and rounds[2].status == Status.DONE:
-            return
-        time.sleep(1)
-    rounds = list(LoopRound.objects.filter(project=project).values("number", "status"))
-    jobs = list(TrainingJob.objects.filter(project=project).values("id", "kind", "status"))
-    log = worker_log.read_text(errors="replace")[-3000:]
-    pytest.fail(f"round 2 not done in {ROUND_TIMEOUT_S}s: {rounds} {jobs}\n{log}")
-
-
-def assert_succeeded(job: TrainingJob) -> None:
-    assert job.status == TrainingJob.Status.SUCCEEDED, f"{job}: {job.error}\n{job.log_tail}"
-
-
 def next_task(url: str, project, user) -> tuple[int, dict]:
     token, _ = Token.objects.get_or_create(user=user)
     request = urllib.request.Request(  # noqa: S310 -- the test's own server
@@ -193,7 +113,7 @@ def test_two_rounds_run_by_themselves_to_round_2_tasks_in_the_queue(
     policy = configure_loop(project, tiny_base)
     labelers, out = start_labelers(project, live_server.url)
     try:
-        wait_for_round_2(project, worker)
+        wait_for_round(project, worker, 2, ROUND_TIMEOUT_S)
     finally:
         labelers.join(timeout=60)
     assert f"{LABELS} annotations by 2 labeler(s); errors: none" in out.getvalue(), out.getvalue()

@@ -7,23 +7,24 @@ PostgreSQL only: the worker is another process and must see the test database.
 """
 
 import io
-import json
 import threading
-import time
 
 import pytest
 from django.core.management import call_command
 
-from annotator.importing import project_import
-from annotator.models import Annotation, Kind, Membership, Task
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
-from tests.trainer.loop.test_e2e import needs_postgres, tiny_base, worker  # noqa: F401
+from annotator.models import Annotation, Kind, Task
+from tests.trainer.loop.e2e import imported_project, wait_for_round
 from trainer.algorithms.acquisition import Candidate, choose_pairs
 from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
 Status = LoopRound.Status
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("needs_postgres"),
+]
 
 TRAIN, EVAL = 6, 2
 PAIRS, CANDIDATES, HEADS = 4, 2, 2
@@ -33,23 +34,12 @@ TIMEOUT_S = 900
 
 
 @pytest.fixture
-def project(tiny_base):  # noqa: F811
-    admin = UserFactory(username="routing-admin")
-    project = ProjectFactory(
-        name="Routing e2e", kind=Kind.PAIRWISE, overlap=1, allow_tie=False, allow_both_bad=False
-    )
-    MembershipFactory(project=project, user=admin, role=Membership.Role.ADMIN)
-    lines = [
-        {
-            "prompt": [{"role": "user", "content": f"tell me about topic {i}."}],
-            "completions": [f"the garden is bright {i}.", f"a cat sits on the mat {i}."],
-            "split": "eval" if i >= TRAIN else "train",
-        }
-        for i in range(TRAIN + EVAL)
-    ]
-    data = "\n".join(json.dumps(line) for line in lines).encode()
-    assert project_import(project=project, data=data, fmt="jsonl") == TRAIN + EVAL
-    return project
+def project(tiny_base):
+    return imported_project(
+        name="Routing e2e", admin="routing-admin", train=TRAIN, eval=EVAL,
+        completions=lambda i: [f"the garden is bright {i}.", f"a cat sits on the mat {i}."],
+        kind=Kind.PAIRWISE, overlap=1, allow_tie=False, allow_both_bad=False,
+    )  # fmt: skip
 
 
 def configure(project, path: str):
@@ -76,20 +66,6 @@ def configure(project, path: str):
     )  # fmt: skip
 
 
-def wait_for_round_2(project, worker_log) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        rounds = {r.number: r for r in LoopRound.objects.filter(project=project)}
-        failed = [r for r in rounds.values() if r.status in (Status.FAILED, Status.STOPPED)]
-        if failed:
-            pytest.fail(f"round {failed[0].number} {failed[0].status}: {failed[0].error}")
-        if 2 in rounds and rounds[2].status == Status.DONE:
-            return
-        time.sleep(1)
-    log = worker_log.read_text(errors="replace")[-3000:]
-    pytest.fail(f"round 2 not done in {TIMEOUT_S}s\n{log}")
-
-
 def expected_pairs(round_: LoopRound) -> list[tuple[int, frozenset]]:
     """What the rule chooses from the scores the worker stored, recomputed here."""
     from annotator.models import Completion
@@ -104,7 +80,7 @@ def expected_pairs(round_: LoopRound) -> list[tuple[int, frozenset]]:
     return [(p.prompt, frozenset((p.a, p.b))) for p in picks]
 
 
-def test_two_rounds_queue_the_pairs_uncertainty_chooses(live_server, worker, project, tiny_base):  # noqa: F811
+def test_two_rounds_queue_the_pairs_uncertainty_chooses(live_server, worker, project, tiny_base):
     policy = configure(project, tiny_base)
     out = io.StringIO()
     args = ["--project", str(project.id), "--url", live_server.url, "--count", "2", "--seed", "1"]
@@ -115,7 +91,7 @@ def test_two_rounds_queue_the_pairs_uncertainty_chooses(live_server, worker, pro
     )
     labelers.start()
     try:
-        wait_for_round_2(project, worker)
+        wait_for_round(project, worker, 2, TIMEOUT_S)
     finally:
         labelers.join(timeout=60)
 

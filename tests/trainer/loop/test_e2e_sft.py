@@ -10,48 +10,36 @@ PostgreSQL only: the worker is another process and must see the test database.
 """
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 from safetensors.numpy import load_file
 
-from annotator.importing import project_import
 from annotator.models import Annotation, Completion, Kind, Membership, Task
 from annotator.services import annotation_submit, task_claim_next
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
-from tests.trainer.loop.test_e2e import (  # noqa: F401
-    assert_succeeded,
-    needs_postgres,
-    tiny_base,
-    worker,
-)
+from tests.factories import MembershipFactory, UserFactory
+from tests.trainer.loop.e2e import assert_succeeded, imported_project, wait_for_round
 from trainer.loop import services as loop
 from trainer.models import LoopRound, ModelVersion, TrainingJob
 
 Status = LoopRound.Status
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("needs_postgres"),
+]
 
 TRAIN, EVAL = 4, 2  # prompts, each with one response to critique and revise
 TIMEOUT_S = 600
 
 
 @pytest.fixture
-def project(tiny_base):  # noqa: F811
-    admin = UserFactory(username="sft-admin")
-    project = ProjectFactory(name="SFT-first e2e", kind=Kind.EDIT, overlap=1)
-    MembershipFactory(project=project, user=admin, role=Membership.Role.ADMIN)
-    lines = [
-        {
-            "prompt": [{"role": "user", "content": f"tell me about topic {i}."}],
-            "completions": [f"a cat sits on the mat {i}."],
-            "split": "eval" if i >= TRAIN else "train",
-        }
-        for i in range(TRAIN + EVAL)
-    ]
-    data = "\n".join(json.dumps(line) for line in lines).encode()
-    assert project_import(project=project, data=data, fmt="jsonl") == TRAIN + EVAL
-    return project
+def project(tiny_base):
+    return imported_project(
+        name="SFT-first e2e", admin="sft-admin", train=TRAIN, eval=EVAL,
+        completions=lambda i: [f"a cat sits on the mat {i}."], kind=Kind.EDIT, overlap=1,
+    )  # fmt: skip
 
 
 def configure(project, path: str):
@@ -88,32 +76,16 @@ def revise_everything(project) -> dict[int, str]:
     return revisions
 
 
-def wait_for_round_1(project, worker_log: Path) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        rounds = {r.number: r for r in LoopRound.objects.filter(project=project)}
-        failed = [r for r in rounds.values() if r.status in (Status.FAILED, Status.STOPPED)]
-        if failed:
-            pytest.fail(f"round {failed[0].number} {failed[0].status}: {failed[0].error}")
-        if 1 in rounds and rounds[1].status == Status.DONE:
-            return
-        time.sleep(1)
-    rounds = list(LoopRound.objects.filter(project=project).values("number", "status"))
-    jobs = list(TrainingJob.objects.filter(project=project).values("id", "kind", "status"))
-    log = worker_log.read_text(errors="replace")[-3000:]
-    pytest.fail(f"round 1 not done in {TIMEOUT_S}s: {rounds} {jobs}\n{log}")
-
-
 def weights(path: str) -> dict:
     return load_file(str(Path(path) / "model.safetensors"))
 
 
-def test_an_sft_round_then_a_reward_round_from_the_sft_model(worker, project, tiny_base):  # noqa: F811
+def test_an_sft_round_then_a_reward_round_from_the_sft_model(worker, project, tiny_base):
     policy = configure(project, tiny_base)
     base = policy.base_policy
     revisions = revise_everything(project)
     assert len(revisions) == TRAIN + EVAL
-    wait_for_round_1(project, worker)
+    wait_for_round(project, worker, 1, TIMEOUT_S)
 
     r1, r2 = LoopRound.objects.filter(project=project).order_by("number")
     assert (r1.status, r2.status) == (Status.DONE, Status.COLLECTING)
