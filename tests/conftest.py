@@ -8,6 +8,16 @@ tests/trainer/algorithms also run with `-p no:django`.
 import pytest
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-django's, whose stable sort keeps this order
+def pytest_collection_modifyitems(config, items):
+    """Files with slow tests (training, real workers) first, each file's tests in their own
+    order, within the groups pytest-django then orders as Django does (database tests, then
+    transactional ones, then the rest): the two processes of ./scripts/test (pytest-xdist, a
+    file per process) take the long files early and end together on short ones."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order kept within files
+
+
 @pytest.fixture
 def alice(db):
     from tests.factories import UserFactory
