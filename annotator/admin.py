@@ -215,17 +215,12 @@ class AnnotationAdmin(ViewOnlyAdmin):
     """Only their labelers change annotations (through the services): view only here."""
 
     list_display = [
-        "id", "task", "labeler", "labeler_kind", "simulated", "kind", "verdict", "score",
-        "created_at",
+        "id", "task", "labeler", "labeler_kind", "kind", "verdict", "score", "created_at",
     ]  # fmt: skip
-    list_filter = ["kind", "verdict", "is_simulated", "labeler_kind"]
+    list_filter = ["kind", "verdict", "labeler_kind"]
     search_fields = ["labeler__username", "notes"]
     list_select_related = ["task", "labeler"]
     date_hierarchy = "created_at"
-
-    @admin.display(boolean=True, description="Simulated", ordering="is_simulated")
-    def simulated(self, obj: Annotation) -> bool:
-        return obj.is_simulated
 
 
 @admin.register(AnnotationRevision)

@@ -343,7 +343,6 @@ class Annotation(models.Model):
     principle = models.CharField(max_length=500, blank=True)
     shown_order = models.JSONField(default=list, blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
-    is_simulated = models.BooleanField(default=False)
     labeler_kind = models.CharField(
         max_length=16, choices=LabelerKind.choices, default=LabelerKind.HUMAN
     )
@@ -356,6 +355,11 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"Annotation {self.pk} by {self.labeler_id} on task {self.task_id}"
+
+    @property
+    def is_simulated(self) -> bool:
+        """Answered by a scripted labeler (simulate_labelers)."""
+        return self.labeler_kind == LabelerKind.SIMULATED
 
 
 class JudgeVerdict(models.Model):

@@ -90,7 +90,7 @@ def api_token_regenerate(*, user: AbstractBaseUser) -> Token:
 
 
 # Users in this group are scripted labelers (trainer's simulate_labelers): their annotations
-# are stored with is_simulated=True, and the UI and the exports mark them.
+# are stored with labeler_kind "simulated", and the UI and the exports mark them.
 SIMULATED_GROUP = "simulated"
 
 
@@ -661,7 +661,6 @@ def _submit(
         Annotation(
             task_id=task.pk, labeler_id=labeler.pk, assignment_id=assignment.pk, kind=kind,
             shown_order=assignment.shown_order, time_spent_ms=time_spent_ms,
-            is_simulated=is_simulated or bool(simulated),
             labeler_kind=(
                 LabelerKind.SIMULATED if is_simulated or simulated else LabelerKind.HUMAN
             ),

@@ -154,7 +154,7 @@ def _copy_annotations(cur, rng, tasks: int, overlap: int, labelers: int, now) ->
     """Labelers prefer the first completion 75% of the time; 5% tie, 3% both bad."""
     cols = (
         "id, task_id, labeler_id, kind, verdict, chosen_id, rejected_id, strength, scores, "
-        "flags, ranking, notes, shown_order, time_spent_ms, is_simulated, created_at"
+        "flags, ranking, notes, shown_order, time_spent_ms, labeler_kind, created_at"
     )
     with cur.copy(f"COPY annotator_annotation ({cols}) FROM STDIN") as copy:
         aid = 0
@@ -172,8 +172,9 @@ def _copy_annotations(cur, rng, tasks: int, overlap: int, labelers: int, now) ->
                     chosen, rejected = (first, second) if roll < 0.77 else (second, first)
                     verdict, strength = "preferred", rng.randint(1, 3)
                 at = now + timedelta(milliseconds=aid)
-                copy.write_row((aid, i, labeler, "pairwise", verdict, chosen, rejected,
-                                strength, "{}", "[]", "[]", "", shown, 4000, True, at))  # fmt: skip
+                row = (aid, i, labeler, "pairwise", verdict, chosen, rejected, strength, "{}",
+                       "[]", "[]", "", shown, 4000, "simulated", at)  # fmt: skip
+                copy.write_row(row)
 
 
 # --- Serving and measuring ------------------------------------------------------------------

@@ -180,7 +180,7 @@ def fill_project(pairs: list[dict]):
                 rejected=rejected,
                 shown_order=[a.id, b.id],
                 time_spent_ms=3000,
-                is_simulated=True,
+                labeler_kind="simulated",
             )
         )
     TaskCompletion.objects.bulk_create(links, batch_size=4000)

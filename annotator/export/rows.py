@@ -20,7 +20,7 @@ from annotator.export.pairs import (
     rules_for,
 )
 from annotator.export.params import ExportParams
-from annotator.models import Kind, Project
+from annotator.models import Kind, LabelerKind, Project
 
 COLUMNS = {
     "preference": [
@@ -298,16 +298,17 @@ def _aspect_scores(project, params, score, scores) -> list[tuple[str | None, int
 _RAW_FIELDS = (
     "id", "task_id", "task__prompt_id", "labeler_id", "kind", "verdict", "chosen_id",
     "rejected_id", "strength", "score", "scores", "flags", "ranking", "notes", "shown_order",
-    "time_spent_ms", "is_simulated", "created_at", "task__round", "task__prompt__split",
-    "labeler_kind",
+    "time_spent_ms", "created_at", "task__round", "task__prompt__split", "labeler_kind",
 )  # fmt: skip
 
 
 def _raw(project, params, stats) -> Iterator[tuple]:
     qs = source.annotations(project=project, params=params).order_by("id")
     for row in source.stream(qs, *_RAW_FIELDS):
-        # scores {} (no aspects) is written as null; times as ISO 8601 text.
-        yield (*row[:10], row[10] or None, *row[11:17], row[17].isoformat(), *row[18:])
+        # scores {} (no aspects) is written as null; times as ISO 8601 text; is_simulated
+        # from the labeler's kind.
+        simulated = row[19] == LabelerKind.SIMULATED
+        yield (*row[:10], row[10] or None, *row[11:16], simulated, row[16].isoformat(), *row[17:])
 
 
 # --- Written responses: sft ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import krippendorff
 import numpy as np
 from django.db import connection
 
-from annotator.models import Annotation, Kind, Task
+from annotator.models import Annotation, Kind, LabelerKind, Task
 from annotator.quality.agreement import CATEGORIES, PairAgreement
 from webapp import sql
 
@@ -68,7 +68,7 @@ def _sql() -> str:
                  WHEN a.chosen_id = {left} THEN 1 ELSE 0 END""",
         "COALESCE(a.time_spent_ms, -1)", "COALESCE(t.round, -1)", "t.prompt_id",
         "COALESCE(a.chosen_id, -1)", "COALESCE(a.rejected_id, -1)",
-        "CASE WHEN a.is_simulated THEN 1 ELSE 0 END", day,
+        f"CASE WHEN a.labeler_kind = '{LabelerKind.SIMULATED}' THEN 1 ELSE 0 END", day,
     ]  # fmt: skip
     if connection.vendor == "postgresql":  # every column 8 bytes: see _aggregated
         columns = [f"({c})::bigint" for c in columns]

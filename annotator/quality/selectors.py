@@ -21,6 +21,7 @@ from annotator.models import (
     AnnotationRevision,
     Assignment,
     Kind,
+    LabelerKind,
     Project,
     Task,
     TaskCompletion,
@@ -101,7 +102,7 @@ class ProjectAnswers:
 _FIELDS = (
     "id", "task_id", "labeler_id", "kind", "verdict", "chosen_id", "rejected_id",
     "shown_order", "time_spent_ms", "flags", "score", "scores", "ranking", "created_at",
-    "is_simulated", "task__round", "task__prompt_id",
+    "labeler_kind", "task__round", "task__prompt_id",
 )  # fmt: skip
 
 
@@ -151,7 +152,7 @@ def project_answers(project: Project, *, pairwise: bool = True) -> ProjectAnswer
                 row[8],
                 *extra,
                 _aware(row[13]),
-                bool(row[14]),
+                row[14] == LabelerKind.SIMULATED,
                 row[15],
                 row[16],
             )  # fmt: skip

@@ -188,8 +188,8 @@ def test_it_marks_a_simulated_labelers_answers_and_nobody_elses(db, pairwise, bo
     for user in (token.user, bob):
         assignment = task_claim_next(project=pairwise, labeler=user)
         annotation_submit(task=assignment.task, labeler=user, answer={"choice": "a"})
-    marked = dict(Annotation.objects.values_list("labeler__username", "is_simulated"))
-    assert marked == {"sim-x": True, "bob": False}
+    marked = dict(Annotation.objects.values_list("labeler__username", "labeler_kind"))
+    assert marked == {"sim-x": "simulated", "bob": "human"}
 
 
 def test_it_shows_a_simulated_badge_in_my_annotations(db, client, pairwise):
@@ -212,7 +212,11 @@ def test_it_shows_which_annotations_are_simulated_in_the_admin(db, admin_client,
     annotation_submit(task=assignment.task, labeler=user, answer={"choice": "a"})
     page = admin_client.get(reverse("admin:annotator_annotation_changelist"))
     assert page.status_code == 200
-    assert b"column-simulated" in page.content and b"icon-yes" in page.content
+    assert b"column-labeler_kind" in page.content and b"Simulated labeler" in page.content
+    people_only = admin_client.get(
+        reverse("admin:annotator_annotation_changelist") + "?labeler_kind__exact=human"
+    )
+    assert b"Simulated labeler</td>" not in people_only.content
 
 
 @pytest.mark.postgres

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from annotator.export.rows import prompt_native
-from annotator.models import Annotation, Kind
+from annotator.models import Annotation, Kind, LabelerKind
 from trainer.loop import evaluation
 from trainer.loop.judgments import int_or_none
 from trainer.models import ModelVersion
@@ -91,12 +91,14 @@ def fresh_comparisons(
             "task__prompt__messages",
             "chosen__text",
             "rejected__text",
-            "is_simulated",
+            "labeler_kind",
         )[:limit]
     )
     return [
-        FreshComparison(prompt_native(text, messages), chosen, rejected, bool(simulated))
-        for text, messages, chosen, rejected, simulated in rows
+        FreshComparison(
+            prompt_native(text, messages), chosen, rejected, kind == LabelerKind.SIMULATED
+        )
+        for text, messages, chosen, rejected, kind in rows
     ]
 
 

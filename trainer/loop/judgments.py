@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from annotator.models import Annotation, Kind, Prompt
+from annotator.models import Annotation, Kind, LabelerKind, Prompt
 from trainer.loop import evaluation
 from trainer.models import ModelVersion
 
@@ -82,7 +82,7 @@ def loop_judgments(*, project_id: int) -> list[Judgment]:
             "other",
             "verdict",
             "chosen__model_version_id",
-            "is_simulated",
+            "labeler_kind",
         )
     )
     judgments = []
@@ -94,7 +94,15 @@ def loop_judgments(*, project_id: int) -> list[Judgment]:
         if score is None:
             continue
         judgments.append(
-            Judgment(round_number, against, new, other, score, verdict, bool(simulated))
+            Judgment(
+                round_number,
+                against,
+                new,
+                other,
+                score,
+                verdict,
+                simulated == LabelerKind.SIMULATED,
+            )
         )
     return judgments
 

@@ -26,7 +26,7 @@ from datetime import datetime
 
 from django.db.models import Count, Q
 
-from annotator.models import Annotation, Kind, Project, Prompt
+from annotator.models import Annotation, Kind, LabelerKind, Project, Prompt
 from trainer.loop.accuracy import JOB_HEAVY, FreshAccuracy, fresh_accuracy_of
 from trainer.loop.judgments import (
     Judged,
@@ -179,7 +179,9 @@ def _label_counts(project_id: int, rounds: list[LoopRound]) -> dict[int, tuple[i
         if end is not None:
             window &= Q(created_at__lt=end)
         aggregates[f"all_{number}"] = Count("id", filter=window)
-        aggregates[f"sim_{number}"] = Count("id", filter=window & Q(is_simulated=True))
+        aggregates[f"sim_{number}"] = Count(
+            "id", filter=window & Q(labeler_kind=LabelerKind.SIMULATED)
+        )
     if not aggregates:
         return {}
     counts = Annotation.objects.filter(USABLE, task__project_id=project_id).aggregate(**aggregates)

@@ -127,7 +127,9 @@ def test_it_reads_back_every_field_at_its_limits(project, alice, monkeypatch, on
     Task.objects.filter(id=tasks[1].id).update(round=0)
     first, second, *_ = Annotation.objects.filter(task__project=project).order_by("id")
     Annotation.objects.filter(id=first.id).update(
-        time_spent_ms=biggest, is_simulated=True, created_at=datetime(1969, 7, 20, tzinfo=UTC)
+        time_spent_ms=biggest,
+        labeler_kind="simulated",
+        created_at=datetime(1969, 7, 20, tzinfo=UTC),
     )
     Annotation.objects.filter(id=second.id).update(time_spent_ms=None)
     if not one_value:

@@ -78,7 +78,7 @@ def test_it_leaves_out_labelers_below_a_reliability(outvoted, alice, api_as):
 
 def test_it_filters_by_the_kind_of_labeler(outvoted, alice, api_as):
     project, _, (l0, l1, *_rest) = outvoted
-    Annotation.objects.filter(labeler=l0).update(is_simulated=True, labeler_kind="simulated")
+    Annotation.objects.filter(labeler=l0).update(labeler_kind="simulated")
     client = api_as(alice)
     assert {r["labeler"] for r in rows(client, project, schema="raw", source="simulated")} == {
         l0.id

@@ -61,7 +61,7 @@ def test_it_counts_labels_per_day_and_marks_simulated_labelers(labeled):
     from annotator.models import Annotation
 
     project, _, (l0, *_rest) = labeled
-    Annotation.objects.filter(labeler=l0).update(is_simulated=True)
+    Annotation.objects.filter(labeler=l0).update(labeler_kind="simulated")
     numbers = stats.page_numbers(project)
     assert numbers["per_day"] == [(timezone.now().date().isoformat(), 12)]
     by = {s.username: s for s in numbers["rows"]}

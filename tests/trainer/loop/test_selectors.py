@@ -143,7 +143,7 @@ def judge(
             verdict=verdict,
             chosen=chosen,
             rejected=rejected,
-            is_simulated=i < simulated,
+            labeler_kind="simulated" if i < simulated else "human",
         )
 
 
@@ -326,7 +326,7 @@ def test_it_counts_the_labels_each_round_collected(project, base, configured):
             verdict=verdict,
             chosen=first if verdict == "preferred" else None,
             rejected=second if verdict == "preferred" else None,
-            is_simulated=simulated,
+            labeler_kind="simulated" if simulated else "human",
         )
         Annotation.objects.filter(id=annotation.id).update(created_at=t0 + timedelta(hours=hours))
     rounds = loop_selectors.loop_state(project=project).rounds
@@ -398,7 +398,7 @@ def test_fresh_comparisons_are_the_preferences_made_after_the_job_ended(project,
             verdict=verdict,
             chosen=good if verdict == "preferred" else None,
             rejected=bad if verdict == "preferred" else None,
-            is_simulated=minutes == 20,
+            labeler_kind="simulated" if minutes == 20 else "human",
         )
         Annotation.objects.filter(id=annotation.id).update(
             created_at=cutoff + timedelta(minutes=minutes)
