@@ -165,12 +165,15 @@ class Trust:
 
     agreement: float | None  # measured agreement with people's majority
     calibrated: int  # tasks with both labels
-    asked_people: int  # verdicts already sent to people
+    asked_people: int  # consistent verdicts sent to people: calibration to come
 
 
 def judge_trust(judge: Judge) -> Trust:
     figures = calibrate(judge_items(project=judge.project, labeler_id=judge.user_id))
-    asked = JudgeVerdict.objects.filter(labeler_id=judge.user_id, to_people=True).count()
+    # An inconsistent verdict has no label of the judge's to compare: it calibrates nothing.
+    asked = JudgeVerdict.objects.filter(
+        labeler_id=judge.user_id, to_people=True, consistent=True
+    ).count()
     return Trust(figures["agreement"], figures["tasks"], asked)
 
 
@@ -207,7 +210,7 @@ def judge_batch_store(*, job_id: int, results: list[dict]) -> int:
             judge=judge, trust=Trust(trust.agreement, trust.calibrated, asked),
             task_id=r["task_id"], consistent=consistent, confidence=r.get("confidence"),
         )  # fmt: skip
-        asked += to_people
+        asked += to_people and consistent
         verdicts.append(
             VerdictIn(
                 task_id=r["task_id"], shown_order=r["shown_order"], first=r["first"],
