@@ -63,6 +63,21 @@ def test_a_batch_is_stored_whole_with_consistent_verdicts_as_ai_annotations(proj
     assert t1.annotation_count == 0  # the judge never counts towards people's overlap
 
 
+def test_a_tie_where_the_project_allows_none_goes_to_people_without_an_annotation(project, tasks):
+    project.allow_tie = False
+    project.save()
+    judge = make_judge(project, min_calibration_tasks=0, audit_share=0.0)
+    job = judging.judge_run(judge=judge)
+    judging.judge_batch_store(job_id=job.id, results=[result(tasks[0], "tie", "tie")])
+    verdict = JudgeVerdict.objects.get(task=tasks[0])
+    assert verdict.consistent and verdict.to_people and verdict.reason == "not allowed"
+    assert not Annotation.objects.exists() and not Task.objects.get(id=tasks[0].id).is_complete
+    project.allow_tie = True
+    project.save()
+    judging.judge_batch_store(job_id=job.id, results=[result(tasks[1], "tie", "tie")])
+    assert Annotation.objects.get(task=tasks[1]).verdict == Annotation.Verdict.TIE
+
+
 def test_a_refused_batch_writes_nothing(project, tasks):
     judge = make_judge(project, min_calibration_tasks=0, audit_share=0.0)
     job = judging.judge_run(judge=judge)
