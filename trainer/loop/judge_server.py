@@ -6,7 +6,8 @@ oracle rule (trainer/loop/oracles.py) applied to the two responses found in the 
 prompt (``[Response A]`` / ``[Response B]``, as the rubrics of trainer/algorithms/judges.py
 write them). The request's ``model`` says how to behave, as ``;``-separated settings:
 
-- ``rule=words-and-length`` (default), ``target=sun,garden``, ``length=12``: the rule;
+- ``rule=words-and-length`` (default), ``target=sun,garden``, ``length=12``, ``weight=0.25``
+  (what one word of length distance costs): the rule;
 - ``noise=0.02``: errors drawn afresh on each answer (asked twice, the judge may contradict
   itself); ``pair_noise=0.21``: share of pairs the judge is wrong about in both orders and on
   every asking, fixed by the two texts and ``seed`` (how LLM judges err on hard pairs);
@@ -58,6 +59,7 @@ def verdict(a: str, b: str, s: dict, count: int) -> str:
         target_words=tuple((s.get("target") or "happy,friend,garden,music,bright,kind")
                            .split(",")),
         target_length=int(s.get("length") or 12),
+        length_weight=float(s.get("weight") or 0.25),
         noise=float(s.get("noise") or 0), position_bias=float(s.get("left") or 0),
         pair_noise=float(s.get("pair_noise") or 0), pair_seed=int(s.get("seed") or 0),
         # One stream per request: the answer depends on the request's number only.
