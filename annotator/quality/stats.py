@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
 from annotator.export.params import HARM_FLAGS
+from annotator.judging import AI_GROUP
 from annotator.models import Kind, Project
 from annotator.quality import agreement as ag
 from annotator.quality import arrays, selectors
@@ -65,6 +66,8 @@ class LabelerStats:
     gold: Rate  # answers on gold tasks that match the gold answer
     # The account of an imported preference file (annotator/preference_import.py), not a person.
     imported: bool = False
+    # An AI judge's account (annotator/judging.py, labeler kind `ai`), not a person.
+    ai: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -202,6 +205,7 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
     users = get_user_model().objects.filter(pk__in=ids)
     names = dict(users.values_list("pk", "username"))
     imported = set(users.filter(groups__name="imported").values_list("pk", flat=True))
+    ai = set(users.filter(groups__name=AI_GROUP).values_list("pk", flat=True))
     simulated = set(pw.labeler[pw.simulated == 1].tolist())
     simulated |= {r.labeler_id for r in other.rows if r.is_simulated}
     out = []
@@ -214,6 +218,7 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
                 username=names.get(lab, str(lab)),
                 simulated=lab in simulated,
                 imported=lab in imported,
+                ai=lab in ai,
                 tasks_done=p["n"],
                 median_seconds=float(np.median(p["times"])) / 1000 if p["times"] else None,
                 skip_rate=skipped / finished if finished else None,
