@@ -317,11 +317,40 @@ def report(args, runs: list[dict], meta: dict) -> str:
             f"all-human {ms('accuracy_all_human')}, measured position bias "
             f"{ms('calibration', 'position_bias')} (given {args.left}); largest error of the "
             f"measured bias {max(bias_err):.3f} (target: within 0.05).", "",
-            "Not measured: the loop's round-2 win rate trained on these labels (the issue's "
-            "target of at least the all-human run's win rate with at most 250 human labels); "
-            "this benchmark stops at the labels and their accuracy against the oracle.",
-            ""]  # fmt: skip
+            *loop_section(), ""]  # fmt: skip
     return "\n".join(out)
+
+
+LOOP_RUNS = {"all-human": "ai_feedback_loop_human", "mixed": "ai_feedback_loop_judge"}
+
+
+def loop_section() -> list[str]:
+    """The round-2 win rate against the base of the whole loop (bench/loop_gain.py) trained
+    on all-human labels and on the judge's mixed with people's, from their result files."""
+    files = {arm: RESULTS / f"{name}.json" for arm, name in LOOP_RUNS.items()}
+    if not all(f.is_file() for f in files.values()):
+        return ["## The loop's round-2 win rate", "",
+                "Not measured: the loop's round-2 win rate trained on these labels (the issue's "
+                "target: at least the all-human run's win rate with at most 250 human labels); "
+                "run bench/loop_gain.py with and without --judge (see below)."]  # fmt: skip
+    out = ["## The loop's round-2 win rate", ""]
+    rows, wins = [], {}
+    for arm, f in files.items():
+        report = json.loads(f.read_text())
+        out.append(f"{arm}: `{report['command']}` ({report['when']})")
+        for run in report["runs"]:
+            w = run["results"]["round 2"]["vs_base"]
+            wins.setdefault(arm, []).append(w["rate"])
+            people = run.get("human_labels", run["labels_total"])
+            rows.append(f"| {arm} | {run['seed']} | {people} | {run.get('judge_labels', 0)} | "
+                        f"{w['rate']:.3f} [{w['low']:.3f}, {w['high']:.3f}] (n={w['n']}) | "
+                        f"{run['loop_s']} | {run['loadavg_before'][0]} |")  # fmt: skip
+    out += ["", "| labels | seed | human labels | judge labels | round 2: win vs base [95% CI] "
+            "| loop s | load before |", "|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+    for arm, values in wins.items():
+        out.append(f"- {arm}: round-2 win rate against the base {statistics.mean(values):.3f} ± "
+                   f"{statistics.pstdev(values):.3f} over {len(values)} seeds")  # fmt: skip
+    return out
 
 
 def uptime() -> str:
@@ -359,7 +388,18 @@ def main() -> None:
     p.add_argument("--min-agreement", type=float, default=0.7)
     p.add_argument("--batch-tasks", type=int, default=100)
     p.add_argument("--out", default="ai_feedback", help="bench/results/<out>.json and .md")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite <out>.md from <out>.json (and the loop's files), run nothing",
+    )
     args = p.parse_args()
+    if args.report_only:
+        saved = json.loads((RESULTS / f"{args.out}.json").read_text())
+        args = argparse.Namespace(**{**saved["args"], "out": args.out})
+        sys.path.insert(0, str(REPO))
+        (RESULTS / f"{args.out}.md").write_text(report(args, saved["runs"], saved["meta"]))
+        return
 
     db_url = fresh_database("postgres", "ai_feedback")
     env = server_env(db_url)
