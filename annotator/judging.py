@@ -149,7 +149,7 @@ def judge_verdicts_store(
             if task is None or task.project_id != project.id or task.kind != Kind.PAIRWISE:
                 raise ServiceError(f"Task {v.task_id} is not a pairwise task of this project.")
             consistent = is_consistent(first=v.first, second=v.second, shown_order=v.shown_order)
-            allowed = _allowed(project, v.first)
+            allowed = answer_allowed(project, v.first)
             to_people = v.to_people or not consistent or not allowed
             reason = v.reason or ("" if consistent else "inconsistent")
             if consistent and not allowed:
@@ -178,7 +178,8 @@ def judge_verdicts_store(
     return made
 
 
-def _allowed(project: Project, answer: str) -> bool:
+def answer_allowed(project: Project, answer: str) -> bool:
+    """Whether the project offers its people this answer (a tie, "both bad" may be off)."""
     if answer == "tie":
         return project.allow_tie
     if answer == "both_bad":

@@ -18,6 +18,7 @@ from django.db import transaction
 from annotator.exceptions import ServiceError
 from annotator.judging import (
     VerdictIn,
+    answer_allowed,
     is_consistent,
     judge_verdicts_store,
     labeler_ai_ensure,
@@ -169,11 +170,21 @@ class Trust:
 
 
 def judge_trust(judge: Judge) -> Trust:
-    figures = calibrate(judge_items(project=judge.project, labeler_id=judge.user_id))
-    # An inconsistent verdict has no label of the judge's to compare: it calibrates nothing.
-    asked = JudgeVerdict.objects.filter(
-        labeler_id=judge.user_id, to_people=True, consistent=True
-    ).count()
+    """Measured on the labels the judge gives: an inconsistent verdict, or one the project
+    does not allow (a tie where people cannot tie), makes no label and calibrates nothing
+    here (the calibration page still shows them)."""
+    project = judge.project
+    items = [
+        item
+        for item in judge_items(project=project, labeler_id=judge.user_id)
+        if answer_allowed(project, item.first)
+    ]
+    figures = calibrate(items)
+    asked = (
+        JudgeVerdict.objects.filter(labeler_id=judge.user_id, to_people=True, consistent=True)
+        .exclude(reason="not allowed")
+        .count()
+    )
     return Trust(figures["agreement"], figures["tasks"], asked)
 
 

@@ -63,7 +63,9 @@ def test_a_batch_is_stored_whole_with_consistent_verdicts_as_ai_annotations(proj
     assert t1.annotation_count == 0  # the judge never counts towards people's overlap
 
 
-def test_a_tie_where_the_project_allows_none_goes_to_people_without_an_annotation(project, tasks):
+def test_a_tie_where_the_project_allows_none_goes_to_people_without_an_annotation(
+    project, tasks, bob
+):
     project.allow_tie = False
     project.save()
     judge = make_judge(project, min_calibration_tasks=0, audit_share=0.0)
@@ -72,6 +74,12 @@ def test_a_tie_where_the_project_allows_none_goes_to_people_without_an_annotatio
     verdict = JudgeVerdict.objects.get(task=tasks[0])
     assert verdict.consistent and verdict.to_people and verdict.reason == "not allowed"
     assert not Annotation.objects.exists() and not Task.objects.get(id=tasks[0].id).is_complete
+    # People answer it; the judge's tie is no label of its own, so it measures nothing.
+    Task.objects.filter(id=tasks[0].id).update(overlap=1)
+    Task.objects.exclude(id=tasks[0].id).update(is_complete=True)
+    assert people_answer(project, bob, pick=lambda texts: 0) == 1
+    assert judging.judge_trust(judge) == judging.Trust(None, 0, 0)
+    Task.objects.exclude(id=tasks[0].id).update(is_complete=False)
     project.allow_tie = True
     project.save()
     judging.judge_batch_store(job_id=job.id, results=[result(tasks[1], "tie", "tie")])
