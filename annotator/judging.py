@@ -129,7 +129,10 @@ def judge_verdicts_store(
 ) -> int:  # fmt: skip
     """Store one batch of a judge's verdicts, all or nothing. Returns the annotations made.
 
-    A consistent verdict becomes the judge's annotation (labeler kind `ai`). A task the judge
+    A consistent verdict becomes the judge's annotation (labeler kind `ai`), unless it is an
+    answer the project does not offer its people (a tie or "both bad" where they are off):
+    then, as for an inconsistent one, there is no annotation and people are asked ("not
+    allowed"): a tie there means the judge could not tell. A task the judge
     settles (consistent and not sent to people) is complete; one sent to people stays open
     and its priority is raised by `people_priority`, so people see it before unjudged ones.
     The judge's answer never counts towards the people's overlap."""
@@ -146,9 +149,13 @@ def judge_verdicts_store(
             if task is None or task.project_id != project.id or task.kind != Kind.PAIRWISE:
                 raise ServiceError(f"Task {v.task_id} is not a pairwise task of this project.")
             consistent = is_consistent(first=v.first, second=v.second, shown_order=v.shown_order)
-            to_people = v.to_people or not consistent
+            allowed = answer_allowed(project, v.first)
+            to_people = v.to_people or not consistent or not allowed
+            reason = v.reason or ("" if consistent else "inconsistent")
+            if consistent and not allowed:
+                reason = "not allowed"
             annotation = None
-            if consistent:
+            if consistent and allowed:
                 annotation = Annotation.objects.create(
                     task=task, labeler=labeler, kind=task.kind, shown_order=v.shown_order,
                     labeler_kind=LabelerKind.AI, **_answer_fields(v.first, v.shown_order),
@@ -158,8 +165,7 @@ def judge_verdicts_store(
                 task=task, labeler=labeler, job_id=job_id, shown_order=v.shown_order,
                 first=v.first, second=v.second, consistent=consistent,
                 confidence=v.confidence, rationale=v.rationale, usage=v.usage,
-                annotation=annotation, to_people=to_people,
-                reason=v.reason or ("" if consistent else "inconsistent"),
+                annotation=annotation, to_people=to_people, reason=reason,
             )  # fmt: skip
             if not to_people:
                 Task.objects.filter(id=task.id).update(is_complete=True)
@@ -170,6 +176,15 @@ def judge_verdicts_store(
             annotation_created.send(sender=Annotation, annotation_id=last_id,
                                     project_id=project.id)  # fmt: skip
     return made
+
+
+def answer_allowed(project: Project, answer: str) -> bool:
+    """Whether the project offers its people this answer (a tie, "both bad" may be off)."""
+    if answer == "tie":
+        return project.allow_tie
+    if answer == "both_bad":
+        return project.allow_both_bad
+    return True
 
 
 def _answer_fields(answer: str, order: list[int]) -> dict:

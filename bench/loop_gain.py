@@ -35,10 +35,23 @@ goes into the report, its curve into bench/results/<out>.svg.
     .venv/bin/python bench/loop_gain.py --noise 0.1 --labels 150,300,500 --repeats 3 \
         --acquisition random,uncertainty,disagreement --candidates 4 --heads 4
 
+AI feedback (issue #11): with `--judge`, the project has an AI judge (the simulated
+OpenAI-compatible judge of trainer/loop/judge_server.py, a separate process, answering by the
+same oracle, wrong on --judge-error of its answers, flipping on --judge-flip of swapped pairs,
+left bias --judge-left) and the loop gives it each round's comparisons first. Each round runs
+in phases so that people never take a task before the judge has seen it: the judge judges the
+round's tasks (the imported pairs by a job started here, later rounds' by the loop itself),
+then the labelers answer what the mixing policy left open and stop when the queue is empty,
+then the loop trains on every label, the judge's and the people's. The report counts human and
+judge labels per run.
+
+    .venv/bin/python bench/loop_gain.py --noise 0.1 --repeats 3 --judge
+
 Writes bench/results/loop_gain.json and .md (machine, load average, command, configs).
 """
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -51,6 +64,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -334,9 +348,11 @@ def make_project(args, noise: float, base_path: Path):
     base = ModelVersion.objects.create(
         project=project, name="tiny-base", role="policy", path=str(base_path)
     )
+    judge = make_judge(args, project) if args.judge else None
     loop.loop_configure(
         project=project,
         base_policy=base,
+        judge=judge,
         enabled=True,
         algorithm=args.algorithm,
         # Labels on eval-split prompts are held out of training and do not count towards
@@ -347,6 +363,26 @@ def make_project(args, noise: float, base_path: Path):
         **loop_configs(args),
     )
     return project
+
+
+def make_judge(args, project):
+    """The project's AI judge: the simulated endpoint, the labelers' oracle with the judge's
+    errors (mostly per pair, as an LLM judge's) and left bias; the mixing policy's defaults."""
+    from trainer.judging import services as judging
+    from trainer.loop.oracles import judge_noise_for
+
+    pair_noise, noise = judge_noise_for(
+        error=args.judge_error, flip=args.judge_flip, left=args.judge_left
+    )
+    model = (
+        f"rule={args.oracle};target={','.join(args.target_words)};length={args.target_length};"
+        f"weight={args.length_weight};pair_noise={pair_noise};noise={noise};"
+        f"left={args.judge_left};seed={args.seed}"
+    )
+    return judging.judge_create(
+        project=project, name="sim-judge", base_url=args.judge_url, model=model, concurrency=4,
+        timeout_s=30, retries=2,
+    )  # fmt: skip
 
 
 def routing_settings(args, per_round: int) -> dict:
@@ -430,6 +466,79 @@ def drive(args, noise: float, project, stack: Stack, started: float) -> str:
                 labelers.terminate()
             labelers.wait(timeout=60)
     return log_path.read_text(errors="replace")
+
+
+def drive_judged(args, noise: float, project, stack: Stack, started: float) -> str:
+    """With an AI judge, round by round: the judge's job over the round's tasks ends; the
+    labelers answer what is left open and stop when the queue is empty; the loop trains and
+    queues the next round's tasks (and its judge's job). Returns the labelers' summaries."""
+    from trainer.judging import services as judging
+    from trainer.models import LoopRound, TrainingJob
+
+    judge = project.loop_policy.judge
+    deadline = time.monotonic() + args.timeout
+    summaries = []
+
+    def wait(what: str, done) -> object:
+        while not (value := done()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: not done in {args.timeout} s")
+            time.sleep(0.3)
+        return value
+
+    def round_done(number: int) -> bool:
+        r = LoopRound.objects.filter(project=project, number=number).first()
+        if r is not None and r.status in END_STATES:
+            raise RuntimeError(f"round {number} {r.status}: {r.error}")
+        return r is not None and r.status == "done"
+
+    def judge_job(number: int):
+        if number == 1:
+            return judging.judge_run(judge=judge)  # the imported pairs
+        # The loop queued the previous round's new tasks to its judge.
+        jobs = TrainingJob.objects.filter(project=project, kind="judge", dataset__round=number - 1)
+        return wait("judge job", jobs.first)
+
+    for number in range(1, args.rounds + 1):
+        ended = TrainingJob.objects.filter(
+            id=judge_job(number).id, status__in=["succeeded", "failed", "cancelled"]
+        )
+        job = wait("judge job", ended.first)
+        if job.status != "succeeded":
+            raise RuntimeError(f"judge job {job.id} {job.status}: {job.error}")
+        print(f"  {time.monotonic() - started:6.1f} s  round {number}: judged")
+        cmd = labelers_command(args, noise, project, stack.url)
+        cmd[cmd.index("--max-annotations") + 1] = "0"  # people label what they are sent
+        log_path = stack.logs / f"labelers-{project.id}-{number}.log"
+        with log_path.open("wb") as log:
+            left = max(1.0, deadline - time.monotonic())
+            subprocess.run([*cmd, "--stop-when-empty"], cwd=REPO, env=stack.env, stdout=log,
+                           stderr=log, timeout=left, check=True)  # fmt: skip
+        summaries.append(log_path.read_text(errors="replace"))
+        print(f"  {time.monotonic() - started:6.1f} s  round {number}: people done")
+        wait(f"round {number}", functools.partial(round_done, number))
+        print(f"  {time.monotonic() - started:6.1f} s  round {number}: done")
+    return "\n".join(summaries)
+
+
+def label_sources(project) -> dict:
+    """Labels by who made them, and why people were asked (their tasks' judge verdicts)."""
+    from annotator.models import Annotation, JudgeVerdict, LabelerKind
+
+    labels = Annotation.objects.filter(task__project=project)
+    reason_of = dict(
+        JudgeVerdict.objects.filter(task__project=project).values_list("task_id", "reason")
+    )
+    why: dict[str, int] = {}
+    people = labels.exclude(labeler_kind=LabelerKind.AI)
+    for task_id in people.values_list("task_id", flat=True):
+        key = reason_of.get(task_id, "not judged") or "judge settled"
+        why[key] = why.get(key, 0) + 1
+    return {
+        "human_labels": people.count(),
+        "judge_labels": labels.filter(labeler_kind=LabelerKind.AI).count(),
+        "human_by_reason": why,
+    }
 
 
 def labels_made(project) -> int:
@@ -613,7 +722,7 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
     )
     project = make_project(args, noise, base_path)
     setup_s = time.monotonic() - started
-    summary = drive(args, noise, project, stack, started)
+    summary = (drive_judged if args.judge else drive)(args, noise, project, stack, started)
     loop_s = time.monotonic() - started
     lat = latencies(project, args.labels // args.rounds)
     evaluated = evaluate(args, project)
@@ -628,6 +737,7 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
         "labels": args.labels,
         "project": project.id,
         "labels_total": Annotation.objects.filter(task__project=project).count(),
+        **label_sources(project),
         "setup_s": round(setup_s, 1),
         "loop_s": round(loop_s, 1),
         "total_s": round(total_s, 1),
@@ -685,6 +795,12 @@ def table(run: dict) -> str:
     return "\n".join(lines)
 
 
+def labels_text(run: dict) -> str:
+    if not run.get("judge_labels"):
+        return str(run["labels_total"])
+    return f"{run['labels_total']} (people {run['human_labels']}, judge {run['judge_labels']})"
+
+
 def summary(runs: list[dict]) -> str:
     """One line per run: the last round against the base and the previous round."""
     lines = [
@@ -702,7 +818,7 @@ def summary(runs: list[dict]) -> str:
         base = results["base"]["terms"]
         lines.append(
             f"| {run['noise']} | {run.get('acquisition', 'random')} | {run['seed']} | "
-            f"{run['labels_total']} | {run['loop_s']} | "
+            f"{labels_text(run)} | {run['loop_s']} | "
             f"{rate(last['vs_base'])} | {rate(last['vs_previous'])} | "
             f"{term(base, 'target_words')} -> {term(last['terms'], 'target_words')} | "
             f"{term(base, 'length', 1)} -> {term(last['terms'], 'length', 1)} | {crossing:.2f} s, "
@@ -914,6 +1030,10 @@ def parse_args():
         "side): write one report of all their runs to --out, and run nothing",
     )
     p.add_argument("--noise", default="0.1,0.3", help="comma-separated: one run per value")
+    p.add_argument("--judge", action="store_true", help="an AI judge labels first (issue #11)")
+    p.add_argument("--judge-error", type=float, default=0.25, help="its error rate")
+    p.add_argument("--judge-flip", type=float, default=0.125, help="its swap-flip rate")
+    p.add_argument("--judge-left", type=float, default=0.1, help="its left bias")
     p.add_argument("--oracle", default="words-and-length")
     p.add_argument("--target-words", default=",".join(DEFAULT_TARGET_WORDS))
     p.add_argument("--target-length", type=int, default=12)
@@ -981,7 +1101,10 @@ def main() -> None:
         "configs": loop_configs(args),
         "runs": [],
     }
-    with Stack(args, env) as stack:
+    from tests.judge_server import judge_server
+
+    with Stack(args, env) as stack, judge_server() if args.judge else nullcontext() as url:
+        args.judge_url = url
         # Seeds outermost: a sweep cut short still compares every rule and budget on the
         # seeds it finished.
         for noise in args.noises:

@@ -49,6 +49,7 @@ class LabelerStatsOut(serializers.Serializer):
     username = serializers.CharField()
     simulated = serializers.BooleanField()
     imported = serializers.BooleanField(help_text="The account of an imported preference file.")
+    ai = serializers.BooleanField(help_text="An AI judge's account (labeler kind ai).")
     tasks_done = serializers.IntegerField()
     median_seconds = serializers.FloatField(allow_null=True)
     skip_rate = serializers.FloatField(allow_null=True)

@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db.models import Exists, OuterRef
 
 from annotator.export.params import HARM_FLAGS
+from annotator.judging import AI_GROUP
 from annotator.models import Kind, Project
 from annotator.quality import agreement as ag
 from annotator.quality import arrays, selectors
@@ -67,6 +68,8 @@ class LabelerStats:
     gold: Rate  # answers on gold tasks that match the gold answer
     # The account of an imported preference file (annotator/preference_import.py), not a person.
     imported: bool = False
+    # An AI judge's account (annotator/judging.py, labeler kind `ai`), not a person.
+    ai: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -201,13 +204,22 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
             per[r.labeler_id]["gold"][0] += match
             per[r.labeler_id]["gold"][1] += 1
     ids = set(per) | set(skips)
-    in_imported = Group.objects.filter(user=OuterRef("pk"), name="imported")
-    users = get_user_model().objects.filter(pk__in=ids).annotate(imported=Exists(in_imported))
-    names, imported = {}, set()
-    for pk, username, is_imported in users.values_list("pk", "username", "imported"):
+    # Usernames and the imported and AI marks in one query.
+    users = (
+        get_user_model()
+        .objects.filter(pk__in=ids)
+        .annotate(
+            imported=Exists(Group.objects.filter(user=OuterRef("pk"), name="imported")),
+            ai=Exists(Group.objects.filter(user=OuterRef("pk"), name=AI_GROUP)),
+        )
+    )
+    names, imported, ai = {}, set(), set()
+    for pk, username, is_imported, is_ai in users.values_list("pk", "username", "imported", "ai"):
         names[pk] = username
         if is_imported:
             imported.add(pk)
+        if is_ai:
+            ai.add(pk)
     simulated = set(pw.labeler[pw.simulated == 1].tolist())
     simulated |= {r.labeler_id for r in other.rows if r.is_simulated}
     out = []
@@ -220,6 +232,7 @@ def labeler_stats(project: Project, *, pw=None, other=None, version=None) -> lis
                 username=names.get(lab, str(lab)),
                 simulated=lab in simulated,
                 imported=lab in imported,
+                ai=lab in ai,
                 tasks_done=p["n"],
                 median_seconds=float(np.median(p["times"])) / 1000 if p["times"] else None,
                 skip_rate=skipped / finished if finished else None,

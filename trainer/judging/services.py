@@ -18,6 +18,7 @@ from django.db import transaction
 from annotator.exceptions import ServiceError
 from annotator.judging import (
     VerdictIn,
+    answer_allowed,
     is_consistent,
     judge_verdicts_store,
     labeler_ai_ensure,
@@ -165,12 +166,25 @@ class Trust:
 
     agreement: float | None  # measured agreement with people's majority
     calibrated: int  # tasks with both labels
-    asked_people: int  # verdicts already sent to people
+    asked_people: int  # consistent verdicts sent to people: calibration to come
 
 
 def judge_trust(judge: Judge) -> Trust:
-    figures = calibrate(judge_items(project=judge.project, labeler_id=judge.user_id))
-    asked = JudgeVerdict.objects.filter(labeler_id=judge.user_id, to_people=True).count()
+    """Measured on the labels the judge gives: an inconsistent verdict, or one the project
+    does not allow (a tie where people cannot tie), makes no label and calibrates nothing
+    here (the calibration page still shows them)."""
+    project = judge.project
+    items = [
+        item
+        for item in judge_items(project=project, labeler_id=judge.user_id)
+        if answer_allowed(project, item.first)
+    ]
+    figures = calibrate(items)
+    asked = (
+        JudgeVerdict.objects.filter(labeler_id=judge.user_id, to_people=True, consistent=True)
+        .exclude(reason="not allowed")
+        .count()
+    )
     return Trust(figures["agreement"], figures["tasks"], asked)
 
 
@@ -207,7 +221,7 @@ def judge_batch_store(*, job_id: int, results: list[dict]) -> int:
             judge=judge, trust=Trust(trust.agreement, trust.calibrated, asked),
             task_id=r["task_id"], consistent=consistent, confidence=r.get("confidence"),
         )  # fmt: skip
-        asked += to_people
+        asked += to_people and consistent
         verdicts.append(
             VerdictIn(
                 task_id=r["task_id"], shown_order=r["shown_order"], first=r["first"],

@@ -6,9 +6,14 @@ oracle rule (trainer/loop/oracles.py) applied to the two responses found in the 
 prompt (``[Response A]`` / ``[Response B]``, as the rubrics of trainer/algorithms/judges.py
 write them). The request's ``model`` says how to behave, as ``;``-separated settings:
 
-- ``rule=words-and-length`` (default), ``target=sun,garden``, ``length=12``: the rule;
-- ``noise=0.25``: error rate of each answer; ``left=0.3``: probability of answering "A"
-  whatever the responses say (position bias); ``seed=1``;
+- ``rule=words-and-length`` (default), ``target=sun,garden``, ``length=12``, ``weight=0.25``
+  (what one word of length distance costs): the rule;
+- ``noise=0.02``: errors drawn afresh on each answer (asked twice, the judge may contradict
+  itself); ``pair_noise=0.21``: share of pairs the judge is wrong about in both orders and on
+  every asking, fixed by the two texts and ``seed`` (how LLM judges err on hard pairs);
+  ``left=0.1``: probability of answering "A" whatever the responses say (position bias);
+  ``seed=1``. ``noise`` alone is the older, all-independent judge;
+  trainer.loop.oracles.judge_noise_for picks the two parts for a wanted error and flip rate;
 - ``fail=429x2`` (or ``500x1``): the first N requests with this model string get that status;
   ``failafter=N``: every request after the first N with this model string gets a 500;
 - ``delay=2.5``: seconds to wait before answering (to trip a client's timeout);
@@ -47,6 +52,29 @@ def responses_of(text: str) -> tuple[str, str]:
     return a, b
 
 
+def verdict(a: str, b: str, s: dict, count: int) -> str:
+    """The simulated judge's answer ("a", "b", "tie", "both_bad") to the `count`-th request
+    of its model string `s` (settings_of) on responses A = `a`, B = `b`."""
+    config = OracleConfig(
+        target_words=tuple((s.get("target") or "happy,friend,garden,music,bright,kind")
+                           .split(",")),
+        target_length=int(s.get("length") or 12),
+        length_weight=float(s.get("weight") or 0.25),
+        noise=float(s.get("noise") or 0), position_bias=float(s.get("left") or 0),
+        pair_noise=float(s.get("pair_noise") or 0), pair_seed=int(s.get("seed") or 0),
+        # One stream per request: the answer depends on the request's number only.
+        seed=int(s.get("seed") or 0) * 1_000_003 + count,
+    )  # fmt: skip
+    return make_oracle(s.get("rule") or "words-and-length", **vars(config)).answer_pairwise(a, b)
+
+
+def verdict_text(user: str, s: dict, count: int) -> str:
+    word = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}[
+        verdict(*responses_of(user), s, count)
+    ]
+    return f"Comparing the two by the rule.\nVerdict: {word}\nConfidence: 0.9"
+
+
 class JudgeHandler(BaseHTTPRequestHandler):
     server_version = "SimJudge/1"
 
@@ -80,7 +108,7 @@ class JudgeHandler(BaseHTTPRequestHandler):
         if s.get("malformed"):
             content = "I think both have merits."
         else:
-            content = self._verdict(user, s, count)
+            content = verdict_text(user, s, count)
         usage = {"prompt_tokens": len(user.split()), "completion_tokens": len(content.split())}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return self._send(200, {
@@ -89,21 +117,6 @@ class JudgeHandler(BaseHTTPRequestHandler):
                          "message": {"role": "assistant", "content": content}}],
             "usage": usage,
         })  # fmt: skip
-
-    def _verdict(self, user: str, s: dict, count: int) -> str:
-        a, b = responses_of(user)
-        config = OracleConfig(
-            target_words=tuple((s.get("target") or "happy,friend,garden,music,bright,kind")
-                               .split(",")),
-            target_length=int(s.get("length") or 12),
-            noise=float(s.get("noise") or 0), position_bias=float(s.get("left") or 0),
-            # One stream per request: the answer depends on the request's number only.
-            seed=int(s.get("seed") or 0) * 1_000_003 + count,
-        )  # fmt: skip
-        oracle = make_oracle(s.get("rule") or "words-and-length", **vars(config))
-        choice = oracle.answer_pairwise(a, b)
-        word = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}[choice]
-        return f"Comparing the two by the rule.\nVerdict: {word}\nConfidence: 0.9"
 
     def _send(self, status: int, obj: dict):
         self._send_raw(status, json.dumps(obj).encode(), "application/json")

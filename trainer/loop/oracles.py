@@ -25,8 +25,10 @@ wrong, not random; noise = 0.0 always answers by the rule.
 """
 
 import functools
+import hashlib
 import importlib
 import inspect
+import math
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -79,12 +81,25 @@ class OracleConfig:
             "the left one) whatever it says; 1.0 always picks the left side."
         },
     )
+    pair_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "Pairwise: share of pairs the oracle is consistently wrong about, in both "
+            "orders and on every asking (fixed by the two texts and pair_seed)."
+        },
+    )
+    pair_seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed of the per-pair errors; None: the same as seed (0 if unset)."},
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.noise <= 1.0:
             raise OracleError("noise must be between 0 and 1")
         if not 0.0 <= self.position_bias <= 1.0:
             raise OracleError("position_bias must be between 0 and 1")
+        if not 0.0 <= self.pair_noise <= 1.0:
+            raise OracleError("pair_noise must be between 0 and 1")
         if self.target_length < 1:
             raise OracleError("target_length must be at least 1")
         if self.top_words < 1:
@@ -267,6 +282,8 @@ class Oracle:
         if self.config.position_bias and self.rng.random() < self.config.position_bias:
             return "a"
         choice = self.prefer(a, b, prompt=prompt)
+        if self.config.pair_noise:
+            choice = self._belief(a, b, choice)
         if self._wrong():
             choice = {"a": "b", "b": "a"}.get(choice) or self.rng.choice("ab")
         if choice == "both_bad" and not allow_both_bad:
@@ -287,6 +304,20 @@ class Oracle:
             i = self.rng.randrange(len(order) - 1)
             order[i], order[i + 1] = order[i + 1], order[i]
         return order
+
+    def _belief(self, a: str, b: str, choice: str) -> str:
+        """The answer held about this pair: wrong on a `pair_noise` share of pairs, whatever
+        the order they come in. Hashed from the texts, so it draws nothing from `rng`."""
+        seed = self.config.pair_seed if self.config.pair_seed is not None else self.config.seed
+        first, second = sorted((a, b))
+        digest = hashlib.blake2b(f"{seed or 0}\x00{first}\x00{second}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") / 2**64 >= self.config.pair_noise:
+            return choice
+        if choice in ("a", "b"):
+            return "b" if choice == "a" else "a"
+        # A tie or "both bad" believed wrong: one side, the same text in either order.
+        side = first if digest[8] % 2 else second
+        return "a" if side == a else "b"
 
     def _wrong(self) -> bool:
         # Drawn on every answer, so one seed gives one sequence of answers.
@@ -315,3 +346,29 @@ def make_oracle(name: str, **options) -> Oracle:
     if isinstance(options.get("target_words"), str):
         options["target_words"] = tuple(options["target_words"].split(","))
     return Oracle(name, replace(OracleConfig(), **options))
+
+
+def judge_rates(*, pair_noise: float, noise: float, left: float) -> dict[str, float]:
+    """Expected rates of a pairwise oracle on pairs with a strict answer, each asked once in
+    each order: `error`, the share of wrong answers (a left-biased answer is wrong half the
+    time), and `flip`, the share of pairs whose two answers pick different responses."""
+    content = pair_noise + noise - 2 * pair_noise * noise  # wrong when not left-biased
+    return {
+        "error": left / 2 + (1 - left) * content,
+        "flip": left + (1 - left) ** 2 * 2 * noise * (1 - noise),
+    }
+
+
+def judge_noise_for(*, error: float, flip: float, left: float) -> tuple[float, float]:
+    """(pair_noise, noise) that give `judge_rates` of `error` and `flip` at position bias
+    `left`. A left bias alone already flips a share `left` of pairs, so flip >= left."""
+    if left >= 1 or flip < left:
+        raise OracleError(f"a left bias of {left} flips at least {left} of pairs; flip={flip}")
+    x = (flip - left) / (2 * (1 - left) ** 2)
+    if x > 0.25:
+        raise OracleError(f"no per-answer noise flips {flip} of pairs at left={left}")
+    noise = (1 - math.sqrt(1 - 4 * x)) / 2
+    content = (error - left / 2) / (1 - left)
+    if not noise <= content <= 1 - noise:
+        raise OracleError(f"error={error} is out of reach at flip={flip}, left={left}")
+    return (content - noise) / (1 - 2 * noise), noise

@@ -98,6 +98,24 @@ def test_it_renders_sorted_by_a_column_and_escapes_names(client, labeled, alice)
     assert url(project) in admin
 
 
+def test_it_marks_an_ai_judges_account_with_a_badge_and_no_person(client, labeled, alice):
+    from django.contrib.auth.models import Group
+
+    from annotator.judging import AI_GROUP
+
+    project, _, (l0, l1, l2) = labeled
+    l2.groups.add(Group.objects.get_or_create(name=AI_GROUP)[0])
+    client.force_login(alice)
+    html = client.get(url(project)).content.decode()
+    rows = html[html.index('id="labeler-stats"') :].split("<tr>")
+    row = {lab.username: next(r for r in rows if f">{lab.username}</a>" in r) for lab in labeled[2]}
+    assert '<span class="badge badge-ai" title="An AI judge">AI</span>' in row[l2.username]
+    assert "badge-ai" not in row[l0.username] and "badge-ai" not in row[l1.username]
+    assert ">AI</span>" not in row[l0.username]
+    by = {s.username: s for s in stats.labeler_stats(project)}
+    assert by[l2.username].ai and not by[l0.username].ai
+
+
 def test_it_shows_one_labelers_answers_beside_the_others(client, labeled, alice):
     project, _, (l0, l1, l2) = labeled
     client.force_login(alice)

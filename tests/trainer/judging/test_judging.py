@@ -63,6 +63,29 @@ def test_a_batch_is_stored_whole_with_consistent_verdicts_as_ai_annotations(proj
     assert t1.annotation_count == 0  # the judge never counts towards people's overlap
 
 
+def test_a_tie_where_the_project_allows_none_goes_to_people_without_an_annotation(
+    project, tasks, bob
+):
+    project.allow_tie = False
+    project.save()
+    judge = make_judge(project, min_calibration_tasks=0, audit_share=0.0)
+    job = judging.judge_run(judge=judge)
+    judging.judge_batch_store(job_id=job.id, results=[result(tasks[0], "tie", "tie")])
+    verdict = JudgeVerdict.objects.get(task=tasks[0])
+    assert verdict.consistent and verdict.to_people and verdict.reason == "not allowed"
+    assert not Annotation.objects.exists() and not Task.objects.get(id=tasks[0].id).is_complete
+    # People answer it; the judge's tie is no label of its own, so it measures nothing.
+    Task.objects.filter(id=tasks[0].id).update(overlap=1)
+    Task.objects.exclude(id=tasks[0].id).update(is_complete=True)
+    assert people_answer(project, bob, pick=lambda texts: 0) == 1
+    assert judging.judge_trust(judge) == judging.Trust(None, 0, 0)
+    Task.objects.exclude(id=tasks[0].id).update(is_complete=False)
+    project.allow_tie = True
+    project.save()
+    judging.judge_batch_store(job_id=job.id, results=[result(tasks[1], "tie", "tie")])
+    assert Annotation.objects.get(task=tasks[1]).verdict == Annotation.Verdict.TIE
+
+
 def test_a_refused_batch_writes_nothing(project, tasks):
     judge = make_judge(project, min_calibration_tasks=0, audit_share=0.0)
     job = judging.judge_run(judge=judge)
@@ -95,6 +118,71 @@ def test_the_mixing_policy_sends_unsure_low_agreement_and_a_share_to_people(proj
         for i in range(2000)
     ]
     assert 0.08 < sum(audited) / 2000 < 0.12
+
+
+def people_answer(project, person, *, pick):
+    """`person` answers every task the queue serves them; `pick(texts)` is the text chosen."""
+    from annotator.services import annotation_submit, task_claim_next
+
+    made = 0
+    while (lease := task_claim_next(project=project, labeler=person)) is not None:
+        texts = dict(lease.task.task_completions.values_list("completion_id", "completion__text"))
+        choice = "a" if pick([texts[i] for i in lease.shown_order]) == 0 else "b"
+        annotation_submit(task=lease.task, labeler=person, answer={"choice": choice})
+        made += 1
+    return made
+
+
+def test_inconsistent_verdicts_do_not_use_up_the_calibration_tasks(project, tasks):
+    judge = make_judge(project, min_calibration_tasks=2, audit_share=0.0)
+    job = judging.judge_run(judge=judge)
+    results = [result(t, "a", "a") for t in tasks[:2]] + [result(t, "a", "b") for t in tasks[2:5]]
+    judging.judge_batch_store(job_id=job.id, results=results)
+    reasons = dict(JudgeVerdict.objects.values_list("task_id", "reason"))
+    assert [reasons[t.id] for t in tasks[:5]] == [
+        "inconsistent", "inconsistent", "calibrating", "calibrating", ""]  # fmt: skip
+
+
+def test_people_label_what_the_policy_sends_them_and_a_disagreeing_judge_loses_trust(
+    project, tasks, bob
+):
+    Task.objects.filter(id__in=[t.id for t in tasks[4:]]).delete()  # four tasks, all judged
+    Task.objects.update(overlap=1)
+    judge = make_judge(project, min_calibration_tasks=3, audit_share=0.0, min_agreement=0.7)
+    job = judging.judge_run(judge=judge)
+    # The judge prefers BAD on the first four tasks, consistently in both orders.
+    wrong = [result(t, *(("b", "a") if t.task_completions.first().completion.text == GOOD
+                          else ("a", "b"))) for t in tasks[:4]]  # fmt: skip
+    judging.judge_batch_store(job_id=job.id, results=wrong)
+    sent = JudgeVerdict.objects.filter(to_people=True)
+    assert sent.count() == 3 and {v.reason for v in sent} == {"calibrating"}
+    assert Task.objects.filter(is_complete=True).count() == 1  # the fourth, settled unmeasured
+    # People label the calibration tasks (and only those: the settled one is complete).
+    assert people_answer(project, bob, pick=lambda texts: texts.index(GOOD)) == 3
+    people = Annotation.objects.exclude(labeler_kind=LabelerKind.AI)
+    assert people.count() == 3 and all(a.chosen.text == GOOD for a in people)
+    trust = judging.judge_trust(judge)
+    assert (trust.calibrated, trust.agreement) == (3, 0.0)
+    # Measured below its threshold: its next verdicts go to people, consistent or not.
+    later = make_task(project, texts=[GOOD, BAD])
+    judging.judge_batch_store(job_id=job.id, results=[result(later, "a", "b")])
+    assert JudgeVerdict.objects.get(task=later).reason == "low agreement"
+    assert not Task.objects.get(id=later.id).is_complete
+
+
+def test_audited_tasks_stay_open_and_peoples_labels_on_them_calibrate_the_judge(
+    project, tasks, bob
+):
+    Task.objects.filter(id__in=[t.id for t in tasks[2:]]).delete()
+    Task.objects.update(overlap=1)
+    judge = make_judge(project, min_calibration_tasks=0, audit_share=1.0)
+    job = judging.judge_run(judge=judge)
+    judging.judge_batch_store(job_id=job.id, results=[result(t, "a", "b") for t in tasks[:2]])
+    assert {v.reason for v in JudgeVerdict.objects.all()} == {"audit"}
+    assert Annotation.objects.filter(labeler_kind=LabelerKind.AI).count() == 2
+    assert not Task.objects.filter(is_complete=True).exists()
+    assert people_answer(project, bob, pick=lambda texts: 0) == 2
+    assert judging.judge_trust(judge).calibrated == 2
 
 
 def test_tasks_for_judging_leave_out_what_the_judge_already_judged(project, tasks):
