@@ -70,12 +70,22 @@
     out.classList.toggle("out-of-range", short || long);
   }
 
-  function setupWriter() {
+  // Called as soon as the server's answer is swapped in (before htmx settles it): a panel for
+  // another task (or none) means the answer was stored; the same task back means it was refused,
+  // and the draft stays.
+  // A swap that left the submitted writer in place (the live preview) changes nothing.
+  let submittedBox = null;
+  function dropSubmittedDraft() {
     const box = writer();
-    if (submittedDraft && (!box || box.dataset.draftKey !== submittedDraft)) {
-      localStorage.removeItem(submittedDraft);
-    }
+    if (!submittedDraft || (box && box === submittedBox)) return;
+    if (!box || box.dataset.draftKey !== submittedDraft) localStorage.removeItem(submittedDraft);
     submittedDraft = null;
+    submittedBox = null;
+  }
+
+  function setupWriter() {
+    dropSubmittedDraft();
+    const box = writer();
     if (!box) return;
     let stored = null;
     try {
@@ -468,6 +478,7 @@
       if (box) {
         saveDraft();
         submittedDraft = box.dataset.draftKey;
+        submittedBox = box;
       }
       const field = $('input[name="time_spent_ms"]', event.target);
       if (field) field.value = String(Math.round(performance.now() - shownAt));
@@ -522,6 +533,7 @@
     if (box) box.hidden = true;
     init();
   }
+  document.addEventListener("htmx:afterSwap", dropSubmittedDraft);
   document.addEventListener("htmx:afterSettle", panelChanged);
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", panelChanged);

@@ -53,7 +53,8 @@ def test_it_writes_a_demonstration_and_revises_a_response(
     page.keyboard.press("Control+Enter")
     expect(page.get_by_test_id("progress")).to_contain_text(re.compile(r"^1 done"))
     assert Annotation.objects.get(task=task).text == "Hello **world**, and more."
-    assert page.evaluate("localStorage.length") == 0  # the stored answer's draft is gone
+    # The stored answer's draft is gone (dropped when the next panel is swapped in).
+    page.wait_for_function("localStorage.length === 0", timeout=5_000)
 
     # An edit: a critique, a principle, the revision typed over the original, the diff.
     page.goto(f"{live_server.url}{reverse('label', args=[edit.id])}")
