@@ -117,6 +117,11 @@ SFT_DEMONSTRATIONS_HELP = (
     "instead of each prompt's best-judged response."
 )
 
+SOURCE_WEIGHTS_HELP = (
+    "Weigh each row's loss by who labeled it, e.g. {\"ai\": 0.5}: AI judges' labels at half "
+    "weight (sources: human, simulated, ai, imported; 1 for a source not named)."
+)
+
 
 def dataset_form_fields(kind: str) -> list[Field]:
     specs = LABEL_DATASET if kind in LABEL_KINDS else PROMPT_DATASET
@@ -125,6 +130,8 @@ def dataset_form_fields(kind: str) -> list[Field]:
     fields = [Field(name, type_, None, help_, optional=True) for name, type_, help_ in specs]
     if kind == "sft":
         fields.append(Field("demonstrations", "bool", False, SFT_DEMONSTRATIONS_HELP))
+    if kind == "reward":
+        fields.append(Field("source_weights", "json", None, SOURCE_WEIGHTS_HELP, optional=True))
     return fields
 
 

@@ -32,7 +32,7 @@ import json
 from pathlib import Path
 
 from annotator.export import ExportParams, export_start
-from annotator.export.params import AGGREGATES, SOURCES
+from annotator.export.params import AGGREGATES, SOURCES, source_weights_from
 from annotator.export.rows import SFT_SNAPSHOT_SCHEMA, SNAPSHOT_SCHEMA
 from annotator.models import Prompt, PromptStrategy
 from annotator.strategies.outcomes import AUTO, OutcomeError, outcome_table
@@ -50,6 +50,8 @@ _LABEL_KEYS = {
     # SFT (docs/demonstrations.md): train on the written demonstrations (and edit tasks'
     # revisions, unless revisions is false) instead of each prompt's best-judged response.
     "demonstrations": bool, "revisions": bool,
+    # Reward jobs: {source: weight}, each row's loss times its labelers' (docs/ai-judges.md).
+    "source_weights": dict,
 }  # fmt: skip
 _CHOICES = {"aggregate": AGGREGATES, "source": SOURCES}
 _OUTCOME_CHOICES = {"source": (AUTO, *OUTCOME_SOURCES)}
@@ -86,6 +88,8 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             raise JobError(f"dataset.{key} must be one of {', '.join(choices[key])}.")
         if key == "prompt_ids" and not all(isinstance(i, int) for i in value):
             raise JobError("dataset.prompt_ids must be a list of prompt ids.")
+        if key == "source_weights":
+            value = _source_weights(kind, value)
         dataset[key] = value
     if dataset.get("split") not in (None, *Prompt.Split.values):
         raise JobError(f"dataset.split must be one of {', '.join(Prompt.Split.values)}.")
@@ -95,6 +99,18 @@ def dataset_validate(*, kind: str, dataset: dict | None) -> dict:
             "to measure the models on. Leave dataset.split out, or set it to train."
         )
     return dataset
+
+
+def _source_weights(kind: str, value: dict) -> dict:
+    if kind != Kind.REWARD:
+        raise JobError(
+            f"dataset.source_weights weighs reward training's rows; {kind} jobs take no per-row "
+            "weight (TRL's trainers have none). Choose the labels with dataset.source instead."
+        )
+    try:
+        return dict(source_weights_from(value))
+    except ValueError as exc:
+        raise JobError(f"dataset.source_weights: {exc}") from None
 
 
 def _split(job: TrainingJob) -> str | None:
@@ -109,7 +125,10 @@ def _label_chunks(job: TrainingJob):
     schema = SNAPSHOT_SCHEMA
     if job.kind == Kind.SFT and job.dataset.get("demonstrations"):
         schema = SFT_SNAPSHOT_SCHEMA
-    params = ExportParams(schema=schema, **{**dataset, "split": _split(job)})
+    weights = tuple(sorted(dataset.pop("source_weights", {}).items()))
+    params = ExportParams(
+        schema=schema, **{**dataset, "split": _split(job)}, source_weights=weights
+    )
     chunks = export_start(project=job.project, params=params).chunks()
     if job.kind == Kind.REWARD:
         chunks = ranking_groups(chunks)
@@ -206,6 +225,8 @@ def ranking_row(pairs: list[dict]) -> dict:
         "source": RANKING,
         "pair_count": len(pairs),
     }
+    if "weight" in pairs[0]:  # per-source weights: the ranking's labeler's, or their mean
+        row["weight"] = round(sum(p["weight"] for p in pairs) / len(pairs), 6)
     full = len(pairs) == len(ids) * (len(ids) - 1) // 2
     if full and sorted(beaten.values()) == list(range(len(ids))):
         return {**row, "ranking": [texts[cid] for cid in order], "ranking_ids": order}

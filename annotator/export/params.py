@@ -23,6 +23,9 @@ DB_INT_MAX = 2**31 - 1  # rounds and user ids are 32-bit integer columns
 # Who made an annotation (annotator.models.LabelerKind): people, simulated labelers, AI judges,
 # or an imported preference file (annotator/preference_import.py).
 SOURCES = ["human", "simulated", "ai", "imported"]
+# The schemas whose rows are pairs and can carry a per-source `weight` (`source_weight`).
+WEIGHTED_SCHEMAS = ("preference", "preference-conversational", "preference-native")
+MAX_SOURCE_WEIGHT = 100.0
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
 # opinionated). A completion with any of them is never exported as the chosen one.
@@ -55,6 +58,9 @@ class ExportParams:
     reviewed_only: bool = False  # only answers a reviewer accepted or overrode
     min_labeler_reliability: float | None = None  # drop labelers estimated below this
     source: str | None = None  # None: every kind of labeler (SOURCES)
+    # ((source, weight), ...): pair rows gain a `weight`, the mean of their labelers' sources'
+    # weights (1 for a source not named), which reward training multiplies each row's loss by.
+    source_weights: tuple[tuple[str, float], ...] = ()
     posterior_margin: bool = False  # reliability: margin = 2 * posterior - 1
     revisions: bool = True  # edit tasks' revisions: sft rows, and preferences over originals
     ids: bool = True  # False: leave out the columns that name this database's rows (ID_COLUMNS)
@@ -87,7 +93,12 @@ class ExportParams:
                 continue
             if isinstance(value, datetime):
                 value = value.isoformat()
-            key = {"labelers": "labeler", "harmful_flags": "harmful_flag"}.get(name, name)
+            if name == "source_weights":
+                value = tuple(f"{source}:{weight:g}" for source, weight in value)
+            key = {
+                "labelers": "labeler", "harmful_flags": "harmful_flag",
+                "source_weights": "source_weight",
+            }.get(name, name)  # fmt: skip
             query[key] = list(value) if isinstance(value, tuple) else value
         return query
 
@@ -147,6 +158,15 @@ class ExportQuery(serializers.Serializer):
         help_text="Only answers by people (human), simulated labelers, AI judges (ai) or read "
         "from an imported preference file (imported); default: all.",
     )
+    source_weight = serializers.ListField(
+        child=serializers.CharField(max_length=60),
+        required=False,
+        help_text="source:weight, e.g. ai:0.5 (repeat the parameter; sources as for `source`, "
+        "weights above 0 and at most 100): pair rows gain a `weight` column, the mean of their "
+        "labelers' sources' weights (1 for a source not named), which reward training "
+        "multiplies each row's loss by. Pair schemas only (preference, "
+        "preference-conversational).",
+    )
     posterior_margin = serializers.BooleanField(
         default=False,
         help_text="aggregate=reliability: the row's margin is 2p - 1, p the posterior of its "
@@ -185,6 +205,16 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         unknown = [f for f in flags if f not in (project.flags or [])]
         if unknown:
             errors["harmful_flag"] = [f"Not a flag of this project: {'; '.join(unknown)}."]
+    try:
+        weights = source_weights_from(v.get("source_weight") or [])
+    except ValueError as exc:
+        errors["source_weight"] = [str(exc)]
+    else:
+        if weights and v["schema"] not in WEIGHTED_SCHEMAS:
+            errors["source_weight"] = [
+                f"Per-source weights go on pair rows: schema preference or "
+                f"preference-conversational, not {v['schema']}."
+            ]
     if errors:
         raise serializers.ValidationError(errors)
     return ExportParams(
@@ -204,9 +234,43 @@ def params_from_query(*, project: Project, data) -> ExportParams:
         likert_threshold=v.get("likert_threshold"),
         min_labeler_reliability=v.get("min_labeler_reliability"),
         source=v.get("source"),
+        source_weights=weights,
         posterior_margin=v["posterior_margin"],
         exclude_rejected=v["exclude_rejected"],
         reviewed_only=v["reviewed_only"],
         revisions=v["revisions"],
         ids=v["ids"],
     )
+
+
+def source_weights_from(items) -> tuple[tuple[str, float], ...]:
+    """``["ai:0.5", ...]`` or ``{"ai": 0.5, ...}`` -> ``(("ai", 0.5), ...)`` sorted by source;
+    ValueError with a message naming the bad item."""
+    pairs = []
+    if isinstance(items, dict):
+        pairs = list(items.items())
+    else:
+        for item in items:
+            name, sep, weight = str(item).partition(":")
+            if not sep:
+                raise ValueError(f"{item!r}: write source:weight, e.g. ai:0.5.")
+            pairs.append((name.strip(), weight.strip()))
+    out: dict[str, float] = {}
+    for name, weight in pairs:
+        if name not in SOURCES:
+            raise ValueError(f"{name!r} is not a source; sources: {', '.join(SOURCES)}.")
+        if name in out:
+            raise ValueError(f"{name!r} is given twice.")
+        try:
+            if isinstance(weight, bool):
+                raise ValueError
+            number = float(weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: the weight {weight!r} is not a number.") from None
+        if not 0 < number <= MAX_SOURCE_WEIGHT:  # also refuses nan
+            raise ValueError(
+                f"{name}: the weight must be above 0 and at most {MAX_SOURCE_WEIGHT:g} "
+                f"(leave a source out with `source` instead)."
+            )
+        out[name] = number
+    return tuple(sorted(out.items()))

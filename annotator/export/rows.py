@@ -98,9 +98,15 @@ ID_COLUMNS = frozenset({
 })  # fmt: skip
 
 
+def _all_columns(params: ExportParams) -> list[tuple[str, str]]:
+    """The schema's columns, and `weight` last when per-source weights were asked for."""
+    columns = COLUMNS[params.schema]
+    return [*columns, ("weight", "float")] if params.source_weights else columns
+
+
 def columns_for(params: ExportParams) -> list[tuple[str, str]]:
     """The export's columns: the schema's, less the id columns with `ids=false`."""
-    columns = COLUMNS[params.schema]
+    columns = _all_columns(params)
     if params.ids:
         return columns
     return [column for column in columns if column[0] not in ID_COLUMNS]
@@ -110,7 +116,7 @@ def rows_for_columns(rows: Iterator[tuple], params: ExportParams) -> Iterator[tu
     """Rows cut to `columns_for(params)`."""
     if params.ids:
         return rows
-    keep = [i for i, (name, _) in enumerate(COLUMNS[params.schema]) if name not in ID_COLUMNS]
+    keep = [i for i, (name, _) in enumerate(_all_columns(params)) if name not in ID_COLUMNS]
     pick = itemgetter(*keep)
     return (pick(row) for row in rows)
 
@@ -168,9 +174,23 @@ def _assistant(text: str) -> list[dict]:
 # --- Pairs: preference, preference-conversational, unpaired ---------------------------------
 
 
+def labeler_weights(project: Project, params: ExportParams) -> dict[int, float]:
+    """{labeler id: the weight of their source} for `source_weight` (one query); a source not
+    named weighs 1, and so does a labeler missing here."""
+    weights = dict(params.source_weights)
+    kinds = (
+        source.annotations(project=project, params=params)
+        .order_by()
+        .values_list("labeler_id", "labeler_kind")
+        .distinct()
+    )
+    return {labeler: weights.get(kind, 1.0) for labeler, kind in kinds}
+
+
 def _preference(project, params, stats) -> Iterator[tuple]:
     conversational = params.schema == "preference-conversational"
     native = params.schema == SNAPSHOT_SCHEMA
+    weights = labeler_weights(project, params) if params.source_weights else None
     for row in pair_rows(project=project, params=params, stats=stats):
         pair = row.pair
         if conversational:
@@ -182,11 +202,15 @@ def _preference(project, params, stats) -> Iterator[tuple]:
         else:
             prompt = prompt_text(row.prompt_text, row.messages)
             chosen, rejected = row.chosen, row.rejected
-        yield (
+        out = (
             prompt, chosen, rejected, pair.margin, pair.votes, pair.agreement, row.task_id,
             row.prompt_id, pair.chosen_id, pair.rejected_id, pair.labelers, row.round,
             row.split, pair.group, row.source,
         )  # fmt: skip
+        if weights is not None:
+            backers = [weights.get(labeler, 1.0) for labeler in pair.labelers] or [1.0]
+            out += (round(sum(backers) / len(backers), 6),)
+        yield out
 
 
 def _unpaired(project, params, stats) -> Iterator[tuple]:

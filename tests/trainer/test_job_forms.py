@@ -162,3 +162,18 @@ def test_it_renders_the_launch_form_within_its_query_budget(
     url = reverse("training_job_new_data", args=[project.id, "reward"])
     with django_assert_max_num_queries(NEW_MAX_QUERIES):
         assert 'data-testid="data-rows">20</strong>' in client.get(url).content.decode()
+
+
+def test_a_reward_job_takes_source_weights_and_explains_a_bad_one(client, project, alice, models):
+    client.force_login(alice)
+    form = client.get(new_url(project, "reward"))
+    assert 'name="dataset__source_weights"' in form.content.decode()
+    posted = defaults_as_posted("reward", form.context["picked"])
+    bad = client.post(new_url(project, "reward"), posted | {"dataset__source_weights": '{"ai": 0}'})
+    assert not TrainingJob.objects.exists()
+    assert "dataset.source_weights: ai: the weight must be above 0" in bad.content.decode()
+    good = client.post(
+        new_url(project, "reward"), posted | {"dataset__source_weights": '{"ai": 0.5}'}
+    )
+    assert good.status_code == 302
+    assert TrainingJob.objects.get().dataset == {"source_weights": {"ai": 0.5}}

@@ -241,7 +241,8 @@ class ImitationHead:
 
 
 def ranking_loss(rewards, groups: list[Group], offsets: list[int], head_weights=None):
-    """Mean over groups (and heads) of the mean pair loss; returns (loss, correct pairs, pairs).
+    """Mean over groups (and heads) of the mean pair loss, weighted by each group's ``weight``
+    (all 1: the plain mean); returns (loss, correct pairs, pairs).
 
     ``rewards`` is one score per completion, or ``(completions, heads)`` for an ensemble, whose
     heads each get the loss; ``head_weights`` ``(groups, heads)`` weights each group's loss per
@@ -255,7 +256,7 @@ def ranking_loss(rewards, groups: list[Group], offsets: list[int], head_weights=
             better.append(offset + i)
             worse.append(offset + j)
             margin.append(m)
-            weight.append(1.0 / len(group.pairs))
+            weight.append(group.weight / len(group.pairs))
             owner.append(g)
     if rewards.dim() == 1:
         rewards = rewards[:, None]
@@ -265,7 +266,7 @@ def ranking_loss(rewards, groups: list[Group], offsets: list[int], head_weights=
     per_pair = -F.logsigmoid(diff - margins[:, None]) * weights[:, None]
     if head_weights is not None:
         per_pair = per_pair * head_weights.to(per_pair)[owner]
-    loss = per_pair.sum() / (len(groups) * rewards.shape[1])
+    loss = per_pair.sum() / (sum(group.weight for group in groups) * rewards.shape[1])
     return loss, int((diff.mean(dim=1) > 0).sum()), len(better)
 
 

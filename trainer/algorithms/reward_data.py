@@ -1,7 +1,8 @@
 """Preference rows -> ranking groups (one group is one batch element of reward training).
 
-A row is a comparison ``{"prompt", "chosen", "rejected", "margin"?, "group"?}`` or a ranking
-``{"prompt", "ranking": [best, ...], "margin"?}``. Comparisons that carry the same ``group``
+A row is a comparison ``{"prompt", "chosen", "rejected", "margin"?, "group"?, "weight"?}`` or a
+ranking ``{"prompt", "ranking": [best, ...], "margin"?, "weight"?}``; ``weight`` (default 1, the
+export's per-source weight) multiplies the row's loss. Comparisons that carry the same ``group``
 (the export writes ``t<task id>`` on every pair of one ranked task) and the same prompt become
 one group again: each distinct completion is read once and all their pairs are averaged
 together, as InstructGPT trains the K(K-1)/2 pairs of one ranking as one batch element.
@@ -23,6 +24,7 @@ class Group:
     completions: list[str]
     pairs: list[tuple[int, int, float]]
     best: int = 0
+    weight: float = 1.0  # multiplies the group's loss (the export's per-source `weight`)
 
 
 def _check_text(value, what: str, index: int) -> str:
@@ -31,9 +33,23 @@ def _check_text(value, what: str, index: int) -> str:
     return value
 
 
+def _weight(row: dict, index: int) -> float:
+    weight = row.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+        raise ValueError(f"Row {index}: 'weight' must be a number above 0, got {weight!r}.")
+    return float(weight)
+
+
 def row_to_group(row: dict, index: int = 0) -> Group:
     """``{"prompt", "chosen", "rejected", "margin"?}``, ``{"prompt", "ranking": [best, ...]}``,
-    or ``{"prompt", "completions", "pairs": [[better, worse, margin], ...]}``."""
+    or ``{"prompt", "completions", "pairs": [[better, worse, margin], ...]}``; each may carry a
+    ``weight``."""
+    group = _row_to_group(row, index)
+    group.weight = _weight(row, index)
+    return group
+
+
+def _row_to_group(row: dict, index: int) -> Group:
     if "prompt" not in row:
         raise ValueError(f"Row {index} has no 'prompt'.")
     if "ranking" in row:
@@ -73,7 +89,8 @@ def _merge(groups: list[Group]) -> Group:
         wins[i] += 1
         wins[j] -= 1
     best = max(range(len(texts)), key=lambda k: (wins[k], -k))
-    return Group(groups[0].prompt, list(texts), pairs, best)
+    weight = sum(group.weight for group in groups) / len(groups)
+    return Group(groups[0].prompt, list(texts), pairs, best, weight)
 
 
 def rows_to_groups(rows: list[dict]) -> list[Group]:
