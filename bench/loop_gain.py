@@ -166,7 +166,8 @@ def fresh_database(args, env: dict) -> None:
 
 def base_policy(args, env: dict) -> tuple[Path, float | None]:
     """The tiny base policy, built once per (pretrain steps, seed); returns (path, build s)."""
-    path = args.base_dir / f"tiny-p{args.pretrain_steps}-s{args.seed}"
+    seed = args.seed if args.base_seed is None else args.base_seed
+    path = args.base_dir / f"tiny-p{args.pretrain_steps}-s{seed}"
     if (path / "config.json").is_file():
         return path, None
     started = time.monotonic()
@@ -180,7 +181,7 @@ def base_policy(args, env: dict) -> tuple[Path, float | None]:
             "--pretrain-steps",
             str(args.pretrain_steps),
             "--seed",
-            str(args.seed),
+            str(seed),
         ],
         cwd=REPO,
         env=env,
@@ -1043,6 +1044,12 @@ def parse_args():
     p.add_argument("--project-eval-prompts", type=int, default=20, help="the project's eval split")
     p.add_argument("--pretrain-steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0, help="of the base policy and the first run")
+    p.add_argument(
+        "--base-seed",
+        type=int,
+        default=None,
+        help="of the base policy, when not --seed (to add seeds 1, 2 to a seed-0 run's report)",
+    )
     p.add_argument("--repeats", type=int, default=1, help="runs per noise level (seed, seed+1..)")
     p.add_argument("--rm-lr", type=float, default=5e-4)
     p.add_argument("--rm-epochs", type=float, default=6.0)

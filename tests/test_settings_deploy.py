@@ -91,3 +91,12 @@ def test_it_has_no_signup_page(client, db, path):
     # Accounts are made by an admin (Django admin or createsuperuser), never by visitors.
     assert client.get(path).status_code == 404
     assert client.post(path, {"username": "mallory", "password": "x"}).status_code == 404
+
+
+def test_it_refuses_an_encryption_key_that_is_not_a_fernet_key(tmp_path):
+    bad = _run(["manage.py", "check"], _env(tmp_path, PREFLOOP_ENCRYPTION_KEY="hunter2"))
+    assert bad.returncode != 0
+    assert "ImproperlyConfigured: PREFLOOP_ENCRYPTION_KEY is not a Fernet key" in bad.stderr
+    good_key = "q0JdCkBXxiq7bEYGbEJlyZBFNbW5UbWWQaVZ5dJwxxM="  # 32 bytes, url-safe base64
+    good = _run(["manage.py", "check"], _env(tmp_path, PREFLOOP_ENCRYPTION_KEY=good_key))
+    assert good.returncode == 0, good.stderr

@@ -302,8 +302,9 @@ class Judge(models.Model):
     """An AI judge of a project (docs/ai-judges.md): how to ask it, and its labeler account of
     kind `ai` (annotator/judging.py), under which its verdicts are stored.
 
-    No secret is stored: an endpoint's API key is read on the worker from the environment
-    variable `api_key_env` names."""
+    An endpoint's API key is read on the worker from the environment variable `api_key_env`
+    names, or stored here encrypted (`api_key_encrypted`, trainer/judging/keys.py) and never
+    shown back."""
 
     class Backend(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible endpoint"
@@ -324,6 +325,8 @@ class Judge(models.Model):
     api_key_env = models.CharField(
         max_length=100, blank=True, help_text="Environment variable on the worker with the key."
     )
+    # A Fernet token of the key (trainer/judging/keys.py); empty: none stored.
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
     timeout_s = models.FloatField(default=60.0)
     retries = models.PositiveSmallIntegerField(default=3)
     concurrency = models.PositiveSmallIntegerField(default=4)

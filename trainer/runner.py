@@ -29,8 +29,9 @@ from django.db import transaction
 
 from trainer import outbox, services
 from trainer.job_child import SUPERVISOR_ENV, parent_of
+from trainer.judging import keys
 from trainer.kinds import ACCELERATE_CONFIG, DISTRIBUTED_KINDS
-from trainer.models import TrainingJob
+from trainer.models import Judge, TrainingJob
 from trainer.snapshots import snapshot_freeze
 
 Status = TrainingJob.Status
@@ -97,15 +98,30 @@ CHILD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def child_env() -> dict[str, str]:
-    """The job process's environment: the worker's, without Django's settings module, with
-    unbuffered output, the supervisor's pid and the malloc setting above (unless set)."""
+    """The job process's environment: the worker's, without Django's settings module (nor a
+    judge's stored-key variable), with unbuffered output, the supervisor's pid and the malloc
+    setting above (unless set)."""
     env = {**CHILD_MALLOC, **os.environ, "PYTHONUNBUFFERED": "1", SUPERVISOR_ENV: str(os.getpid())}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop(keys.STORED_KEY_ENV, None)
     return env
 
 
-def _start(job_dir: Path, kind: str, accelerate_config: str | None = None) -> subprocess.Popen:
-    env = child_env()
+def secret_env(*, job_id: int, kind: str) -> dict[str, str]:
+    """What only this job's process may see: a judging job's judge's stored API key, decrypted
+    (trainer/judging/keys.py). KeyUnreadable when it cannot be."""
+    if kind != "judge":
+        return {}
+    judge_id = TrainingJob.objects.filter(id=job_id).values_list("dataset__judge", flat=True)
+    token = Judge.objects.filter(id__in=judge_id).values_list("api_key_encrypted", flat=True)
+    token = next(iter(token), "")
+    return {keys.STORED_KEY_ENV: keys.decrypt(token)} if token else {}
+
+
+def _start(
+    job_dir: Path, kind: str, accelerate_config: str | None = None, secrets: dict | None = None
+) -> subprocess.Popen:
+    env = {**child_env(), **(secrets or {})}
     return subprocess.Popen(
         child_command(kind=kind, job_dir=job_dir, accelerate_config=accelerate_config),
         cwd=settings.BASE_DIR,
@@ -126,7 +142,12 @@ def _reader(stream, lines: queue.Queue) -> None:
 def _supervise(
     *, job_id: int, worker: str, job_dir: Path, kind: str, accelerate_config: str | None = None
 ) -> str:
-    child = _start(job_dir, kind, accelerate_config)
+    try:
+        secrets = secret_env(job_id=job_id, kind=kind)
+    except keys.KeyUnreadable as exc:
+        services.job_finish(job_id=job_id, worker=worker, status=Status.FAILED, error=str(exc))
+        return Status.FAILED
+    child = _start(job_dir, kind, accelerate_config, secrets)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(child.stdout, lines), daemon=True).start()
     log: deque[str] = deque(maxlen=200)

@@ -5,6 +5,7 @@ throwaway secret key. Production refuses to start without `DJANGO_SECRET_KEY` an
 the HTTPS protections that `manage.py check --deploy` asks for.
 """
 
+import base64
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -296,6 +297,21 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Training jobs --------------------------------------------------------------------------
 PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models")))
+# Encrypts AI judges' API keys stored in the app (trainer/judging/keys.py): a Fernet key
+# (`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
+# Empty: one derived from SECRET_KEY, so changing SECRET_KEY makes stored keys unreadable
+# (the judge's page says so; enter the key again).
+PREFLOOP_ENCRYPTION_KEY = env_str("PREFLOOP_ENCRYPTION_KEY", "")
+if PREFLOOP_ENCRYPTION_KEY:
+    try:
+        if len(base64.urlsafe_b64decode(PREFLOOP_ENCRYPTION_KEY.encode())) != 32:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            "PREFLOOP_ENCRYPTION_KEY is not a Fernet key (32 bytes, url-safe base64). Make one "
+            'with python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())".'
+        ) from None
 # A running job whose worker has been silent this long is failed by the reaper.
 PREFLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("PREFLOOP_JOB_HEARTBEAT_TIMEOUT", 60)
 # Workers report their devices (trainer/inventory.py) this often; three missed reports and a

@@ -36,11 +36,21 @@ class JudgeSerializer(StrictModelSerializer):
         required=False,
         max_length=50,
     )
+    api_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=1000,
+        help_text="The endpoint's API key, stored encrypted and never answered back (see "
+        "api_key_stored); or name a workers' environment variable in api_key_env instead.",
+    )  # fmt: skip
+    clear_api_key = serializers.BooleanField(
+        write_only=True, required=False, help_text="true: drop the stored API key."
+    )
+    api_key_stored = serializers.SerializerMethodField()
 
     class Meta:
         model = Judge
-        fields = ["id", "name", "labeler_id", "labeler_kind", *judging.FIELDS, "paused",
-                  "paused_reason", "created_at"]  # fmt: skip
+        fields = ["id", "name", "labeler_id", "labeler_kind", *judging.FIELDS,
+                  *judging.SECRET_FIELDS, "api_key_stored", "paused", "paused_reason",
+                  "created_at"]  # fmt: skip
         read_only_fields = ["paused", "paused_reason", "created_at"]
 
     def __init__(self, *args, project=None, **kwargs):
@@ -52,6 +62,9 @@ class JudgeSerializer(StrictModelSerializer):
 
     def get_labeler_kind(self, judge) -> str:
         return "ai"
+
+    def get_api_key_stored(self, judge) -> bool:
+        return bool(judge.api_key_encrypted)
 
 
 def _admin_project(request: Request, project_id: int):

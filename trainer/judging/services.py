@@ -29,15 +29,18 @@ from annotator.quality.calibration import calibrate, judge_items
 from trainer import services
 from trainer.algorithms.judges import PAIRWISE_RUBRIC, JudgeConfig
 from trainer.exceptions import JobError
+from trainer.judging import keys
 from trainer.models import Judge, ModelVersion, TrainingJob
 
-# What the judge page and the API may set (never a secret: the key stays in the environment).
+# What the judge page and the API may set and show (the key is set apart: SECRET_FIELDS).
 FIELDS = (
     "backend", "base_url", "model", "api_key_env", "timeout_s", "retries", "concurrency",
     "callable_path", "model_path", "reward_model", "rubrics", "principles", "chain_of_thought",
     "cost_per_1k_prompt", "cost_per_1k_completion", "min_confidence", "audit_share",
     "min_agreement", "min_calibration_tasks", "people_priority",
 )  # fmt: skip
+# Write-only: a key to store encrypted (trainer/judging/keys.py), or clear_api_key to drop it.
+SECRET_FIELDS = ("api_key", "clear_api_key")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -64,6 +67,8 @@ def judge_update(*, judge: Judge, **fields) -> Judge:
 
 
 def _set(judge: Judge, fields: dict) -> None:
+    fields = dict(fields)
+    api_key, clear_api_key = fields.pop("api_key", None), fields.pop("clear_api_key", False)
     unknown = set(fields) - set(FIELDS)
     if unknown:
         raise ServiceError(f"Unknown judge setting(s): {', '.join(sorted(unknown))}.")
@@ -73,6 +78,19 @@ def _set(judge: Judge, fields: dict) -> None:
         raise ServiceError(
             "Give the *name* of an environment variable (letters, digits, _), never the key.",
             field="api_key_env",
+        )
+    if clear_api_key:
+        judge.api_key_encrypted = ""
+    if api_key:
+        try:
+            judge.api_key_encrypted = keys.encrypt(keys.check(api_key))
+        except ValueError as exc:
+            raise ServiceError(str(exc), field="api_key") from None
+    if judge.api_key_encrypted and judge.api_key_env:
+        raise ServiceError(
+            "Give the key one way: stored here (api_key) or in the workers' environment "
+            "variable api_key_env, not both. Empty one of them.",
+            field="api_key",
         )
     if judge.reward_model_id and judge.reward_model.project_id != judge.project_id:
         raise ServiceError("That reward model belongs to another project.", field="reward_model")
@@ -99,7 +117,8 @@ def judge_config(judge: Judge) -> dict:
         model_path = rm.path
     config = JudgeConfig(
         backend=judge.backend, base_url=judge.base_url, model=judge.model,
-        api_key_env=judge.api_key_env, timeout_s=judge.timeout_s, retries=judge.retries,
+        api_key_env=keys.STORED_KEY_ENV if judge.api_key_encrypted else judge.api_key_env,
+        timeout_s=judge.timeout_s, retries=judge.retries,
         concurrency=judge.concurrency, callable_path=judge.callable_path,
         model_path=model_path, rubric=(judge.rubrics or {}).get("pairwise") or PAIRWISE_RUBRIC,
         chain_of_thought=judge.chain_of_thought,

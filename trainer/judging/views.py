@@ -34,6 +34,15 @@ class JudgeForm(forms.ModelForm):
         + ", ".join(TEMPLATES)
         + ".",  # fmt: skip
     )
+    api_key = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        max_length=1000,
+        label="API key",
+        help_text="Stored encrypted and never shown again; leave empty to keep the stored one. "
+        "Or name a workers' environment variable in api_key_env instead.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Drop the stored API key")
     template = forms.ChoiceField(
         choices=[("", "(keep the rubric above)")] + [(k, k) for k in TEMPLATES],
         required=False,
@@ -46,6 +55,7 @@ class JudgeForm(forms.ModelForm):
 
     def cleaned_fields(self) -> dict:
         data = {k: v for k, v in self.cleaned_data.items() if k in FORM_FIELDS}
+        data |= {k: self.cleaned_data[k] for k in judging.SECRET_FIELDS if self.cleaned_data.get(k)}
         rubric = TEMPLATES.get(self.cleaned_data.get("template") or "") or self.cleaned_data.get(
             "rubric"
         )

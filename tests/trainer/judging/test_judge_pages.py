@@ -125,3 +125,44 @@ def test_run_and_resume_over_the_api(api_as, alice, project, judge):
     assert again.status_code == 409 and "boom" in again.json()["detail"]
     resumed = client.post(f"/api/v1/judges/{judge.id}/resume/")
     assert resumed.json()["paused"] is False
+
+
+def test_a_key_sent_to_the_api_or_the_page_is_stored_and_never_shown(
+    client, api_as, alice, project
+):
+    api = api_as(alice)
+    made = api.post(f"/api/v1/projects/{project.id}/judges/", {
+        "name": "hosted", "backend": "openai", "base_url": "http://127.0.0.1:9/v1",
+        "model": "m", "api_key": SECRET}, format="json")  # fmt: skip
+    assert made.status_code == 201 and made.json()["api_key_stored"] is True
+    assert SECRET not in made.content.decode() and "api_key" not in made.json()
+    judge = Judge.objects.get(name="hosted")
+    assert judge.api_key_encrypted and SECRET not in judge.api_key_encrypted
+    listed = api.get(f"/api/v1/projects/{project.id}/judges/")
+    assert SECRET not in listed.content.decode()
+    client.force_login(alice)
+    page = client.get(f"/training/projects/{project.id}/judges/").content.decode()
+    assert "stored here, encrypted" in page and SECRET not in page
+    # The page's edit form takes a new key; an empty field keeps the stored one.
+    other = "sk-typed-on-the-page-99"
+    fields = {f"j{judge.id}-{k}": v for k, v in {
+        "backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m",
+        "timeout_s": 60, "retries": 3, "concurrency": 2, "audit_share": 0.1,
+        "min_agreement": 0.7, "min_confidence": 0, "min_calibration_tasks": 30,
+        "people_priority": 5, "cost_per_1k_prompt": 0, "cost_per_1k_completion": 0,
+    }.items()}  # fmt: skip
+    edit = f"/training/projects/{project.id}/judges/{judge.id}/edit/"
+    fields[f"j{judge.id}-name"] = "hosted"
+    saved = client.post(edit, fields | {f"j{judge.id}-api_key": other}, follow=True)
+    assert "Judge hosted saved." in saved.content.decode()
+    from trainer.judging import keys
+
+    judge.refresh_from_db()
+    assert keys.decrypt(judge.api_key_encrypted) == other
+    client.post(edit, fields)
+    judge.refresh_from_db()
+    assert keys.decrypt(judge.api_key_encrypted) == other
+    page = client.get(f"/training/projects/{project.id}/judges/").content.decode()
+    assert other not in page and SECRET not in page
+    dropped = api.patch(f"/api/v1/judges/{judge.id}/", {"clear_api_key": True}, format="json")
+    assert dropped.json()["api_key_stored"] is False

@@ -265,3 +265,55 @@ def test_the_loop_has_its_judge_label_a_new_round_first(project):
     policy.refresh_from_db()
     _judge_first(policy, round_)  # a paused judge leaves the round to people
     assert TrainingJob.objects.filter(kind="judge").count() == 1
+
+
+def test_a_stored_key_reaches_the_endpoint_and_nothing_the_app_keeps(
+    project, tasks, tmp_path, settings, monkeypatch
+):
+    from trainer.judging import keys
+
+    settings.PREFLOOP_MODELS_DIR = str(tmp_path)
+    secret = "sk-stored-5e6f7a8b9c"
+    monkeypatch.setenv(keys.STORED_KEY_ENV, "sk-a-workers-own-variable")  # never passed on
+    with judge_server(tmp_path / "auth.log") as url:
+        judge = make_judge(
+            project, base_url=url, api_key=f"  {secret}\n", min_calibration_tasks=0,
+            audit_share=0.0,
+        )  # fmt: skip
+        stored = Judge.objects.get(id=judge.id).api_key_encrypted
+        assert stored and secret not in stored and keys.decrypt(stored) == secret
+        job = judging.judge_run(judge=judge, config={"batch_size": 3})
+        assert job.config["api_key_env"] == keys.STORED_KEY_ENV
+        assert runner.job_run(job_id=job.id, worker="test") == TrainingJob.Status.SUCCEEDED
+    sent = (tmp_path / "auth.log").read_text()
+    assert f"Bearer {secret}" in sent and "sk-a-workers-own-variable" not in sent
+    job.refresh_from_db()
+    kept = [job.error, job.log_tail, str(job.config), str(job.metrics), str(job.dataset)]
+    kept += [p.read_text() for p in (tmp_path / f"job-{job.id}").rglob("*") if p.is_file()]
+    assert not [text for text in kept if secret in text]
+    assert keys.STORED_KEY_ENV not in runner.child_env()
+
+
+def test_a_key_the_installation_can_no_longer_read_pauses_the_judge_with_the_reason(
+    project, tasks, tmp_path, settings
+):
+    settings.PREFLOOP_MODELS_DIR = str(tmp_path)
+    judge = make_judge(project, api_key="sk-old-key")
+    job = judging.judge_run(judge=judge)
+    settings.SECRET_KEY = "a-new-secret-key-after-a-rotation-0123456789-abcdefgh"
+    assert runner.job_run(job_id=job.id, worker="test") == TrainingJob.Status.FAILED
+    judge = Judge.objects.get(id=judge.id)
+    assert judge.paused and "stored API key cannot be read" in judge.paused_reason
+    assert "Enter the API key again" in TrainingJob.objects.get(id=job.id).error
+
+
+def test_the_key_is_given_one_way_and_can_be_dropped(project):
+    with pytest.raises(ServiceError, match="not both") as both:
+        make_judge(project, api_key="sk-x", api_key_env="OPENAI_API_KEY")
+    assert both.value.field == "api_key"
+    with pytest.raises(ServiceError, match="no spaces"):
+        make_judge(project, api_key="sk-two words")
+    judge = make_judge(project, api_key="sk-x")
+    judging.judge_update(judge=judge, clear_api_key=True, api_key_env="OPENAI_API_KEY")
+    judge.refresh_from_db()
+    assert judge.api_key_encrypted == "" and judge.api_key_env == "OPENAI_API_KEY"

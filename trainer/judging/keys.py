@@ -1,0 +1,57 @@
+"""AI judges' API keys stored in the app, encrypted (docs/ai-judges.md).
+
+An admin may type an endpoint's key on the judge's page or send it over the API instead of
+naming an environment variable on the workers. It is stored only as a Fernet token
+(`cryptography`: AES-128-CBC with an HMAC-SHA256, so a changed token is refused), under
+`settings.PREFLOOP_ENCRYPTION_KEY` or, when that is empty, a key derived from `SECRET_KEY`.
+No page, API response, job config, log or export holds it: the job's config names the
+environment variable `STORED_KEY_ENV`, which the worker's runner sets, decrypted, in the judging
+job's process only (trainer/runner.py), and strips from every other job's.
+"""
+
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+
+# The variable a judging job's process finds its stored key in.
+STORED_KEY_ENV = "PREFLOOP_JUDGE_API_KEY"
+MAX_KEY_CHARS = 1000
+
+
+class KeyUnreadable(Exception):
+    """The stored key cannot be decrypted with this installation's encryption key."""
+
+
+def _fernet() -> Fernet:
+    configured = settings.PREFLOOP_ENCRYPTION_KEY
+    if configured:
+        return Fernet(configured.encode())
+    digest = hashlib.sha256(b"prefloop judge api keys\0" + settings.SECRET_KEY.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def encrypt(key: str) -> str:
+    return _fernet().encrypt(key.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except (InvalidToken, ValueError):
+        raise KeyUnreadable(
+            "The judge's stored API key cannot be read: the installation's encryption key "
+            "(PREFLOOP_ENCRYPTION_KEY, or SECRET_KEY when that is empty) has changed since it "
+            "was stored. Enter the API key again on the judge's page."
+        ) from None
+
+
+def check(key: str) -> str:
+    """The key as typed, trimmed; ValueError with a message when it cannot be one."""
+    key = key.strip()
+    if len(key) > MAX_KEY_CHARS:
+        raise ValueError(f"An API key has at most {MAX_KEY_CHARS} characters.")
+    if any(c.isspace() for c in key) or not key.isprintable():
+        raise ValueError("An API key has no spaces or line breaks.")
+    return key
