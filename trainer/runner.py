@@ -112,9 +112,9 @@ def secret_env(*, job_id: int, kind: str) -> dict[str, str]:
     (trainer/judging/keys.py). KeyUnreadable when it cannot be."""
     if kind != "judge":
         return {}
-    judge_id = TrainingJob.objects.filter(id=job_id).values_list("dataset__judge", flat=True)
-    token = Judge.objects.filter(id__in=judge_id).values_list("api_key_encrypted", flat=True)
-    token = next(iter(token), "")
+    dataset = TrainingJob.objects.filter(id=job_id).values_list("dataset", flat=True).first()
+    judge_id = (dataset or {}).get("judge")
+    token = Judge.objects.filter(id=judge_id).values_list("api_key_encrypted", flat=True).first()
     return {keys.STORED_KEY_ENV: keys.decrypt(token)} if token else {}
 
 

@@ -339,7 +339,7 @@ def test_it_refuses_a_model_of_another_project(client, project, alice, delay):
     "kind", ["reward", "dpo", "sft", "ppo", "raft", "rloo", "grpo", "generate"]
 )
 def test_it_offers_only_dataset_fields_the_snapshot_accepts(kind):
-    samples = {"int": 2, "float": 0.5, "split": "train", "bool": True}
+    samples = {"int": 2, "float": 0.5, "split": "train", "bool": True, "json": {"ai": 0.5}}
     dataset = {f.name: samples[f.type] for f in dataset_form_fields(kind)}
     assert dataset_validate(kind=kind, dataset=dataset) == dataset
 

@@ -45,9 +45,12 @@ def test_it_samples_scores_finetunes_and_reports(tiny_model_dir, tiny_reward, tm
 def test_it_raises_the_mean_reward_over_iterations(tiny_model_dir, tiny_reward, tmp_path, progress):
     rows = [{"prompt": p} for p in chat_prompts(16)]
 
-    train(
-        raft_config(tiny_model_dir, tiny_reward[0], iterations=4), rows, tmp_path, progress=progress
+    # Best of 8 at a gentler rate: the rise held for seeds 0-2 (0.57-0.85); best of 4 at 1e-3
+    # depended on the exact package versions (no rise at all with some).
+    config = raft_config(
+        tiny_model_dir, tiny_reward[0], iterations=4, num_samples=8, learning_rate=3e-4
     )
+    train(config, rows, tmp_path, progress=progress)
 
     rewards = progress.values("mean_reward_all")
     assert len(rewards) == 4 and rewards[-1] > rewards[0] + 0.3, rewards
