@@ -79,6 +79,7 @@ EXTRA = {
     "v1_tasks_skip_create": [409],
     "v1_jobs_create": [403, 404],
     "v1_jobs_cancel_create": [409],
+    "v1_models_merge_create": [409],
     "loop_retrieve": [403],
     "loop_update": [403],
     "v1_projects_loop_actions_create": [403, 409],

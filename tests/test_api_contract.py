@@ -91,8 +91,9 @@ def world():
 # operationId -> the 400 body's keys that name a reference to the project's state.
 REFERENCES = {
     "v1_projects_members_create": {"username"},
-    "v1_projects_export_retrieve": {"aspect", "harmful_flag"},
-    "v1_projects_export_summary_retrieve": {"aspect", "harmful_flag"},
+    # A source given two weights (source_weight=ai:1&source_weight=ai:2): no schema can say.
+    "v1_projects_export_retrieve": {"aspect", "harmful_flag", "source_weight"},
+    "v1_projects_export_summary_retrieve": {"aspect", "harmful_flag", "source_weight"},
     "v1_projects_import_create": {"detail", "errors"},
     "v1_projects_import_preferences_create": {"detail", "errors"},
     "v1_jobs_create": {"detail", "field", "input_model", "reward_model"},
@@ -101,6 +102,7 @@ REFERENCES = {
         "base_policy",
         "policy_config",
         "reward_config",
+        "reward_source_weights",
         "generate_config",
         "judge",
         "sft_first",

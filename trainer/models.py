@@ -156,6 +156,15 @@ class LoopPolicy(models.Model):
     algorithm = models.CharField(max_length=8, choices=Algorithm.choices, default=Algorithm.RAFT)
     policy_config = models.JSONField(default=dict, blank=True)
     reward_config = models.JSONField(default=dict, blank=True)
+    # Per-source weights of the round's reward training rows (docs/ai-judges.md), e.g.
+    # {"ai": 0.5}: the reward job's dataset.source_weights. Empty: every label weighs 1.
+    reward_source_weights = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Weights of the labels by who gave them in each round's reward model, e.g. "
+        "{\"ai\": 0.5} to count an AI judge's labels half as much as people's (sources: "
+        "human, simulated, ai; unnamed ones weigh 1).",
+    )
     generate_config = models.JSONField(default=dict, blank=True)
     # InstructGPT's order (issue #14): SFT on the written demonstrations before the first
     # reward model; the reward model and the first policy step then start from the SFT model.

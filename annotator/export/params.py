@@ -9,6 +9,7 @@ from datetime import datetime
 from fractions import Fraction
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotator.models import Project
@@ -26,6 +27,11 @@ SOURCES = ["human", "simulated", "ai", "imported"]
 # The schemas whose rows are pairs and can carry a per-source `weight` (`source_weight`).
 WEIGHTED_SCHEMAS = ("preference", "preference-conversational", "preference-native")
 MAX_SOURCE_WEIGHT = 100.0
+# One `source_weight` item as the schema states it: a source, a colon and a number above 0 and
+# at most 100 (source_weights_from also refuses a source named twice).
+SOURCE_WEIGHT_PATTERN = (
+    rf"^({'|'.join(SOURCES)}):\s*(0*[1-9][0-9]?(\.[0-9]+)?|0*\.[0-9]*[1-9][0-9]*|0*100(\.0+)?)$"
+)
 
 # The InstructGPT flags that say a response is harmful (the others say it is off-task or
 # opinionated). A completion with any of them is never exported as the chosen one.
@@ -107,6 +113,12 @@ DERIVED = {"excluded_labelers", "model"}
 assert DERIVED <= {f.name for f in fields(ExportParams)}
 
 
+@extend_schema_field({"type": "string", "pattern": SOURCE_WEIGHT_PATTERN, "maxLength": 60})
+class SourceWeightItem(serializers.CharField):
+    """One `source_weight` item; the schema states its form, source_weights_from checks it
+    with a message naming what is wrong."""
+
+
 class ExportQuery(serializers.Serializer):
     """Query parameters of an export (validated against the project by `params_from_query`)."""
 
@@ -159,7 +171,7 @@ class ExportQuery(serializers.Serializer):
         "from an imported preference file (imported); default: all.",
     )
     source_weight = serializers.ListField(
-        child=serializers.CharField(max_length=60),
+        child=SourceWeightItem(max_length=60),
         required=False,
         help_text="source:weight, e.g. ai:0.5 (repeat the parameter; sources as for `source`, "
         "weights above 0 and at most 100): pair rows gain a `weight` column, the mean of their "

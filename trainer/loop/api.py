@@ -1,6 +1,6 @@
 """Loop API (docs/loop.md): configure, pause, resume, stop, retrain now; read the rounds."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
@@ -10,9 +10,40 @@ from rest_framework.response import Response
 from annotator import selectors as annotator_selectors
 from annotator.api_fields import IdField, StrictModelSerializer
 from annotator.audit import AuditEntry, audit_record, plain
+from annotator.export.params import MAX_SOURCE_WEIGHT, SOURCES, source_weights_from
 from annotator.models import Membership
 from trainer.loop import services as loop
 from trainer.models import Judge, LoopPolicy, LoopRound, ModelVersion
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            source: {
+                "type": "number",
+                "minimum": 0,
+                "exclusiveMinimum": True,
+                "maximum": MAX_SOURCE_WEIGHT,
+            }
+            for source in SOURCES
+        },  # fmt: skip
+        "additionalProperties": False,
+    }
+)
+class SourceWeightsField(serializers.Field):
+    """``{"ai": 0.5, ...}``: a weight above 0 (at most MAX_SOURCE_WEIGHT) per label source."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('Give an object, such as {"ai": 0.5}.')
+        try:
+            return dict(source_weights_from(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return value
 
 
 class LoopPolicySerializer(StrictModelSerializer):
@@ -20,6 +51,9 @@ class LoopPolicySerializer(StrictModelSerializer):
     judge = IdField(queryset=Judge.objects.none(), required=False, allow_null=True)
     policy_config = serializers.DictField(required=False)
     reward_config = serializers.DictField(required=False)
+    reward_source_weights = SourceWeightsField(
+        required=False, help_text=LoopPolicy._meta.get_field("reward_source_weights").help_text
+    )
     generate_config = serializers.DictField(required=False)
     sft_config = serializers.DictField(required=False)
 
@@ -27,9 +61,9 @@ class LoopPolicySerializer(StrictModelSerializer):
         model = LoopPolicy
         fields = [
             "enabled", "paused", "base_policy", "algorithm", "policy_config", "reward_config",
-            "generate_config", "reward_after", "train_prompts", "compare_with_base",
-            "task_priority", "reference", "acquisition", "candidates", "pairs_per_round",
-            "judge", "sft_first", "sft_config",
+            "reward_source_weights", "generate_config", "reward_after", "train_prompts",
+            "compare_with_base", "task_priority", "reference", "acquisition", "candidates",
+            "pairs_per_round", "judge", "sft_first", "sft_config",
         ]  # fmt: skip
         read_only_fields = ["paused"]
         extra_kwargs = {

@@ -28,6 +28,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from annotator.export.params import source_weights_from
 from annotator.models import Completion, Kind, Prompt, Task
 from annotator.task_services import NewTask, tasks_create
 from trainer import outbox, services
@@ -138,8 +139,10 @@ def _start_reward(policy: LoopPolicy, round_: LoopRound) -> None:
     starts its reward model from the SFT model), else from the base policy."""
     start = loop_start_policy(policy=policy)
     config = {"model_name_or_path": start.path, **policy.reward_config}
+    weights = policy.reward_source_weights
+    dataset = {"source_weights": weights} if weights else {}
     job = services.job_create(
-        project=policy.project, kind="reward", config=config, input_model=start
+        project=policy.project, kind="reward", config=config, input_model=start, dataset=dataset
     )
     LoopRound.objects.filter(id=round_.id).update(reward_job=job)
 
@@ -523,6 +526,11 @@ def loop_configs_check(*, base_policy: ModelVersion, algorithm: str | None, data
     if not algorithm:
         del kinds["policy_config"]
     errors = {}
+    if data.get("reward_source_weights"):
+        try:
+            source_weights_from(data["reward_source_weights"])
+        except ValueError as exc:
+            errors["reward_source_weights"] = str(exc)
     for name, (kind, defaults) in kinds.items():
         if name not in data:
             continue

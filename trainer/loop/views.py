@@ -110,6 +110,13 @@ class LoopSettingsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
         help_text="The reward job's config (JSON object).",
     )
+    reward_source_weights = forms.CharField(
+        required=False,
+        label="Reward source weights",
+        widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false",
+                                      "placeholder": '{"ai": 0.5}'}),
+        help_text=LoopPolicy._meta.get_field("reward_source_weights").help_text,
+    )  # fmt: skip
     generate_config = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
@@ -163,6 +170,9 @@ class LoopSettingsForm(forms.Form):
     def clean_reward_config(self) -> dict:
         return self._json_object("reward_config")
 
+    def clean_reward_source_weights(self) -> dict:
+        return self._json_object("reward_source_weights")
+
     def clean_generate_config(self) -> dict:
         return self._json_object("generate_config")
 
@@ -207,6 +217,9 @@ def _initial(policy: LoopPolicy | None) -> dict:
         "judge": policy.judge_id,
         "policy_config": json.dumps(policy.policy_config, indent=1),
         "reward_config": json.dumps(policy.reward_config, indent=1),
+        "reward_source_weights": json.dumps(policy.reward_source_weights)
+        if policy.reward_source_weights
+        else "",
         "generate_config": json.dumps(policy.generate_config, indent=1),
         "sft_first": policy.sft_first,
         "sft_config": json.dumps(policy.sft_config, indent=1),

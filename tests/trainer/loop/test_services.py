@@ -97,6 +97,7 @@ def test_it_waits_for_enough_new_comparisons(policy):
     round_ = current(policy)
     assert round_.reward_job.kind == "reward"
     assert round_.reward_job.config["model_name_or_path"] == "/base"
+    assert round_.reward_job.dataset == {}  # no source weights set: every label weighs 1
 
 
 def test_a_retrain_request_skips_the_threshold(policy):
@@ -395,3 +396,12 @@ def test_a_round_measures_by_itself_on_a_gpu_worker(policy, django_capture_on_co
     fresh.assert_called_once_with((reward_model.id,), queue="gpu")
     reward_model.refresh_from_db()
     assert reward_model.metrics["fresh_accuracy"]["status"] == "queued"
+
+
+def test_the_rounds_reward_job_carries_the_loops_source_weights(policy):
+    policy.reward_source_weights = {"ai": 0.5}
+    policy.save()
+    label(policy.project, 5)
+    advance(policy)
+    job = current(policy).reward_job
+    assert job.kind == "reward" and job.dataset == {"source_weights": {"ai": 0.5}}

@@ -435,3 +435,28 @@ def test_polling_goes_on_while_a_measurement_is_queued_and_then_stops(
     assert client.get(page_url(project), **HTMX).status_code == 200  # the score will change
     LoopRound.objects.filter(id=r1.id).update(scores={"status": "failed", "error": "oom"})
     assert client.get(page_url(project), **HTMX).status_code == 286  # nothing left to change
+
+
+def test_reward_source_weights_are_saved_shown_and_checked(client, alice, project, base, api_as):
+    client.force_login(alice)
+    weights = '{"ai": 0.5, "human": 1}'
+    resp = client.post(settings_url(project), valid_settings(base, reward_source_weights=weights))
+    assert resp.status_code == 302
+    assert LoopPolicy.objects.get(project=project).reward_source_weights == {"ai": 0.5, "human": 1}
+    page = client.get(page_url(project)).content.decode()
+    assert "reward-model label weights ai 0.5 human 1" in page
+    for bad, error in [('{"robot": 1}', "&#x27;robot&#x27; is not a source"),
+                       ('{"ai": 0}', "the weight must be above 0"),
+                       ("[1]", "Give a JSON object")]:  # fmt: skip
+        resp = client.post(settings_url(project), valid_settings(base, reward_source_weights=bad))
+        assert resp.status_code == 200 and error in resp.content.decode(), bad
+    api = api_as(alice)
+    url = f"/api/v1/projects/{project.id}/loop/"
+    refused = api.put(url, {"base_policy": base.id, "reward_source_weights": {"ai": -1}},
+                      format="json")  # fmt: skip
+    assert refused.status_code == 400 and "above 0" in refused.json()["reward_source_weights"][0]
+    assert LoopPolicy.objects.get(project=project).reward_source_weights == {"ai": 0.5, "human": 1}
+    done = api.put(url, {"base_policy": base.id, "reward_source_weights": {"ai": 0.25}},
+                   format="json")  # fmt: skip
+    assert done.status_code == 200
+    assert done.json()["policy"]["reward_source_weights"] == {"ai": 0.25}
