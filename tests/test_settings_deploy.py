@@ -100,3 +100,7 @@ def test_it_refuses_an_encryption_key_that_is_not_a_fernet_key(tmp_path):
     good_key = "q0JdCkBXxiq7bEYGbEJlyZBFNbW5UbWWQaVZ5dJwxxM="  # 32 bytes, url-safe base64
     good = _run(["manage.py", "check"], _env(tmp_path, PREFLOOP_ENCRYPTION_KEY=good_key))
     assert good.returncode == 0, good.stderr
+    old = _env(tmp_path, PREFLOOP_ENCRYPTION_KEY=good_key,
+               PREFLOOP_ENCRYPTION_KEY_FALLBACKS=f"{good_key},not-a-key")  # fmt: skip
+    bad_old = _run(["manage.py", "check"], old)
+    assert "PREFLOOP_ENCRYPTION_KEY_FALLBACKS is not a Fernet key" in bad_old.stderr

@@ -29,6 +29,8 @@ if not SECRET_KEY:
             "for a local development run."
         )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"  # noqa: S105
+# Earlier secret keys, still accepted for sessions, signed links and judges' stored API keys.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -300,18 +302,29 @@ PREFLOOP_MODELS_DIR = Path(env_str("PREFLOOP_MODELS_DIR", str(VAR_DIR / "models"
 # Encrypts AI judges' API keys stored in the app (trainer/judging/keys.py): a Fernet key
 # (`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
 # Empty: one derived from SECRET_KEY, so changing SECRET_KEY makes stored keys unreadable
-# (the judge's page says so; enter the key again).
+# (the judge's job says so; enter the key again) unless the old one is in SECRET_KEY_FALLBACKS.
 PREFLOOP_ENCRYPTION_KEY = env_str("PREFLOOP_ENCRYPTION_KEY", "")
-if PREFLOOP_ENCRYPTION_KEY:
+# Earlier keys, still read (comma-separated): after changing the key, keep the old one here
+# and run `manage.py rotate_judge_keys`, as Django's SECRET_KEY_FALLBACKS for the secret key.
+PREFLOOP_ENCRYPTION_KEY_FALLBACKS = env_list("PREFLOOP_ENCRYPTION_KEY_FALLBACKS", [])
+
+
+def _fernet_key_check(name: str, value: str) -> None:
     try:
-        if len(base64.urlsafe_b64decode(PREFLOOP_ENCRYPTION_KEY.encode())) != 32:
+        if len(base64.urlsafe_b64decode(value.encode())) != 32:
             raise ValueError
     except ValueError:
         raise ImproperlyConfigured(
-            "PREFLOOP_ENCRYPTION_KEY is not a Fernet key (32 bytes, url-safe base64). Make one "
-            'with python -c "from cryptography.fernet import Fernet; '
+            f"{name} is not a Fernet key (32 bytes, url-safe base64). Make one with "
+            'python -c "from cryptography.fernet import Fernet; '
             'print(Fernet.generate_key().decode())".'
         ) from None
+
+
+if PREFLOOP_ENCRYPTION_KEY:
+    _fernet_key_check("PREFLOOP_ENCRYPTION_KEY", PREFLOOP_ENCRYPTION_KEY)
+for _key in PREFLOOP_ENCRYPTION_KEY_FALLBACKS:
+    _fernet_key_check("PREFLOOP_ENCRYPTION_KEY_FALLBACKS", _key)
 # A running job whose worker has been silent this long is failed by the reaper.
 PREFLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("PREFLOOP_JOB_HEARTBEAT_TIMEOUT", 60)
 # Workers report their devices (trainer/inventory.py) this often; three missed reports and a

@@ -12,7 +12,7 @@ job's process only (trainer/runner.py), and strips from every other job's.
 import base64
 import hashlib
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 # The variable a judging job's process finds its stored key in.
@@ -20,16 +20,32 @@ STORED_KEY_ENV = "PREFLOOP_JUDGE_API_KEY"
 MAX_KEY_CHARS = 1000
 
 
+UNREADABLE = (
+    "The judge's stored API key cannot be read: the installation's encryption key "
+    "(PREFLOOP_ENCRYPTION_KEY, or SECRET_KEY when that is empty) has changed since it was "
+    "stored, and no key in PREFLOOP_ENCRYPTION_KEY_FALLBACKS reads it."
+)
+
+
 class KeyUnreadable(Exception):
     """The stored key cannot be decrypted with this installation's encryption key."""
 
 
-def _fernet() -> Fernet:
+def _derived(secret_key: str) -> bytes:
+    digest = hashlib.sha256(b"prefloop judge api keys\0" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+def _fernet() -> MultiFernet:
+    """Encrypts with the first key; decrypts with any: the configured key (or the one derived
+    from SECRET_KEY), then PREFLOOP_ENCRYPTION_KEY_FALLBACKS, then keys derived from the secret
+    key and its fallbacks (so moving from the derived key to a configured one loses nothing)."""
     configured = settings.PREFLOOP_ENCRYPTION_KEY
-    if configured:
-        return Fernet(configured.encode())
-    digest = hashlib.sha256(b"prefloop judge api keys\0" + settings.SECRET_KEY.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    keys = [configured.encode()] if configured else []
+    keys += [k.encode() for k in settings.PREFLOOP_ENCRYPTION_KEY_FALLBACKS]
+    keys += [_derived(secret) for secret in secrets]
+    return MultiFernet([Fernet(key) for key in dict.fromkeys(keys)])
 
 
 def encrypt(key: str) -> str:
@@ -40,11 +56,15 @@ def decrypt(token: str) -> str:
     try:
         return _fernet().decrypt(token.encode()).decode()
     except (InvalidToken, ValueError):
-        raise KeyUnreadable(
-            "The judge's stored API key cannot be read: the installation's encryption key "
-            "(PREFLOOP_ENCRYPTION_KEY, or SECRET_KEY when that is empty) has changed since it "
-            "was stored. Enter the API key again on the judge's page."
-        ) from None
+        raise KeyUnreadable(f"{UNREADABLE} Enter the API key again on the judge's page.") from None
+
+
+def rotate(token: str) -> str:
+    """The token re-encrypted with the current key (KeyUnreadable when no key reads it)."""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except (InvalidToken, ValueError):
+        raise KeyUnreadable(f"{UNREADABLE} Enter the API key again on the judge's page.") from None
 
 
 def check(key: str) -> str:

@@ -1,6 +1,8 @@
 """Judges on the app side: accounts of kind ai, batches stored whole, the mixing policy, and a
 judging job run by the worker's runner in a child process against the simulated endpoint."""
 
+import io
+
 import pytest
 
 from annotator.exceptions import ServiceError
@@ -21,9 +23,9 @@ def tasks(project):
     return [make_task(project, texts=[GOOD, BAD]) for _ in range(6)]
 
 
-def make_judge(project, **fields):
+def make_judge(project, name="j1", **fields):
     fields = {"base_url": "http://127.0.0.1:9/v1", "model": "rule=target-words", **fields}
-    return judging.judge_create(project=project, name="j1", **fields)
+    return judging.judge_create(project=project, name=name, **fields)
 
 
 def result(task, first, second):
@@ -317,3 +319,38 @@ def test_the_key_is_given_one_way_and_can_be_dropped(project):
     judging.judge_update(judge=judge, clear_api_key=True, api_key_env="OPENAI_API_KEY")
     judge.refresh_from_db()
     assert judge.api_key_encrypted == "" and judge.api_key_env == "OPENAI_API_KEY"
+
+
+def test_a_changed_encryption_key_reads_old_keys_through_fallbacks_and_rotates_them(
+    project, settings
+):
+    from cryptography.fernet import Fernet
+    from django.core.management import CommandError, call_command
+
+    from trainer.judging import keys
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.PREFLOOP_ENCRYPTION_KEY = first
+    judge = make_judge(project, api_key="sk-kept-across-rotation")
+    unread = make_judge(project, name="other", api_key="sk-lost")
+    Judge.objects.filter(id=unread.id).update(
+        api_key_encrypted=Fernet(Fernet.generate_key()).encrypt(b"sk-lost").decode()
+    )
+    settings.PREFLOOP_ENCRYPTION_KEY = second
+    old_token = Judge.objects.get(id=judge.id).api_key_encrypted
+    with pytest.raises(keys.KeyUnreadable):
+        keys.decrypt(old_token)
+    settings.PREFLOOP_ENCRYPTION_KEY_FALLBACKS = [first]
+    assert keys.decrypt(old_token) == "sk-kept-across-rotation"
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="other"):
+        call_command("rotate_judge_keys", stdout=out)
+    assert "Re-encrypted 1 stored API key(s)." in out.getvalue()
+    settings.PREFLOOP_ENCRYPTION_KEY_FALLBACKS = []
+    new_token = Judge.objects.get(id=judge.id).api_key_encrypted
+    assert new_token != old_token and keys.decrypt(new_token) == "sk-kept-across-rotation"
+    # A key stored under the key derived from the secret key stays readable once one is set.
+    settings.PREFLOOP_ENCRYPTION_KEY = ""
+    derived = keys.encrypt("sk-before-a-key-was-set")
+    settings.PREFLOOP_ENCRYPTION_KEY = first
+    assert keys.decrypt(derived) == "sk-before-a-key-was-set"
