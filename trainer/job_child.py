@@ -177,5 +177,17 @@ def main() -> int:
         return 1
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``. Under `accelerate launch` without running C++ static destructors:
+    even after leaving the process group, a rank's exit now and then aborted in one of them
+    ("terminate called without an active exception", SIGABRT) after the job had finished and
+    saved, which failed the job. Everything this process says has been written by then."""
+    if world_size() <= 1:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
