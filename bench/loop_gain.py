@@ -51,6 +51,7 @@ Writes bench/results/loop_gain.json and .md (machine, load average, command, con
 """
 
 import argparse
+import ast
 import functools
 import http.client
 import json
@@ -631,6 +632,14 @@ def reward_accuracy(model, prompts: list, chosen: list[str], rejected: list[str]
     return {"n": n, "accuracy": correct / n}
 
 
+def oracle_options(args) -> dict:
+    return {
+        "target_words": tuple(args.target_words),
+        "target_length": args.target_length,
+        "length_weight": args.length_weight,
+    }
+
+
 def evaluate(args, project) -> dict:
     """Oracle-judged (noise-free) win rates, the oracle's terms and fresh reward accuracy."""
     from trainer.loop import accuracy
@@ -638,12 +647,7 @@ def evaluate(args, project) -> dict:
     from trainer.loop.oracles import make_oracle
     from trainer.models import LoopRound
 
-    judge = make_oracle(
-        args.oracle,
-        target_words=tuple(args.target_words),
-        target_length=args.target_length,
-        length_weight=args.length_weight,
-    )
+    judge = make_oracle(args.oracle, **oracle_options(args))
     rounds = list(LoopRound.objects.filter(project=project, status="done").order_by("number"))
     policies = [("base", project.loop_policy.base_policy.path)]
     policies += [(f"round {r.number}", r.policy_job.output_model.path) for r in rounds]
@@ -710,9 +714,34 @@ def evaluate(args, project) -> dict:
     return out
 
 
+def labeled_ties(judge, project) -> dict[str, dict]:
+    """By task round ("base": the imported pairs): the pairs labeled, and the share of them
+    the oracle without noise calls a tie. Ties are off in the bench's project, so a tie's
+    label is a coin flip: a rule that asks about ties spends labels that teach nothing."""
+    from annotator.models import TaskCompletion
+
+    texts: dict[tuple, list[str]] = {}
+    links = TaskCompletion.objects.filter(
+        task__project=project, task__annotations__isnull=False
+    ).distinct()
+    for task_id, number, text in links.order_by("task_id", "position").values_list(
+        "task_id", "task__round", "completion__text"
+    ):
+        texts.setdefault((task_id, number), []).append(text)
+    counts: dict[str, list[int]] = {}
+    for (_, number), pair in texts.items():
+        if len(pair) == 2:
+            key = "base" if number is None else f"round {number}"
+            n_ties = counts.setdefault(key, [0, 0])
+            n_ties[0] += 1
+            n_ties[1] += judge.prefer(*pair) == "tie"
+    return {k: {"n": n, "tie_share": round(t / n, 3)} for k, (n, t) in sorted(counts.items())}
+
+
 def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dict:
     """A fresh project; `seed` picks its prompts, the base samples and the labelers' noise."""
     from annotator.models import Annotation
+    from trainer.loop.oracles import make_oracle
 
     args = argparse.Namespace(**{**vars(args), "seed": seed})
     load_before = os.getloadavg()
@@ -727,6 +756,7 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
     loop_s = time.monotonic() - started
     lat = latencies(project, args.labels // args.rounds)
     evaluated = evaluate(args, project)
+    ties = labeled_ties(make_oracle(args.oracle, **oracle_options(args)), project)
     total_s = time.monotonic() - started
     for number, values in lat.items():
         evaluated[f"round {number}"]["latency"] = values
@@ -745,6 +775,7 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "labelers": summary.strip().splitlines()[-1] if summary.strip() else "",
+        "labeled_ties": ties,
         "results": evaluated,
     }
 
@@ -891,6 +922,15 @@ def write_report(args, report: dict) -> None:
             table(run),
             "",
         ]
+        if run.get("labeled_ties"):
+            md += [
+                "Labeled pairs the oracle without noise calls a tie (their labels are coin "
+                "flips), by the round that made the pair: "
+                + ", ".join(
+                    f"{k} {v['tie_share']:.2f} of {v['n']}" for k, v in run["labeled_ties"].items()
+                ),
+                "",
+            ]
     md += [
         "Win rates: one sample per held-out prompt from each policy, judged by the oracle "
         "without noise, a tie counting half. RM acc, fresh labels: the labelers' (noisy) "
@@ -997,6 +1037,14 @@ def merge_reports(args) -> None:
     configs, every command."""
     reports = [json.loads(Path(p).read_text()) for p in args.merge.split(",") if p]
     merged = dict(reports[0])
+    # The header names the runs' oracle and labelers, not this command's defaults.
+    settings = merged.get("settings", {})
+    for name in ("oracle", "target_length", "length_weight", "labelers", "pretrain_steps",
+                 "algorithm"):  # fmt: skip
+        if name in settings:
+            setattr(args, name, type(getattr(args, name))(settings[name]))
+    if "target_words" in settings:
+        args.target_words = ast.literal_eval(settings["target_words"])
     merged["runs"] = [run for r in reports for run in r["runs"]]
     merged["command"] = " ; ".join(r["command"] for r in reports)
     args.rules = list(dict.fromkeys(run.get("acquisition", "random") for run in merged["runs"]))
