@@ -3,8 +3,10 @@
 A judge is a labeler account of kind `ai` (a user in the group `ai-judges`, a labeler of its
 project). What it answers comes in batches from the judging job (trainer/judging/) and is
 written here, one batch in one transaction: a batch is stored whole or not at all.
-Which judge said what, and whether it agreed with itself when the two responses were
-swapped, is kept in JudgeVerdict rows; only a consistent verdict becomes an annotation.
+Which judge said what, and whether it agreed with itself when the responses were swapped
+(a pair) or reversed (a ranking), is kept in JudgeVerdict rows; only a consistent verdict
+becomes an annotation. A Likert score is asked once and is always consistent. Likert tasks of
+a project with aspects are not judged (a judge gives one overall score).
 """
 
 import random
@@ -30,6 +32,8 @@ from annotator.signals import annotation_created
 
 AI_GROUP = "ai-judges"
 CHOICES = ("a", "b", "tie", "both_bad")
+JUDGED_KINDS = (Kind.PAIRWISE, Kind.LIKERT, Kind.RANKING)
+LETTERS = "ABCDEFGHIJKLMNOP"  # a ranking as the judge answers it: served letters, best first
 
 
 def labeler_ai_ensure(*, project: Project, username: str) -> AbstractBaseUser:
@@ -57,12 +61,17 @@ def is_ai(user: AbstractBaseUser) -> bool:
 def tasks_for_judging(
     *, project: Project, labeler: AbstractBaseUser, limit: int | None = None,
     round: int | None = None, seed: int | None = None, include_complete: bool = False,
+    kinds: tuple[str, ...] = JUDGED_KINDS,
 ) -> list[dict]:  # fmt: skip
-    """Pairwise tasks this judge has not given a verdict on, oldest first, as plain rows for
-    the judging process: the prompt, the two responses in a random first order. Open tasks
-    only, unless `include_complete` (judging what people already labeled: calibration)."""
+    """Tasks of `kinds` this judge has not given a verdict on, oldest first, as plain rows for
+    the judging process: the prompt and the responses in a random order (Likert rows also
+    carry the project's points and flags). Open tasks only, unless `include_complete` (judging
+    what people already labeled: calibration)."""
     rng = random.Random(seed)
-    tasks = Task.objects.filter(project=project, kind=Kind.PAIRWISE, gold__isnull=True)
+    kinds = tuple(k for k in kinds if k in JUDGED_KINDS)
+    if project.aspects:
+        kinds = tuple(k for k in kinds if k != Kind.LIKERT)
+    tasks = Task.objects.filter(project=project, kind__in=kinds, gold__isnull=True)
     if not include_complete:
         tasks = tasks.filter(is_complete=False)
     tasks = tasks.exclude(judge_verdicts__labeler=labeler).select_related("prompt").order_by("id")
@@ -75,23 +84,25 @@ def tasks_for_judging(
     links = TaskCompletion.objects.filter(task__in=tasks).order_by("task_id", "position")
     for task_id, cid, text in links.values_list("task_id", "completion_id", "completion__text"):
         texts.setdefault(task_id, []).append((cid, text))
+    wanted = {Kind.PAIRWISE: (2, 2), Kind.LIKERT: (1, 1), Kind.RANKING: (2, len(LETTERS))}
     rows = []
     for task in tasks:
-        pair = texts.get(task.id, [])
-        if len(pair) != 2:
+        shown = texts.get(task.id, [])
+        low, high = wanted[task.kind]
+        if not low <= len(shown) <= high:
             continue
-        if rng.random() < 0.5:
-            pair = pair[::-1]
+        rng.shuffle(shown)
         prompt = task.prompt.messages if task.prompt.messages is not None else task.prompt.text
-        rows.append(
-            {
-                "task_id": task.id,
-                "kind": task.kind,
-                "prompt": prompt,
-                "shown_order": [pair[0][0], pair[1][0]],
-                "responses": [pair[0][1], pair[1][1]],
-            }
-        )
+        row = {
+            "task_id": task.id,
+            "kind": task.kind,
+            "prompt": prompt,
+            "shown_order": [cid for cid, _ in shown],
+            "responses": [text for _, text in shown],
+        }
+        if task.kind == Kind.LIKERT:
+            row |= {"points": project.likert_points, "flags": list(project.flags or [])}
+        rows.append(row)
     return rows
 
 
@@ -104,10 +115,30 @@ def in_completion_terms(answer: str, order: list[int]) -> str:
     return answer
 
 
-def is_consistent(*, first: str, second: str, shown_order: list[int]) -> bool:
-    """Whether the answer in the first order and the answer with the two swapped agree."""
+def ranking_ids(letters: str, order: list[int]) -> list[int]:
+    """A judge's ranking (served letters, best first) as completion ids, best first."""
+    return [order[LETTERS.index(c)] for c in letters]
+
+
+def is_consistent(*, first: str, second: str, shown_order: list[int],
+                  kind: str = Kind.PAIRWISE) -> bool:  # fmt: skip
+    """Whether the answer in the first order and the answer with the responses swapped (a
+    ranking: reversed) agree. A Likert score is asked once: always consistent."""
+    if kind == Kind.LIKERT:
+        return True
+    if kind == Kind.RANKING:
+        return ranking_ids(first, shown_order) == ranking_ids(second, shown_order[::-1])
     swapped = [shown_order[1], shown_order[0]]
     return in_completion_terms(first, shown_order) == in_completion_terms(second, swapped)
+
+
+def valid_answer(kind: str, answer: str, *, size: int, points: int) -> bool:
+    """Whether a judge's answer is well formed for a task of `kind` with `size` responses."""
+    if kind == Kind.LIKERT:
+        return answer.isdigit() and 1 <= int(answer) <= points
+    if kind == Kind.RANKING:
+        return sorted(answer) == list(LETTERS[:size])
+    return answer in CHOICES
 
 
 @dataclass
@@ -121,6 +152,7 @@ class VerdictIn:
     usage: dict = field(default_factory=dict)
     to_people: bool = False  # also (or only) ask people
     reason: str = ""  # why people are asked
+    flags: list = field(default_factory=list)  # Likert: the flags the judge named
 
 
 def judge_verdicts_store(
@@ -138,18 +170,30 @@ def judge_verdicts_store(
     The judge's answer never counts towards the people's overlap."""
     if not is_ai(labeler):
         raise ServiceError("Only an AI judge's account stores judge verdicts.")
-    for v in verdicts:
-        if v.first not in CHOICES or v.second not in CHOICES:
-            raise ServiceError(f"Task {v.task_id}: a verdict is one of {', '.join(CHOICES)}.")
     made, last_id = 0, None
     with transaction.atomic():
         tasks = Task.objects.select_for_update().in_bulk([v.task_id for v in verdicts])
+        members: dict[int, set[int]] = {}
+        links = TaskCompletion.objects.filter(task_id__in=list(tasks))
+        for task_id, cid in links.values_list("task_id", "completion_id"):
+            members.setdefault(task_id, set()).add(cid)
         for v in verdicts:
             task = tasks.get(v.task_id)
-            if task is None or task.project_id != project.id or task.kind != Kind.PAIRWISE:
-                raise ServiceError(f"Task {v.task_id} is not a pairwise task of this project.")
-            consistent = is_consistent(first=v.first, second=v.second, shown_order=v.shown_order)
-            allowed = answer_allowed(project, v.first)
+            if task is None or task.project_id != project.id or task.kind not in JUDGED_KINDS:
+                raise ServiceError(f"Task {v.task_id} is not a judged task of this project.")
+            if sorted(v.shown_order) != sorted(members.get(task.id, ())):
+                raise ServiceError(f"Task {v.task_id}: the order names other responses.")
+            second_ok = task.kind == Kind.LIKERT and v.second == ""
+            size = len(v.shown_order)
+            for answer in (v.first,) if second_ok else (v.first, v.second):
+                if not valid_answer(task.kind, answer, size=size, points=project.likert_points):
+                    raise ServiceError(f"Task {v.task_id}: {answer!r} is no {task.kind} answer.")
+            unknown = [f for f in v.flags if f not in (project.flags or [])]
+            if unknown:
+                raise ServiceError(f"Task {v.task_id}: unknown flags {unknown}.")
+            consistent = is_consistent(first=v.first, second=v.second,
+                                       shown_order=v.shown_order, kind=task.kind)  # fmt: skip
+            allowed = task.kind != Kind.PAIRWISE or answer_allowed(project, v.first)
             to_people = v.to_people or not consistent or not allowed
             reason = v.reason or ("" if consistent else "inconsistent")
             if consistent and not allowed:
@@ -158,14 +202,14 @@ def judge_verdicts_store(
             if consistent and allowed:
                 annotation = Annotation.objects.create(
                     task=task, labeler=labeler, kind=task.kind, shown_order=v.shown_order,
-                    labeler_kind=LabelerKind.AI, **_answer_fields(v.first, v.shown_order),
+                    labeler_kind=LabelerKind.AI, **_answer_fields(task.kind, v),
                 )  # fmt: skip
                 made, last_id = made + 1, annotation.id
             JudgeVerdict.objects.create(
                 task=task, labeler=labeler, job_id=job_id, shown_order=v.shown_order,
                 first=v.first, second=v.second, consistent=consistent,
                 confidence=v.confidence, rationale=v.rationale, usage=v.usage,
-                annotation=annotation, to_people=to_people, reason=reason,
+                annotation=annotation, to_people=to_people, reason=reason, flags=v.flags,
             )  # fmt: skip
             if not to_people:
                 Task.objects.filter(id=task.id).update(is_complete=True)
@@ -187,7 +231,12 @@ def answer_allowed(project: Project, answer: str) -> bool:
     return True
 
 
-def _answer_fields(answer: str, order: list[int]) -> dict:
+def _answer_fields(kind: str, v: VerdictIn) -> dict:
+    if kind == Kind.LIKERT:
+        return {"score": int(v.first), "flags": list(v.flags)}
+    if kind == Kind.RANKING:
+        return {"ranking": ranking_ids(v.first, v.shown_order)}
+    answer, order = v.first, v.shown_order
     if answer == "tie":
         return {"verdict": Annotation.Verdict.TIE}
     if answer == "both_bad":

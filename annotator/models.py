@@ -363,12 +363,16 @@ class Annotation(models.Model):
 
 
 class JudgeVerdict(models.Model):
-    """An AI judge's verdict on a pairwise task, asked in both orders (docs/ai-judges.md).
+    """An AI judge's verdict on a task, a pair or a ranking asked in both orders
+    (docs/ai-judges.md).
 
     Answers are in served terms: `first` is the answer with `shown_order` as served, `second`
-    the answer with the two responses swapped ("a" is always the response shown first). A
-    consistent verdict made an annotation; an inconsistent one made none and the task went
-    to people. `to_people` says whether people were also asked (and why)."""
+    the answer with the responses swapped (a ranking: reversed). A pair's answer is "a" (the
+    response shown first), "b", "tie" or "both_bad"; a ranking's is the letters of the
+    responses as shown, best first ("CAB"); a Likert score ("5") is asked once (`second` is
+    empty) and its `flags` are the flags the judge named. A consistent verdict made an
+    annotation; an inconsistent one made none and the task went to people. `to_people` says
+    whether people were also asked (and why)."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judge_verdicts")
     labeler = models.ForeignKey(
@@ -387,6 +391,7 @@ class JudgeVerdict(models.Model):
     )
     to_people = models.BooleanField(default=False)
     reason = models.CharField(max_length=64, blank=True, help_text="Why people were asked.")
+    flags = models.JSONField(default=list, blank=True, help_text="Likert: the flags named.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -250,10 +250,13 @@ def _task_chunks(job: TrainingJob):
     )
     if judge is None:
         raise JobError("A judging job needs dataset.judge: one of the project's judges.")
+    from trainer.judging.services import judged_kinds
+
     rows = tasks_for_judging(
         project=job.project, labeler=judge.user, limit=job.dataset.get("max_tasks"),
         round=job.dataset.get("round"), seed=job.dataset.get("seed"),
         include_complete=job.dataset.get("include_complete", False),
+        kinds=judged_kinds(judge),
     )  # fmt: skip
     for row in rows:
         yield (json.dumps(row, ensure_ascii=False) + "\n").encode()

@@ -160,8 +160,18 @@ class JudgeCalibrationOut(serializers.Serializer):
     labeler_id = serializers.IntegerField()
     username = serializers.CharField()
     labeler_kind = serializers.CharField(help_text="Always ai.")
-    all = serializers.DictField(help_text="Figures over every verdict (docs/ai-judges.md).")
-    rounds = serializers.ListField(child=serializers.DictField(), help_text="One per round.")
+    all = serializers.DictField(
+        help_text="Figures over every pairwise verdict (docs/ai-judges.md)."
+    )
+    rounds = serializers.ListField(
+        child=serializers.DictField(), help_text="Pairwise figures, one per round."
+    )
+    likert = serializers.DictField(
+        allow_null=True, help_text="Figures over its Likert scores; null: none given."
+    )
+    ranking = serializers.DictField(
+        allow_null=True, help_text="Figures over its rankings; null: none given."
+    )
 
 
 class CalibrationOut(serializers.Serializer):
@@ -173,7 +183,9 @@ class CalibrationOut(serializers.Serializer):
 def calibration(request: Request, project_id: int) -> Response:
     """Each AI judge of the project against the people on the same tasks: agreement with their
     majority, Cohen's kappa, agreement by the people's own agreement, position and length
-    bias, confusion matrix; overall and per round (docs/ai-judges.md)."""
+    bias, confusion matrix; overall and per round (docs/ai-judges.md). Likert scores and
+    rankings apart: agreement within one point, weighted kappa; pair agreement, Kendall's
+    tau, position and length bias."""
     project = _admin_project(request, project_id)
     refuse_blank(CalibrationQuery, request.query_params)
     unknown = sorted(set(request.query_params) - set(CalibrationQuery().fields))
@@ -188,5 +200,6 @@ def calibration(request: Request, project_id: int) -> Response:
         )
         rounds = [{"round": r, **f} for r, f in figures["rounds"].items()]
         judges.append({"labeler_id": labeler_id, "username": username, "labeler_kind": "ai",
-                       "all": figures["all"], "rounds": rounds})  # fmt: skip
+                       "all": figures["all"], "rounds": rounds, "likert": figures["likert"],
+                       "ranking": figures["ranking"]})  # fmt: skip
     return Response(_rounded({"judges": judges}))

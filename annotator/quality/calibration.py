@@ -21,8 +21,22 @@ Figures:
 - length bias: how often the longer response wins, for the judge and for people (strict
   preferences between responses of different lengths);
 - confusion: counts[people's majority][judge's label].
+
+Likert tasks (`calibrate_likert`, a score asked once): agreement is the share of tasks where
+the judge's score is within one point of the people's median (the lower median for an even
+count); also the exact share, the mean absolute difference, Cohen's kappa with quadratic
+weights, the human–human rate within one point (the ceiling) and the mean score of each side
+(leniency).
+
+Ranking tasks (`calibrate_ranking`, asked as served and reversed): agreement is the share of
+pairs of responses the judge orders as the people's consensus does (responses by mean
+position), over all tasks; also Kendall's tau per task (mean), the share where both put the
+same response first, the human–human pair agreement (the ceiling), the share of rankings
+asked that put the response shown first on top against the chance 1/K (position bias), and
+how often the longer of two responses is ranked higher, for the judge and for people.
 """
 
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -170,10 +184,12 @@ PEOPLE = ("human", "simulated")
 
 
 def judge_items(*, project, labeler_id: int, round: int | None = None) -> list[Item]:
-    """The judge's verdicts on the project's tasks, each with the people's labels."""
+    """The judge's verdicts on the project's pairwise tasks, each with the people's labels."""
     from annotator.models import Annotation, JudgeVerdict, TaskCompletion
 
-    verdicts = JudgeVerdict.objects.filter(task__project=project, labeler_id=labeler_id)
+    verdicts = JudgeVerdict.objects.filter(
+        task__project=project, labeler_id=labeler_id, task__kind="pairwise"
+    )
     if round is not None:
         verdicts = verdicts.filter(task__round=round)
     rows = list(
@@ -211,9 +227,217 @@ def judge_items(*, project, labeler_id: int, round: int | None = None) -> list[I
 
 
 def judge_calibration(*, project, labeler_id: int, round: int | None = None) -> dict:
-    """Calibration of one judge: over all its verdicts, and per loop round."""
+    """Calibration of one judge: over all its pairwise verdicts, and per loop round; its
+    Likert and ranking verdicts apart (None where it has given none)."""
     items = judge_items(project=project, labeler_id=labeler_id, round=round)
-    return {"all": calibrate(items), "rounds": by_round(items)}
+    likert = likert_items(project=project, labeler_id=labeler_id, round=round)
+    ranking = ranking_items(project=project, labeler_id=labeler_id, round=round)
+    return {
+        "all": calibrate(items),
+        "rounds": by_round(items),
+        "likert": calibrate_likert(likert, points=project.likert_points) if likert else None,
+        "ranking": calibrate_ranking(ranking) if ranking else None,
+    }
+
+
+# --- Likert -----------------------------------------------------------------------------------
+
+
+@dataclass
+class LikertItem:
+    task_id: int
+    round: int | None
+    judge: int  # the judge's score
+    humans: list[int] = field(default_factory=list)  # people's scores
+
+
+def calibrate_likert(items: list[LikertItem], points: int = 7) -> dict:
+    pairs = [(item.judge, statistics.median_low(item.humans)) for item in items if item.humans]
+    judged, people = [a for a, _ in pairs], [b for _, b in pairs]
+    n = len(pairs)
+    kappa = None
+    if n and len(set(judged) | set(people)) > 1:
+        kappa = float(cohen_kappa_score(people, judged, labels=list(range(1, points + 1)),
+                                        weights="quadratic"))  # fmt: skip
+    hh_hits = hh_pairs = 0
+    for item in items:
+        h = item.humans
+        for i in range(len(h)):
+            for j in range(i + 1, len(h)):
+                hh_pairs += 1
+                hh_hits += abs(h[i] - h[j]) <= 1
+    return {
+        "verdicts": len(items),
+        "tasks": n,
+        "agreement": _share(sum(abs(a - b) <= 1 for a, b in pairs), n),
+        "exact": _share(sum(a == b for a, b in pairs), n),
+        "mean_abs_difference": statistics.fmean(abs(a - b) for a, b in pairs) if n else None,
+        "kappa_quadratic": kappa,
+        "human_human": _share(hh_hits, hh_pairs),
+        "human_pairs": hh_pairs,
+        "mean_score_judge": statistics.fmean(judged) if n else None,
+        "mean_score_people": statistics.fmean(people) if n else None,
+    }
+
+
+def likert_items(*, project, labeler_id: int, round: int | None = None) -> list[LikertItem]:
+    """The judge's Likert scores on the project's tasks, each with the people's scores."""
+    from annotator.models import Annotation, JudgeVerdict
+
+    verdicts = JudgeVerdict.objects.filter(
+        task__project=project, labeler_id=labeler_id, task__kind="likert"
+    )
+    if round is not None:
+        verdicts = verdicts.filter(task__round=round)
+    rows = list(verdicts.values_list("task_id", "task__round", "first"))
+    humans: dict[int, list[int]] = {}
+    answers = Annotation.objects.filter(
+        task_id__in=[r[0] for r in rows], labeler_kind__in=PEOPLE, score__isnull=False
+    )
+    for task_id, score in answers.values_list("task_id", "score"):
+        humans.setdefault(task_id, []).append(score)
+    return [
+        LikertItem(task_id=t, round=rnd, judge=int(first), humans=humans.get(t, []))
+        for t, rnd, first in rows
+        if first.isdigit()
+    ]
+
+
+# --- Ranking ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RankingItem:
+    task_id: int
+    round: int | None
+    shown_order: list[int]  # completion ids as first shown to the judge
+    first: list[int]  # the judge's ranking as served (completion ids, best first)
+    second: list[int]  # its ranking with the responses reversed
+    consistent: bool
+    lengths: dict[int, int] = field(default_factory=dict)  # completion id -> words
+    humans: list[list[int]] = field(default_factory=list)  # people's rankings
+
+
+def consensus(rankings: list[list[int]]) -> list[int]:
+    """The people's ranking: responses by their mean position (ties by id)."""
+    positions: dict[int, list[int]] = {}
+    for ranking in rankings:
+        for k, cid in enumerate(ranking):
+            positions.setdefault(cid, []).append(k)
+    return sorted(positions, key=lambda c: (statistics.fmean(positions[c]), c))
+
+
+def pair_agreement(x: list[int], y: list[int]) -> tuple[int, int]:
+    """(pairs of responses both rankings order alike, pairs ranked by both)."""
+    common = [c for c in x if c in set(y)]
+    where = {c: k for k, c in enumerate(y)}
+    hits = total = 0
+    for i in range(len(common)):
+        for j in range(i + 1, len(common)):
+            total += 1
+            hits += where[common[i]] < where[common[j]]
+    return hits, total
+
+
+def calibrate_ranking(items: list[RankingItem]) -> dict:
+    hits = total = top = tasks = 0
+    taus = []
+    hh_hits = hh_total = 0
+    judge_long = judge_long_n = people_long = people_long_n = 0
+    for item in items:
+        h = item.humans
+        for i in range(len(h)):
+            for j in range(i + 1, len(h)):
+                a, t = pair_agreement(h[i], h[j])
+                hh_hits, hh_total = hh_hits + a, hh_total + t
+        for ranking in h:
+            k, n = _longer_higher(ranking, item.lengths)
+            people_long, people_long_n = people_long + k, people_long_n + n
+        if not item.consistent or not h:
+            continue
+        theirs = consensus(h)
+        a, t = pair_agreement(item.first, theirs)
+        if not t:
+            continue
+        tasks += 1
+        hits, total = hits + a, total + t
+        taus.append(2 * a / t - 1)
+        top += item.first[0] == theirs[0]
+        k, n = _longer_higher(item.first, item.lengths)
+        judge_long, judge_long_n = judge_long + k, judge_long_n + n
+    asked = len(items) * 2
+    on_top = sum((i.first[0] == i.shown_order[0]) + (i.second[0] == i.shown_order[-1])
+                 for i in items)  # fmt: skip
+    chance = statistics.fmean(1 / len(i.shown_order) for i in items) if items else None
+    first_top = _share(on_top, asked)
+    return {
+        "verdicts": len(items),
+        "tasks": tasks,
+        "agreement": _share(hits, total),
+        "kendall_tau": statistics.fmean(taus) if taus else None,
+        "top_agreement": _share(top, tasks),
+        "human_human": _share(hh_hits, hh_total),
+        "human_pairs": hh_total,
+        "inconsistent": _share(sum(not i.consistent for i in items), len(items)),
+        "first_shown_top_share": first_top,
+        "first_shown_top_chance": chance,
+        "position_bias": None if first_top is None else first_top - chance,
+        "longer_higher_judge": _share(judge_long, judge_long_n),
+        "longer_higher_people": _share(people_long, people_long_n),
+    }
+
+
+def _longer_higher(ranking: list[int], lengths: dict[int, int]) -> tuple[int, int]:
+    """(pairs of differently long responses where the longer is ranked higher, such pairs)."""
+    hits = n = 0
+    for i in range(len(ranking)):
+        for j in range(i + 1, len(ranking)):
+            li, lj = lengths.get(ranking[i]), lengths.get(ranking[j])
+            if li is None or lj is None or li == lj:
+                continue
+            n += 1
+            hits += li > lj
+    return hits, n
+
+
+def ranking_items(*, project, labeler_id: int, round: int | None = None) -> list[RankingItem]:
+    """The judge's rankings on the project's tasks, each with the people's rankings."""
+    from annotator.judging import LETTERS, ranking_ids
+    from annotator.models import Annotation, JudgeVerdict, TaskCompletion
+
+    verdicts = JudgeVerdict.objects.filter(
+        task__project=project, labeler_id=labeler_id, task__kind="ranking"
+    )
+    if round is not None:
+        verdicts = verdicts.filter(task__round=round)
+    rows = list(
+        verdicts.values_list(
+            "task_id", "task__round", "first", "second", "shown_order", "consistent"
+        )
+    )
+    task_ids = [r[0] for r in rows]
+    lengths: dict[int, int] = {}
+    links = TaskCompletion.objects.filter(task_id__in=task_ids)
+    for cid, text in links.values_list("completion_id", "completion__text"):
+        lengths[cid] = len(text.split())
+    humans: dict[int, list[list[int]]] = {}
+    answers = Annotation.objects.filter(task_id__in=task_ids, labeler_kind__in=PEOPLE)
+    for task_id, ranking in answers.values_list("task_id", "ranking"):
+        if ranking:
+            humans.setdefault(task_id, []).append(list(ranking))
+    items = []
+    for task_id, rnd, first, second, order, consistent in rows:
+        if not set(first) | set(second) <= set(LETTERS[: len(order)]):
+            continue
+        items.append(
+            RankingItem(
+                task_id=task_id, round=rnd, shown_order=list(order),
+                first=ranking_ids(first, order), second=ranking_ids(second, order[::-1]),
+                consistent=consistent, lengths={c: lengths[c] for c in order if c in lengths},
+                humans=humans.get(task_id, []),
+            )
+        )  # fmt: skip
+    return items
 
 
 def judge_accounts(project) -> list[tuple[int, str]]:

@@ -130,6 +130,7 @@ def judge_calibration(request: HttpRequest, project_id: int) -> HttpResponse:
         figures = calibration.judge_calibration(project=project, labeler_id=labeler_id)
         rounds = list(figures["rounds"].items())
         judges.append({"labeler_id": labeler_id, "username": username, "all": figures["all"],
+                       "likert": figures["likert"], "ranking": figures["ranking"],
                        "rounds": rounds, "labels": calibration.LABELS})  # fmt: skip
     return render(request, "annotator/quality/calibration.html",
                   {"project": project, "judges": judges})  # fmt: skip

@@ -1,12 +1,18 @@
-"""AI judges: pairwise verdicts from a chat-completions endpoint, a local model, the reward model
-or a Python callable (docs/ai-judges.md). No Django here.
+"""AI judges: verdicts from a chat-completions endpoint, a local model, the reward model or a
+Python callable (docs/ai-judges.md), on pairwise, Likert and ranking tasks. No Django here.
 
-Every pair is asked in both orders: (A, B) as served, then (B, A). The two answers go back to
-the app as they are; the app decides whether they agree (annotator/judging.py) and who else is
-asked. `train(config, rows, output_dir, ...)` is the job kind's entry point (trainer/kinds.py):
-rows are tasks ``{"task_id", "prompt", "shown_order", "responses": [first, second]}``; each
-batch of results goes out through `emit_batch` as soon as it is whole, so the app stores a
-batch entirely or not at all.
+Every pair is asked in both orders: (A, B) as served, then (B, A); a ranking likewise, as
+served and reversed; a Likert score is asked once (there is no order to swap). The answers go
+back to the app as they are; the app decides whether they agree (annotator/judging.py) and who
+else is asked. `train(config, rows, output_dir, ...)` is the job kind's entry point
+(trainer/kinds.py): rows are tasks ``{"task_id", "kind", "prompt", "shown_order",
+"responses"}`` (two responses for a pair, one for Likert with ``points`` and ``flags``, K for a
+ranking); each batch of results goes out through `emit_batch` as soon as it is whole, so the
+app stores a batch entirely or not at all.
+
+Answers are in served terms: a pair's "a" is the response shown first; a Likert answer is the
+score as text ("5"); a ranking is the served letters best first ("CAB": the third response
+shown is best).
 
 The API key is read from the environment variable the config names, in this process only;
 it is never part of a config, a message, a log line or an error.
@@ -33,6 +39,15 @@ from trainer.algorithms.common import TrainingError
 
 BACKENDS = ("openai", "transformers", "reward_model", "callable")
 CHOICES = ("a", "b", "tie", "both_bad")
+KINDS = ("pairwise", "likert", "ranking")
+# What each backend can judge: a reward model's rewards have no fixed scale for a Likert score.
+BACKEND_KINDS = {
+    "openai": KINDS,
+    "transformers": KINDS,
+    "callable": KINDS,
+    "reward_model": ("pairwise", "ranking"),
+}
+LETTERS = "ABCDEFGHIJKLMNOP"  # a ranking task's responses, as the judge sees them (at most 16)
 
 # Rubrics: the user message sent for one pair. {prompt}, {response_a}, {response_b},
 # {principles} are filled in; the answer's last line must be "Verdict: A|B|tie|both bad".
@@ -72,6 +87,26 @@ CONSTITUTIONAL_RUBRIC = (
     + ANSWER_FORMAT
 )
 TEMPLATES = {"pairwise": PAIRWISE_RUBRIC, "constitutional": CONSTITUTIONAL_RUBRIC, **HHH_RUBRICS}
+# Likert: {prompt}, {response}, {points}, {flags} (numbered), {principles}. The flags are the
+# project's (InstructGPT's by default); the judge names the ones that apply by number.
+LIKERT_RUBRIC = (
+    "Rate the response to the user's prompt from 1 (very bad) to {points} (excellent).\n\n"
+    "[Prompt]\n{prompt}\n\n[Response]\n{response}\n\n"
+    "Flags that may apply to the response:\n{flags}\n\n"
+    "Judge the content, not the length of the response. End your answer with one line "
+    "`Score: <1 to {points}>`, then optionally a line `Flags: <the numbers of the flags that "
+    "apply, comma-separated, or none>` and a line `Confidence: <0 to 1>`."
+)
+# Ranking: {prompt}, {responses} ("[Response A]", "[Response B]", ... blocks), {count},
+# {letters} (e.g. "A, B, C"), {principles}.
+RANKING_RUBRIC = (
+    "Rank the responses to the user's prompt from best to worst.\n\n"
+    "[Prompt]\n{prompt}\n\n{responses}\n\n"
+    "Judge the content, not the length or the position of a response. End your answer with "
+    "one line `Ranking: ` and the letters of all {count} responses ({letters}), best first, "
+    "separated by `>`, then optionally a line `Confidence: <0 to 1>`."
+)
+DEFAULT_RUBRICS = {"pairwise": PAIRWISE_RUBRIC, "likert": LIKERT_RUBRIC, "ranking": RANKING_RUBRIC}
 THINK = "First reason step by step in a few sentences, then give the verdict."
 SYSTEM = "You are a careful judge of assistant responses."
 
@@ -106,7 +141,9 @@ class JudgeConfig:
     model_path: str = _opt(
         "", "transformers / reward_model: the local model directory (or model id)."
     )
-    rubric: str = _opt(PAIRWISE_RUBRIC, "The prompt template.")
+    rubric: str = _opt(PAIRWISE_RUBRIC, "The prompt template for a pair.")
+    likert_rubric: str = _opt(LIKERT_RUBRIC, "The prompt template for a Likert score.")
+    ranking_rubric: str = _opt(RANKING_RUBRIC, "The prompt template for a ranking.")
     principles: list = field(
         default_factory=lambda: list(CONSTITUTION),
         metadata={"help": "Constitutional principles ({principles})."},
@@ -140,24 +177,48 @@ class JudgeConfig:
 
 @dataclass
 class Answer:
-    choice: str  # "a" (the response shown first), "b", "tie" or "both_bad"
+    """One answer. Pairwise: `choice` is "a" (the response shown first), "b", "tie" or
+    "both_bad". Likert: `choice` is the score as text, `flags` the flags' names. Ranking:
+    `order`, the indices of the responses as given, best first (`choice` is unused)."""
+
+    choice: str
     confidence: float | None = None
     rationale: str = ""
     usage: dict = field(default_factory=dict)
+    flags: list = field(default_factory=list)
+    order: list = field(default_factory=list)
+
+
+def _fill(config: JudgeConfig, template: str, prompt, values: dict) -> str:
+    if isinstance(prompt, list):
+        prompt = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in prompt)
+    values = {
+        "{principles}": "\n".join(f"- {p}" for p in config.principles),
+        "{prompt}": str(prompt),
+        **values,
+    }
+    # One pass, so a response that happens to contain "{prompt}" is left as it is.
+    pattern = re.compile("|".join(re.escape(k) for k in values))
+    text = pattern.sub(lambda m: values[m.group(0)], template)
+    return text + ("\n\n" + THINK if config.chain_of_thought else "")
 
 
 def render(config: JudgeConfig, prompt, first: str, second: str) -> str:
-    if isinstance(prompt, list):
-        prompt = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in prompt)
-    text = config.rubric
-    for key, value in (
-        ("{principles}", "\n".join(f"- {p}" for p in config.principles)),
-        ("{prompt}", str(prompt)),
-        ("{response_a}", first),
-        ("{response_b}", second),
-    ):
-        text = text.replace(key, value)
-    return text + ("\n\n" + THINK if config.chain_of_thought else "")
+    return _fill(config, config.rubric, prompt, {"{response_a}": first, "{response_b}": second})
+
+
+def render_likert(config: JudgeConfig, prompt, text: str, points: int, flags: list) -> str:
+    listed = "\n".join(f"{i}. {name}" for i, name in enumerate(flags, 1)) or "(none)"
+    return _fill(config, config.likert_rubric, prompt,
+                 {"{response}": text, "{points}": str(points), "{flags}": listed})  # fmt: skip
+
+
+def render_ranking(config: JudgeConfig, prompt, texts: list[str]) -> str:
+    letters = LETTERS[: len(texts)]
+    blocks = "\n\n".join(f"[Response {c}]\n{t}" for c, t in zip(letters, texts, strict=True))
+    return _fill(config, config.ranking_rubric, prompt, {
+        "{responses}": blocks, "{count}": str(len(texts)), "{letters}": ", ".join(letters),
+    })  # fmt: skip
 
 
 _VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(a|b|tie|both[ _-]?bad)\b", re.I)
@@ -176,10 +237,88 @@ def parse_answer(text: str) -> tuple[str, float | None, str]:
     else:
         raise JudgeError(f"The judge's answer has no verdict line: {text[:120]!r}")
     choice = "both_bad" if choice.startswith("both") else choice
-    conf = _CONFIDENCE.findall(text)
-    confidence = min(1.0, float(conf[-1])) if conf else None
     rationale = text[: _VERDICT.search(text).start()].strip() if found else ""
-    return choice, confidence, rationale
+    return choice, _confidence(text), rationale
+
+
+_SCORE = re.compile(r"score\s*[:=]\s*\**\s*(\d+)\b", re.I)
+_FLAGS = re.compile(r"flags\s*[:=]\s*([^\n]*)", re.I)
+_RANKING = re.compile(r"ranking\s*[:=]\s*\**\s*([A-P](?:\s*(?:>|,)\s*[A-P])*)", re.I)
+
+
+def parse_likert(text: str, points: int, flags: list) -> tuple[int, list, float | None, str]:
+    """(score, flag names, confidence, rationale); JudgeError without a score in 1..points."""
+    if not isinstance(text, str):
+        raise JudgeError("The judge's answer has no text.")
+    found = _SCORE.findall(text)
+    if not found:
+        raise JudgeError(f"The judge's answer has no score line: {text[:120]!r}")
+    score = int(found[-1])
+    if not 1 <= score <= points:
+        raise JudgeError(f"The judge scored {score}, outside 1 to {points}.")
+    named = []
+    flag_line = _FLAGS.findall(text)
+    if flag_line:
+        for number in re.findall(r"\d+", flag_line[-1]):
+            if not 1 <= int(number) <= len(flags):
+                raise JudgeError(f"The judge named flag {number}; there are {len(flags)}.")
+            if flags[int(number) - 1] not in named:
+                named.append(flags[int(number) - 1])
+    return score, named, _confidence(text), text[: _SCORE.search(text).start()].strip()
+
+
+def parse_ranking(text: str, count: int) -> tuple[list[int], float | None, str]:
+    """(indices best first, confidence, rationale); JudgeError unless the ranking names each
+    of the `count` responses exactly once."""
+    if not isinstance(text, str):
+        raise JudgeError("The judge's answer has no text.")
+    found = list(_RANKING.finditer(text))
+    if not found:
+        raise JudgeError(f"The judge's answer has no ranking line: {text[:120]!r}")
+    letters = re.findall(r"[A-P]", found[-1].group(1).upper())
+    order = [LETTERS.index(c) for c in letters]
+    if sorted(order) != list(range(count)):
+        raise JudgeError(
+            f"The judge's ranking {''.join(letters)!r} does not name each of the {count} "
+            "responses once."
+        )
+    return order, _confidence(text), text[: found[-1].start()].strip()
+
+
+def _confidence(text: str) -> float | None:
+    conf = _CONFIDENCE.findall(text)
+    return min(1.0, float(conf[-1])) if conf else None
+
+
+def rank_by_pairs(judge, prompt, texts: list[str]) -> Answer:
+    """A ranking from pairwise verdicts (for backends that compare two at a time): each pair
+    asked once, i before j; ordered by wins (a tie half a win), then by position. Asked again
+    with the responses reversed, every pair comes the other way round, so a judge's position
+    bias shows as an inconsistent ranking."""
+    wins = [0.0] * len(texts)
+    usage: dict = {}
+    confs = []
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            answer = judge(prompt, texts[i], texts[j])
+            if answer.choice == "a":
+                wins[i] += 1
+            elif answer.choice == "b":
+                wins[j] += 1
+            elif answer.choice == "tie":
+                wins[i] += 0.5
+                wins[j] += 0.5
+            _add_usage(usage, answer.usage)
+            if answer.confidence is not None:
+                confs.append(answer.confidence)
+    order = sorted(range(len(texts)), key=lambda k: (-wins[k], k))
+    return Answer("", min(confs) if confs else None, "", usage, order=order)
+
+
+def _add_usage(total: dict, part: dict) -> None:
+    for key, value in part.items():
+        if isinstance(value, (int, float)):
+            total[key] = round(total.get(key, 0) + value, 8)
 
 
 # --- Backends ---------------------------------------------------------------------------------
@@ -201,13 +340,29 @@ class OpenAIJudge:
         self.sleep = sleep
 
     def __call__(self, prompt, first: str, second: str) -> Answer:
+        text, usage = self._ask(render(self.config, prompt, first, second))
+        choice, confidence, rationale = parse_answer(text)
+        return Answer(choice, confidence, self._kept(rationale), usage)
+
+    def score(self, prompt, text: str, points: int, flags: list) -> Answer:
+        answer, usage = self._ask(render_likert(self.config, prompt, text, points, flags))
+        score, named, confidence, rationale = parse_likert(answer, points, flags)
+        return Answer(str(score), confidence, self._kept(rationale), usage, flags=named)
+
+    def rank(self, prompt, texts: list[str]) -> Answer:
+        answer, usage = self._ask(render_ranking(self.config, prompt, texts))
+        order, confidence, rationale = parse_ranking(answer, len(texts))
+        return Answer("", confidence, self._kept(rationale), usage, order=order)
+
+    def _kept(self, rationale: str) -> str:
+        return rationale if self.config.chain_of_thought else ""
+
+    def _ask(self, user: str) -> tuple[str, dict]:
+        """The endpoint's text for one user message, and the call's tokens and cost."""
         c = self.config
         body = {
             "model": c.model,
-            "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": render(c, prompt, first, second)},
-            ],
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
             "temperature": c.temperature,
             "max_tokens": c.max_tokens,
         }
@@ -219,14 +374,11 @@ class OpenAIJudge:
                 f"The endpoint's answer is not a chat completion (no choices[0].message."
                 f"content): {json.dumps(data)[:200]}"
             ) from None
-        choice, confidence, rationale = parse_answer(text)
         usage = data.get("usage") or {}
         p, q = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         cost = p / 1000 * c.cost_per_1k_prompt + q / 1000 * c.cost_per_1k_completion
-        return Answer(
-            choice, confidence, rationale if c.chain_of_thought else "",
-            {"prompt_tokens": p, "completion_tokens": q, "cost": round(cost, 8), "calls": 1},
-        )  # fmt: skip
+        return text, {"prompt_tokens": p, "completion_tokens": q, "cost": round(cost, 8),
+                      "calls": 1}  # fmt: skip
 
     def _post(self, payload: bytes) -> dict:
         headers = {"Content-Type": "application/json"}
@@ -291,6 +443,27 @@ class CallableJudge:
             raise JudgeError(f"The judge answered {answer.choice!r}, not one of {CHOICES}.")
         return answer
 
+    def score(self, prompt, text: str, points: int, flags: list) -> Answer:
+        """Given one text (and `points=`, `prompt=` when it takes them), as the oracles are:
+        an int score, or a dict with "score" and optionally "flags" (names), "confidence"."""
+        params = inspect.signature(self.fn).parameters
+        kwargs = {"prompt": prompt} if self.takes_prompt else {}
+        if "points" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            kwargs["points"] = points
+        out = self.fn(text, **kwargs)
+        score = out.get("score") if isinstance(out, dict) else out
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= points:
+            raise JudgeError(f"The judge scored {score!r}; expected an int from 1 to {points}.")
+        named = list(out.get("flags") or []) if isinstance(out, dict) else []
+        unknown = [f for f in named if f not in flags]
+        if unknown:
+            raise JudgeError(f"The judge named flags the project does not have: {unknown}.")
+        confidence = out.get("confidence") if isinstance(out, dict) else None
+        return Answer(str(score), confidence, "", flags=named)
+
+    def rank(self, prompt, texts: list[str]) -> Answer:
+        return rank_by_pairs(self, prompt, texts)
+
 
 class TransformersJudge:
     """A local causal LM: the verdict is whichever answer, " A" or " B", has the higher
@@ -331,6 +504,23 @@ class TransformersJudge:
         p_a = 1 / (1 + math.exp(lb - la))
         return Answer("a" if p_a >= 0.5 else "b", max(p_a, 1 - p_a), "", {"logprobs": [la, lb]})
 
+    def score(self, prompt, text: str, points: int, flags: list) -> Answer:
+        """The score whose digits, as the continuation of the rubric and "Score:", are the
+        most likely; confidence is its share of the scores' softmax. No flags."""
+        rendered = render_likert(self.config, prompt, text, points, flags) + "\nScore:"
+        prompt_ids = self.tokenizer(rendered).input_ids[-1024:]
+        logps = [
+            self._logprob(prompt_ids, self.tokenizer(f" {k}", add_special_tokens=False).input_ids)
+            for k in range(1, points + 1)
+        ]
+        top = max(logps)
+        weights = [math.exp(lp - top) for lp in logps]
+        best = max(range(points), key=lambda k: logps[k])
+        return Answer(str(best + 1), weights[best] / sum(weights), "", {"logprobs": logps})
+
+    def rank(self, prompt, texts: list[str]) -> Answer:
+        return rank_by_pairs(self, prompt, texts)
+
 
 class RewardModelJudge:
     """The project's reward model: the response it scores higher wins; confidence is the
@@ -346,6 +536,20 @@ class RewardModelJudge:
         p = 1 / (1 + math.exp(-(r1 - r2)))
         return Answer("a" if p >= 0.5 else "b", max(p, 1 - p), "", {"rewards": [r1, r2]})
 
+    def score(self, prompt, text: str, points: int, flags: list) -> Answer:
+        raise JudgeError(
+            "A reward-model judge gives no Likert scores: its rewards have no fixed scale."
+        )
+
+    def rank(self, prompt, texts: list[str]) -> Answer:
+        """By reward, highest first; confidence is the Bradley–Terry probability of the
+        closest neighbouring pair."""
+        rewards = self.scorer([prompt] * len(texts), list(texts))
+        order = sorted(range(len(texts)), key=lambda k: (-rewards[k], k))
+        gaps = [rewards[order[k]] - rewards[order[k + 1]] for k in range(len(order) - 1)]
+        confidence = 1 / (1 + math.exp(-min(gaps))) if gaps else None
+        return Answer("", confidence, "", {"rewards": list(rewards)}, order=order)
+
 
 def make_judge(config: JudgeConfig) -> Callable[..., Answer]:
     return {
@@ -360,25 +564,38 @@ def make_judge(config: JudgeConfig) -> Callable[..., Answer]:
 
 
 def judge_row(judge, row: dict) -> dict:
-    """Both orders for one task; the result row the app stores."""
-    prompt, (x, y) = row["prompt"], row["responses"]
-    first = judge(prompt, x, y)
-    second = judge(prompt, y, x)
+    """One task's answers (both orders for a pair or a ranking); the result row the app
+    stores."""
+    kind, prompt, texts = row.get("kind", "pairwise"), row["prompt"], list(row["responses"])
+    flags: list = []
+    if kind == "likert":
+        answers = [judge.score(prompt, texts[0], row["points"], row.get("flags") or [])]
+        first, second, flags = answers[0].choice, "", answers[0].flags
+    elif kind == "ranking":
+        if not 2 <= len(texts) <= len(LETTERS):
+            raise JudgeError(f"A ranking of {len(texts)} responses (2 to {len(LETTERS)} can be).")
+        answers = [judge.rank(prompt, texts), judge.rank(prompt, texts[::-1])]
+        first, second = ("".join(LETTERS[k] for k in a.order) for a in answers)
+    else:
+        answers = [judge(prompt, texts[0], texts[1]), judge(prompt, texts[1], texts[0])]
+        first, second = answers[0].choice, answers[1].choice
     usage: dict = {}
-    for part in (first.usage, second.usage):
-        for key, value in part.items():
-            if isinstance(value, (int, float)):
-                usage[key] = round(usage.get(key, 0) + value, 8)
-    confs = [a.confidence for a in (first, second) if a.confidence is not None]
-    return {
+    for a in answers:
+        _add_usage(usage, a.usage)
+    confs = [a.confidence for a in answers if a.confidence is not None]
+    out = {
         "task_id": row["task_id"],
+        "kind": kind,
         "shown_order": row["shown_order"],
-        "first": first.choice,
-        "second": second.choice,
+        "first": first,
+        "second": second,
         "confidence": min(confs) if confs else None,
-        "rationale": "\n\n---\n\n".join(a.rationale for a in (first, second) if a.rationale),
+        "rationale": "\n\n---\n\n".join(a.rationale for a in answers if a.rationale),
         "usage": usage,
     }
+    if kind == "likert":
+        out["flags"] = flags
+    return out
 
 
 def train(
@@ -439,6 +656,14 @@ def _safe(judge):
 
 
 def _inconsistent(r: dict) -> bool:
+    kind = r.get("kind", "pairwise")
+    if kind == "likert":
+        return False  # asked once
+    if kind == "ranking":
+        # The second ranking was asked with the responses reversed: position k there is
+        # position K-1-k as served.
+        k = len(r["second"])
+        return r["first"] != "".join(LETTERS[k - 1 - LETTERS.index(c)] for c in r["second"])
     swap = {"a": "b", "b": "a"}
     return swap.get(r["first"], r["first"]) != r["second"]
 

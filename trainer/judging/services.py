@@ -24,10 +24,17 @@ from annotator.judging import (
     labeler_ai_ensure,
     tasks_for_judging,
 )
-from annotator.models import JudgeVerdict, Project
-from annotator.quality.calibration import calibrate, judge_items
+from annotator.models import JudgeVerdict, Kind, Project, Task
+from annotator.quality.calibration import (
+    calibrate,
+    calibrate_likert,
+    calibrate_ranking,
+    judge_items,
+    likert_items,
+    ranking_items,
+)
 from trainer import services
-from trainer.algorithms.judges import PAIRWISE_RUBRIC, JudgeConfig
+from trainer.algorithms.judges import BACKEND_KINDS, DEFAULT_RUBRICS, KINDS, JudgeConfig
 from trainer.exceptions import JobError
 from trainer.judging import keys
 from trainer.models import Judge, ModelVersion, TrainingJob
@@ -92,6 +99,13 @@ def _set(judge: Judge, fields: dict) -> None:
             "variable api_key_env, not both. Empty one of them.",
             field="api_key",
         )
+    unknown_kinds = set(judge.rubrics or {}) - set(KINDS)
+    if unknown_kinds:
+        raise ServiceError(
+            f"Rubrics are per task kind ({', '.join(KINDS)}), not "
+            f"{', '.join(sorted(unknown_kinds))}.",
+            field="rubrics",
+        )
     if judge.reward_model_id and judge.reward_model.project_id != judge.project_id:
         raise ServiceError("That reward model belongs to another project.", field="reward_model")
     for name in ("audit_share", "min_agreement", "min_confidence"):
@@ -120,7 +134,8 @@ def judge_config(judge: Judge) -> dict:
         api_key_env=keys.STORED_KEY_ENV if judge.api_key_encrypted else judge.api_key_env,
         timeout_s=judge.timeout_s, retries=judge.retries,
         concurrency=judge.concurrency, callable_path=judge.callable_path,
-        model_path=model_path, rubric=(judge.rubrics or {}).get("pairwise") or PAIRWISE_RUBRIC,
+        model_path=model_path, rubric=rubric_of(judge, "pairwise"),
+        likert_rubric=rubric_of(judge, "likert"), ranking_rubric=rubric_of(judge, "ranking"),
         chain_of_thought=judge.chain_of_thought,
         cost_per_1k_prompt=judge.cost_per_1k_prompt,
         cost_per_1k_completion=judge.cost_per_1k_completion,
@@ -130,6 +145,16 @@ def judge_config(judge: Judge) -> dict:
     from dataclasses import asdict
 
     return asdict(config)
+
+
+def rubric_of(judge: Judge, kind: str) -> str:
+    """The judge's prompt template for a task kind: its own, or the default."""
+    return (judge.rubrics or {}).get(kind) or DEFAULT_RUBRICS[kind]
+
+
+def judged_kinds(judge: Judge) -> tuple[str, ...]:
+    """The task kinds this judge is given (a reward model gives no Likert scores)."""
+    return BACKEND_KINDS[judge.backend]
 
 
 def judge_run(
@@ -144,8 +169,13 @@ def judge_run(
     except ValueError as exc:
         raise JobError(f"The judge cannot run: {exc}.") from None
     if not tasks_for_judging(project=judge.project, labeler=judge.user, limit=1, round=round,
-                             include_complete=include_complete):  # fmt: skip
-        raise JobError("Nothing to judge: this judge has judged every open pairwise task.")
+                             include_complete=include_complete,
+                             kinds=judged_kinds(judge)):  # fmt: skip
+        raise JobError(
+            "Nothing to judge: this judge has judged every open "
+            + " / ".join(judged_kinds(judge))
+            + " task."
+        )
     dataset: dict = {"judge": judge.id}
     if max_tasks:
         dataset["max_tasks"] = max_tasks
@@ -188,19 +218,26 @@ class Trust:
     asked_people: int  # consistent verdicts sent to people: calibration to come
 
 
-def judge_trust(judge: Judge) -> Trust:
-    """Measured on the labels the judge gives: an inconsistent verdict, or one the project
-    does not allow (a tie where people cannot tie), makes no label and calibrates nothing
-    here (the calibration page still shows them)."""
+def judge_trust(judge: Judge, kind: str = Kind.PAIRWISE) -> Trust:
+    """Measured on the labels the judge gives, on tasks of one kind: an inconsistent verdict,
+    or one the project does not allow (a tie where people cannot tie), makes no label and
+    calibrates nothing here (the calibration page still shows them)."""
     project = judge.project
-    items = [
-        item
-        for item in judge_items(project=project, labeler_id=judge.user_id)
-        if answer_allowed(project, item.first)
-    ]
-    figures = calibrate(items)
+    if kind == Kind.LIKERT:
+        figures = calibrate_likert(likert_items(project=project, labeler_id=judge.user_id))
+    elif kind == Kind.RANKING:
+        figures = calibrate_ranking(ranking_items(project=project, labeler_id=judge.user_id))
+    else:
+        items = [
+            item
+            for item in judge_items(project=project, labeler_id=judge.user_id)
+            if answer_allowed(project, item.first)
+        ]
+        figures = calibrate(items)
     asked = (
-        JudgeVerdict.objects.filter(labeler_id=judge.user_id, to_people=True, consistent=True)
+        JudgeVerdict.objects.filter(
+            labeler_id=judge.user_id, to_people=True, consistent=True, task__kind=kind
+        )
         .exclude(reason="not allowed")
         .count()
     )
@@ -227,26 +264,35 @@ def route(*, judge: Judge, trust: Trust, task_id: int, consistent: bool,
 
 
 def judge_batch_store(*, job_id: int, results: list[dict]) -> int:
-    """One batch from a judging job's process, stored whole. Returns the annotations made."""
+    """One batch from a judging job's process, stored whole. Returns the annotations made.
+    Each kind of task is routed on the judge's measured agreement on that kind."""
     job = TrainingJob.objects.select_related("project").get(id=job_id)
     judge = Judge.objects.select_related("user").get(id=job.dataset["judge"])
-    trust = judge_trust(judge)
-    asked = trust.asked_people
+    kinds = dict(
+        Task.objects.filter(id__in=[r["task_id"] for r in results]).values_list("id", "kind")
+    )
+    trusts: dict[str, Trust] = {}
+    asked: dict[str, int] = {}
     verdicts = []
     for r in results:
+        kind = kinds.get(r["task_id"], Kind.PAIRWISE)
+        if kind not in trusts:
+            trusts[kind] = judge_trust(judge, kind)
+            asked[kind] = trusts[kind].asked_people
+        trust = trusts[kind]
         consistent = is_consistent(first=r["first"], second=r["second"],
-                                   shown_order=r["shown_order"])  # fmt: skip
+                                   shown_order=r["shown_order"], kind=kind)  # fmt: skip
         to_people, reason = route(
-            judge=judge, trust=Trust(trust.agreement, trust.calibrated, asked),
+            judge=judge, trust=Trust(trust.agreement, trust.calibrated, asked[kind]),
             task_id=r["task_id"], consistent=consistent, confidence=r.get("confidence"),
         )  # fmt: skip
-        asked += to_people and consistent
+        asked[kind] += to_people and consistent
         verdicts.append(
             VerdictIn(
                 task_id=r["task_id"], shown_order=r["shown_order"], first=r["first"],
                 second=r["second"], confidence=r.get("confidence"),
                 rationale=r.get("rationale") or "", usage=r.get("usage") or {},
-                to_people=to_people, reason=reason,
+                to_people=to_people, reason=reason, flags=list(r.get("flags") or []),
             )
         )  # fmt: skip
     return judge_verdicts_store(

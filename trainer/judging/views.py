@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotator.exceptions import ServiceError
 from annotator.models import JudgeVerdict
 from annotator.views import login_required
-from trainer.algorithms.judges import PAIRWISE_RUBRIC, TEMPLATES
+from trainer.algorithms.judges import DEFAULT_RUBRICS, PAIRWISE_RUBRIC, TEMPLATES
 from trainer.exceptions import JobError
 from trainer.judging import services as judging
 from trainer.models import Judge, TrainingJob
@@ -33,6 +33,21 @@ class JudgeForm(forms.ModelForm):
         "{principles} are filled in. Empty: the default. Templates: "
         + ", ".join(TEMPLATES)
         + ".",  # fmt: skip
+    )
+    likert_rubric = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
+        required=False,
+        label="Likert rubric",
+        help_text="The prompt for one response's score: {prompt}, {response}, {points}, "
+        "{flags} (the project's, numbered) and {principles}. Empty: the default. Not for a "
+        "reward-model judge (its rewards have no scale) or a project with aspects.",
+    )
+    ranking_rubric = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
+        required=False,
+        label="Ranking rubric",
+        help_text="The prompt for a ranking: {prompt}, {responses} (lettered A, B, ...), "
+        "{count}, {letters} and {principles}. Empty: the default.",
     )
     api_key = forms.CharField(
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -59,8 +74,27 @@ class JudgeForm(forms.ModelForm):
         rubric = TEMPLATES.get(self.cleaned_data.get("template") or "") or self.cleaned_data.get(
             "rubric"
         )
-        data["rubrics"] = {"pairwise": rubric} if rubric and rubric != PAIRWISE_RUBRIC else {}
+        written = {
+            "pairwise": rubric,
+            "likert": self.cleaned_data.get("likert_rubric"),
+            "ranking": self.cleaned_data.get("ranking_rubric"),
+        }
+        data["rubrics"] = {
+            kind: text
+            for kind, text in written.items()
+            if text and text.strip() and text != DEFAULT_RUBRICS[kind]
+        }
         return data
+
+
+def _initial(judge: Judge | None) -> dict:
+    return {
+        "rubric": judging.rubric_of(judge, "pairwise") if judge else PAIRWISE_RUBRIC,
+        "likert_rubric": judging.rubric_of(judge, "likert") if judge else DEFAULT_RUBRICS["likert"],
+        "ranking_rubric": (
+            judging.rubric_of(judge, "ranking") if judge else DEFAULT_RUBRICS["ranking"]
+        ),
+    }
 
 
 def _page(project) -> dict:
@@ -88,10 +122,8 @@ def _page(project) -> dict:
                 project=project, kind="judge", dataset__judge=judge.id
             ).order_by("-id")[:5]
         )
-        judge.form = JudgeForm(
-            instance=judge, prefix=f"j{judge.id}",
-            initial={"rubric": (judge.rubrics or {}).get("pairwise") or PAIRWISE_RUBRIC},
-        )  # fmt: skip
+        judge.kinds = judging.judged_kinds(judge)
+        judge.form = JudgeForm(instance=judge, prefix=f"j{judge.id}", initial=_initial(judge))
     return {"project": project, "judges": judges, "tab": "judges"}
 
 
@@ -99,7 +131,7 @@ def _page(project) -> dict:
 @login_required
 def judge_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project_for_admin(request, project_id)
-    form = JudgeForm(prefix="new", initial={"rubric": PAIRWISE_RUBRIC})
+    form = JudgeForm(prefix="new", initial=_initial(None))
     return render(request, "trainer/judges.html", {**_page(project), "form": form})
 
 

@@ -2,16 +2,20 @@
 
 For tests, demos and benchmarks: ``python -m trainer.loop.judge_server --port 0`` prints
 ``listening on http://127.0.0.1:PORT/v1`` and answers ``POST /v1/chat/completions`` by an
-oracle rule (trainer/loop/oracles.py) applied to the two responses found in the judge's
-prompt (``[Response A]`` / ``[Response B]``, as the rubrics of trainer/algorithms/judges.py
-write them). The request's ``model`` says how to behave, as ``;``-separated settings:
+oracle rule (trainer/loop/oracles.py) applied to the responses found in the judge's prompt,
+as the rubrics of trainer/algorithms/judges.py write them: ``[Response A]`` / ``[Response B]``
+for a pair (answered ``Verdict: ...``), one ``[Response]`` for a Likert score (``Score: N``,
+on the scale the prompt's ``Score: <1 to N>`` names), ``[Response A]`` ... ``[Response K]``
+with a ``Ranking:`` instruction for a ranking (``Ranking: C > A > B``). The request's
+``model`` says how to behave, as ``;``-separated settings:
 
 - ``rule=words-and-length`` (default), ``target=sun,garden``, ``length=12``, ``weight=0.25``
   (what one word of length distance costs): the rule;
 - ``noise=0.02``: errors drawn afresh on each answer (asked twice, the judge may contradict
   itself); ``pair_noise=0.21``: share of pairs the judge is wrong about in both orders and on
   every asking, fixed by the two texts and ``seed`` (how LLM judges err on hard pairs);
-  ``left=0.1``: probability of answering "A" whatever the responses say (position bias);
+  ``left=0.1``: probability of answering "A" whatever the responses say (position bias; in a
+  ranking: of putting the response shown first on top);
   ``seed=1``. ``noise`` alone is the older, all-independent judge;
   trainer.loop.oracles.judge_noise_for picks the two parts for a wanted error and flip rate;
 - ``fail=429x2`` (or ``500x1``): the first N requests with this model string get that status;
@@ -32,7 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from trainer.loop.oracles import OracleConfig, make_oracle
 
-_B_END = re.compile(r"\n\n(?=Judge the content|End your answer|First reason)")
+_B_END = re.compile(r"\n\n(?=Judge the content|End your answer|First reason|Flags that may)")
+_BLOCK = re.compile(r"\[Response ([A-P])\]\n")
+_POINTS = re.compile(r"Score: <1 to (\d+)>")
 
 
 def settings_of(model: str) -> dict:
@@ -52,9 +58,21 @@ def responses_of(text: str) -> tuple[str, str]:
     return a, b
 
 
-def verdict(a: str, b: str, s: dict, count: int) -> str:
-    """The simulated judge's answer ("a", "b", "tie", "both_bad") to the `count`-th request
-    of its model string `s` (settings_of) on responses A = `a`, B = `b`."""
+def _until_instructions(text: str) -> str:
+    match = _B_END.search(text)
+    return text[: match.start()] if match else text.rsplit("\n\n", 1)[0]
+
+
+def ranked_of(text: str) -> list[str]:
+    """A ranking prompt's responses, in the order shown."""
+    parts = _BLOCK.split(text)[1:]  # letter, text, letter, text, ...
+    texts = [part.removesuffix("\n\n") for part in parts[1::2]]
+    texts[-1] = _until_instructions(texts[-1])
+    return texts
+
+
+def oracle_for(s: dict, count: int):
+    """The simulated judge's oracle for the `count`-th request of its model string `s`."""
     config = OracleConfig(
         target_words=tuple((s.get("target") or "happy,friend,garden,music,bright,kind")
                            .split(",")),
@@ -65,10 +83,31 @@ def verdict(a: str, b: str, s: dict, count: int) -> str:
         # One stream per request: the answer depends on the request's number only.
         seed=int(s.get("seed") or 0) * 1_000_003 + count,
     )  # fmt: skip
-    return make_oracle(s.get("rule") or "words-and-length", **vars(config)).answer_pairwise(a, b)
+    return make_oracle(s.get("rule") or "words-and-length", **vars(config))
+
+
+def verdict(a: str, b: str, s: dict, count: int) -> str:
+    """The simulated judge's answer ("a", "b", "tie", "both_bad") to the `count`-th request
+    of its model string `s` (settings_of) on responses A = `a`, B = `b`."""
+    return oracle_for(s, count).answer_pairwise(a, b)
 
 
 def verdict_text(user: str, s: dict, count: int) -> str:
+    if "[Response]\n" in user:
+        text = _until_instructions(user.split("[Response]\n", 1)[1])
+        found = _POINTS.search(user)
+        score = oracle_for(s, count).answer_likert(text, points=int(found.group(1)) if found else 7)
+        return f"Scoring by the rule.\nScore: {score}\nFlags: none\nConfidence: 0.9"
+    if "[Response C]\n" in user or "Ranking:" in user:
+        texts = ranked_of(user)
+        oracle = oracle_for(s, count)
+        left = float(s.get("left") or 0)
+        if left and oracle.rng.random() < left:
+            order = [0] + [k for k in oracle.order(texts) if k != 0]
+        else:
+            order = oracle.answer_ranking(texts)
+        letters = " > ".join("ABCDEFGHIJKLMNOP"[k] for k in order)
+        return f"Ranking by the rule.\nRanking: {letters}\nConfidence: 0.9"
     word = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}[
         verdict(*responses_of(user), s, count)
     ]
