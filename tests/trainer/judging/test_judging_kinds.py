@@ -243,3 +243,10 @@ def test_trust_is_measured_per_task_kind(alice, bob, client):
     likert_figures = api.json()["judges"][0]["likert"]
     assert likert_figures["tasks"] == 2 and likert_figures["agreement"] == 0.0
     assert api.json()["judges"][0]["ranking"] is None
+
+
+def test_the_judge_is_offered_a_tie_only_where_people_are(project):
+    project.allow_tie, project.allow_both_bad = False, True
+    project.save()
+    config = judging.judge_config(make_judge(project))
+    assert (config["allow_tie"], config["allow_both_bad"]) == (False, True)
