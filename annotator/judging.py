@@ -68,15 +68,8 @@ def tasks_for_judging(
     carry the project's points and flags). Open tasks only, unless `include_complete` (judging
     what people already labeled: calibration)."""
     rng = random.Random(seed)
-    kinds = tuple(k for k in kinds if k in JUDGED_KINDS)
-    if project.aspects:
-        kinds = tuple(k for k in kinds if k != Kind.LIKERT)
-    tasks = Task.objects.filter(project=project, kind__in=kinds, gold__isnull=True)
-    if not include_complete:
-        tasks = tasks.filter(is_complete=False)
-    tasks = tasks.exclude(judge_verdicts__labeler=labeler).select_related("prompt").order_by("id")
-    if round is not None:
-        tasks = tasks.filter(round=round)
+    tasks = judgeable(project=project, labeler=labeler, kinds=kinds, round=round,
+                      include_complete=include_complete).select_related("prompt")  # fmt: skip
     if limit:
         tasks = tasks[:limit]
     tasks = list(tasks)
@@ -104,6 +97,45 @@ def tasks_for_judging(
             row |= {"points": project.likert_points, "flags": list(project.flags or [])}
         rows.append(row)
     return rows
+
+
+def judgeable(
+    *, project: Project, labeler: AbstractBaseUser, kinds: tuple[str, ...] = JUDGED_KINDS,
+    round: int | None = None, include_complete: bool = False,
+):  # fmt: skip
+    """The tasks a judge may be given, oldest first: of `kinds`, no gold, not judged by it."""
+    kinds = tuple(k for k in kinds if k in JUDGED_KINDS)
+    if project.aspects:
+        kinds = tuple(k for k in kinds if k != Kind.LIKERT)
+    tasks = Task.objects.filter(project=project, kind__in=kinds, gold__isnull=True)
+    if not include_complete:
+        tasks = tasks.filter(is_complete=False)
+    if round is not None:
+        tasks = tasks.filter(round=round)
+    return tasks.exclude(judge_verdicts__labeler=labeler).order_by("id")
+
+
+def tasks_hold(*, tasks, seconds: int) -> int:
+    """Keep these tasks from people for `seconds` (an AI judge answers them first), except
+    those a person is already labeling. Returns how many are held."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotator.models import Assignment
+
+    now = timezone.now()
+    busy = Assignment.objects.filter(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+    busy = busy.values("task_id")
+    until = now + timedelta(seconds=seconds)
+    ids = list(tasks.values_list("id", flat=True))
+    return Task.objects.filter(id__in=ids).exclude(id__in=busy).update(held_until=until)
+
+
+def tasks_release(*, project: Project, labeler: AbstractBaseUser) -> int:
+    """People may take again the held tasks this judge has not answered (its job ended)."""
+    held = Task.objects.filter(project=project, held_until__isnull=False)
+    return held.exclude(judge_verdicts__labeler=labeler).update(held_until=None)
 
 
 def in_completion_terms(answer: str, order: list[int]) -> str:
@@ -212,9 +244,11 @@ def judge_verdicts_store(
                 annotation=annotation, to_people=to_people, reason=reason, flags=v.flags,
             )  # fmt: skip
             if not to_people:
-                Task.objects.filter(id=task.id).update(is_complete=True)
-            elif people_priority:
-                Task.objects.filter(id=task.id).update(priority=F("priority") + people_priority)
+                Task.objects.filter(id=task.id).update(is_complete=True, held_until=None)
+            else:
+                Task.objects.filter(id=task.id).update(
+                    priority=F("priority") + people_priority, held_until=None
+                )
         if made:
             # As a person's label does: the loop may move on (one signal for the batch).
             annotation_created.send(sender=Annotation, annotation_id=last_id,

@@ -228,6 +228,10 @@ class Task(models.Model):
     is_complete = models.BooleanField(default=False)
     gold = models.JSONField(null=True, blank=True, help_text="Expected answer of a gold task.")
     round = models.PositiveIntegerField(null=True, blank=True, help_text="Loop round.")
+    held_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Not served to people before then: an AI judge is answering it first.",
+    )  # fmt: skip
     meta = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -158,6 +158,7 @@ def _claim_candidate(
                (SELECT COUNT(*) FROM {lease} r WHERE r.task_id = t.id AND r.labeler_id = %s)
         FROM {task} t
         WHERE t.project_id = %s AND NOT t.is_complete AND t.gold IS NULL {not_tried}
+          AND (t.held_until IS NULL OR t.held_until <= %s)
           AND t.annotation_count + (
                 SELECT COUNT(*) FROM {lease} l
                 WHERE l.task_id = t.id AND l.status = %s AND l.expires_at > %s
@@ -171,7 +172,7 @@ def _claim_candidate(
         LIMIT 1 {lock}
     """  # noqa: S608 -- only the models' table names are formatted in; values are bound
     Status = Assignment.Status
-    params = [labeler_id, project_id, *tried, Status.ACTIVE, at, labeler_id]
+    params = [labeler_id, project_id, *tried, at, Status.ACTIVE, at, labeler_id]
     params += [Status.SUBMITTED, Status.SKIPPED, at]
     row = sql.one(statement, params)
     if row is None:

@@ -367,6 +367,11 @@ class Judge(models.Model):
     people_priority = models.IntegerField(
         default=5, help_text="Added to the priority of a task sent to people."
     )
+    hold_s = models.PositiveIntegerField(
+        default=600,
+        help_text="Seconds people wait for the judge on the tasks a judging job is about to "
+        "judge (0: they never wait); after that people may take them whatever the judge does.",
+    )
     paused = models.BooleanField(default=False)
     paused_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -21,8 +21,11 @@ from annotator.judging import (
     answer_allowed,
     is_consistent,
     judge_verdicts_store,
+    judgeable,
     labeler_ai_ensure,
     tasks_for_judging,
+    tasks_hold,
+    tasks_release,
 )
 from annotator.models import JudgeVerdict, Kind, Project, Task
 from annotator.quality.calibration import (
@@ -44,7 +47,7 @@ FIELDS = (
     "backend", "base_url", "model", "api_key_env", "timeout_s", "retries", "concurrency",
     "callable_path", "model_path", "reward_model", "rubrics", "principles", "chain_of_thought",
     "cost_per_1k_prompt", "cost_per_1k_completion", "min_confidence", "audit_share",
-    "min_agreement", "min_calibration_tasks", "people_priority",
+    "min_agreement", "min_calibration_tasks", "people_priority", "hold_s",
 )  # fmt: skip
 # Write-only: a key to store encrypted (trainer/judging/keys.py), or clear_api_key to drop it.
 SECRET_FIELDS = ("api_key", "clear_api_key")
@@ -184,10 +187,17 @@ def judge_run(
         dataset["round"] = round
     if include_complete:
         dataset["include_complete"] = True
-    return services.job_create(
-        project=judge.project, kind="judge", config={**base, **(config or {})},
-        created_by=created_by, dataset=dataset,
-    )  # fmt: skip
+    with transaction.atomic():
+        job = services.job_create(
+            project=judge.project, kind="judge", config={**base, **(config or {})},
+            created_by=created_by, dataset=dataset,
+        )  # fmt: skip
+        if judge.hold_s and not include_complete:
+            # People wait (at most hold_s) for the judge's answer on what it is about to judge.
+            tasks = judgeable(project=judge.project, labeler=judge.user,
+                              kinds=judged_kinds(judge), round=round)  # fmt: skip
+            tasks_hold(tasks=tasks[:max_tasks] if max_tasks else tasks, seconds=judge.hold_s)
+    return job
 
 
 def judge_pause(*, judge: Judge, reason: str) -> None:
@@ -199,11 +209,13 @@ def judge_resume(*, judge: Judge) -> None:
 
 
 def judge_job_ended(*, job: TrainingJob) -> None:
-    """Called when a judging job ends: a failed one pauses its judge with the reason."""
-    if job.status != TrainingJob.Status.FAILED:
-        return
+    """Called when a judging job ends: what it held and did not answer goes back to people;
+    a failed one pauses its judge with the reason."""
     judge = Judge.objects.filter(id=(job.dataset or {}).get("judge")).first()
-    if judge is not None:
+    if judge is None:
+        return
+    tasks_release(project=job.project, labeler=judge.user)
+    if job.status == TrainingJob.Status.FAILED:
         judge_pause(judge=judge, reason=f"Judging job {job.id} failed: {job.error}")
 
 

@@ -89,9 +89,7 @@ def oracle_for(s: dict, count: int):
     return make_oracle(s.get("rule") or "words-and-length", **vars(config))
 
 
-def verdict(
-    a: str, b: str, s: dict, count: int, *, tie: bool = True, both_bad: bool = True
-) -> str:
+def verdict(a: str, b: str, s: dict, count: int, *, tie: bool = True, both_bad: bool = True) -> str:
     """The simulated judge's answer ("a", "b", "tie", "both_bad") to the `count`-th request
     of its model string `s` (settings_of) on responses A = `a`, B = `b`; a tie or "both bad"
     only where the prompt offers it."""

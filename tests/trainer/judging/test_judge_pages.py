@@ -66,8 +66,8 @@ def test_an_admin_adds_a_judge_from_the_page(client, alice, project):
         "new-name": "local", "new-backend": "callable", "new-callable_path": "m:f",
         "new-timeout_s": 60, "new-retries": 3, "new-concurrency": 2, "new-audit_share": 0.1,
         "new-min_agreement": 0.7, "new-min_confidence": 0, "new-min_calibration_tasks": 30,
-        "new-people_priority": 5, "new-cost_per_1k_prompt": 0, "new-cost_per_1k_completion": 0,
-        "new-template": "harmless",
+        "new-people_priority": 5, "new-hold_s": 600, "new-cost_per_1k_prompt": 0,
+        "new-cost_per_1k_completion": 0, "new-template": "harmless",
     })  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]
     judge = Judge.objects.get(name="local")
@@ -149,7 +149,7 @@ def test_a_key_sent_to_the_api_or_the_page_is_stored_and_never_shown(
         "backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m",
         "timeout_s": 60, "retries": 3, "concurrency": 2, "audit_share": 0.1,
         "min_agreement": 0.7, "min_confidence": 0, "min_calibration_tasks": 30,
-        "people_priority": 5, "cost_per_1k_prompt": 0, "cost_per_1k_completion": 0,
+        "people_priority": 5, "hold_s": 600, "cost_per_1k_prompt": 0, "cost_per_1k_completion": 0,
     }.items()}  # fmt: skip
     edit = f"/training/projects/{project.id}/judges/{judge.id}/edit/"
     fields[f"j{judge.id}-name"] = "hosted"
