@@ -250,3 +250,20 @@ def test_the_judge_is_offered_a_tie_only_where_people_are(project):
     project.save()
     config = judging.judge_config(make_judge(project))
     assert (config["allow_tie"], config["allow_both_bad"]) == (False, True)
+
+
+def test_the_api_takes_a_rubric_per_task_kind_and_names_the_kinds_when_refusing(alice, bob):
+    project = kind_project(Kind.RANKING, alice, bob)
+    judge = make_judge(project)
+    client = api_client_for(alice)
+    url = f"/api/v1/judges/{judge.id}/"
+    body = {"rubrics": {"ranking": "Order them: {responses}"}, "hold_s": 30}
+    response = client.patch(url, body, format="json")
+    assert response.status_code == 200, response.content
+    judge.refresh_from_db()
+    assert judge.rubrics == {"ranking": "Order them: {responses}"} and judge.hold_s == 30
+    refused = client.patch(url, {"rubrics": {"essay": "..."}}, format="json")
+    assert refused.status_code == 400
+    assert "pairwise, likert, ranking" in refused.content.decode()
+    judge.refresh_from_db()
+    assert judge.rubrics == {"ranking": "Order them: {responses}"}  # nothing lost
