@@ -167,10 +167,14 @@ class JudgeCalibrationOut(serializers.Serializer):
         child=serializers.DictField(), help_text="Pairwise figures, one per round."
     )
     likert = serializers.DictField(
-        allow_null=True, help_text="Figures over its Likert scores; null: none given."
+        allow_null=True,
+        help_text="Figures over its Likert scores, with the same per round under rounds; "
+        "null: none given.",
     )
     ranking = serializers.DictField(
-        allow_null=True, help_text="Figures over its rankings; null: none given."
+        allow_null=True,
+        help_text="Figures over its rankings, with the same per round under rounds; null: "
+        "none given.",
     )
 
 

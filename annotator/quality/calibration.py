@@ -168,12 +168,14 @@ def length_bias(items: list[Item]) -> dict:
     }
 
 
-def by_round(items: list[Item]) -> dict:
+def by_round(items: list, figures=None) -> dict:
+    """{round: figures of its items}, rounds in order (None, tasks of no round, last);
+    `figures` is the calibration function (pairwise by default)."""
     rounds: dict = {}
     for item in items:
         rounds.setdefault(item.round, []).append(item)
     order = sorted(rounds, key=lambda r: (r is None, r or 0))
-    return {r: calibrate(rounds[r]) for r in order}
+    return {r: (figures or calibrate)(rounds[r]) for r in order}
 
 
 # --- Reads ------------------------------------------------------------------------------------
@@ -228,15 +230,26 @@ def judge_items(*, project, labeler_id: int, round: int | None = None) -> list[I
 
 def judge_calibration(*, project, labeler_id: int, round: int | None = None) -> dict:
     """Calibration of one judge: over all its pairwise verdicts, and per loop round; its
-    Likert and ranking verdicts apart (None where it has given none)."""
+    Likert and ranking verdicts apart (None where it has given none), each with its own
+    per-round figures under "rounds"."""
     items = judge_items(project=project, labeler_id=labeler_id, round=round)
     likert = likert_items(project=project, labeler_id=labeler_id, round=round)
     ranking = ranking_items(project=project, labeler_id=labeler_id, round=round)
+
+    def likert_figures(some):
+        return calibrate_likert(some, points=project.likert_points)
+
+    def with_rounds(some, figures):
+        if not some:
+            return None
+        per_round = [{"round": r, **f} for r, f in by_round(some, figures).items()]
+        return {**figures(some), "rounds": per_round}
+
     return {
         "all": calibrate(items),
         "rounds": by_round(items),
-        "likert": calibrate_likert(likert, points=project.likert_points) if likert else None,
-        "ranking": calibrate_ranking(ranking) if ranking else None,
+        "likert": with_rounds(likert, likert_figures),
+        "ranking": with_rounds(ranking, calibrate_ranking),
     }
 
 

@@ -242,6 +242,7 @@ def test_trust_is_measured_per_task_kind(alice, bob, client):
     api = api_client_for(alice).get(f"/api/v1/projects/{project.id}/quality/calibration/")
     likert_figures = api.json()["judges"][0]["likert"]
     assert likert_figures["tasks"] == 2 and likert_figures["agreement"] == 0.0
+    assert [(r["round"], r["tasks"]) for r in likert_figures["rounds"]] == [(None, 2)]
     assert api.json()["judges"][0]["ranking"] is None
 
 
@@ -267,3 +268,29 @@ def test_the_api_takes_a_rubric_per_task_kind_and_names_the_kinds_when_refusing(
     assert "pairwise, likert, ranking" in refused.content.decode()
     judge.refresh_from_db()
     assert judge.rubrics == {"ranking": "Order them: {responses}"}  # nothing lost
+
+
+def test_the_calibration_page_and_api_show_ranking_figures(alice, bob, client):
+    from annotator.services import annotation_submit, task_claim_next
+
+    project = kind_project(Kind.RANKING, alice, bob)
+    task = make_task(project, texts=[MID, WORST, BEST])
+    judge = make_judge(project, audit_share=1.0)  # people see it too
+    job = judging.judge_run(judge=judge)
+    order = ids(task)  # served as MID, WORST, BEST: the judge ranks BEST (C), MID (A), WORST (B)
+    judging.judge_batch_store(job_id=job.id, results=[
+        {"task_id": task.id, "shown_order": order, "first": "CAB", "second": "ACB"}])  # fmt: skip
+    Task.objects.update(held_until=None)
+    lease = task_claim_next(project=project, labeler=bob)
+    by_text = text_ids(task)
+    # bob puts MID first: the judge and he agree on 2 of the 3 pairs.
+    bobs = [by_text[MID], by_text[BEST], by_text[WORST]]
+    annotation_submit(task=lease.task, labeler=bob, answer={"ranking": bobs})
+    client.force_login(alice)
+    page = client.get(reverse("quality_calibration", args=[project.id])).content.decode()
+    assert "Rankings" in page and "Pairs ordered as people do" in page
+    [figures] = api_client_for(alice).get(
+        f"/api/v1/projects/{project.id}/quality/calibration/").json()["judges"]  # fmt: skip
+    ranking = figures["ranking"]
+    assert ranking["tasks"] == 1 and ranking["agreement"] == pytest.approx(2 / 3, abs=1e-3)
+    assert ranking["top_agreement"] == 0.0 and figures["likert"] is None
