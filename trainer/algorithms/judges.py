@@ -50,10 +50,10 @@ BACKEND_KINDS = {
 LETTERS = "ABCDEFGHIJKLMNOP"  # a ranking task's responses, as the judge sees them (at most 16)
 
 # Rubrics: the user message sent for one pair. {prompt}, {response_a}, {response_b},
-# {principles} and {verdicts} (the answers the project offers its people) are filled in; the
-# answer's last line must be "Verdict: A|B|tie|both bad".
+# {principles} are filled in; the answer's last line must be "Verdict: A|B|tie|both bad".
 ANSWER_FORMAT = (
-    "End your answer with one line {verdicts}, then optionally a line `Confidence: <0 to 1>`."
+    "End your answer with one line `Verdict: A`, `Verdict: B`, `Verdict: tie` or "
+    "`Verdict: both bad`, then optionally a line `Confidence: <0 to 1>`."
 )
 PAIRWISE_RUBRIC = (
     "Which response answers the user's prompt better?\n\n"
@@ -149,8 +149,6 @@ class JudgeConfig:
         metadata={"help": "Constitutional principles ({principles})."},
     )
     chain_of_thought: bool = _opt(False, "Ask for reasoning first and keep it beside the verdict.")
-    allow_tie: bool = _opt(True, "Offer the judge a tie (as the project offers its people).")
-    allow_both_bad: bool = _opt(True, 'Offer the judge "both bad".')
     max_tokens: int = _opt(512, "openai: answer length cap.")
     temperature: float = _opt(0.0, "openai: sampling temperature.")
     cost_per_1k_prompt: float = _opt(0.0, "Price of 1,000 prompt tokens, for the cost column.")
@@ -205,23 +203,8 @@ def _fill(config: JudgeConfig, template: str, prompt, values: dict) -> str:
     return text + ("\n\n" + THINK if config.chain_of_thought else "")
 
 
-def verdicts_offered(config: JudgeConfig) -> str:
-    """The verdict lines a pair's rubric offers: A and B, and a tie and "both bad" where the
-    project offers them to its people (a judge's tie where people cannot tie is no label)."""
-    lines = ["`Verdict: A`", "`Verdict: B`"]
-    lines += ["`Verdict: tie`"] if config.allow_tie else []
-    lines += ["`Verdict: both bad`"] if config.allow_both_bad else []
-    return ", ".join(lines[:-1]) + " or " + lines[-1]
-
-
 def render(config: JudgeConfig, prompt, first: str, second: str) -> str:
-    text = _fill(config, config.rubric, prompt, {
-        "{response_a}": first, "{response_b}": second, "{verdicts}": verdicts_offered(config),
-    })  # fmt: skip
-    if "{verdicts}" not in config.rubric and not (config.allow_tie and config.allow_both_bad):
-        # A rubric of its own that does not say which verdicts there are: say it after it.
-        text += f"\n\nAnswer with {verdicts_offered(config)}: nothing else is an option."
-    return text
+    return _fill(config, config.rubric, prompt, {"{response_a}": first, "{response_b}": second})
 
 
 def render_likert(config: JudgeConfig, prompt, text: str, points: int, flags: list) -> str:

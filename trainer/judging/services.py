@@ -139,8 +139,7 @@ def judge_config(judge: Judge) -> dict:
         concurrency=judge.concurrency, callable_path=judge.callable_path,
         model_path=model_path, rubric=rubric_of(judge, "pairwise"),
         likert_rubric=rubric_of(judge, "likert"), ranking_rubric=rubric_of(judge, "ranking"),
-        chain_of_thought=judge.chain_of_thought, allow_tie=judge.project.allow_tie,
-        allow_both_bad=judge.project.allow_both_bad,
+        chain_of_thought=judge.chain_of_thought,
         cost_per_1k_prompt=judge.cost_per_1k_prompt,
         cost_per_1k_completion=judge.cost_per_1k_completion,
     )  # fmt: skip

@@ -4,8 +4,7 @@ For tests, demos and benchmarks: ``python -m trainer.loop.judge_server --port 0`
 ``listening on http://127.0.0.1:PORT/v1`` and answers ``POST /v1/chat/completions`` by an
 oracle rule (trainer/loop/oracles.py) applied to the responses found in the judge's prompt,
 as the rubrics of trainer/algorithms/judges.py write them: ``[Response A]`` / ``[Response B]``
-for a pair (answered ``Verdict: ...``, a tie or "both bad" only where the prompt offers
-them), one ``[Response]`` for a Likert score (``Score: N``,
+for a pair (answered ``Verdict: ...``), one ``[Response]`` for a Likert score (``Score: N``,
 on the scale the prompt's ``Score: <1 to N>`` names), ``[Response A]`` ... ``[Response K]``
 with a ``Ranking:`` instruction for a ranking (``Ranking: C > A > B``). The request's
 ``model`` says how to behave, as ``;``-separated settings:
@@ -37,9 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from trainer.loop.oracles import OracleConfig, make_oracle
 
-_B_END = re.compile(
-    r"\n\n(?=Judge the content|End your answer|First reason|Flags that may|Answer with)"
-)
+_B_END = re.compile(r"\n\n(?=Judge the content|End your answer|First reason|Flags that may)")
 _BLOCK = re.compile(r"\[Response ([A-P])\]\n")
 _POINTS = re.compile(r"Score: <1 to (\d+)>")
 
@@ -89,11 +86,10 @@ def oracle_for(s: dict, count: int):
     return make_oracle(s.get("rule") or "words-and-length", **vars(config))
 
 
-def verdict(a: str, b: str, s: dict, count: int, *, tie: bool = True, both_bad: bool = True) -> str:
+def verdict(a: str, b: str, s: dict, count: int) -> str:
     """The simulated judge's answer ("a", "b", "tie", "both_bad") to the `count`-th request
-    of its model string `s` (settings_of) on responses A = `a`, B = `b`; a tie or "both bad"
-    only where the prompt offers it."""
-    return oracle_for(s, count).answer_pairwise(a, b, allow_tie=tie, allow_both_bad=both_bad)
+    of its model string `s` (settings_of) on responses A = `a`, B = `b`."""
+    return oracle_for(s, count).answer_pairwise(a, b)
 
 
 def verdict_text(user: str, s: dict, count: int) -> str:
@@ -112,9 +108,8 @@ def verdict_text(user: str, s: dict, count: int) -> str:
             order = oracle.answer_ranking(texts)
         letters = " > ".join("ABCDEFGHIJKLMNOP"[k] for k in order)
         return f"Ranking by the rule.\nRanking: {letters}\nConfidence: 0.9"
-    offered = {"tie": "`Verdict: tie`" in user, "both_bad": "`Verdict: both bad`" in user}
     word = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both bad"}[
-        verdict(*responses_of(user), s, count, **offered)
+        verdict(*responses_of(user), s, count)
     ]
     return f"Comparing the two by the rule.\nVerdict: {word}\nConfidence: 0.9"
 

@@ -181,29 +181,3 @@ def test_a_local_model_scores_by_the_digits_log_probabilities_and_ranks_by_pairs
     assert 1 / 5 <= r["confidence"] <= 1  # the top score's share of five
     r = judge_row(local, ranking_row(["the cat sat", "a dog ran", "one two"], [1, 2, 3]))
     assert sorted(r["first"]) == ["A", "B", "C"] and sorted(r["second"]) == ["A", "B", "C"]
-
-
-def test_a_pair_offers_the_judge_only_the_verdicts_the_project_offers_its_people(server):
-    from trainer.algorithms.judges import render
-
-    both = JudgeConfig(base_url=server, model="m")
-    assert "`Verdict: tie` or `Verdict: both bad`" in render(both, "p", "x", "y")
-    sides = JudgeConfig(base_url=server, model="m", allow_tie=False, allow_both_bad=False)
-    text = render(sides, "p", "x", "y")
-    assert "`Verdict: A` or `Verdict: B`" in text and "tie" not in text
-    # A rubric of one's own that does not name the verdicts gets them said after it.
-    own = JudgeConfig(
-        base_url=server, model="m", allow_tie=False, rubric="{response_a} {response_b}"
-    )
-    assert render(own, "p", "x", "y").endswith(
-        "`Verdict: A`, `Verdict: B` or `Verdict: both bad`: nothing else is an option."
-    )
-    # The simulated judge ties two equally good responses only where a tie is offered.
-    row = {"task_id": 1, "prompt": "p", "shown_order": [1, 2], "responses": [MID, "a happy day"]}
-    tie = judge_row(
-        OpenAIJudge(JudgeConfig(base_url=server, model="rule=target-words"), sleep=NO_SLEEP), row
-    )
-    assert (tie["first"], tie["second"]) == ("tie", "tie")
-    cfg = JudgeConfig(base_url=server, model="rule=target-words", allow_tie=False)
-    side = judge_row(OpenAIJudge(cfg, sleep=NO_SLEEP), row)
-    assert side["first"] in ("a", "b") and side["second"] in ("a", "b")

@@ -246,13 +246,6 @@ def test_trust_is_measured_per_task_kind(alice, bob, client):
     assert api.json()["judges"][0]["ranking"] is None
 
 
-def test_the_judge_is_offered_a_tie_only_where_people_are(project):
-    project.allow_tie, project.allow_both_bad = False, True
-    project.save()
-    config = judging.judge_config(make_judge(project))
-    assert (config["allow_tie"], config["allow_both_bad"]) == (False, True)
-
-
 def test_the_api_takes_a_rubric_per_task_kind_and_names_the_kinds_when_refusing(alice, bob):
     project = kind_project(Kind.RANKING, alice, bob)
     judge = make_judge(project)
