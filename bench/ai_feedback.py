@@ -401,13 +401,7 @@ def main() -> None:
         (RESULTS / f"{args.out}.md").write_text(report(args, saved["runs"], saved["meta"]))
         return
 
-    db_url = fresh_database("postgres", "ai_feedback")
-    env = server_env(db_url)
-    env["PREFLOOP_VAR_DIR"] = str(REPO / "var" / "bench-ai-feedback")
-    os.environ.update(env)
-    import django
-
-    django.setup()
+    django_for("ai_feedback")
     from tests.judge_server import judge_server
 
     load_before, uptime_before = os.getloadavg(), uptime()
@@ -422,8 +416,24 @@ def main() -> None:
                   f"{fmt(c['position_bias'])} (given {args.left}), accuracy mixed "
                   f"{fmt(r['accuracy_mixed'])} vs all-human {fmt(r['accuracy_all_human'])}",
                   flush=True)  # fmt: skip
+    save_results(args, runs, script="bench/ai_feedback.py", load_before=load_before,
+                 uptime_before=uptime_before, report=report)  # fmt: skip
+
+
+def django_for(run_name: str) -> None:
+    """Django on a fresh PostgreSQL database for this benchmark (its var dir apart)."""
+    env = server_env(fresh_database("postgres", run_name))
+    env["PREFLOOP_VAR_DIR"] = str(REPO / "var" / f"bench-{run_name.replace('_', '-')}")
+    os.environ.update(env)
+    import django
+
+    django.setup()
+
+
+def save_results(args, runs: list, *, script: str, load_before, uptime_before, report) -> None:
+    """bench/results/<out>.json (meta, args, runs) and .md (`report(args, runs, meta)`)."""
     meta = {
-        "command": "nice .venv/bin/python bench/ai_feedback.py " + shlex.join(sys.argv[1:]),
+        "command": f"nice .venv/bin/python {script} " + shlex.join(sys.argv[1:]),
         "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "machine": machine(),
         "load_before": [round(x, 2) for x in load_before],

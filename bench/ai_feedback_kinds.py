@@ -26,10 +26,8 @@ prefloop_bench_run_ai_feedback_kinds, recreated on each run.
 """
 
 import argparse
-import json
 import os
 import random
-import shlex
 import statistics
 import sys
 import time
@@ -38,10 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.ai_feedback import TARGET, _text, fmt, uptime  # noqa: E402
-from bench.labeling_load import fresh_database, machine, server_env  # noqa: E402
+from bench.ai_feedback import TARGET, _text, django_for, fmt, save_results, uptime  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
 POINTS = 7
 
 
@@ -278,13 +274,7 @@ def main() -> None:
     p.add_argument("--out", default="ai_feedback_kinds")
     args = p.parse_args()
 
-    db_url = fresh_database("postgres", "ai_feedback_kinds")
-    env = server_env(db_url)
-    env["PREFLOOP_VAR_DIR"] = str(REPO / "var" / "bench-ai-feedback-kinds")
-    os.environ.update(env)
-    import django
-
-    django.setup()
+    django_for("ai_feedback_kinds")
     from tests.judge_server import judge_server
 
     load_before, uptime_before = os.getloadavg(), uptime()
@@ -299,22 +289,8 @@ def main() -> None:
                       f"{r['judge_labels']}, agreement {fmt(c.get('agreement'))}, position bias "
                       f"{fmt(c.get('position_bias'))}, quality mixed {fmt(r['quality_mixed'])} "
                       f"vs all-human {fmt(r['quality_all_human'])}", flush=True)  # fmt: skip
-    meta = {
-        "command": "nice .venv/bin/python bench/ai_feedback_kinds.py " + shlex.join(sys.argv[1:]),
-        "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "machine": machine(),
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-        "uptime_before": uptime_before,
-        "uptime_after": uptime(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(
-        json.dumps({"meta": meta, "args": vars(args), "runs": runs}, indent=1, default=str)
-    )
-    text = report(args, runs, meta)
-    (RESULTS / f"{args.out}.md").write_text(text)
-    print(text)
+    save_results(args, runs, script="bench/ai_feedback_kinds.py", load_before=load_before,
+                 uptime_before=uptime_before, report=report)  # fmt: skip
 
 
 if __name__ == "__main__":

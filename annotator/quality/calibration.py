@@ -185,20 +185,28 @@ def by_round(items: list, figures=None) -> dict:
 PEOPLE = ("human", "simulated")
 
 
-def judge_items(*, project, labeler_id: int, round: int | None = None) -> list[Item]:
-    """The judge's verdicts on the project's pairwise tasks, each with the people's labels."""
-    from annotator.models import Annotation, JudgeVerdict, TaskCompletion
+def verdict_rows(*, project, labeler_id: int, kind: str, round: int | None) -> list[tuple]:
+    """(task id, round, first, second, shown order, consistent) of the judge's verdicts on
+    the project's tasks of one kind (one round, if given)."""
+    from annotator.models import JudgeVerdict
 
     verdicts = JudgeVerdict.objects.filter(
-        task__project=project, labeler_id=labeler_id, task__kind="pairwise"
+        task__project=project, labeler_id=labeler_id, task__kind=kind
     )
     if round is not None:
         verdicts = verdicts.filter(task__round=round)
-    rows = list(
+    return list(
         verdicts.values_list(
             "task_id", "task__round", "first", "second", "shown_order", "consistent"
         )
     )
+
+
+def judge_items(*, project, labeler_id: int, round: int | None = None) -> list[Item]:
+    """The judge's verdicts on the project's pairwise tasks, each with the people's labels."""
+    from annotator.models import Annotation, TaskCompletion
+
+    rows = verdict_rows(project=project, labeler_id=labeler_id, kind="pairwise", round=round)
     task_ids = [r[0] for r in rows]
     pairs: dict[int, list[int]] = {}
     lengths: dict[int, int] = {}
@@ -295,14 +303,10 @@ def calibrate_likert(items: list[LikertItem], points: int = 7) -> dict:
 
 def likert_items(*, project, labeler_id: int, round: int | None = None) -> list[LikertItem]:
     """The judge's Likert scores on the project's tasks, each with the people's scores."""
-    from annotator.models import Annotation, JudgeVerdict
+    from annotator.models import Annotation
 
-    verdicts = JudgeVerdict.objects.filter(
-        task__project=project, labeler_id=labeler_id, task__kind="likert"
-    )
-    if round is not None:
-        verdicts = verdicts.filter(task__round=round)
-    rows = list(verdicts.values_list("task_id", "task__round", "first"))
+    rows = [r[:3] for r in verdict_rows(project=project, labeler_id=labeler_id, kind="likert",
+                                        round=round)]  # fmt: skip
     humans: dict[int, list[int]] = {}
     answers = Annotation.objects.filter(
         task_id__in=[r[0] for r in rows], labeler_kind__in=PEOPLE, score__isnull=False
@@ -416,18 +420,9 @@ def _longer_higher(ranking: list[int], lengths: dict[int, int]) -> tuple[int, in
 def ranking_items(*, project, labeler_id: int, round: int | None = None) -> list[RankingItem]:
     """The judge's rankings on the project's tasks, each with the people's rankings."""
     from annotator.judging import LETTERS, ranking_ids
-    from annotator.models import Annotation, JudgeVerdict, TaskCompletion
+    from annotator.models import Annotation, TaskCompletion
 
-    verdicts = JudgeVerdict.objects.filter(
-        task__project=project, labeler_id=labeler_id, task__kind="ranking"
-    )
-    if round is not None:
-        verdicts = verdicts.filter(task__round=round)
-    rows = list(
-        verdicts.values_list(
-            "task_id", "task__round", "first", "second", "shown_order", "consistent"
-        )
-    )
+    rows = verdict_rows(project=project, labeler_id=labeler_id, kind="ranking", round=round)
     task_ids = [r[0] for r in rows]
     lengths: dict[int, int] = {}
     links = TaskCompletion.objects.filter(task_id__in=task_ids)

@@ -428,9 +428,9 @@ class CallableJudge:
         except (ImportError, AttributeError) as exc:
             raise JudgeError(f"Cannot load the judge {config.callable_path}: {exc}") from None
         params = inspect.signature(self.fn).parameters
-        self.takes_prompt = "prompt" in params or any(
-            p.kind == p.VAR_KEYWORD for p in params.values()
-        )
+        any_keyword = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self.takes_prompt = "prompt" in params or any_keyword
+        self.takes_points = "points" in params or any_keyword
 
     def __call__(self, prompt, first: str, second: str) -> Answer:
         kwargs = {"prompt": prompt} if self.takes_prompt else {}
@@ -446,9 +446,8 @@ class CallableJudge:
     def score(self, prompt, text: str, points: int, flags: list) -> Answer:
         """Given one text (and `points=`, `prompt=` when it takes them), as the oracles are:
         an int score, or a dict with "score" and optionally "flags" (names), "confidence"."""
-        params = inspect.signature(self.fn).parameters
         kwargs = {"prompt": prompt} if self.takes_prompt else {}
-        if "points" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        if self.takes_points:
             kwargs["points"] = points
         out = self.fn(text, **kwargs)
         score = out.get("score") if isinstance(out, dict) else out
