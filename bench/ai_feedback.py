@@ -322,6 +322,8 @@ def report(args, runs: list[dict], meta: dict) -> str:
 
 
 LOOP_RUNS = {"all-human": "ai_feedback_loop_human", "mixed": "ai_feedback_loop_judge"}
+# Reported when present: the mixed loop on fewer tasks (400 pairs a round instead of 500).
+LOOP_RUNS_OPTIONAL = {"mixed, 800 tasks": "ai_feedback_loop_judge_800"}
 
 
 def loop_section() -> list[str]:
@@ -333,8 +335,11 @@ def loop_section() -> list[str]:
                 "Not measured: the loop's round-2 win rate trained on these labels (the issue's "
                 "target: at least the all-human run's win rate with at most 250 human labels); "
                 "run bench/loop_gain.py with and without --judge (see below)."]  # fmt: skip
+    for arm, name in LOOP_RUNS_OPTIONAL.items():
+        if (RESULTS / f"{name}.json").is_file():
+            files[arm] = RESULTS / f"{name}.json"
     out = ["## The loop's round-2 win rate", ""]
-    rows, wins = [], {}
+    rows, wins, people_of = [], {}, {}
     for arm, f in files.items():
         report = json.loads(f.read_text())
         out.append(f"{arm}: `{report['command']}` ({report['when']})")
@@ -342,14 +347,21 @@ def loop_section() -> list[str]:
             w = run["results"]["round 2"]["vs_base"]
             wins.setdefault(arm, []).append(w["rate"])
             people = run.get("human_labels", run["labels_total"])
-            rows.append(f"| {arm} | {run['seed']} | {people} | {run.get('judge_labels', 0)} | "
+            people_of.setdefault(arm, []).append(people)
+            why = ", ".join(f"{k} {v}" for k, v in sorted(run.get("human_by_reason", {}).items()))
+            rows.append(f"| {arm} | {run['seed']} | {run['labels']} | {people} | "
+                        f"{why or '-'} | {run.get('judge_labels', 0)} | "
                         f"{w['rate']:.3f} [{w['low']:.3f}, {w['high']:.3f}] (n={w['n']}) | "
                         f"{run['loop_s']} | {run['loadavg_before'][0]} |")  # fmt: skip
-    out += ["", "| labels | seed | human labels | judge labels | round 2: win vs base [95% CI] "
-            "| loop s | load before |", "|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+    out += ["", "| labels | seed | tasks | human labels | why people were asked | judge labels "
+            "| round 2: win vs base [95% CI] | loop s | load before |",
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
     for arm, values in wins.items():
-        out.append(f"- {arm}: round-2 win rate against the base {statistics.mean(values):.3f} ± "
-                   f"{statistics.pstdev(values):.3f} over {len(values)} seeds")  # fmt: skip
+        people = people_of[arm]
+        win = f"{statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f}"
+        human = f"{statistics.mean(people):.0f} ± {statistics.pstdev(people):.0f}"
+        out.append(f"- {arm}: round-2 win rate against the base {win} with {human} human "
+                   f"labels over {len(values)} seeds")  # fmt: skip
     return out
 
 
