@@ -8,7 +8,9 @@ the completion with the lower id won, "y" the other one, then "tie" and "both_ba
 
 Figures:
 - agreement: share of tasks where the judge's label equals the people's majority label (tasks
-  whose people tie between two labels are left out); Cohen's kappa (scikit-learn) on the same;
+  whose people tie between two labels are left out), with its 95 % Wilson interval (how much
+  the mixing policy's trust threshold can read into it); Cohen's kappa (scikit-learn) on the
+  same;
 - by human agreement: the same agreement on tasks where the people were unanimous (at least
   two of them), split, or just one person; and the human–human rate (share of agreeing pairs of
   people on a task), the ceiling a judge can reach;
@@ -24,9 +26,9 @@ Figures:
 
 Likert tasks (`calibrate_likert`, a score asked once): agreement is the share of tasks where
 the judge's score is within one point of the people's median (the lower median for an even
-count); also the exact share, the mean absolute difference, Cohen's kappa with quadratic
-weights, the human–human rate within one point (the ceiling) and the mean score of each side
-(leniency).
+count), with its 95 % Wilson interval; also the exact share, the mean absolute difference,
+Cohen's kappa with quadratic weights, the human–human rate within one point (the ceiling) and
+the mean score of each side (leniency).
 
 Ranking tasks (`calibrate_ranking`, asked as served and reversed): agreement is the share of
 pairs of responses the judge orders as the people's consensus does (responses by mean
@@ -89,6 +91,14 @@ def _share(hits: int, n: int) -> float | None:
     return hits / n if n else None
 
 
+def _interval(hits: int, n: int) -> list[float] | None:
+    """The 95 % Wilson interval of a share, [low, high]; None when n is 0."""
+    from annotator.quality.stats import wilson  # the quality stats read the database
+
+    bounds = wilson(hits, n)
+    return list(bounds) if bounds else None
+
+
 def calibrate(items: list[Item]) -> dict:
     judged, people = [], []
     levels: dict[str, list[int]] = {"unanimous": [0, 0], "split": [0, 0], "single": [0, 0]}
@@ -118,6 +128,7 @@ def calibrate(items: list[Item]) -> dict:
     return {
         "tasks": len(judged),
         "agreement": _share(hits, len(judged)),
+        "agreement_interval": _interval(hits, len(judged)),
         "kappa": kappa,
         "by_human_agreement": {
             k: {"agreement": _share(v[0], v[1]), "n": v[1]} for k, v in levels.items()
@@ -287,10 +298,12 @@ def calibrate_likert(items: list[LikertItem], points: int = 7) -> dict:
             for j in range(i + 1, len(h)):
                 hh_pairs += 1
                 hh_hits += abs(h[i] - h[j]) <= 1
+    within = sum(abs(a - b) <= 1 for a, b in pairs)
     return {
         "verdicts": len(items),
         "tasks": n,
-        "agreement": _share(sum(abs(a - b) <= 1 for a, b in pairs), n),
+        "agreement": _share(within, n),
+        "agreement_interval": _interval(within, n),
         "exact": _share(sum(a == b for a, b in pairs), n),
         "mean_abs_difference": statistics.fmean(abs(a - b) for a, b in pairs) if n else None,
         "kappa_quadratic": kappa,

@@ -48,6 +48,9 @@ def test_hand_worked_figures():
     # Tasks with a judge label and a people majority: 1, 2, 3, 6; agree on 1, 3, 6.
     assert f["tasks"] == 4
     assert f["agreement"] == pytest.approx(3 / 4)
+    # Wilson, 3 of 4, z = 1.96: centre (0.75 + z^2/8) / (1 + z^2/4) = 0.6275, half-width
+    # z sqrt(0.75 * 0.25 / 4 + z^2/64) / (1 + z^2/4) = 0.3269.
+    assert f["agreement_interval"] == pytest.approx([0.3006, 0.9544], abs=1e-4)
     people, judge = ["x", "x", "y", "tie"], ["x", "y", "y", "tie"]
     assert f["kappa"] == pytest.approx(cohen_kappa_score(people, judge))
     # By hand: po = 3/4; pe = (2/4)(1/4) [x] + (1/4)(2/4) [y] + (1/4)(1/4) [tie] = 5/16;
@@ -90,3 +93,4 @@ def test_length_bias_compares_judge_and_people_on_the_same_tasks():
 def test_nothing_to_compare_gives_none_not_zero():
     f = calibrate([])
     assert f["agreement"] is None and f["kappa"] is None and f["position_bias"] is None
+    assert f["agreement_interval"] is None

@@ -22,6 +22,7 @@ def test_likert_figures_by_hand():
     f = calibrate_likert(items, points=7)
     assert f["verdicts"] == 4 and f["tasks"] == 3
     assert f["agreement"] == pytest.approx(2 / 3)
+    assert f["agreement_interval"] == pytest.approx([0.2077, 0.9385], abs=1e-4)  # Wilson, 2 of 3
     assert f["exact"] == pytest.approx(1 / 3)
     assert f["mean_abs_difference"] == pytest.approx((0 + 1 + 4) / 3)
     # People's pairs within one point: (5,6) yes; (2,3) yes, (2,6) no, (3,6) no.

@@ -86,6 +86,8 @@ def test_the_calibration_page_and_api_agree_on_hand_counted_figures(
     assert figures["labeler_kind"] == "ai"
     # Tasks 0-2 consistent with a majority (2 people agreeing): judge agrees on 0 and 1.
     assert (a["tasks"], a["agreement"], a["verdicts"]) == (3, 0.6667, 4)
+    assert a["agreement_interval"] == [0.2077, 0.9385]  # Wilson, 2 of 3
+    assert "95 % CI 20.8 %–93.9 %" in page.content.decode()
     assert a["human_human"] == 1.0 and a["inconsistent"] == 0.25
     assert a["longer_wins_judge"] == 0.0 and a["longer_wins_people"] == 0.3333
     assert a["by_human_agreement"]["unanimous"] == {"agreement": 0.6667, "n": 3}
