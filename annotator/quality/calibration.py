@@ -93,7 +93,7 @@ def _share(hits: int, n: int) -> float | None:
 
 def _interval(hits: int, n: int) -> list[float] | None:
     """The 95 % Wilson interval of a share, [low, high]; None when n is 0."""
-    from annotator.quality.stats import wilson  # the quality stats read the database
+    from annotator.quality.stats import wilson  # imported here: stats.py loads the models
 
     bounds = wilson(hits, n)
     return list(bounds) if bounds else None
