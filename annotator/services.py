@@ -17,6 +17,7 @@ guarantee.
 """
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -57,6 +58,9 @@ from webapp import sql
 # How many candidate tasks a claim tries before answering "nothing left" when every one it
 # locked turned out full (only under heavy contention on one task).
 _CLAIM_ATTEMPTS = 20
+# Pauses (seconds) before asking again when the queue's open tasks are all held, for the
+# moment, by other labelers' claims in flight (a claim's transaction lasts milliseconds).
+_BUSY_WAITS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 # --- Projects and members -------------------------------------------------------------------
@@ -135,7 +139,7 @@ def _has_room(*, task_id: int, labeler_id: int, now) -> tuple[str, list]:
 
 
 def _claim_candidate(
-    *, project_id: int, labeler_id: int, now, tried: list[int]
+    *, project_id: int, labeler_id: int, now, tried: list[int], lock: bool = True
 ) -> tuple[int, bool] | None:
     """The first task this labeler may take, in serving order, locked where the database can
     (`FOR UPDATE SKIP LOCKED`: tasks other claimers hold are passed over, not waited for).
@@ -147,11 +151,9 @@ def _claim_candidate(
     leases, which grows with everything they ever labeled.)
     """
     task, lease = sql.table(Task), sql.table(Assignment)
-    features = connection.features
     at = connection.ops.adapt_datetimefield_value(now)
-    lock = ""
-    if features.has_select_for_update_skip_locked and features.has_select_for_update_of:
-        lock = "FOR UPDATE OF t SKIP LOCKED"
+    locking = lock and _skips_locked_rows()
+    lock = "FOR UPDATE OF t SKIP LOCKED" if locking else ""
     not_tried = f"AND t.id NOT IN ({', '.join(['%s'] * len(tried))})" if tried else ""
     statement = f"""
         SELECT t.id,
@@ -178,6 +180,33 @@ def _claim_candidate(
     if row is None:
         return None
     return row[0], bool(row[1])
+
+
+def _skips_locked_rows() -> bool:
+    features = connection.features
+    return features.has_select_for_update_skip_locked and features.has_select_for_update_of
+
+
+def _next_candidate(
+    *, project_id: int, labeler_id: int, now, tried: list[int]
+) -> tuple[int, bool] | None:
+    """`_claim_candidate`, told apart from a queue that only looks empty because another
+    labeler's claim holds its last open tasks for a moment.
+
+    SKIP LOCKED passes such a task over, so near the end of a queue a labeler could be told
+    "nothing left" while a task they may still answer is only being leased to someone else.
+    When the locked read finds nothing, an unlocked read (it never waits) says whether a task
+    is there; if so, ask again after a short pause, and say "nothing now" only once the other
+    claims have committed and still leave no room, or after `_BUSY_WAITS`."""
+    candidate = dict(project_id=project_id, labeler_id=labeler_id, now=now, tried=tried)
+    for pause in (*_BUSY_WAITS, None):
+        row = _claim_candidate(**candidate)
+        if row is not None or not _skips_locked_rows():
+            return row
+        if pause is None or _claim_candidate(**candidate, lock=False) is None:
+            return None
+        time.sleep(pause)
+    return None
 
 
 def _resume_lease(*, project_id: int, labeler_id: int, now, uncount: bool) -> Assignment | None:
@@ -249,7 +278,7 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser) -> Assignmen
                 return repeat
         gold_due = member is not None and _gold_due(project, member)
         for _ in range(_CLAIM_ATTEMPTS):
-            row = _claim_candidate(
+            row = _next_candidate(
                 project_id=project.id, labeler_id=labeler.pk, now=now, tried=tried
             )
             if row is None:
