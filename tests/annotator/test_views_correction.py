@@ -236,7 +236,7 @@ def test_the_api_docs_load_swagger_ui_from_this_server(client):
 MY_ANNOTATIONS_MAX_QUERIES = 8
 EDIT_MAX_QUERIES = 10
 UNDO_MAX_QUERIES = 31  # + giving back a swap repeat the labeler was served
-ALL_DONE_MAX_QUERIES = 12
+ALL_DONE_MAX_QUERIES = 13  # + on PostgreSQL: an empty claim checks no task is only being leased
 HOME_MAX_QUERIES = 6
 
 

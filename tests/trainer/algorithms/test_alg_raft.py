@@ -45,10 +45,11 @@ def test_it_samples_scores_finetunes_and_reports(tiny_model_dir, tiny_reward, tm
 def test_it_raises_the_mean_reward_over_iterations(tiny_model_dir, tiny_reward, tmp_path, progress):
     rows = [{"prompt": p} for p in chat_prompts(16)]
 
-    # Best of 8 at a gentler rate: the rise held for seeds 0-2 (0.57-0.85); best of 4 at 1e-3
-    # depended on the exact package versions (no rise at all with some).
+    # Best of 8 at 5e-4: the rise held for seeds 0-2 with transformers 5.25 (1.58-2.32). The
+    # rise depends on the package versions: at 3e-4 it was 0.57-0.85 in an earlier set and
+    # 0.27 for seed 0 in this one; best of 4 at 1e-3 did not rise at all with some.
     config = raft_config(
-        tiny_model_dir, tiny_reward[0], iterations=4, num_samples=8, learning_rate=3e-4
+        tiny_model_dir, tiny_reward[0], iterations=4, num_samples=8, learning_rate=5e-4
     )
     train(config, rows, tmp_path, progress=progress)
 
