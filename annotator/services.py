@@ -152,8 +152,7 @@ def _claim_candidate(
     """
     task, lease = sql.table(Task), sql.table(Assignment)
     at = connection.ops.adapt_datetimefield_value(now)
-    locking = lock and _skips_locked_rows()
-    lock = "FOR UPDATE OF t SKIP LOCKED" if locking else ""
+    locking = "FOR UPDATE OF t SKIP LOCKED" if lock and _skips_locked_rows() else ""
     not_tried = f"AND t.id NOT IN ({', '.join(['%s'] * len(tried))})" if tried else ""
     statement = f"""
         SELECT t.id,
@@ -171,7 +170,7 @@ def _claim_candidate(
                   AND (m.status IN (%s, %s) OR m.expires_at > %s)
               ) = 0
         ORDER BY t.priority DESC, t.annotation_count, t.id
-        LIMIT 1 {lock}
+        LIMIT 1 {locking}
     """  # noqa: S608 -- only the models' table names are formatted in; values are bound
     Status = Assignment.Status
     params = [labeler_id, project_id, *tried, at, Status.ACTIVE, at, labeler_id]
@@ -206,7 +205,7 @@ def _next_candidate(
         if pause is None or _claim_candidate(**candidate, lock=False) is None:
             return None
         time.sleep(pause)
-    return None
+    return None  # not reached: the last pass (pause None) returns
 
 
 def _resume_lease(*, project_id: int, labeler_id: int, now, uncount: bool) -> Assignment | None:

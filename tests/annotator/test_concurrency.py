@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,16 +205,30 @@ def test_it_gives_one_lease_to_a_labeler_clicking_next_from_many_tabs(postgres_o
     assert Assignment.objects.filter(labeler=bob).count() == 1
 
 
-def _claim_held_open(project, user, held: threading.Event, release: threading.Event):
-    """Another labeler's claim, its transaction kept open (task rows locked) until `release`."""
-    try:
-        with transaction.atomic():
-            services.task_claim_next(project=project, labeler=user)
+@contextmanager
+def _claim_held_open(project, user):
+    """Another labeler's claim, its transaction kept open (task rows locked) until the
+    yielded event is set (at the latest when the block ends)."""
+    held, release = threading.Event(), threading.Event()
+
+    def claim() -> None:
+        try:
+            with transaction.atomic():
+                services.task_claim_next(project=project, labeler=user)
+                held.set()
+                release.wait(timeout=30)
+        finally:
             held.set()
-            release.wait(timeout=30)
+            connection.close()
+
+    other = threading.Thread(target=claim)
+    other.start()
+    try:
+        assert held.wait(timeout=30)
+        yield release
     finally:
-        held.set()
-        connection.close()
+        release.set()
+        other.join(timeout=30)
 
 
 @pytest.mark.postgres
@@ -222,16 +237,9 @@ def test_the_last_task_is_not_hidden_from_a_labeler_while_another_claims_it(post
     """SKIP LOCKED passes over the task another claim is leasing; the queue must not call
     that "nothing left" while the task still has room for this labeler (overlap 2)."""
     project, (alice, bob) = _project_with_labelers(overlap=2, labelers=2, tasks=1)
-    held, release = threading.Event(), threading.Event()
-    other = threading.Thread(target=_claim_held_open, args=(project, alice, held, release))
-    other.start()
-    try:
-        assert held.wait(timeout=30)
+    with _claim_held_open(project, alice) as release:
         threading.Timer(0.05, release.set).start()  # alice's claim commits while bob asks
         mine = services.task_claim_next(project=project, labeler=bob)
-    finally:
-        release.set()
-        other.join(timeout=30)
     assert mine is not None
     assert Assignment.objects.filter(task=mine.task).count() == 2  # alice's and bob's
 
@@ -240,16 +248,9 @@ def test_the_last_task_is_not_hidden_from_a_labeler_while_another_claims_it(post
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_that_stays_held_is_waited_for_only_briefly(postgres_only):
     project, (alice, bob) = _project_with_labelers(overlap=2, labelers=2, tasks=1)
-    held, release = threading.Event(), threading.Event()
-    other = threading.Thread(target=_claim_held_open, args=(project, alice, held, release))
-    other.start()
-    try:
-        assert held.wait(timeout=30)
+    with _claim_held_open(project, alice) as release:
         mine = services.task_claim_next(project=project, labeler=bob)
         still_held = not release.is_set()
-    finally:
-        release.set()
-        other.join(timeout=30)
     assert (mine, still_held) == (None, True)  # "nothing now"; asking again later gets it
     assert services.task_claim_next(project=project, labeler=bob) is not None
 
