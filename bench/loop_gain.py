@@ -403,6 +403,9 @@ def routing_settings(args, per_round: int) -> dict:
 
 
 def labelers_command(args, noise: float, project, url: str) -> list[str]:
+    # With --pair-noise the labelers err on a fixed share of pairs (hashed from the texts)
+    # rather than on a share of answers: a pair gets the same label whoever answers it.
+    errors = ["--noise", "0", "--pair-noise", str(noise)] if args.pair_noise else []
     return [
         PY,
         "manage.py",
@@ -413,8 +416,7 @@ def labelers_command(args, noise: float, project, url: str) -> list[str]:
         str(args.labelers),
         "--oracle",
         args.oracle,
-        "--noise",
-        str(noise),
+        *(errors or ["--noise", str(noise)]),
         "--target-words",
         ",".join(args.target_words),
         "--target-length",
@@ -766,6 +768,7 @@ def run_one(args, noise: float, seed: int, base_path: Path, stack: Stack) -> dic
         "acquisition": args.acquisition,
         "candidates": args.candidates,
         "labels": args.labels,
+        "pair_noise": args.pair_noise,
         "project": project.id,
         "labels_total": Annotation.objects.filter(task__project=project).count(),
         **label_sources(project),
@@ -910,6 +913,24 @@ def write_report(args, report: dict) -> None:
         ]
         for noise, path in efficiency_charts(args, report["runs"]).items():
             md += [f"![label efficiency, noise {noise}]({path.name})", ""]
+    if paired(report["runs"]):
+        md += [
+            "## Paired by seed",
+            "",
+            paired_table(report["runs"]),
+            "",
+            "Each rule's round-2 win rate against the base minus random's, seed by seed, with a "
+            "95 % t-interval of the mean difference. Round 1 (the imported pairs) is the same "
+            "work for both rules; its difference shows how far the two runs' starts differed. "
+            + (
+                "The labelers erred on a fixed share of pairs (--pair-noise), so round 1 had "
+                "the same labels under both rules."
+                if any(r.get("pair_noise") for r in report["runs"])
+                else "The labelers erred on a share of answers, so round 1's labels differed "
+                "between the two runs of a seed."
+            ),
+            "",
+        ]
     for run in report["runs"]:
         md += [
             f"## Noise {run['noise']}, seed {run['seed']}",
@@ -995,6 +1016,53 @@ def efficiency_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired(runs: list[dict]) -> dict[tuple, dict]:
+    """{(noise, labels, rule): {"mean", "low", "high", "seeds", "round_2", "round_1"}}: each
+    rule's round-2 win rate against the base minus random's on the same seed and budget, and
+    the same for round 1 (zero when the two runs shared round 1, as with --pair-noise)."""
+    by_seed: dict[tuple, dict[str, dict]] = {}
+    for run in runs:
+        key = (run["noise"], run.get("labels", run["labels_total"]), run["seed"])
+        by_seed.setdefault(key, {})[run.get("acquisition", "random")] = run["results"]
+    groups: dict[tuple, dict[str, list]] = {}
+    for (noise, labels, seed), rules in sorted(by_seed.items()):
+        if "random" not in rules:
+            continue
+        for rule, results in rules.items():
+            if rule == "random":
+                continue
+            empty = {"seeds": [], "round_2": [], "round_1": []}
+            g = groups.setdefault((noise, labels, rule), empty)
+            g["seeds"].append(seed)
+            for n in (1, 2):
+                rate = results[f"round {n}"]["vs_base"]["rate"]
+                g[f"round_{n}"].append(rate - rules["random"][f"round {n}"]["vs_base"]["rate"])
+    for g in groups.values():
+        diffs = g["round_2"]
+        g["mean"], half = statistics.mean(diffs), None
+        if len(diffs) > 1:
+            half = T95.get(len(diffs) - 1, 1.96) * statistics.stdev(diffs) / len(diffs) ** 0.5
+        g["low"] = None if half is None else g["mean"] - half
+        g["high"] = None if half is None else g["mean"] + half
+    return groups
+
+
+def paired_table(runs: list[dict]) -> str:
+    lines = [
+        "| noise | labels in total | rule - random | seeds | round-2 difference: mean "
+        "[95% CI] | per seed | round-1 difference per seed |",
+        "|" + "---|" * 7,
+    ]
+    for (noise, labels, rule), g in paired(runs).items():
+        interval = "" if g["low"] is None else f" [{g['low']:+.3f}, {g['high']:+.3f}]"
+        lines.append(
+            f"| {noise} | {labels} | {rule} | {len(g['seeds'])} | {g['mean']:+.3f}{interval} | "
+            f"{', '.join(f'{d:+.3f}' for d in g['round_2'])} | "
+            f"{', '.join(f'{d:+.3f}' for d in g['round_1'])} |"
+        )
+    return "\n".join(lines)
+
+
 COLOURS = {"random": "#6b7280", "uncertainty": "#2457c5", "disagreement": "#c2410c",
            "top-two": "#15803d"}  # fmt: skip
 
@@ -1051,6 +1119,8 @@ def merge_reports(args) -> None:
     args.label_budgets = list(dict.fromkeys(run.get("labels", 0) for run in merged["runs"]))
     write_report(args, merged)
     print(summary(merged["runs"]) + "\n\n" + efficiency_table(merged["runs"]))
+    if paired(merged["runs"]):
+        print("\n" + paired_table(merged["runs"]))
     print(f"\nwrote {args.out}.json and .md")
 
 
@@ -1079,6 +1149,12 @@ def parse_args():
         "side): write one report of all their runs to --out, and run nothing",
     )
     p.add_argument("--noise", default="0.1,0.3", help="comma-separated: one run per value")
+    p.add_argument(
+        "--pair-noise",
+        action="store_true",
+        help="the labelers err on a fixed `noise` share of pairs, not of answers: a seed's "
+        "round 1 then has the same labels under every rule (a paired comparison)",
+    )
     p.add_argument("--judge", action="store_true", help="an AI judge labels first (issue #11)")
     p.add_argument("--judge-error", type=float, default=0.25, help="its error rate")
     p.add_argument("--judge-flip", type=float, default=0.125, help="its swap-flip rate")
@@ -1176,6 +1252,8 @@ def main() -> None:
     print("\n" + summary(report["runs"]))
     if len(args.rules) > 1 or len(args.label_budgets) > 1:
         print("\n" + efficiency_table(report["runs"]))
+    if paired(report["runs"]):
+        print("\n" + paired_table(report["runs"]))
     print(f"\nwrote {args.out}.json and .md")
 
 

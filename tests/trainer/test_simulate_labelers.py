@@ -249,6 +249,30 @@ def test_it_gives_each_labeler_its_own_noise_and_position_bias(
     assert {a.chosen.text for a in by["3"]} == {GOOD, BAD}  # left is either, by the lease
 
 
+@pytest.mark.postgres
+def test_with_pair_noise_every_labeler_gives_a_pair_the_same_answer(
+    postgres_only, live_server, transactional_db, alice
+):
+    """--pair-noise: errors and tie-breaks are fixed per pair, so three labelers with their own
+    seeds agree on every task, wrong ones included."""
+    project = ProjectFactory(created_by=alice, kind=Kind.PAIRWISE, overlap=3, allow_tie=False)
+    for i in range(8):
+        make_task(project, texts=[f"{GOOD} ({i})", f"{BAD} ({i})"])  # 8 distinct pairs
+        make_task(project, texts=[f"{BAD} ({i})", f"It is cold ({i})."])  # ties: no target word
+    output = simulate(
+        project, live_server, "--count=3", "--oracle=target-words", f"--target-words={TARGET}",
+        "--pair-noise=0.5", "--seed=4", "--stop-when-empty",
+    )  # fmt: skip
+    assert "48 annotations by 3 labeler(s)" in output
+    chosen: dict[int, set] = {}
+    for a in Annotation.objects.filter(task__project=project).select_related("chosen"):
+        chosen.setdefault(a.task_id, set()).add(a.chosen.text)
+    assert all(len(texts) == 1 for texts in chosen.values())  # one answer per pair
+    picked = [chosen[task_id].pop() for task_id in sorted(chosen)]  # decided, tie, decided..
+    assert 0 < sum(t.startswith(BAD) for t in picked[0::2]) < 8  # some pairs believed wrong
+    assert len({t.startswith(BAD) for t in picked[1::2]}) == 2  # ties broken both ways
+
+
 def test_it_refuses_per_labeler_lists_of_the_wrong_length(transactional_db, pairwise):
     with pytest.raises(CommandError, match="2 values for 3 labelers"):
         call_command(

@@ -92,6 +92,13 @@ class OracleConfig:
         default=None,
         metadata={"help": "Seed of the per-pair errors; None: the same as seed (0 if unset)."},
     )
+    pair_ties: bool = field(
+        default=False,
+        metadata={
+            "help": "Pairwise: a tie that must be broken is broken by the two texts and "
+            "pair_seed (the same text in either order), not by the random stream."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.noise <= 1.0:
@@ -289,7 +296,7 @@ class Oracle:
         if choice == "both_bad" and not allow_both_bad:
             choice = "tie"
         if choice == "tie" and not allow_tie:
-            choice = self.rng.choice("ab")
+            choice = self._tie_side(a, b) if self.config.pair_ties else self.rng.choice("ab")
         return choice
 
     def answer_likert(self, text: str, *, points: int, prompt: str = "") -> int:
@@ -308,16 +315,24 @@ class Oracle:
     def _belief(self, a: str, b: str, choice: str) -> str:
         """The answer held about this pair: wrong on a `pair_noise` share of pairs, whatever
         the order they come in. Hashed from the texts, so it draws nothing from `rng`."""
-        seed = self.config.pair_seed if self.config.pair_seed is not None else self.config.seed
-        first, second = sorted((a, b))
-        digest = hashlib.blake2b(f"{seed or 0}\x00{first}\x00{second}".encode()).digest()
+        digest = self._pair_digest(a, b)
         if int.from_bytes(digest[:8], "big") / 2**64 >= self.config.pair_noise:
             return choice
         if choice in ("a", "b"):
             return "b" if choice == "a" else "a"
         # A tie or "both bad" believed wrong: one side, the same text in either order.
-        side = first if digest[8] % 2 else second
+        return self._tie_side(a, b)
+
+    def _tie_side(self, a: str, b: str) -> str:
+        """One side of the pair, fixed by its texts: the same text in either order."""
+        first, second = sorted((a, b))
+        side = first if self._pair_digest(a, b)[8] % 2 else second
         return "a" if side == a else "b"
+
+    def _pair_digest(self, a: str, b: str) -> bytes:
+        seed = self.config.pair_seed if self.config.pair_seed is not None else self.config.seed
+        first, second = sorted((a, b))
+        return hashlib.blake2b(f"{seed or 0}\x00{first}\x00{second}".encode()).digest()
 
     def _wrong(self) -> bool:
         # Drawn on every answer, so one seed gives one sequence of answers.

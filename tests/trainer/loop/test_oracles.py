@@ -142,6 +142,44 @@ def test_it_answers_only_what_the_project_allows():
     assert judge.answer_pairwise("same", "same", allow_tie=True) == "tie"
 
 
+def test_pair_ties_break_a_tie_by_the_texts_not_by_the_labeler():
+    # POOR and its reversal have no target word each: a tie, broken by the texts alone.
+    other = " ".join(reversed(POOR.split()))
+
+    def answers(seed, order):
+        oracle = make_oracle(
+            "target-words", target_words=WORDS, seed=seed, pair_seed=0, pair_ties=True
+        )
+        a, b = order
+        return {(a, b)[oracle.answer_pairwise(a, b, allow_tie=False) == "b"] for _ in range(20)}
+
+    orders = ((POOR, other), (other, POOR))
+    picked = [answers(seed, order) for seed in (1, 2, 3) for order in orders]
+    assert all(len(p) == 1 for p in picked) and len({p.pop() for p in picked}) == 1
+    # Without pair_ties the random stream decides, so both sides come up.
+    oracle = make_oracle("target-words", target_words=WORDS, seed=1)
+    assert {oracle.answer_pairwise(POOR, other, allow_tie=False) for _ in range(50)} == {"a", "b"}
+
+
+def test_pair_noise_labelers_with_different_seeds_agree_on_every_pair():
+    pairs = [(f"sun {'x ' * i}", f"garden music {'y ' * (i % 3)}") for i in range(200)]
+
+    def answers(seed):
+        oracle = make_oracle(
+            "words-and-length", target_words=WORDS, seed=seed, pair_noise=0.3, pair_seed=9,
+            pair_ties=True,
+        )  # fmt: skip
+        return [oracle.answer_pairwise(a, b, allow_tie=False) for a, b in pairs]
+
+    first = answers(1)
+    assert answers(2) == first == answers(3)
+    truth = make_oracle("words-and-length", target_words=WORDS)
+    verdicts = [truth.prefer(a, b) for a, b in pairs]
+    decided = [(v, f) for v, f in zip(verdicts, first, strict=True) if v != "tie"]
+    wrong = sum(v != f for v, f in decided)
+    assert 0.15 < wrong / len(decided) < 0.45
+
+
 def test_it_calls_a_module_function():
     oracle = make_oracle(CALLABLE)
     assert oracle.prefer("short", "much longer") == "a"

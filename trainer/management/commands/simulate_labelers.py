@@ -55,6 +55,15 @@ class Command(BaseCommand):
             help="Per-labeler noise, comma-separated, one value per labeler (overrides --noise).",
         )
         parser.add_argument(
+            "--pair-noise",
+            type=float,
+            default=None,
+            help="Share of pairs (0..1) every labeler is wrong about, fixed by the two texts and "
+            "--seed; ties that must be broken are broken the same way. A pair then gets the same "
+            "answer whoever is asked, so a run's labels do not depend on which labeler took "
+            "which task. Adds to --noise, which stays per answer.",
+        )
+        parser.add_argument(
             "--position-bias",
             default="0",
             help="Probability of picking the left response of a pairwise task whatever it "
@@ -106,6 +115,11 @@ class Command(BaseCommand):
         }
         if options["target_words"]:
             oracle_options["target_words"] = tuple(options["target_words"].split(","))
+        if options["pair_noise"] is not None:
+            # One pair seed for all labelers, so they share their beliefs about each pair.
+            oracle_options.update(
+                pair_noise=options["pair_noise"], pair_seed=options["seed"] or 0, pair_ties=True
+            )
         try:
             make_oracle(options["oracle"], **oracle_options)  # fail here, not in every labeler
         except OracleError as exc:
